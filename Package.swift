@@ -1,0 +1,135 @@
+// swift-tools-version:6.0
+// The knowledge system: five services, their shared kit, and the operator tools.
+import PackageDescription
+
+let package = Package(
+    name: "KnowledgeBase",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "kb", targets: ["kb"]),
+        .library(name: "KBRPC", targets: ["KBRPC"]),
+        .library(name: "KBRuntime", targets: ["KBRuntime"]),
+        .library(name: "KBProto", targets: ["KBProto"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+    ],
+    targets: [
+        // MARK: Shared libraries
+
+        /// Code generated from Protos/ by protoc-gen-swift (scripts/generate-protos.sh), plus typed method descriptors.
+        .target(
+            name: "KBProto",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            path: "Shared/KBProto"
+        ),
+        /// The RPC kit: framing, server, client, status codes, auth and per-method metrics.
+        .target(
+            name: "KBRPC",
+            dependencies: [
+                "KBProto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Shared/KBRPC"
+        ),
+        /// The service runtime: config, logging, metrics registry, admin HTTP, lifecycle, data-directory lock.
+        .target(
+            name: "KBRuntime",
+            dependencies: [
+                "KBRPC",
+                "KBProto",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            path: "Shared/KBRuntime"
+        ),
+
+        // MARK: Operator tools
+
+        /// The launcher's logic: the service catalog, process supervision, health polling.
+        .target(
+            name: "LauncherKit",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Services/Launcher/LauncherKit"
+        ),
+        /// `kb`: start, watch and stop the whole system on one machine.
+        .executableTarget(
+            name: "kb",
+            dependencies: [
+                "LauncherKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Services/Launcher/kb"
+        ),
+
+        // MARK: Benchmarks (run on demand: swift run -c release rpc-benchmark)
+
+        .executableTarget(
+            name: "rpc-benchmark",
+            dependencies: [
+                "KBRPC",
+                "KBProto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Benchmarks/RPCBenchmark"
+        ),
+
+        // MARK: Tests
+
+        /// A service process made of the runtime alone, for integration, fault and interop tests.
+        .executableTarget(
+            name: "kb-fixture-service",
+            dependencies: ["KBRuntime", "KBRPC", "KBProto"],
+            path: "Tests/Fixtures/FixtureService"
+        ),
+        .testTarget(
+            name: "KBRPCTests",
+            dependencies: [
+                "KBRPC",
+                "KBProto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            path: "Tests/KBRPCTests"
+        ),
+        .testTarget(
+            name: "KBRuntimeTests",
+            dependencies: ["KBRuntime", "KBRPC", "KBProto"],
+            path: "Tests/KBRuntimeTests"
+        ),
+        .testTarget(
+            name: "InteropTests",
+            dependencies: ["KBRPC", "KBProto"],
+            path: "Tests/InteropTests",
+            exclude: ["c"]
+        ),
+        .testTarget(
+            name: "LauncherTests",
+            dependencies: ["LauncherKit"],
+            path: "Tests/LauncherTests"
+        ),
+    ]
+)
