@@ -89,11 +89,11 @@ func expectRPCError(_ code: RPCError.Code, sourceLocation: SourceLocation = #_so
     }
 }
 
-/// Runs blocking socket work on a Dispatch thread, so the Swift concurrency pool (two threads on
-/// two cores) stays free for the server under test.
+/// Runs blocking socket work on a thread of its own, so neither the Swift concurrency pool (two
+/// threads on two cores) nor Dispatch's global queues, which back it on Linux, are held up.
 func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+        Thread { continuation.resume(with: Result { try body() }) }.start()
     }
 }
 
@@ -104,7 +104,7 @@ final class RawConnection: @unchecked Sendable {
 
     init(port: Int, receiveTimeout: Int = 5) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw POSIXError(.EMFILE) }
+        guard fd >= 0 else { throw POSIXError(.EMFILE) }  // deinit closes fd: also after a throw below
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -112,7 +112,7 @@ final class RawConnection: @unchecked Sendable {
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard result == 0 else { close(fd); throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .ECONNREFUSED) }
+        guard result == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .ECONNREFUSED) }
         var timeout = timeval(tv_sec: receiveTimeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }

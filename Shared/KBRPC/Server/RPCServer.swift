@@ -376,16 +376,27 @@ public final class RPCServer: Service, Sendable {
 }
 
 /// A result delivered once to one waiting continuation, whichever of several racers comes first.
+/// The value may arrive before the continuation does (a racer can finish first); it is kept.
 final class OneShot<Value: Sendable>: Sendable {
     private struct State {
         var continuation: CheckedContinuation<Value, Never>?
+        var value: Value?
         var done = false
         var onComplete: (@Sendable () -> Void)?
     }
     private let state = Mutex(State())
 
+    /// Sets the continuation to resume; resumes it at once if the value is already there.
     func set(_ continuation: CheckedContinuation<Value, Never>) {
-        state.withLock { $0.continuation = continuation }
+        let early = state.withLock { state -> Value? in
+            if let value = state.value {
+                state.value = nil
+                return value
+            }
+            state.continuation = continuation
+            return nil
+        }
+        if let early { continuation.resume(returning: early) }
     }
 
     /// Registers an action to run after completion (at once if already complete).
@@ -401,15 +412,15 @@ final class OneShot<Value: Sendable>: Sendable {
     /// Delivers the value if nobody did before; returns whether this call delivered it.
     @discardableResult
     func complete(_ value: Value) -> Bool {
-        let (continuation, action) = state.withLock { state -> (CheckedContinuation<Value, Never>?, (@Sendable () -> Void)?) in
-            guard !state.done else { return (nil, nil) }
+        let outcome = state.withLock { state -> (delivered: Bool, CheckedContinuation<Value, Never>?, (@Sendable () -> Void)?) in
+            guard !state.done else { return (false, nil, nil) }
             state.done = true
             defer { state.continuation = nil; state.onComplete = nil }
-            return (state.continuation, state.onComplete)
+            if state.continuation == nil { state.value = value }
+            return (true, state.continuation, state.onComplete)
         }
-        guard let continuation else { return false }
-        continuation.resume(returning: value)
-        action?()
-        return true
+        outcome.1?.resume(returning: value)
+        outcome.2?()
+        return outcome.delivered
     }
 }
