@@ -1,0 +1,57 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+
+/// The HTTP admin port of a service: `/health`, `/health/live`, `/health/ready` and `/metrics`.
+public enum AdminServer {
+    /// The admin routes, for services that add their own (the budget service's runbook endpoints).
+    public static func router(health: HealthRegistry) -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/health") { _, _ -> Response in
+            let report = await health.report()
+            return json(report.jsonData(), status: report.status == .unhealthy ? .serviceUnavailable : .ok)
+        }
+        router.get("/health/live") { _, _ -> Response in
+            json(Data(#"{"status":"alive"}"#.utf8), status: .ok)
+        }
+        router.get("/health/ready") { _, _ -> Response in
+            let report = await health.report()
+            let ready = health.isReady && report.status != .unhealthy
+            let body = #"{"ready":\#(ready),"status":"\#(report.status.rawValue)"}"#
+            return json(Data(body.utf8), status: ready ? .ok : .serviceUnavailable)
+        }
+        router.get("/metrics") { _, _ -> Response in
+            Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: MetricsRegistry.render()))
+            )
+        }
+        return router
+    }
+
+    /// A Hummingbird application serving `router` on `host:port`, as a lifecycle `Service`.
+    public static func application(
+        router: Router<BasicRequestContext>,
+        host: String,
+        port: Int,
+        logger: Logger,
+        onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        Application(
+            router: router,
+            configuration: .init(address: .hostname(host, port: port), serverName: "kb-admin"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
+            logger: logger
+        )
+    }
+
+    static func json(_ data: Data, status: HTTPResponse.Status) -> Response {
+        Response(
+            status: status,
+            headers: [.contentType: "application/json", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data))
+        )
+    }
+}

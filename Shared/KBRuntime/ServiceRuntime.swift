@@ -1,0 +1,108 @@
+import Foundation
+import Hummingbird
+import KBProto
+import KBRPC
+import Logging
+import ServiceLifecycle
+
+/// What every service executable shares: configuration, logging, metrics, health, the data
+/// directory lock, the RPC server, the admin HTTP server and graceful shutdown.
+///
+/// A service's `main` reads top-down: `ServiceRuntime(descriptor:)` → open its stores in
+/// `runtime.dataDirectory` → register handlers on a router → `runtime.run(router:)`.
+public final class ServiceRuntime: Sendable {
+    /// The checked configuration.
+    public let configuration: ServiceConfiguration
+    /// The process logger, labelled with the service name.
+    public let logger: Logger
+    /// The service's health checks; add a component per store or peer.
+    public let health: HealthRegistry
+    private let lock: DataDirectoryLock?
+
+    /// Reads the configuration, sets up logging and metrics, and locks the data directory.
+    ///
+    /// Throws `ConfigError` naming the bad key, or `DataDirectoryLock.Error` when another
+    /// instance holds the directory; `main` reports either and exits (see `exitOnStartupError`).
+    public init(descriptor: ServiceDescriptor, source: ConfigSource? = nil) throws {
+        let configuration = try ServiceConfiguration(descriptor: descriptor, source: source ?? ConfigSource.fromProcess())
+        LogSetup.bootstrap(service: descriptor.name, level: configuration.logLevel, format: configuration.logFormat)
+        MetricsRegistry.bootstrap()
+        var logger = Logger(label: descriptor.name)
+        logger.logLevel = configuration.logLevel
+        self.configuration = configuration
+        self.logger = logger
+        self.health = HealthRegistry(service: descriptor.name, version: configuration.version)
+        self.lock = try configuration.serviceDataDirectory.map { try DataDirectoryLock(directory: $0, owner: descriptor.name) }
+    }
+
+    /// The service's own data folder, created and locked; nil for a service that owns none.
+    public var dataDirectory: URL? { lock?.directory }
+
+    /// Serves `router` over RPC (with `kb.health.v1.Health/Check` added) and the admin HTTP
+    /// port, together with `services` (stores that need an orderly close), until SIGTERM or
+    /// SIGINT; then stops accepting, finishes in-flight requests and shuts the services down in
+    /// reverse order.
+    public func run(router: RPCRouter, services: [any Service] = [], adminRouter: Router<BasicRequestContext>? = nil) async throws {
+        var router = router
+        let health = health
+        let name = configuration.descriptor.name
+        router.register(HealthMethods.check) { request, _ in
+            guard request.service.isEmpty || request.service == name else {
+                var unknown = Kb_Health_V1_HealthCheckResponse()
+                unknown.status = .serviceUnknown
+                unknown.service = request.service
+                return unknown
+            }
+            return await health.report().proto
+        }
+        let rpc = RPCServer(configuration: configuration.rpc, router: router, logger: logger, metricsFactory: MetricsRegistry.factory)
+        let admin = AdminServer.application(
+            router: adminRouter ?? AdminServer.router(health: health),
+            host: configuration.host,
+            port: configuration.adminPort,
+            logger: logger
+        ) { [logger] port in
+            logger.info("admin http listening", metadata: ["port": "\(port)"])
+        }
+        let readiness = ReadinessService(rpc: rpc, health: health, logger: logger, configuration: configuration)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: admin)] + services.map { .init(service: $0) } + [.init(service: rpc), .init(service: readiness)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+        logger.info("\(name) stopped")
+    }
+
+    /// Prints a startup failure as one line on stderr and exits: 78 (EX_CONFIG) for a bad
+    /// configuration, 75 (EX_TEMPFAIL) when the data directory is in use, 1 otherwise.
+    public static func exitOnStartupError(_ error: any Error, service: String) -> Never {
+        let code: Int32
+        switch error {
+        case is ConfigError: code = 78
+        case is DataDirectoryLock.Error: code = 75
+        default: code = 1
+        }
+        FileHandle.standardError.write(Data("\(service): \(error)\n".utf8))
+        exit(code)
+    }
+}
+
+/// Marks the service ready once the RPC server is listening, and not ready from the start of
+/// shutdown, so `/health/ready` (the Kubernetes readiness probe) stops routing traffic first.
+private struct ReadinessService: Service {
+    let rpc: RPCServer
+    let health: HealthRegistry
+    let logger: Logger
+    let configuration: ServiceConfiguration
+
+    func run() async throws {
+        let address = try await rpc.localAddress
+        health.setReady(true)
+        logger.info("\(configuration.descriptor.name) ready", metadata: ["rpc": "\(address)", "version": "\(configuration.version)"])
+        try? await gracefulShutdown()
+        health.setReady(false)
+    }
+}
