@@ -103,6 +103,11 @@ let package = Package(
             dependencies: ["KBRuntime", "KBRPC", "KBProto"],
             path: "Tests/Fixtures/FixtureService"
         ),
+        /// Helpers the test targets share: free ports, service processes, HTTP GETs.
+        .target(
+            name: "KBTestSupport",
+            path: "Tests/Support"
+        ),
         .testTarget(
             name: "KBRPCTests",
             dependencies: [
@@ -117,18 +122,18 @@ let package = Package(
         ),
         .testTarget(
             name: "KBRuntimeTests",
-            dependencies: ["KBRuntime", "KBRPC", "KBProto"],
+            dependencies: ["KBRuntime", "KBRPC", "KBProto", "KBTestSupport"],
             path: "Tests/KBRuntimeTests"
         ),
         .testTarget(
             name: "InteropTests",
-            dependencies: ["KBRPC", "KBProto"],
+            dependencies: ["KBRPC", "KBProto", "KBTestSupport"],
             path: "Tests/InteropTests",
             exclude: ["c"]
         ),
         .testTarget(
             name: "LauncherTests",
-            dependencies: ["LauncherKit"],
+            dependencies: ["LauncherKit", "KBTestSupport"],
             path: "Tests/LauncherTests"
         ),
     ]

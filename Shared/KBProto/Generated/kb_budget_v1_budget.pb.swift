@@ -22,7 +22,6 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
-/// How callers should route LLM calls, derived from the month's spend.
 public nonisolated enum Kb_Budget_V1_RoutingMode: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
   case normal // = 0
@@ -113,6 +112,20 @@ public nonisolated enum Kb_Budget_V1_ReportPeriod: SwiftProtobuf.Enum, Swift.Cas
 
 }
 
+/// How callers should route LLM calls, derived from the month's spend.
+/// A double whose absence means something (proto3 `optional` is avoided for protobuf-c).
+public nonisolated struct Kb_Budget_V1_OptionalDouble: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var value: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Kb_Budget_V1_CostEvent: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -134,8 +147,8 @@ public nonisolated struct Kb_Budget_V1_CostEvent: Sendable {
   public var outputTokens: Int64 = 0
 
   /// Unset: computed from the price table (an unknown paid model is an error).
-  public var costUsd: Double {
-    get {_costUsd ?? 0}
+  public var costUsd: Kb_Budget_V1_OptionalDouble {
+    get {_costUsd ?? Kb_Budget_V1_OptionalDouble()}
     set {_costUsd = newValue}
   }
   /// Returns true if `costUsd` has been explicitly set.
@@ -152,7 +165,7 @@ public nonisolated struct Kb_Budget_V1_CostEvent: Sendable {
 
   public init() {}
 
-  fileprivate var _costUsd: Double? = nil
+  fileprivate var _costUsd: Kb_Budget_V1_OptionalDouble? = nil
 }
 
 public nonisolated struct Kb_Budget_V1_RecordCostRequest: Sendable {
@@ -642,6 +655,36 @@ nonisolated extension Kb_Budget_V1_ReportPeriod: SwiftProtobuf._ProtoNameProvidi
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0REPORT_PERIOD_MONTH\0\u{1}REPORT_PERIOD_DAY\0\u{1}REPORT_PERIOD_WEEK\0\u{1}REPORT_PERIOD_CUSTOM\0")
 }
 
+nonisolated extension Kb_Budget_V1_OptionalDouble: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".OptionalDouble"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}value\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularDoubleField(value: &self.value) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.value.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.value, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Kb_Budget_V1_OptionalDouble, rhs: Kb_Budget_V1_OptionalDouble) -> Bool {
+    if lhs.value != rhs.value {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Kb_Budget_V1_CostEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CostEvent"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}provider\0\u{1}model\0\u{1}operation\0\u{1}project\0\u{3}input_tokens\0\u{3}output_tokens\0\u{3}cost_usd\0\u{3}latency_ms\0\u{3}timestamp_ms\0")
@@ -659,7 +702,7 @@ nonisolated extension Kb_Budget_V1_CostEvent: SwiftProtobuf.Message, SwiftProtob
       case 5: try { try decoder.decodeSingularStringField(value: &self.project) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.inputTokens) }()
       case 7: try { try decoder.decodeSingularInt64Field(value: &self.outputTokens) }()
-      case 8: try { try decoder.decodeSingularDoubleField(value: &self._costUsd) }()
+      case 8: try { try decoder.decodeSingularMessageField(value: &self._costUsd) }()
       case 9: try { try decoder.decodeSingularInt64Field(value: &self.latencyMs) }()
       case 10: try { try decoder.decodeSingularInt64Field(value: &self.timestampMs) }()
       default: break
@@ -694,7 +737,7 @@ nonisolated extension Kb_Budget_V1_CostEvent: SwiftProtobuf.Message, SwiftProtob
       try visitor.visitSingularInt64Field(value: self.outputTokens, fieldNumber: 7)
     }
     try { if let v = self._costUsd {
-      try visitor.visitSingularDoubleField(value: v, fieldNumber: 8)
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
     } }()
     if self.latencyMs != 0 {
       try visitor.visitSingularInt64Field(value: self.latencyMs, fieldNumber: 9)

@@ -9,6 +9,9 @@
 //   https://github.com/apple/swift-protobuf/
 
 /// The graph store: typed entities and relations, per team (node id "team:name").
+///
+/// No proto3 `optional` anywhere in Protos/: protobuf-c 1.4 (Debian's) cannot compile it. Presence
+/// is carried by 0 meaning "unset" where 0 is not a valid value, or by a wrapper message.
 
 import SwiftProtobuf
 
@@ -185,25 +188,11 @@ public nonisolated struct Kb_Graph_V1_Entity: Sendable {
 
   public var observations: [Kb_Graph_V1_Observation] = []
 
-  /// 1–10; unset means 5.
-  public var significance: Int32 {
-    get {_significance ?? 0}
-    set {_significance = newValue}
-  }
-  /// Returns true if `significance` has been explicitly set.
-  public var hasSignificance: Bool {self._significance != nil}
-  /// Clears the value of `significance`. Subsequent reads from it will return its default value.
-  public mutating func clearSignificance() {self._significance = nil}
+  /// 1–10; 0 means unset, stored as 5.
+  public var significance: Int32 = 0
 
-  /// 0–1; unset means 1.
-  public var confidence: Double {
-    get {_confidence ?? 0}
-    set {_confidence = newValue}
-  }
-  /// Returns true if `confidence` has been explicitly set.
-  public var hasConfidence: Bool {self._confidence != nil}
-  /// Clears the value of `confidence`. Subsequent reads from it will return its default value.
-  public mutating func clearConfidence() {self._confidence = nil}
+  /// In (0, 1]; 0 means unset, stored as 1.
+  public var confidence: Double = 0
 
   public var source: Kb_Graph_V1_Source = .unspecified
 
@@ -219,9 +208,6 @@ public nonisolated struct Kb_Graph_V1_Entity: Sendable {
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
-
-  fileprivate var _significance: Int32? = nil
-  fileprivate var _confidence: Double? = nil
 }
 
 public nonisolated struct Kb_Graph_V1_Relation: Sendable {
@@ -238,23 +224,11 @@ public nonisolated struct Kb_Graph_V1_Relation: Sendable {
 
   public var team: String = String()
 
-  public var confidence: Double {
-    get {_confidence ?? 0}
-    set {_confidence = newValue}
-  }
-  /// Returns true if `confidence` has been explicitly set.
-  public var hasConfidence: Bool {self._confidence != nil}
-  /// Clears the value of `confidence`. Subsequent reads from it will return its default value.
-  public mutating func clearConfidence() {self._confidence = nil}
+  /// In (0, 1]; 0 means unset, stored as 1.
+  public var confidence: Double = 0
 
-  public var significance: Int32 {
-    get {_significance ?? 0}
-    set {_significance = newValue}
-  }
-  /// Returns true if `significance` has been explicitly set.
-  public var hasSignificance: Bool {self._significance != nil}
-  /// Clears the value of `significance`. Subsequent reads from it will return its default value.
-  public mutating func clearSignificance() {self._significance = nil}
+  /// 1–10; 0 means unset, stored as 5.
+  public var significance: Int32 = 0
 
   public var createdAtMs: Int64 = 0
 
@@ -263,9 +237,6 @@ public nonisolated struct Kb_Graph_V1_Relation: Sendable {
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
-
-  fileprivate var _confidence: Double? = nil
-  fileprivate var _significance: Int32? = nil
 }
 
 /// Upsert: a new name creates an entity; a known name merges observations (no duplicates) and
@@ -820,8 +791,8 @@ nonisolated extension Kb_Graph_V1_Entity: SwiftProtobuf.Message, SwiftProtobuf._
       case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.entityType) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.observations) }()
-      case 4: try { try decoder.decodeSingularInt32Field(value: &self._significance) }()
-      case 5: try { try decoder.decodeSingularDoubleField(value: &self._confidence) }()
+      case 4: try { try decoder.decodeSingularInt32Field(value: &self.significance) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self.confidence) }()
       case 6: try { try decoder.decodeSingularEnumField(value: &self.source) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.team) }()
       case 8: try { try decoder.decodeSingularInt64Field(value: &self.createdAtMs) }()
@@ -833,10 +804,6 @@ nonisolated extension Kb_Graph_V1_Entity: SwiftProtobuf.Message, SwiftProtobuf._
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.name.isEmpty {
       try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
     }
@@ -846,12 +813,12 @@ nonisolated extension Kb_Graph_V1_Entity: SwiftProtobuf.Message, SwiftProtobuf._
     if !self.observations.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.observations, fieldNumber: 3)
     }
-    try { if let v = self._significance {
-      try visitor.visitSingularInt32Field(value: v, fieldNumber: 4)
-    } }()
-    try { if let v = self._confidence {
-      try visitor.visitSingularDoubleField(value: v, fieldNumber: 5)
-    } }()
+    if self.significance != 0 {
+      try visitor.visitSingularInt32Field(value: self.significance, fieldNumber: 4)
+    }
+    if self.confidence.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.confidence, fieldNumber: 5)
+    }
     if self.source != .unspecified {
       try visitor.visitSingularEnumField(value: self.source, fieldNumber: 6)
     }
@@ -874,8 +841,8 @@ nonisolated extension Kb_Graph_V1_Entity: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.name != rhs.name {return false}
     if lhs.entityType != rhs.entityType {return false}
     if lhs.observations != rhs.observations {return false}
-    if lhs._significance != rhs._significance {return false}
-    if lhs._confidence != rhs._confidence {return false}
+    if lhs.significance != rhs.significance {return false}
+    if lhs.confidence != rhs.confidence {return false}
     if lhs.source != rhs.source {return false}
     if lhs.team != rhs.team {return false}
     if lhs.createdAtMs != rhs.createdAtMs {return false}
@@ -900,8 +867,8 @@ nonisolated extension Kb_Graph_V1_Relation: SwiftProtobuf.Message, SwiftProtobuf
       case 2: try { try decoder.decodeSingularStringField(value: &self.to) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.relationType) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.team) }()
-      case 5: try { try decoder.decodeSingularDoubleField(value: &self._confidence) }()
-      case 6: try { try decoder.decodeSingularInt32Field(value: &self._significance) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self.confidence) }()
+      case 6: try { try decoder.decodeSingularInt32Field(value: &self.significance) }()
       case 7: try { try decoder.decodeSingularInt64Field(value: &self.createdAtMs) }()
       case 8: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.metadata) }()
       default: break
@@ -910,10 +877,6 @@ nonisolated extension Kb_Graph_V1_Relation: SwiftProtobuf.Message, SwiftProtobuf
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.from.isEmpty {
       try visitor.visitSingularStringField(value: self.from, fieldNumber: 1)
     }
@@ -926,12 +889,12 @@ nonisolated extension Kb_Graph_V1_Relation: SwiftProtobuf.Message, SwiftProtobuf
     if !self.team.isEmpty {
       try visitor.visitSingularStringField(value: self.team, fieldNumber: 4)
     }
-    try { if let v = self._confidence {
-      try visitor.visitSingularDoubleField(value: v, fieldNumber: 5)
-    } }()
-    try { if let v = self._significance {
-      try visitor.visitSingularInt32Field(value: v, fieldNumber: 6)
-    } }()
+    if self.confidence.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.confidence, fieldNumber: 5)
+    }
+    if self.significance != 0 {
+      try visitor.visitSingularInt32Field(value: self.significance, fieldNumber: 6)
+    }
     if self.createdAtMs != 0 {
       try visitor.visitSingularInt64Field(value: self.createdAtMs, fieldNumber: 7)
     }
@@ -946,8 +909,8 @@ nonisolated extension Kb_Graph_V1_Relation: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.to != rhs.to {return false}
     if lhs.relationType != rhs.relationType {return false}
     if lhs.team != rhs.team {return false}
-    if lhs._confidence != rhs._confidence {return false}
-    if lhs._significance != rhs._significance {return false}
+    if lhs.confidence != rhs.confidence {return false}
+    if lhs.significance != rhs.significance {return false}
     if lhs.createdAtMs != rhs.createdAtMs {return false}
     if lhs.metadata != rhs.metadata {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}

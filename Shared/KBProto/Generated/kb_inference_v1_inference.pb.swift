@@ -60,6 +60,19 @@ public nonisolated enum Kb_Inference_V1_CircuitState: SwiftProtobuf.Enum, Swift.
 
 }
 
+/// A float whose absence means something (proto3 `optional` is avoided for protobuf-c).
+public nonisolated struct Kb_Inference_V1_OptionalFloat: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var value: Float = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Kb_Inference_V1_ChatMessage: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -95,8 +108,9 @@ public nonisolated struct Kb_Inference_V1_CompletionRequest: Sendable {
 
   public var maxTokens: Int32 = 0
 
-  public var temperature: Float {
-    get {_temperature ?? 0}
+  /// Unset: the provider's default.
+  public var temperature: Kb_Inference_V1_OptionalFloat {
+    get {_temperature ?? Kb_Inference_V1_OptionalFloat()}
     set {_temperature = newValue}
   }
   /// Returns true if `temperature` has been explicitly set.
@@ -118,7 +132,7 @@ public nonisolated struct Kb_Inference_V1_CompletionRequest: Sendable {
 
   public init() {}
 
-  fileprivate var _temperature: Float? = nil
+  fileprivate var _temperature: Kb_Inference_V1_OptionalFloat? = nil
 }
 
 public nonisolated struct Kb_Inference_V1_CompletionResponse: Sendable {
@@ -344,6 +358,36 @@ nonisolated extension Kb_Inference_V1_CircuitState: SwiftProtobuf._ProtoNameProv
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0CIRCUIT_CLOSED\0\u{1}CIRCUIT_HALF_OPEN\0\u{1}CIRCUIT_OPEN\0")
 }
 
+nonisolated extension Kb_Inference_V1_OptionalFloat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".OptionalFloat"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}value\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularFloatField(value: &self.value) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.value.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.value, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Kb_Inference_V1_OptionalFloat, rhs: Kb_Inference_V1_OptionalFloat) -> Bool {
+    if lhs.value != rhs.value {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Kb_Inference_V1_ChatMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ChatMessage"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}role\0\u{1}content\0")
@@ -395,7 +439,7 @@ nonisolated extension Kb_Inference_V1_CompletionRequest: SwiftProtobuf.Message, 
       case 4: try { try decoder.decodeSingularStringField(value: &self.operation) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.project) }()
       case 6: try { try decoder.decodeSingularInt32Field(value: &self.maxTokens) }()
-      case 7: try { try decoder.decodeSingularFloatField(value: &self._temperature) }()
+      case 7: try { try decoder.decodeSingularMessageField(value: &self._temperature) }()
       case 8: try { try decoder.decodeSingularBoolField(value: &self.useCache) }()
       case 9: try { try decoder.decodeSingularBoolField(value: &self.localOnly) }()
       case 10: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
@@ -429,7 +473,7 @@ nonisolated extension Kb_Inference_V1_CompletionRequest: SwiftProtobuf.Message, 
       try visitor.visitSingularInt32Field(value: self.maxTokens, fieldNumber: 6)
     }
     try { if let v = self._temperature {
-      try visitor.visitSingularFloatField(value: v, fieldNumber: 7)
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
     } }()
     if self.useCache != false {
       try visitor.visitSingularBoolField(value: self.useCache, fieldNumber: 8)

@@ -304,7 +304,23 @@ public nonisolated struct Kb_Vector_V1_MatchCondition: Sendable {
   fileprivate var _value: Kb_Vector_V1_PayloadValue? = nil
 }
 
-/// A numeric range; unset bounds are open.
+/// One end of a numeric range.
+public nonisolated struct Kb_Vector_V1_Bound: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var value: Double = 0
+
+  /// Whether the end itself is in the range (>=, <=) or not (>, <).
+  public var inclusive: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A numeric range; an unset bound is open.
 public nonisolated struct Kb_Vector_V1_RangeCondition: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -312,50 +328,43 @@ public nonisolated struct Kb_Vector_V1_RangeCondition: Sendable {
 
   public var key: String = String()
 
-  public var gt: Double {
-    get {_gt ?? 0}
-    set {_gt = newValue}
+  public var lower: Kb_Vector_V1_Bound {
+    get {_lower ?? Kb_Vector_V1_Bound()}
+    set {_lower = newValue}
   }
-  /// Returns true if `gt` has been explicitly set.
-  public var hasGt: Bool {self._gt != nil}
-  /// Clears the value of `gt`. Subsequent reads from it will return its default value.
-  public mutating func clearGt() {self._gt = nil}
+  /// Returns true if `lower` has been explicitly set.
+  public var hasLower: Bool {self._lower != nil}
+  /// Clears the value of `lower`. Subsequent reads from it will return its default value.
+  public mutating func clearLower() {self._lower = nil}
 
-  public var gte: Double {
-    get {_gte ?? 0}
-    set {_gte = newValue}
+  public var upper: Kb_Vector_V1_Bound {
+    get {_upper ?? Kb_Vector_V1_Bound()}
+    set {_upper = newValue}
   }
-  /// Returns true if `gte` has been explicitly set.
-  public var hasGte: Bool {self._gte != nil}
-  /// Clears the value of `gte`. Subsequent reads from it will return its default value.
-  public mutating func clearGte() {self._gte = nil}
-
-  public var lt: Double {
-    get {_lt ?? 0}
-    set {_lt = newValue}
-  }
-  /// Returns true if `lt` has been explicitly set.
-  public var hasLt: Bool {self._lt != nil}
-  /// Clears the value of `lt`. Subsequent reads from it will return its default value.
-  public mutating func clearLt() {self._lt = nil}
-
-  public var lte: Double {
-    get {_lte ?? 0}
-    set {_lte = newValue}
-  }
-  /// Returns true if `lte` has been explicitly set.
-  public var hasLte: Bool {self._lte != nil}
-  /// Clears the value of `lte`. Subsequent reads from it will return its default value.
-  public mutating func clearLte() {self._lte = nil}
+  /// Returns true if `upper` has been explicitly set.
+  public var hasUpper: Bool {self._upper != nil}
+  /// Clears the value of `upper`. Subsequent reads from it will return its default value.
+  public mutating func clearUpper() {self._upper = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _gt: Double? = nil
-  fileprivate var _gte: Double? = nil
-  fileprivate var _lt: Double? = nil
-  fileprivate var _lte: Double? = nil
+  fileprivate var _lower: Kb_Vector_V1_Bound? = nil
+  fileprivate var _upper: Kb_Vector_V1_Bound? = nil
+}
+
+/// A float whose absence means something (proto3 `optional` is avoided for protobuf-c).
+public nonisolated struct Kb_Vector_V1_OptionalFloat: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var value: Float = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// The field's value (or any of its values, for a list) is one of these.
@@ -642,8 +651,9 @@ public nonisolated struct Kb_Vector_V1_SearchRequest: Sendable {
   /// Search breadth; 0 means the collection's default.
   public var ef: Int32 = 0
 
-  public var scoreThreshold: Float {
-    get {_scoreThreshold ?? 0}
+  /// Unset: no threshold.
+  public var scoreThreshold: Kb_Vector_V1_OptionalFloat {
+    get {_scoreThreshold ?? Kb_Vector_V1_OptionalFloat()}
     set {_scoreThreshold = newValue}
   }
   /// Returns true if `scoreThreshold` has been explicitly set.
@@ -671,8 +681,8 @@ public nonisolated struct Kb_Vector_V1_SearchRequest: Sendable {
   public var textQuery: String = String()
 
   /// Fusion weights; unset means 0.7 vector / 0.3 keyword.
-  public var vectorWeight: Float {
-    get {_vectorWeight ?? 0}
+  public var vectorWeight: Kb_Vector_V1_OptionalFloat {
+    get {_vectorWeight ?? Kb_Vector_V1_OptionalFloat()}
     set {_vectorWeight = newValue}
   }
   /// Returns true if `vectorWeight` has been explicitly set.
@@ -680,8 +690,8 @@ public nonisolated struct Kb_Vector_V1_SearchRequest: Sendable {
   /// Clears the value of `vectorWeight`. Subsequent reads from it will return its default value.
   public mutating func clearVectorWeight() {self._vectorWeight = nil}
 
-  public var keywordWeight: Float {
-    get {_keywordWeight ?? 0}
+  public var keywordWeight: Kb_Vector_V1_OptionalFloat {
+    get {_keywordWeight ?? Kb_Vector_V1_OptionalFloat()}
     set {_keywordWeight = newValue}
   }
   /// Returns true if `keywordWeight` has been explicitly set.
@@ -693,10 +703,10 @@ public nonisolated struct Kb_Vector_V1_SearchRequest: Sendable {
 
   public init() {}
 
-  fileprivate var _scoreThreshold: Float? = nil
+  fileprivate var _scoreThreshold: Kb_Vector_V1_OptionalFloat? = nil
   fileprivate var _filter: Kb_Vector_V1_Filter? = nil
-  fileprivate var _vectorWeight: Float? = nil
-  fileprivate var _keywordWeight: Float? = nil
+  fileprivate var _vectorWeight: Kb_Vector_V1_OptionalFloat? = nil
+  fileprivate var _keywordWeight: Kb_Vector_V1_OptionalFloat? = nil
 }
 
 public nonisolated struct Kb_Vector_V1_ScoredPoint: Sendable {
@@ -1205,9 +1215,44 @@ nonisolated extension Kb_Vector_V1_MatchCondition: SwiftProtobuf.Message, SwiftP
   }
 }
 
+nonisolated extension Kb_Vector_V1_Bound: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Bound"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}value\0\u{1}inclusive\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularDoubleField(value: &self.value) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.inclusive) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.value.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.value, fieldNumber: 1)
+    }
+    if self.inclusive != false {
+      try visitor.visitSingularBoolField(value: self.inclusive, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Kb_Vector_V1_Bound, rhs: Kb_Vector_V1_Bound) -> Bool {
+    if lhs.value != rhs.value {return false}
+    if lhs.inclusive != rhs.inclusive {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Kb_Vector_V1_RangeCondition: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RangeCondition"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}gt\0\u{1}gte\0\u{1}lt\0\u{1}lte\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}lower\0\u{1}upper\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1216,10 +1261,8 @@ nonisolated extension Kb_Vector_V1_RangeCondition: SwiftProtobuf.Message, SwiftP
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.key) }()
-      case 2: try { try decoder.decodeSingularDoubleField(value: &self._gt) }()
-      case 3: try { try decoder.decodeSingularDoubleField(value: &self._gte) }()
-      case 4: try { try decoder.decodeSingularDoubleField(value: &self._lt) }()
-      case 5: try { try decoder.decodeSingularDoubleField(value: &self._lte) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._lower) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._upper) }()
       default: break
       }
     }
@@ -1233,27 +1276,49 @@ nonisolated extension Kb_Vector_V1_RangeCondition: SwiftProtobuf.Message, SwiftP
     if !self.key.isEmpty {
       try visitor.visitSingularStringField(value: self.key, fieldNumber: 1)
     }
-    try { if let v = self._gt {
-      try visitor.visitSingularDoubleField(value: v, fieldNumber: 2)
+    try { if let v = self._lower {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
     } }()
-    try { if let v = self._gte {
-      try visitor.visitSingularDoubleField(value: v, fieldNumber: 3)
-    } }()
-    try { if let v = self._lt {
-      try visitor.visitSingularDoubleField(value: v, fieldNumber: 4)
-    } }()
-    try { if let v = self._lte {
-      try visitor.visitSingularDoubleField(value: v, fieldNumber: 5)
+    try { if let v = self._upper {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
     } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Kb_Vector_V1_RangeCondition, rhs: Kb_Vector_V1_RangeCondition) -> Bool {
     if lhs.key != rhs.key {return false}
-    if lhs._gt != rhs._gt {return false}
-    if lhs._gte != rhs._gte {return false}
-    if lhs._lt != rhs._lt {return false}
-    if lhs._lte != rhs._lte {return false}
+    if lhs._lower != rhs._lower {return false}
+    if lhs._upper != rhs._upper {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Kb_Vector_V1_OptionalFloat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".OptionalFloat"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}value\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularFloatField(value: &self.value) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.value.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.value, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Kb_Vector_V1_OptionalFloat, rhs: Kb_Vector_V1_OptionalFloat) -> Bool {
+    if lhs.value != rhs.value {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1858,14 +1923,14 @@ nonisolated extension Kb_Vector_V1_SearchRequest: SwiftProtobuf.Message, SwiftPr
       case 2: try { try decoder.decodeRepeatedFloatField(value: &self.vector) }()
       case 3: try { try decoder.decodeSingularInt32Field(value: &self.limit) }()
       case 4: try { try decoder.decodeSingularInt32Field(value: &self.ef) }()
-      case 5: try { try decoder.decodeSingularFloatField(value: &self._scoreThreshold) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._scoreThreshold) }()
       case 6: try { try decoder.decodeSingularBoolField(value: &self.withPayload) }()
       case 7: try { try decoder.decodeSingularBoolField(value: &self.withVector) }()
       case 8: try { try decoder.decodeSingularMessageField(value: &self._filter) }()
       case 9: try { try decoder.decodeSingularBoolField(value: &self.exact) }()
       case 10: try { try decoder.decodeSingularStringField(value: &self.textQuery) }()
-      case 11: try { try decoder.decodeSingularFloatField(value: &self._vectorWeight) }()
-      case 12: try { try decoder.decodeSingularFloatField(value: &self._keywordWeight) }()
+      case 11: try { try decoder.decodeSingularMessageField(value: &self._vectorWeight) }()
+      case 12: try { try decoder.decodeSingularMessageField(value: &self._keywordWeight) }()
       default: break
       }
     }
@@ -1889,7 +1954,7 @@ nonisolated extension Kb_Vector_V1_SearchRequest: SwiftProtobuf.Message, SwiftPr
       try visitor.visitSingularInt32Field(value: self.ef, fieldNumber: 4)
     }
     try { if let v = self._scoreThreshold {
-      try visitor.visitSingularFloatField(value: v, fieldNumber: 5)
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     } }()
     if self.withPayload != false {
       try visitor.visitSingularBoolField(value: self.withPayload, fieldNumber: 6)
@@ -1907,10 +1972,10 @@ nonisolated extension Kb_Vector_V1_SearchRequest: SwiftProtobuf.Message, SwiftPr
       try visitor.visitSingularStringField(value: self.textQuery, fieldNumber: 10)
     }
     try { if let v = self._vectorWeight {
-      try visitor.visitSingularFloatField(value: v, fieldNumber: 11)
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
     } }()
     try { if let v = self._keywordWeight {
-      try visitor.visitSingularFloatField(value: v, fieldNumber: 12)
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
     } }()
     try unknownFields.traverse(visitor: &visitor)
   }

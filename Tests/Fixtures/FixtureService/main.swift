@@ -37,7 +37,7 @@ router.register(GraphStoreMethods.putEntities) { request, _ in
         stored.team = request.team
         stored.createdAtMs = now
         stored.lastModifiedMs = now
-        if !stored.hasSignificance { stored.significance = 5 }
+        if stored.significance == 0 { stored.significance = 5 }
         return stored
     }
     response.created = Int32(request.entities.count)

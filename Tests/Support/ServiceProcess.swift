@@ -1,0 +1,130 @@
+import Foundation
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The folder holding the package's built executables (beside the test bundle).
+public let builtProductsDirectory: URL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+
+/// The package's root folder.
+public let packageRoot: URL = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url
+}()
+
+/// A loopback TCP port that was free a moment ago.
+public func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// A fresh temporary folder.
+public func temporaryDirectory(_ prefix: String = "kb-test") -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)", isDirectory: true)
+    try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+/// An HTTP response: status and body.
+public struct HTTPResult: Sendable {
+    public let status: Int
+    public let body: String
+}
+
+/// GETs `url`, or nil when nothing answers.
+public func httpGet(_ url: String, timeout: TimeInterval = 5) async -> HTTPResult? {
+    var request = URLRequest(url: URL(string: url)!)
+    request.timeoutInterval = timeout
+    guard let (data, response) = try? await URLSession.shared.data(for: request), let http = response as? HTTPURLResponse else { return nil }
+    return HTTPResult(status: http.statusCode, body: String(decoding: data, as: UTF8.self))
+}
+
+/// Runs a program to completion and returns its exit code and output.
+public func runProgram(_ executable: URL, _ arguments: [String] = [], environment: [String: String] = [:], currentDirectory: URL? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    if let currentDirectory { process.currentDirectoryURL = currentDirectory }
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+}
+
+/// A service executable started by a test on free loopback ports, stopped when the test ends.
+public final class ServiceProcess: @unchecked Sendable {
+    public let process = Process()
+    public let port: Int
+    public let adminPort: Int
+    public let dataDirectory: URL
+    public let logFile: URL
+
+    /// Starts `executable` with its ports and data directory set through `envPrefix` keys.
+    public init(executable: String, envPrefix: String, environment: [String: String] = [:], dataDirectory: URL? = nil) throws {
+        port = freePort()
+        adminPort = freePort()
+        self.dataDirectory = dataDirectory ?? temporaryDirectory("kb-data")
+        logFile = self.dataDirectory.appendingPathComponent("\(executable)-\(port).log")
+        FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        process.executableURL = builtProductsDirectory.appendingPathComponent(executable)
+        process.environment = ProcessInfo.processInfo.environment.merging([
+            "\(envPrefix)_PORT": "\(port)",
+            "\(envPrefix)_ADMIN_PORT": "\(adminPort)",
+            "KB_DATA_DIR": self.dataDirectory.path,
+            "KB_LOG_FORMAT": "json",
+        ].merging(environment) { $1 }) { $1 }
+        let handle = try FileHandle(forWritingTo: logFile)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+    }
+
+    /// Waits until `/health/ready` answers 200; throws with the log when the process dies or time runs out.
+    public func waitUntilReady(timeout: Duration = .seconds(20)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if !process.isRunning { throw ProcessFailure("exited with \(process.terminationStatus) before ready: \(log)") }
+            if await httpGet("http://127.0.0.1:\(adminPort)/health/ready", timeout: 1)?.status == 200 { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw ProcessFailure("not ready within \(timeout): \(log)")
+    }
+
+    /// Sends `signal` and waits for the exit; returns the exit status.
+    @discardableResult
+    public func stop(signal: Int32 = SIGTERM, timeout: Duration = .seconds(20)) async -> Int32 {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        return process.terminationStatus
+    }
+
+    /// What the process has logged so far.
+    public var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+/// A test process that did not behave.
+public struct ProcessFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
