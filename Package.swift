@@ -66,9 +66,7 @@ let package = Package(
         /// The launcher's logic: the service catalog, process supervision, health polling.
         .target(
             name: "LauncherKit",
-            dependencies: [
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            dependencies: ["KBRuntime"],
             path: "Services/Launcher/LauncherKit"
         ),
         /// `kb`: start, watch and stop the whole system on one machine.
