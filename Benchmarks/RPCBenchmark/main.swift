@@ -14,6 +14,11 @@ import NIOPosix
 import SwiftProtobuf
 import Synchronization
 
+// Run Swift concurrency on NIO's event loop threads, as the services do (ServiceRuntime), unless
+// asked not to: it removes the thread switches between the two pools.
+let sharedExecutor = !CommandLine.arguments.contains("--separate-executor")
+    && NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+
 let arguments = CommandLine.arguments
 func option(_ name: String, _ fallback: Int) -> Int {
     guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return fallback }
@@ -145,7 +150,7 @@ sample.payload = try request.serializedData()
 sample.deadlineMs = 30_000
 let echoFrame = try Frame.encode(sample, allocator: ByteBufferAllocator())
 
-print("RPC round trip on loopback: payload \(payloadSize) B (frame \(echoFrame.readableBytes) B), \(connections) connections, \(seconds) s per run, \(ProcessInfo.processInfo.activeProcessorCount) cores")
+print("RPC round trip on loopback: payload \(payloadSize) B (frame \(echoFrame.readableBytes) B), \(connections) connections, \(seconds) s per run, \(ProcessInfo.processInfo.activeProcessorCount) cores, Swift concurrency on \(sharedExecutor ? "NIO's event loops" : "its own pool")")
 print("system              callers   req/s        p50 µs    p99 µs")
 var summary: [(callers: Int, throughputRatio: Double, p50Ratio: Double)] = []
 for callers in [1, 64] {

@@ -85,6 +85,19 @@ struct RPCRoundTripTests {
         await client.close()
     }
 
+    @Test("a request over the server's frame limit fails with RESOURCE_EXHAUSTED and the client recovers")
+    func oversizedRequestThenRecovery() async throws {
+        try await withServer(configure: { $0.maxFrameLength = 1024 }) { _, port in
+            let client = makeClient(port: port) { $0.connections = 1; $0.initialBackoff = .milliseconds(10) }
+            var big = Kb_Graph_V1_PutEntitiesRequest()
+            big.entities = [.with { $0.name = String(repeating: "x", count: 4096) }]
+            await expectRPCError(.resourceExhausted) { _ = try await client.call(echoMethod, big) }
+            let response = try await client.call(HealthMethods.check, .with { $0.service = "after" })
+            #expect(response.service == "after")
+            await client.close()
+        }
+    }
+
     @Test("many callers on a pool of connections all get their own answers")
     func manyConcurrentCallers() async throws {
         try await withServer { _, port in

@@ -62,9 +62,11 @@ final class ResponseRouter: ChannelDuplexHandler {
             return
         }
         if envelope.id == 0 {
-            // A connection-level error: the server closes after it.
+            // A connection-level error: fail what is pending and drop the connection (the
+            // server closes it too), so the pool reconnects rather than reuse a broken one.
             let reason = RPCError(status: envelope.status) ?? RPCError(.unavailable, "server closed the connection")
             closeReason = reason
+            context.close(promise: nil)
             failAll(with: reason)
             return
         }

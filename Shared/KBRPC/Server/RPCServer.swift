@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import SwiftProtobuf
 import Synchronization
 
 /// The RPC server: accepts connections, reads frames, dispatches each request to its handler
@@ -97,6 +98,11 @@ public final class RPCServer: Service, Sendable {
         logger.info("rpc server listening", metadata: ["address": "\(channel.localAddress!)", "methods": "\(router.methods.count)"])
         if shuttingDown.load(ordering: .acquiring) { channel.close(promise: nil) }
 
+        let sweeper = group.any().scheduleRepeatedTask(initialDelay: .milliseconds(10), delay: .milliseconds(10)) { _ in
+            self.expireDeadlines()
+        }
+        defer { sweeper.cancel() }
+
         await withGracefulShutdownHandler {
             await withTaskCancellationHandler {
                 try? await channel.closeFuture.get()
@@ -127,6 +133,7 @@ public final class RPCServer: Service, Sendable {
         beginShutdown()
         for (state, task) in connections.withLock({ Array($0.open.values) }) {
             task.cancel()
+            state.cancelAll()
             state.channel.close(promise: nil)
         }
     }
@@ -218,26 +225,24 @@ public final class RPCServer: Service, Sendable {
         let log = connectionLogger
         do {
             try await connection.executeThenClose { inbound, outbound in
-                await withDiscardingTaskGroup { group in
-                    do {
-                        for try await frame in inbound {
-                            await state.acquire()
-                            let draining = state.isDraining
-                            group.addTask {
-                                let response = await self.respond(to: frame, peer: peer, draining: draining, logger: log, eventLoop: channel.eventLoop)
-                                if let bytes = try? Frame.encode(response, allocator: channel.allocator) {
-                                    try? await outbound.write(bytes)
-                                }
-                                state.release()
-                            }
+                state.setWriter(outbound)
+                do {
+                    for try await frame in inbound {
+                        let (key, claim) = await state.acquire()
+                        let draining = state.isDraining
+                        let task = Task {
+                            await self.handle(frame, key: key, claim: claim, connection: state, peer: peer, draining: draining, logger: log)
+                            state.finish(key)
                         }
-                    } catch let error as Frame.Error {
-                        // Counted and logged by ConnectionGuard; tell the peer why, then close.
-                        try? await outbound.write(self.errorFrame(error.rpcError, allocator: channel.allocator))
-                    } catch {
-                        log.debug("connection ended: \(error)")
+                        state.attach(task, to: key)
                     }
+                } catch let error as Frame.Error {
+                    // Counted and logged by ConnectionGuard; tell the peer why, then close.
+                    try? await outbound.write(self.errorFrame(error.rpcError, allocator: channel.allocator))
+                } catch {
+                    log.debug("connection ended: \(error)")
                 }
+                await state.waitUntilIdle()
             }
         } catch {
             log.debug("connection closed with error: \(error)")
@@ -257,49 +262,62 @@ public final class RPCServer: Service, Sendable {
 
     // MARK: Requests
 
-    /// Turns one frame into its response envelope. Never throws: every failure is a status.
-    private func respond(to frame: ByteBuffer, peer: String, draining: Bool, logger: Logger, eventLoop: any EventLoop) async -> Kb_Rpc_V1_Envelope {
+    /// Serves one frame: decodes it, checks it, runs its handler, and writes the response,
+    /// unless the deadline sweep answered first. Never throws: every failure is a status.
+    private func handle(_ frame: ByteBuffer, key: UInt64, claim: ResponseClaim, connection: ConnectionState, peer: String, draining: Bool, logger: Logger) async {
         let start = ContinuousClock.now
         var response = Kb_Rpc_V1_Envelope()
-        let request: Kb_Rpc_V1_Envelope
+        var label = "unknown"
         do {
-            request = try Frame.decodeEnvelope(frame)
-        } catch {
+            let request = try Frame.decodeEnvelope(frame)
+            response.id = request.id
+            let handler = router.handlers[request.method]
+            if handler != nil { label = request.method }
+            if let refusal = admissionError(for: request, draining: draining, served: handler != nil) {
+                throw refusal
+            }
+            let timeout = request.deadlineMs > 0 ? Duration.milliseconds(Int64(clamping: request.deadlineMs)) : configuration.defaultDeadline
+            connection.setDeadline(start + timeout, id: request.id, method: label, for: key)
+            var requestLogger = logger
+            if let trace = request.metadata["trace-id"] { requestLogger[metadataKey: "trace-id"] = .string(trace) }
+            let context = RPCContext(method: request.method, metadata: request.metadata, deadline: start + timeout, peer: peer, logger: requestLogger)
+            response.payload = Data(try await handler!(request.payload, context))
+        } catch let error as RPCError {
+            response.status = error.status
+            logger.debug("request refused", metadata: ["method": .string(label), "error": "\(error)"])
+        } catch is CancellationError {
+            response.status = RPCError(.cancelled, "request cancelled").status
+        } catch let error as SwiftProtobuf.BinaryDecodingError {
             metrics.recordMalformedFrame(reason: "bad_envelope")
             logger.warning("frame is not a kb.rpc.v1.Envelope: \(error)")
             response.status = RPCError(.invalidArgument, "frame is not a kb.rpc.v1.Envelope: \(error)").status
-            return response
+        } catch {
+            logger.error("handler failed", metadata: ["method": .string(label), "error": "\(error)"])
+            response.status = RPCError(.internal, "internal error in \(label)").status
         }
-        response.id = request.id
-        let handler = router.handlers[request.method]
-        let label = handler == nil ? "unknown" : request.method
-        let outcome: Result<[UInt8], RPCError>
-        if let refusal = admissionError(for: request, draining: draining, served: handler != nil) {
-            outcome = .failure(refusal)
-        } else {
-            let timeout = request.deadlineMs > 0 ? Duration.milliseconds(Int64(clamping: request.deadlineMs)) : configuration.defaultDeadline
-            var requestLogger = logger
-            requestLogger[metadataKey: "method"] = "\(request.method)"
-            requestLogger[metadataKey: "request-id"] = "\(request.id)"
-            if let trace = request.metadata["trace-id"] { requestLogger[metadataKey: "trace-id"] = "\(trace)" }
-            let context = RPCContext(method: request.method, metadata: request.metadata, deadline: start + timeout, peer: peer, logger: requestLogger)
-            outcome = await Self.run(handler!, payload: request.payload, context: context, timeout: timeout, eventLoop: eventLoop)
+        guard claim.claim() else { return }  // the deadline sweep has answered already
+        let code = RPCError(status: response.status)?.code ?? .ok
+        metrics.record(method: label, code: code, nanoseconds: RPCClient.nanoseconds(ContinuousClock.now - start))
+        if let bytes = try? Frame.encode(response, allocator: connection.channel.allocator) {
+            await connection.write(bytes)
         }
-        switch outcome {
-        case .success(let payload):
-            response.payload = Data(payload)
-        case .failure(let error):
-            response.status = error.status
-            if error.code == .internal || error.code == .unknown {
-                logger.error("request failed", metadata: ["method": "\(request.method)", "error": "\(error)"])
-            } else {
-                logger.debug("request refused", metadata: ["method": "\(request.method)", "error": "\(error)"])
+    }
+
+    /// Answers `DEADLINE_EXCEEDED` for every request past its deadline and cancels its handler.
+    /// Runs every 10 ms on an event loop, so a deadline is kept to within about 10 ms without a
+    /// timer per request.
+    private func expireDeadlines() {
+        let now = ContinuousClock.now
+        for (connection, _) in connections.withLock({ Array($0.open.values) }) {
+            for request in connection.expire(now: now) {
+                var response = Kb_Rpc_V1_Envelope()
+                response.id = request.id
+                response.status = RPCError(.deadlineExceeded, "deadline exceeded after \(now - request.started)").status
+                metrics.record(method: request.method, code: .deadlineExceeded, nanoseconds: RPCClient.nanoseconds(now - request.started))
+                guard let bytes = try? Frame.encode(response, allocator: connection.channel.allocator) else { continue }
+                Task { await connection.write(bytes) }
             }
         }
-        let elapsed = ContinuousClock.now - start
-        let nanos = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
-        metrics.record(method: label, code: RPCError(status: response.status)?.code ?? .ok, nanoseconds: nanos)
-        return response
     }
 
     /// Why a request is refused before its handler runs, if it is.
@@ -324,103 +342,10 @@ public final class RPCServer: Service, Sendable {
         return nil
     }
 
-    /// Runs a handler under its deadline. At the deadline the caller gets `DEADLINE_EXCEEDED` at
-    /// once and the handler is cancelled, whether or not it notices.
-    private static func run(
-        _ handler: @escaping RPCRouter.ErasedHandler,
-        payload: Data,
-        context: RPCContext,
-        timeout: Duration,
-        eventLoop: any EventLoop
-    ) async -> Result<[UInt8], RPCError> {
-        let outcome = OneShot<Result<[UInt8], RPCError>>()
-        let handlerTask = Mutex<Task<Void, Never>?>(nil)
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                outcome.set(continuation)
-                let task = Task {
-                    let result: Result<[UInt8], RPCError>
-                    do {
-                        result = .success(try await handler(payload, context))
-                    } catch let error as RPCError {
-                        result = .failure(error)
-                    } catch is CancellationError {
-                        result = .failure(RPCError(.cancelled, "request cancelled"))
-                    } catch {
-                        context.logger.error("handler failed: \(error)")
-                        result = .failure(RPCError(.internal, "internal error in \(context.method)"))
-                    }
-                    outcome.complete(result)
-                }
-                handlerTask.withLock { $0 = task }
-                let timer = eventLoop.scheduleTask(in: .nanoseconds(RPCClient.nanoseconds(timeout))) {
-                    if outcome.complete(.failure(RPCError(.deadlineExceeded, "deadline of \(timeout) exceeded"))) {
-                        task.cancel()
-                    }
-                }
-                outcome.onComplete { timer.cancel() }
-            }
-        } onCancel: {
-            // The server itself is being torn down (not a graceful drain): stop the handler too.
-            outcome.complete(.failure(RPCError(.cancelled, "server is stopping")))
-            handlerTask.withLock { $0 }?.cancel()
-        }
-    }
-
     private static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
         let x = Array(a.utf8), y = Array(b.utf8)
         var difference = UInt8(x.count == y.count ? 0 : 1)
         for i in 0..<min(x.count, y.count) { difference |= x[i] ^ y[i] }
         return difference == 0
-    }
-}
-
-/// A result delivered once to one waiting continuation, whichever of several racers comes first.
-/// The value may arrive before the continuation does (a racer can finish first); it is kept.
-final class OneShot<Value: Sendable>: Sendable {
-    private struct State {
-        var continuation: CheckedContinuation<Value, Never>?
-        var value: Value?
-        var done = false
-        var onComplete: (@Sendable () -> Void)?
-    }
-    private let state = Mutex(State())
-
-    /// Sets the continuation to resume; resumes it at once if the value is already there.
-    func set(_ continuation: CheckedContinuation<Value, Never>) {
-        let early = state.withLock { state -> Value? in
-            if let value = state.value {
-                state.value = nil
-                return value
-            }
-            state.continuation = continuation
-            return nil
-        }
-        if let early { continuation.resume(returning: early) }
-    }
-
-    /// Registers an action to run after completion (at once if already complete).
-    func onComplete(_ action: @escaping @Sendable () -> Void) {
-        let runNow = state.withLock { state -> Bool in
-            if state.done { return true }
-            state.onComplete = action
-            return false
-        }
-        if runNow { action() }
-    }
-
-    /// Delivers the value if nobody did before; returns whether this call delivered it.
-    @discardableResult
-    func complete(_ value: Value) -> Bool {
-        let outcome = state.withLock { state -> (delivered: Bool, CheckedContinuation<Value, Never>?, (@Sendable () -> Void)?) in
-            guard !state.done else { return (false, nil, nil) }
-            state.done = true
-            defer { state.continuation = nil; state.onComplete = nil }
-            if state.continuation == nil { state.value = value }
-            return (true, state.continuation, state.onComplete)
-        }
-        outcome.1?.resume(returning: value)
-        outcome.2?()
-        return outcome.delivered
     }
 }

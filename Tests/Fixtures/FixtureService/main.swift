@@ -12,6 +12,8 @@ import KBProto
 import KBRPC
 import KBRuntime
 
+ServiceRuntime.useEventLoopsForConcurrency()
+
 let invokedAs = URL(fileURLWithPath: CommandLine.arguments[0]).lastPathComponent
 let descriptor = ServiceDescriptor.named(invokedAs)
     ?? ServiceDescriptor(name: "fixture-service", envPrefix: "KB_FIXTURE_SERVICE", defaultPort: 7199, defaultAdminPort: 9199, dataSubdirectory: "fixture")
