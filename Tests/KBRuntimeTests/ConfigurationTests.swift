@@ -93,3 +93,18 @@ struct HealthReportTests {
         #expect(components["peer"]?["status"] as? String == "degraded")
     }
 }
+
+@Suite("Finding peer services")
+struct PeerAddressTests {
+    @Test("a peer is found at KB_<PEER>_ADDR, else on loopback at its port, with the shared token")
+    func peerAddress() throws {
+        let byDefault = try ConfigSource(environment: ["KB_AUTH_TOKEN": "t"]).clientConfiguration(for: .graphStore)
+        #expect(byDefault.host == "127.0.0.1" && byDefault.port == 7101 && byDefault.authToken == "t")
+        let byPort = try ConfigSource(environment: ["KB_GRAPH_STORE_PORT": "7301"]).clientConfiguration(for: .graphStore)
+        #expect(byPort.port == 7301)
+        let byAddress = try ConfigSource(environment: ["KB_GRAPH_STORE_ADDR": "graph.internal:7400"]).clientConfiguration(for: .graphStore)
+        #expect(byAddress.host == "graph.internal" && byAddress.port == 7400)
+        #expect(throws: ConfigError.self) { try ConfigSource(environment: ["KB_GRAPH_STORE_ADDR": "nowhere"]).clientConfiguration(for: .graphStore) }
+        #expect(throws: ConfigError.self) { try ConfigSource(environment: [:]).clientConfiguration(for: .vkb) }
+    }
+}

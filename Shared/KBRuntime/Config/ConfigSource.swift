@@ -75,14 +75,4 @@ public struct ConfigSource: Sendable {
         }
         return lowered
     }
-
-    /// `key` as a `host:port` address, or `defaultValue` when unset.
-    public func address(_ key: String, default defaultValue: String) throws -> (host: String, port: Int) {
-        let raw = string(key) ?? defaultValue
-        guard let colon = raw.lastIndex(of: ":"), let port = Int(raw[raw.index(after: colon)...]), (1...65535).contains(port) else {
-            throw ConfigError(key: key, "'\(raw)' is not host:port")
-        }
-        let host = String(raw[..<colon])
-        return (host.isEmpty ? "127.0.0.1" : host, port)
-    }
 }

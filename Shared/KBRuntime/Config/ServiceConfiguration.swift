@@ -87,3 +87,25 @@ public enum KnowledgeBaseVersion {
     /// The current version.
     public static let current = "0.1.0"
 }
+
+extension ConfigSource {
+    /// Where to reach `peer`: `KB_<PEER>_ADDR` when set, else loopback on the peer's configured
+    /// (or default) RPC port, with the shared token. For services and CLIs that call another
+    /// service (`ukb` → graph-store, VKB → graph-store, gateway → budget-service).
+    public func clientConfiguration(for peer: ServiceDescriptor) throws -> RPCClient.Configuration {
+        guard let defaultPort = peer.defaultPort else {
+            throw ConfigError(key: peer.addressKey, "\(peer.name) has no RPC port")
+        }
+        let port = try self.port(peer.portKey, default: defaultPort, allowZero: false)
+        let address = string(peer.addressKey) ?? "127.0.0.1:\(port)"
+        var configuration: RPCClient.Configuration
+        do {
+            configuration = try RPCClient.Configuration(address: address)
+        } catch {
+            throw ConfigError(key: peer.addressKey, "'\(address)' is not host:port")
+        }
+        configuration.authToken = string("KB_AUTH_TOKEN")
+        configuration.maxFrameLength = try integer("KB_RPC_MAX_FRAME_BYTES", default: Frame.defaultMaxLength, range: 1024...(1 << 30))
+        return configuration
+    }
+}
