@@ -1,5 +1,7 @@
 // Loopback round-trip latency and throughput of a small RPC, beside a raw SwiftNIO TCP echo of
-// the same bytes measured in the same run (the physical floor on this machine).
+// the same bytes measured in the same run (the physical floor on this machine), and beside the
+// same echo served in our server's shape (NIOAsyncChannel, a task per frame), which separates
+// the cost of that shape from the cost of the RPC's own work.
 //
 //   swift run -c release rpc-benchmark [--seconds 3] [--payload 64]
 //
@@ -67,6 +69,41 @@ func startEchoServer() async throws -> any Channel {
             channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(EchoHandler()) }
         }
         .bind(host: "127.0.0.1", port: 0).get()
+}
+
+/// The same echo served the way our RPC server reads and writes: NIOAsyncChannel, a reader task
+/// per connection and a task per frame. It separates the cost of that shape from the RPC's own.
+func startAsyncEchoServer() async throws -> (channel: any Channel, task: Task<Void, Never>) {
+    let listener = try await ServerBootstrap(group: group)
+        .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+        .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+        .bind(host: "127.0.0.1", port: 0) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
+                return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+            }
+        }
+    let task = Task<Void, Never> {
+        _ = try? await withThrowingDiscardingTaskGroup { connections in
+            try await listener.executeThenClose { inbound in
+                for try await connection in inbound {
+                    connections.addTask {
+                        try? await connection.executeThenClose { frames, outbound in
+                            for try await frame in frames {
+                                Task {
+                                    var reply = ByteBuffer()
+                                    reply.writeInteger(UInt32(frame.readableBytes))
+                                    reply.writeImmutableBuffer(frame)
+                                    try? await outbound.write(reply)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return (listener.channel, task)
 }
 
 func connectEchoClient(port: Int) async throws -> any Channel {
@@ -139,6 +176,7 @@ let rpcServer = RPCServer(configuration: serverConfiguration, router: router, lo
 let serverTask = Task { try await rpcServer.run() }
 let rpcPort = try await rpcServer.localAddress.port!
 let echoServer = try await startEchoServer()
+let asyncEcho = try await startAsyncEchoServer()
 
 var request = Google_Protobuf_BytesValue()
 request.value = Data((0..<payloadSize).map { UInt8($0 & 0xFF) })
@@ -163,6 +201,15 @@ for callers in [1, 64] {
     }
     for channel in echoChannels { try await channel.close() }
 
+    let asyncChannels = try await (0..<connections).asyncMap { _ in try await connectEchoClient(port: asyncEcho.channel.localAddress!.port!) }
+    let asyncFigures = try await measure(callers: callers) { caller in
+        let channel = asyncChannels[caller % asyncChannels.count]
+        let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
+        channel.writeAndFlush((echoFrame, promise), promise: nil)
+        _ = try await promise.futureResult.get()
+    }
+    for channel in asyncChannels { try await channel.close() }
+
     var clientConfiguration = RPCClient.Configuration(host: "127.0.0.1", port: rpcPort)
     clientConfiguration.connections = connections
     let client = RPCClient(configuration: clientConfiguration)
@@ -171,8 +218,8 @@ for callers in [1, 64] {
     }
     await client.close()
 
-    for (name, figures) in [("raw NIO echo", echo), ("kb RPC", rpc)] {
-        print(String(format: "%-19@ %7d %9.0f %12.1f %9.1f", name as NSString, callers, figures.throughput, figures.percentile(0.5), figures.percentile(0.99)))
+    for (name, figures) in [("raw NIO echo", echo), ("async-channel echo", asyncFigures), ("kb RPC", rpc)] {
+        print(name.padding(toLength: 19, withPad: " ", startingAt: 0) + String(format: "%7d %9.0f %12.1f %9.1f", callers, figures.throughput, figures.percentile(0.5), figures.percentile(0.99)))
     }
     summary.append((callers, rpc.throughput / echo.throughput, rpc.percentile(0.5) / echo.percentile(0.5)))
 }
