@@ -63,6 +63,15 @@ let package = Package(
             path: "Shared/KBRuntime"
         ),
 
+        /// LevelDB's C API (Debian's libleveldb-dev).
+        .systemLibrary(name: "CLevelDB", path: "Shared/CLevelDB"),
+        /// The one Swift wrapper of LevelDB: open, get, atomic synced batches, prefix scans, snapshots.
+        .target(
+            name: "KBLevelDB",
+            dependencies: ["CLevelDB"],
+            path: "Shared/KBLevelDB"
+        ),
+
         // MARK: Operator tools
 
         /// The launcher's logic: the service catalog, process supervision, health polling.
@@ -119,6 +128,11 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             path: "Tests/KBRPCTests"
+        ),
+        .testTarget(
+            name: "KBLevelDBTests",
+            dependencies: ["KBLevelDB", "KBTestSupport"],
+            path: "Tests/KBLevelDBTests"
         ),
         .testTarget(
             name: "KBRuntimeTests",

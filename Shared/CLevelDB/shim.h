@@ -1,0 +1,2 @@
+// LevelDB's C API, from Debian's libleveldb-dev.
+#include <leveldb/c.h>
