@@ -174,6 +174,25 @@ struct RPCBadInputTests {
         }
     }
 
+    @Test("a connection over the server's limit gets RESOURCE_EXHAUSTED and a close; the others keep working")
+    func connectionLimit() async throws {
+        try await withServer(configure: { $0.maxConnections = 2 }) { _, port in
+            let first = try RawConnection(port: port)
+            let second = try RawConnection(port: port)
+            try first.sendEnvelope(healthRequestEnvelope(id: 1))
+            try second.sendEnvelope(healthRequestEnvelope(id: 2))
+            #expect(try await offPool { try first.readEnvelope() }?.id == 1)
+            #expect(try await offPool { try second.readEnvelope() }?.id == 2)
+            let third = try RawConnection(port: port)
+            let refusal = try #require(try await offPool { try third.readEnvelope() })
+            #expect(refusal.id == 0)
+            #expect(refusal.status.code == .resourceExhausted)
+            #expect(try await offPool { third.readsEndOfFile() })
+            try first.sendEnvelope(healthRequestEnvelope(id: 3))
+            #expect(try await offPool { try first.readEnvelope() }?.id == 3)
+        }
+    }
+
     @Test("an envelope without a method gets INVALID_ARGUMENT with its id")
     func missingMethod() async throws {
         try await withServer { _, port in
