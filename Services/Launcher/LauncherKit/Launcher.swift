@@ -71,7 +71,7 @@ public struct Launcher: Sendable {
 
     /// Starts every installed service not already running and waits until each is ready.
     /// Returns the pids it started, in start order. On a failure it stops what it started.
-    public func start(only: [String] = [], readyTimeout: Duration = .seconds(60)) async throws -> [(Managed, pid_t)] {
+    public func start(only: [String] = [], readyTimeout: Duration = .seconds(60), interrupt: SignalWaiter? = nil) async throws -> [(Managed, pid_t)] {
         let services = try installedServices(only: only)
         if services.isEmpty {
             print("No service executables in \(binDirectory.path) yet (looked for \(ServiceDescriptor.catalog.map(\.name).joined(separator: ", "))). Nothing to start.")
@@ -94,7 +94,7 @@ public struct Launcher: Sendable {
             }
             try "\(pid)\n".write(to: pidFile(name), atomically: true, encoding: .utf8)
             started.append((service, pid))
-            if let failure = await waitUntilReady(service, pid: pid, timeout: readyTimeout) {
+            if let failure = await waitUntilReady(service, pid: pid, timeout: readyTimeout, interrupt: interrupt) {
                 await stop(started)
                 throw LauncherError("\(name) did not become ready: \(failure)\n--- last lines of \(logFile(name).path) ---\n\(tail(logFile(name), lines: 15))")
             }
@@ -105,10 +105,11 @@ public struct Launcher: Sendable {
 
     /// Stays in the foreground watching `started` until SIGINT or SIGTERM, then stops them all.
     /// A service that exits on its own is reported; the others keep running.
-    public func supervise(_ started: [(Managed, pid_t)]) async -> Int32 {
+    /// `signals` must have been made before the services were started, so that a Ctrl-C at any
+    /// moment stops them rather than killing the launcher alone.
+    public func supervise(_ started: [(Managed, pid_t)], signals: SignalWaiter) async -> Int32 {
         guard !started.isEmpty else { return 0 }
         print("All services up. Press Ctrl-C to stop them.")
-        let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
         var running = started
         var exitCode: Int32 = 0
         while !signals.received {
@@ -138,9 +139,10 @@ public struct Launcher: Sendable {
         }
     }
 
-    private func waitUntilReady(_ service: Managed, pid: pid_t, timeout: Duration) async -> String? {
+    private func waitUntilReady(_ service: Managed, pid: pid_t, timeout: Duration, interrupt: SignalWaiter?) async -> String? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
+            if interrupt?.received == true { return "interrupted" }
             if let status = ProcessControl.reap(pid) { return "it exited with status \(status)" }
             if await HealthProbe.isReady(host: service.probeHost, port: service.configuration.adminPort) { return nil }
             try? await Task.sleep(for: .milliseconds(100))
@@ -233,12 +235,13 @@ public struct Launcher: Sendable {
 }
 
 /// Notes SIGINT/SIGTERM instead of dying of them, so the launcher can stop its services first.
-final class SignalWaiter: @unchecked Sendable {
+public final class SignalWaiter: @unchecked Sendable {
     private let lock = NSLock()
     private var flag = false
     private var sources: [any DispatchSourceSignal] = []
 
-    init(signals: [Int32]) {
+    /// Starts noting `signals` (they no longer end the process).
+    public init(signals: [Int32] = [SIGINT, SIGTERM]) {
         for number in signals {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
@@ -248,7 +251,8 @@ final class SignalWaiter: @unchecked Sendable {
         }
     }
 
-    var received: Bool { lock.withLock { flag } }
+    /// Whether one of the signals has arrived.
+    public var received: Bool { lock.withLock { flag } }
 }
 
 extension Launcher {

@@ -52,12 +52,13 @@ struct Up: AsyncParsableCommand {
         try await runReportingFailure {
             let launcher = try common.launcher()
             let names = only?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? []
-            let started = try await launcher.start(only: names, readyTimeout: .seconds(timeout))
-            guard !detach else {
+            let signals = detach ? nil : SignalWaiter()
+            let started = try await launcher.start(only: names, readyTimeout: .seconds(timeout), interrupt: signals)
+            guard let signals else {
                 if !started.isEmpty { print("Running in the background. 'kb status' checks them, 'kb down' stops them, logs in \(launcher.dataDirectory.path)/logs.") }
                 return
             }
-            let code = await launcher.supervise(started)
+            let code = await launcher.supervise(started, signals: signals)
             if code != 0 { throw ExitCode(code) }
         }
     }
