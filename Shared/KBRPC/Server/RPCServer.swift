@@ -207,8 +207,8 @@ public final class RPCServer: Service, Sendable {
         metrics.connectionsRejected.increment()
         logger.warning("connection refused: too many connections", metadata: ["peer": "\(connection.channel.remoteAddress?.description ?? "unknown")", "limit": "\(configuration.maxConnections)"])
         let error = RPCError(.resourceExhausted, "server has reached its limit of \(configuration.maxConnections) connections")
-        try? await connection.executeThenClose { _, outbound in
-            try await outbound.write(errorFrame(error, allocator: connection.channel.allocator))
+        try? await connection.executeThenClose { _, _ in
+            try await self.writeBeforeClosing(errorFrame(error, allocator: connection.channel.allocator), on: connection.channel)
         }
     }
 
@@ -238,7 +238,9 @@ public final class RPCServer: Service, Sendable {
                     }
                 } catch let error as Frame.Error {
                     // Counted and logged by ConnectionGuard; tell the peer why, then close.
-                    try? await outbound.write(self.errorFrame(error.rpcError, allocator: channel.allocator))
+                    if let frame = try? self.errorFrame(error.rpcError, allocator: channel.allocator) {
+                        try? await self.writeBeforeClosing(frame, on: channel)
+                    }
                 } catch {
                     log.debug("connection ended: \(error)")
                 }
@@ -247,6 +249,12 @@ public final class RPCServer: Service, Sendable {
         } catch {
             log.debug("connection closed with error: \(error)")
         }
+    }
+
+    /// Writes a last frame and waits until it has reached the socket: a write through the
+    /// async writer completes when queued, and closing right after could drop it.
+    private func writeBeforeClosing(_ frame: ByteBuffer, on channel: any Channel) async throws {
+        try await channel.writeAndFlush(frame)
     }
 
     private func errorFrame(_ error: RPCError, allocator: ByteBufferAllocator) throws -> ByteBuffer {
