@@ -96,6 +96,10 @@ public struct Launcher: Sendable {
             started.append((service, pid))
             if let failure = await waitUntilReady(service, pid: pid, timeout: readyTimeout, interrupt: interrupt) {
                 await stop(started)
+                if interrupt?.received == true {
+                    print("Interrupted while starting: stopped what had started.")
+                    return []
+                }
                 throw LauncherError("\(name) did not become ready: \(failure)\n--- last lines of \(logFile(name).path) ---\n\(tail(logFile(name), lines: 15))")
             }
             print(line(name, "ready", describe(service, pid: pid)))
