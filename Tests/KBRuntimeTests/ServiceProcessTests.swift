@@ -70,7 +70,8 @@ struct ServiceProcessTests {
         let client = RPCClient(configuration: .init(host: "127.0.0.1", port: service.port))
         let slow = RPCMethod<Kb_Health_V1_HealthCheckRequest, Kb_Health_V1_HealthCheckResponse>("kb.fixture.v1.Fixture/Sleep")
         let call = Task { try await client.call(slow, .with { $0.service = "800" }) }
-        try await Task.sleep(for: .milliseconds(300))
+        for _ in 0..<200 where !service.log.contains("sleep started") { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(service.log.contains("sleep started"))
         let status = await service.stop(signal: SIGTERM)
         let response = try await call.value
         #expect(response.service == "800")

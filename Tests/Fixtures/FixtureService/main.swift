@@ -45,7 +45,8 @@ router.register(GraphStoreMethods.putEntities) { request, _ in
     response.created = Int32(request.entities.count)
     return response
 }
-router.register(RPCMethod<Kb_Health_V1_HealthCheckRequest, Kb_Health_V1_HealthCheckResponse>("kb.fixture.v1.Fixture/Sleep")) { request, _ in
+router.register(RPCMethod<Kb_Health_V1_HealthCheckRequest, Kb_Health_V1_HealthCheckResponse>("kb.fixture.v1.Fixture/Sleep")) { request, context in
+    context.logger.info("sleep started")
     try await Task.sleep(for: .milliseconds(Int(request.service) ?? 0))
     return Kb_Health_V1_HealthCheckResponse.with { $0.service = request.service }
 }
