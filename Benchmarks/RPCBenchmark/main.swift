@@ -164,6 +164,19 @@ func measure(callers: Int, _ operation: @escaping @Sendable (Int) async throws -
     return Figures(operations: latencies.count, seconds: Double(seconds), latenciesMicros: latencies)
 }
 
+/// Round trips of the RPC's request frame through an echo server on `port`.
+func measureEcho(port: Int, callers: Int) async throws -> Figures {
+    let channels = try await (0..<connections).asyncMap { _ in try await connectEchoClient(port: port) }
+    let figures = try await measure(callers: callers) { caller in
+        let channel = channels[caller % channels.count]
+        let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
+        channel.writeAndFlush((echoFrame, promise), promise: nil)
+        _ = try await promise.futureResult.get()
+    }
+    for channel in channels { try await channel.close() }
+    return figures
+}
+
 // MARK: - Run
 
 var logger = Logger(label: "bench")
@@ -192,23 +205,8 @@ print("RPC round trip on loopback: payload \(payloadSize) B (frame \(echoFrame.r
 print("system              callers   req/s        p50 µs    p99 µs")
 var summary: [(callers: Int, throughputRatio: Double, p50Ratio: Double)] = []
 for callers in [1, 64] {
-    let echoChannels = try await (0..<connections).asyncMap { _ in try await connectEchoClient(port: echoServer.localAddress!.port!) }
-    let echo = try await measure(callers: callers) { caller in
-        let channel = echoChannels[caller % echoChannels.count]
-        let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
-        channel.writeAndFlush((echoFrame, promise), promise: nil)
-        _ = try await promise.futureResult.get()
-    }
-    for channel in echoChannels { try await channel.close() }
-
-    let asyncChannels = try await (0..<connections).asyncMap { _ in try await connectEchoClient(port: asyncEcho.channel.localAddress!.port!) }
-    let asyncFigures = try await measure(callers: callers) { caller in
-        let channel = asyncChannels[caller % asyncChannels.count]
-        let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
-        channel.writeAndFlush((echoFrame, promise), promise: nil)
-        _ = try await promise.futureResult.get()
-    }
-    for channel in asyncChannels { try await channel.close() }
+    let echo = try await measureEcho(port: echoServer.localAddress!.port!, callers: callers)
+    let asyncFigures = try await measureEcho(port: asyncEcho.channel.localAddress!.port!, callers: callers)
 
     var clientConfiguration = RPCClient.Configuration(host: "127.0.0.1", port: rpcPort)
     clientConfiguration.connections = connections

@@ -98,6 +98,19 @@ struct RPCRoundTripTests {
         }
     }
 
+    @Test("an absurdly long or a negative timeout neither traps nor hangs the call")
+    func extremeTimeouts() async throws {
+        try await withServer { _, port in
+            let client = makeClient(port: port)
+            let response = try await client.call(HealthMethods.check, .with { $0.service = "long" }, options: .init(timeout: .seconds(Int64.max)))
+            #expect(response.service == "long")
+            await expectRPCError(.deadlineExceeded) {
+                _ = try await client.call(sleepMethod, .with { $0.service = "5000" }, options: .init(timeout: .seconds(-1)))
+            }
+            await client.close()
+        }
+    }
+
     @Test("many callers on a pool of connections all get their own answers")
     func manyConcurrentCallers() async throws {
         try await withServer { _, port in

@@ -83,7 +83,7 @@ struct LauncherTests {
         process.arguments = ["up", "--bin-dir", setup.bin.path]
         process.environment = ProcessInfo.processInfo.environment.merging(setup.environment) { $1 }
         process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        try launch(process)
         var ready = false
         for _ in 0..<200 where !ready {
             ready = await httpGet("http://127.0.0.1:\(setup.budgetAdmin)/health/ready")?.status == 200

@@ -28,6 +28,15 @@ public func freePort() -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
+/// Serializes `Process.run()`: swift-corelibs-foundation's launch path crashed once (a bad
+/// memmove inside `Process.run`) while tests in parallel suites launched processes at once.
+private let processLaunchLock = NSLock()
+
+/// Starts `process`, one launch at a time across the test run.
+public func launch(_ process: Process) throws {
+    try processLaunchLock.withLock { try process.run() }
+}
+
 /// A fresh temporary folder.
 public func temporaryDirectory(_ prefix: String = "kb-test") -> URL {
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)", isDirectory: true)
@@ -59,7 +68,7 @@ public func runProgram(_ executable: URL, _ arguments: [String] = [], environmen
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err
-    try process.run()
+    try launch(process)
     let outData = out.fileHandleForReading.readDataToEndOfFile()
     let errData = err.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
@@ -91,7 +100,7 @@ public final class ServiceProcess: @unchecked Sendable {
         let handle = try FileHandle(forWritingTo: logFile)
         process.standardOutput = handle
         process.standardError = handle
-        try process.run()
+        try launch(process)
     }
 
     /// Waits until `/health/ready` answers 200; throws with the log when the process dies or time runs out.

@@ -118,8 +118,15 @@ public final class RPCClient: Sendable {
         for slot in slots { await slot.close() }
     }
 
+    /// The duration in nanoseconds, clamped to 0...Int64.max (a caller's absurdly long timeout
+    /// must not trap on overflow).
     static func nanoseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+        let (seconds, attoseconds) = duration.components
+        guard seconds >= 0 else { return 0 }
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return .max }
+        let (total, overflowAgain) = whole.addingReportingOverflow(attoseconds / 1_000_000_000)
+        return overflowAgain ? .max : total
     }
 
     static func milliseconds(_ duration: Duration) -> Int64 {
