@@ -7,6 +7,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "kb", targets: ["kb"]),
+        .executable(name: "graph-store", targets: ["graph-store"]),
         .library(name: "KBRPC", targets: ["KBRPC"]),
         .library(name: "KBRuntime", targets: ["KBRuntime"]),
         .library(name: "KBProto", targets: ["KBProto"]),
@@ -70,6 +71,36 @@ let package = Package(
             name: "KBLevelDB",
             dependencies: ["CLevelDB"],
             path: "Shared/KBLevelDB"
+        ),
+
+        /// The knowledge model shared by services and clients: the rules of names and fields, and
+        /// the shared-memory JSON format.
+        .target(
+            name: "KBKnowledge",
+            dependencies: ["KBProto"],
+            path: "Shared/KBKnowledge"
+        ),
+
+        // MARK: Services
+
+        /// The graph store's logic: key layout, group commit, queries, traversals, backup, verify.
+        .target(
+            name: "GraphStoreKit",
+            dependencies: [
+                "KBKnowledge", "KBLevelDB", "KBProto", "KBRPC", "KBRuntime",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Services/GraphStore/GraphStoreKit"
+        ),
+        /// `graph-store`: serves kb.graph.v1.GraphStore; `graph-store restore DIR` offline.
+        .executableTarget(
+            name: "graph-store",
+            dependencies: ["GraphStoreKit", "KBRPC", "KBRuntime"],
+            path: "Services/GraphStore/graph-store"
         ),
 
         // MARK: Operator tools

@@ -1,0 +1,129 @@
+import Foundation
+import KBLevelDB
+import KBRPC
+
+/// Group commit: write operations queue here and one thread applies them in order, as many as
+/// are waiting, then writes all their changes in one synced LevelDB batch. Each caller is
+/// answered only after that batch is on disk, so an acknowledged write survives `kill -9`, and
+/// concurrent writers share one `fsync`.
+final class CommitQueue: @unchecked Sendable {
+    /// A finished group: how many operations, how many keys, how long the synced write took.
+    struct GroupReport: Sendable {
+        var operations: Int
+        var keys: Int
+        var seconds: Double
+        var entityDelta: Int
+        var relationDelta: Int
+    }
+
+    private final class Job {
+        let run: (GraphTransaction) throws -> Void
+        let finish: (Error?) -> Void
+        init(run: @escaping (GraphTransaction) throws -> Void, finish: @escaping (Error?) -> Void) {
+            self.run = run
+            self.finish = finish
+        }
+    }
+
+    private final class ResultBox<R>: @unchecked Sendable { var value: R? }
+
+    private let db: LevelDB
+    private let condition = NSCondition()
+    private var pending: [Job] = []
+    private var closed = false
+    private var thread: Thread?
+    private let finished = DispatchSemaphore(value: 0)
+    private let maxOperationsPerGroup: Int
+    private let onGroup: @Sendable (GroupReport) -> Void
+
+    init(db: LevelDB, maxOperationsPerGroup: Int = 512, onGroup: @escaping @Sendable (GroupReport) -> Void = { _ in }) {
+        self.db = db
+        self.maxOperationsPerGroup = maxOperationsPerGroup
+        self.onGroup = onGroup
+        let thread = Thread { [unowned self] in self.loop() }
+        thread.name = "graph-store commit"
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Runs `body` in the next group and returns its result once the group is on disk.
+    /// A throw from `body` is returned to this caller alone; nothing of its changes is written.
+    func commit<R: Sendable>(_ body: @escaping @Sendable (GraphTransaction) throws -> R) async throws -> R {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<R, Error>) in
+            let box = ResultBox<R>()
+            let job = Job(run: { box.value = try body($0) }) { error in
+                if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: box.value!) }
+            }
+            condition.lock()
+            guard !closed else {
+                condition.unlock()
+                continuation.resume(throwing: RPCError(.unavailable, "graph store is shutting down"))
+                return
+            }
+            pending.append(job)
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    /// Finishes what is queued, then stops the thread. Later commits fail with UNAVAILABLE.
+    func close() {
+        condition.lock()
+        let wasClosed = closed
+        closed = true
+        condition.signal()
+        condition.unlock()
+        if !wasClosed { finished.wait() }
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while pending.isEmpty && !closed { condition.wait() }
+            if pending.isEmpty && closed {
+                condition.unlock()
+                finished.signal()
+                return
+            }
+            let jobs = Array(pending.prefix(maxOperationsPerGroup))
+            pending.removeFirst(jobs.count)
+            condition.unlock()
+            runGroup(jobs)
+        }
+    }
+
+    private func runGroup(_ jobs: [Job]) {
+        var group: Overlay = [:]
+        var outcomes: [Error?] = []
+        var entityDelta = 0, relationDelta = 0
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        for job in jobs {
+            let transaction = GraphTransaction(db: db, group: group, now: now)
+            do {
+                try job.run(transaction)
+                group.merge(transaction.changes) { $1 }
+                entityDelta += transaction.entityDelta
+                relationDelta += transaction.relationDelta
+                outcomes.append(nil)
+            } catch {
+                outcomes.append(error)
+            }
+        }
+        if !group.isEmpty {
+            var batch = WriteBatch()
+            for (key, value) in group {
+                if let value { batch.put(key, value) } else { batch.delete(key) }
+            }
+            let start = ContinuousClock.now
+            do {
+                try db.write(batch, sync: true)
+                let elapsed = ContinuousClock.now - start
+                onGroup(GroupReport(operations: jobs.count, keys: group.count, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, entityDelta: entityDelta, relationDelta: relationDelta))
+            } catch {
+                let failure = RPCError(.internal, "graph store write failed: \(error)")
+                outcomes = outcomes.map { $0 ?? failure }
+            }
+        }
+        for (job, outcome) in zip(jobs, outcomes) { job.finish(outcome) }
+    }
+}

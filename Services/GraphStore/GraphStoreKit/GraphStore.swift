@@ -1,0 +1,117 @@
+import Foundation
+import KBLevelDB
+import KBProto
+import KBRPC
+import Logging
+import Metrics
+import ServiceLifecycle
+import Synchronization
+
+/// The knowledge graph of every team, in one LevelDB database: entities, relations, and the
+/// indexes that make each read a range scan (see `GraphKey`).
+///
+/// Writes go through a group-commit queue (one synced batch per group, so acknowledged writes
+/// survive `kill -9`); reads go straight to LevelDB, each on a snapshot so it sees one state.
+/// As a `Service` it closes the queue (finishing queued writes) when the process shuts down.
+public final class GraphStore: Service, Sendable {
+    /// The folder of the LevelDB database inside the service's data directory.
+    public static let databaseFolder = "leveldb"
+
+    /// The database folder.
+    public let path: String
+    let db: LevelDB
+    let commits: CommitQueue
+    private let totals: Totals
+    private let entityGauge = Gauge(label: "kb_graph_entities_total")
+    private let relationGauge = Gauge(label: "kb_graph_relations_total")
+
+    /// Opens (or creates) the store in `directory/leveldb`.
+    public convenience init(directory: URL) throws {
+        try self.init(databasePath: directory.appendingPathComponent(Self.databaseFolder).path)
+    }
+
+    /// Opens (or creates) the store in the LevelDB folder `databasePath`.
+    public init(databasePath: String) throws {
+        try FileManager.default.createDirectory(atPath: databasePath, withIntermediateDirectories: true)
+        var options = LevelDB.Options()
+        options.writeBufferSize = 16 << 20
+        options.blockCacheSize = 64 << 20
+        let db = try LevelDB(path: databasePath, options: options)
+        self.db = db
+        self.path = databasePath
+        var entities = 0, relations = 0
+        try db.forEach(prefix: [GraphKey.counter]) { key, value in
+            let team = GraphKey.team(of: key) ?? ""
+            let counter = GraphKey.components(key, after: GraphKey.teamPrefix(GraphKey.counter, team)).joined(separator: "\u{0}")
+            if counter == GraphKey.entitiesCounter { entities += Int(GraphKey.int64(value)) }
+            if counter == GraphKey.relationsCounter { relations += Int(GraphKey.int64(value)) }
+            return true
+        }
+        let totals = Totals(entities: entities, relations: relations)
+        self.totals = totals
+        let entityGauge = self.entityGauge, relationGauge = self.relationGauge
+        entityGauge.record(entities)
+        relationGauge.record(relations)
+        let groups = Counter(label: "kb_graph_commit_groups_total")
+        let operations = Counter(label: "kb_graph_commit_operations_total")
+        let duration = Timer(label: "kb_graph_commit_sync_seconds")
+        commits = CommitQueue(db: db) { report in
+            groups.increment()
+            operations.increment(by: report.operations)
+            duration.recordNanoseconds(Int64(report.seconds * 1e9))
+            let now = totals.counts.withLock { totals in
+                totals.entities += report.entityDelta
+                totals.relations += report.relationDelta
+                return totals
+            }
+            entityGauge.record(now.entities)
+            relationGauge.record(now.relations)
+        }
+    }
+
+    /// Entities and relations in every team, as of the last commit.
+    public var totalCounts: (entities: Int, relations: Int) { totals.counts.withLock { $0 } }
+
+    /// Waits for shutdown, then finishes queued writes and stops taking new ones.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        close()
+    }
+
+    /// Finishes queued writes; later writes fail with UNAVAILABLE.
+    public func close() {
+        commits.close()
+    }
+
+    // MARK: Records
+
+    func entity(_ team: String, _ name: String, snapshot: Snapshot? = nil) throws -> Kb_Graph_V1_Entity? {
+        guard let bytes = try db.get(GraphKey.entity(team, name), snapshot: snapshot) else { return nil }
+        return try Self.decodeEntity(bytes)
+    }
+
+    func relation(_ team: String, _ from: String, _ type: String, _ to: String, snapshot: Snapshot? = nil) throws -> Kb_Graph_V1_Relation? {
+        guard let bytes = try db.get(GraphKey.outbound(team, from, type, to), snapshot: snapshot) else { return nil }
+        return try Self.decodeRelation(bytes)
+    }
+
+    static func decodeEntity(_ bytes: [UInt8]) throws -> Kb_Graph_V1_Entity {
+        do { return try Kb_Graph_V1_Entity(serializedBytes: bytes) } catch { throw RPCError(.dataLoss, "stored entity does not decode: \(error)") }
+    }
+
+    static func decodeRelation(_ bytes: [UInt8]) throws -> Kb_Graph_V1_Relation {
+        do { return try Kb_Graph_V1_Relation(serializedBytes: bytes) } catch { throw RPCError(.dataLoss, "stored relation does not decode: \(error)") }
+    }
+
+    static func encode(_ message: some SwiftProtobuf.Message) throws -> [UInt8] {
+        try message.serializedBytes()
+    }
+}
+
+import SwiftProtobuf
+
+/// Entity and relation totals of the whole store, kept current by the commit thread.
+final class Totals: Sendable {
+    let counts: Mutex<(entities: Int, relations: Int)>
+    init(entities: Int, relations: Int) { counts = Mutex((entities, relations)) }
+}
