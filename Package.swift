@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .executable(name: "kb", targets: ["kb"]),
         .executable(name: "graph-store", targets: ["graph-store"]),
+        .executable(name: "ukb", targets: ["ukb"]),
         .library(name: "KBRPC", targets: ["KBRPC"]),
         .library(name: "KBRuntime", targets: ["KBRuntime"]),
         .library(name: "KBProto", targets: ["KBProto"]),
@@ -104,6 +105,23 @@ let package = Package(
         ),
 
         // MARK: Operator tools
+
+        /// The logic of `ukb`: import and export over RPC, text output, the progress bar.
+        .target(
+            name: "UKBKit",
+            dependencies: ["KBKnowledge", "KBProto", "KBRPC"],
+            path: "Services/UKB/UKBKit"
+        ),
+        /// `ukb`: the knowledge CLI, a client of graph-store.
+        .executableTarget(
+            name: "ukb",
+            dependencies: [
+                "UKBKit", "KBKnowledge", "KBProto", "KBRPC", "KBRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Services/UKB/ukb"
+        ),
 
         /// The launcher's logic: the service catalog, process supervision, health polling.
         .target(

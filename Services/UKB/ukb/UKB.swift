@@ -1,0 +1,90 @@
+// ukb: capture, find and move knowledge in the graph store. A client of graph-store over RPC;
+// it never opens the store's files.
+import ArgumentParser
+import Foundation
+import KBKnowledge
+import KBProto
+import KBRPC
+import KBRuntime
+import SwiftProtobuf
+import UKBKit
+
+@main
+struct UKB: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ukb",
+        abstract: "Capture, find and move team knowledge in the graph store.",
+        discussion: "The store is found at KB_GRAPH_STORE_ADDR (default 127.0.0.1:7101) with KB_AUTH_TOKEN; --team defaults to KB_TEAM, then \"default\".",
+        subcommands: [
+            Status.self, Query.self, Teams.self, Search.self, Show.self, Neighbors.self, Path.self,
+            AddEntity.self, AddRelation.self, Delete.self,
+            Export.self, Import.self, Backup.self, Verify.self, Restore.self,
+        ]
+    )
+}
+
+/// Options every command takes.
+struct Common: ParsableArguments {
+    @Option(help: "The team (default: $KB_TEAM, then \"default\").")
+    var team: String?
+
+    @Flag(help: "Print JSON instead of text.")
+    var json = false
+
+    /// The team named by --team or KB_TEAM, if any.
+    var explicitTeam: String? { team ?? ProcessInfo.processInfo.environment["KB_TEAM"].flatMap { $0.isEmpty ? nil : $0 } }
+    /// The team to use.
+    var resolvedTeam: String { explicitTeam ?? "default" }
+}
+
+/// Runs a command body: any failure becomes one line on stderr and exit status 1.
+func execute(_ body: (RPCClient) async throws -> Void) async throws {
+    let client: RPCClient
+    do {
+        var configuration = try ConfigSource.fromProcess().clientConfiguration(for: .graphStore)
+        configuration.connections = 1
+        configuration.connectTimeout = .seconds(2)
+        client = RPCClient(configuration: configuration)
+    } catch {
+        fail("\(error)")
+    }
+    do {
+        try await body(client)
+        await client.close()
+    } catch let error as ExitCode {
+        await client.close()
+        throw error
+    } catch let error as RPCError {
+        await client.close()
+        if error.code == .unavailable || error.code == .deadlineExceeded, error.message.contains("connect") || error.message.contains("refused") {
+            fail("graph-store is not reachable at \(client.configuration.host):\(client.configuration.port) (\(error.message)); start it with `kb up`")
+        }
+        fail("\(error.code.name): \(error.message)")
+    } catch {
+        await client.close()
+        fail("\(error)")
+    }
+}
+
+/// Prints `ukb: reason` on stderr and exits 1.
+func fail(_ reason: String) -> Never {
+    FileHandle.standardError.write(Data("ukb: \(reason)\n".utf8))
+    exit(1)
+}
+
+/// Prints a message as JSON (the proto3 JSON mapping, field names as in the .proto files).
+func printJSON(_ message: some SwiftProtobuf.Message) throws {
+    var options = JSONEncodingOptions()
+    options.preserveProtoFieldNames = true
+    print(try message.jsonString(options: options))
+}
+
+/// Reads a JSON object from standard input.
+func readStandardInput() -> Data {
+    FileHandle.standardInput.readDataToEndOfFile()
+}
+
+/// A path made absolute against the working directory (the server resolves none).
+func absolutePath(_ path: String) -> String {
+    URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true)).standardizedFileURL.path
+}
