@@ -184,6 +184,11 @@ let package = Package(
             path: "Tests/KBLevelDBTests"
         ),
         .testTarget(
+            name: "GraphStoreTests",
+            dependencies: ["GraphStoreKit", "KBKnowledge", "KBProto", "KBRPC", "KBLevelDB", "KBTestSupport"],
+            path: "Tests/GraphStoreTests"
+        ),
+        .testTarget(
             name: "KBRuntimeTests",
             dependencies: ["KBRuntime", "KBRPC", "KBProto", "KBTestSupport"],
             path: "Tests/KBRuntimeTests"
