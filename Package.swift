@@ -189,6 +189,16 @@ let package = Package(
             path: "Tests/GraphStoreTests"
         ),
         .testTarget(
+            name: "GraphServiceTests",
+            dependencies: ["KBKnowledge", "KBProto", "KBRPC", "KBTestSupport"],
+            path: "Tests/GraphServiceTests"
+        ),
+        .testTarget(
+            name: "KBKnowledgeTests",
+            dependencies: ["KBKnowledge", "KBProto"],
+            path: "Tests/KBKnowledgeTests"
+        ),
+        .testTarget(
             name: "KBRuntimeTests",
             dependencies: ["KBRuntime", "KBRPC", "KBProto", "KBTestSupport"],
             path: "Tests/KBRuntimeTests"

@@ -214,15 +214,27 @@ public struct SharedMemoryDocument: Sendable {
 
     // MARK: Field readers
 
-    /// Unix milliseconds as ISO 8601 with milliseconds, in UTC.
+    /// Unix milliseconds as ISO 8601 with milliseconds, in UTC (`2025-10-22T09:30:00.123Z`).
+    /// Integer arithmetic throughout, so parsing what this prints gives the same milliseconds.
     public static func iso(_ milliseconds: Int64) -> String {
-        Date(timeIntervalSince1970: Double(milliseconds) / 1000).formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        let seconds = milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000
+        let fraction = milliseconds - seconds * 1000
+        let whole = Date(timeIntervalSince1970: Double(seconds)).formatted(Date.ISO8601FormatStyle())
+        return String(whole.dropLast()) + "." + String(format: "%03lld", fraction) + "Z"
     }
 
-    /// ISO 8601 (with or without fractional seconds) as Unix milliseconds.
+    /// ISO 8601, with or without fractional seconds, as Unix milliseconds (digits past the
+    /// third are dropped).
     public static func parseISO(_ text: String) -> Int64? {
-        let date = (try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text)) ?? (try? Date.ISO8601FormatStyle().parse(text))
-        return date.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) }
+        guard let dot = text.firstIndex(of: ".") else {
+            return (try? Date.ISO8601FormatStyle().parse(text)).map { Int64($0.timeIntervalSince1970) * 1000 }
+        }
+        let digits = text[text.index(after: dot)...].prefix { $0.isASCII && $0.isNumber }
+        guard !digits.isEmpty else { return nil }
+        let rest = text[text.index(after: dot)...].dropFirst(digits.count)
+        guard let date = try? Date.ISO8601FormatStyle().parse(String(text[..<dot]) + rest) else { return nil }
+        let millis = Int64(String((digits + "00").prefix(3)))!
+        return Int64(date.timeIntervalSince1970.rounded()) * 1000 + millis
     }
 
     private static func string(_ value: Any?, field: String) throws(KnowledgeRuleError) -> String? {

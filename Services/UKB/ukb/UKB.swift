@@ -49,6 +49,13 @@ func execute(_ body: (RPCClient) async throws -> Void) async throws {
         fail("\(error)")
     }
     do {
+        // A stopped store answers nothing: fail in a second or two, not at the call deadline.
+        do {
+            _ = try await client.call(HealthMethods.check, .init(), options: CallOptions(timeout: .milliseconds(1500)))
+        } catch let error as RPCError where error.code == .unavailable || error.code == .deadlineExceeded {
+            await client.close()
+            fail("graph-store is not reachable at \(client.configuration.host):\(client.configuration.port) (\(error.message)); start it with `kb up`")
+        }
         try await body(client)
         await client.close()
     } catch let error as ExitCode {
@@ -56,9 +63,6 @@ func execute(_ body: (RPCClient) async throws -> Void) async throws {
         throw error
     } catch let error as RPCError {
         await client.close()
-        if error.code == .unavailable || error.code == .deadlineExceeded, error.message.contains("connect") || error.message.contains("refused") {
-            fail("graph-store is not reachable at \(client.configuration.host):\(client.configuration.port) (\(error.message)); start it with `kb up`")
-        }
         fail("\(error.code.name): \(error.message)")
     } catch {
         await client.close()
