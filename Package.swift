@@ -153,6 +153,13 @@ let package = Package(
             path: "Benchmarks/RPCBenchmark"
         ),
 
+        .executableTarget(
+            name: "graph-benchmark",
+            dependencies: ["KBLevelDB", "KBProto", "KBRPC"],
+            path: "Benchmarks/GraphBenchmark",
+            exclude: ["kuzu_reference.py"]
+        ),
+
         // MARK: Tests
 
         /// A service process made of the runtime alone, for integration, fault and interop tests.
