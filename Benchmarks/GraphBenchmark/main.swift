@@ -12,22 +12,25 @@ import KBLevelDB
 import KBProto
 import KBRPC
 
+
 // MARK: Settings
 
-var entityCount = 100_000
-var relationsPerEntity = 10
-var queriesPerRow = 2000
-var arguments = CommandLine.arguments.dropFirst().makeIterator()
-while let argument = arguments.next() {
-    switch argument {
-    case "--entities": entityCount = Int(arguments.next() ?? "") ?? entityCount
-    case "--relations-per-entity": relationsPerEntity = Int(arguments.next() ?? "") ?? relationsPerEntity
-    case "--queries": queriesPerRow = Int(arguments.next() ?? "") ?? queriesPerRow
-    default:
-        print("usage: graph-benchmark [--entities N] [--relations-per-entity K] [--queries Q]")
-        exit(64)
+func settings() -> (entities: Int, relationsPerEntity: Int, queries: Int) {
+    var result = (entities: 100_000, relationsPerEntity: 10, queries: 2000)
+    var arguments = CommandLine.arguments.dropFirst().makeIterator()
+    while let argument = arguments.next() {
+        switch argument {
+        case "--entities": result.entities = Int(arguments.next() ?? "") ?? result.entities
+        case "--relations-per-entity": result.relationsPerEntity = Int(arguments.next() ?? "") ?? result.relationsPerEntity
+        case "--queries": result.queries = Int(arguments.next() ?? "") ?? result.queries
+        default:
+            print("usage: graph-benchmark [--entities N] [--relations-per-entity K] [--queries Q]")
+            exit(64)
+        }
     }
+    return result
 }
+let (entityCount, relationsPerEntity, queriesPerRow) = settings()
 
 // MARK: The graph (deterministic)
 
@@ -52,29 +55,32 @@ let relationTypes = ["uses", "depends_on", "fixes", "causes", "implements", "doc
 
 func entityName(_ index: Int) -> String { String(format: "entity %06d", index) }
 
-var generator = Generator()
-func sentence(_ words: Int) -> String { (0..<words).map { _ in vocabulary[generator.below(vocabulary.count)] }.joined(separator: " ") }
-let entities: [Kb_Graph_V1_Entity] = (0..<entityCount).map { index in
-    .with {
-        $0.name = entityName(index)
-        $0.entityType = entityTypes[index % entityTypes.count]
-        $0.observations = [.with { $0.content = sentence(8) }, .with { $0.content = sentence(6) }]
-        $0.significance = Int32(1 + index % 10)
+func makeGraph() -> (entities: [Kb_Graph_V1_Entity], relations: [Kb_Graph_V1_Relation], starts: [String], searches: [String]) {
+    var generator = Generator()
+    func sentence(_ words: Int) -> String { (0..<words).map { _ in vocabulary[generator.below(vocabulary.count)] }.joined(separator: " ") }
+    let entities: [Kb_Graph_V1_Entity] = (0..<entityCount).map { index in
+        .with {
+            $0.name = entityName(index)
+            $0.entityType = entityTypes[index % entityTypes.count]
+            $0.observations = [.with { $0.content = sentence(8) }, .with { $0.content = sentence(6) }]
+            $0.significance = Int32(1 + index % 10)
+        }
     }
-}
-var relationSet = Set<String>()
-var relations: [Kb_Graph_V1_Relation] = []
-relations.reserveCapacity(entityCount * relationsPerEntity)
-for from in 0..<entityCount {
-    for _ in 0..<relationsPerEntity {
-        let to = generator.below(entityCount), type = relationTypes[generator.below(relationTypes.count)]
-        guard to != from, relationSet.insert("\(from) \(type) \(to)").inserted else { continue }
-        relations.append(.with { $0.from = entityName(from); $0.to = entityName(to); $0.relationType = type })
+    var relationSet = Set<String>()
+    var relations: [Kb_Graph_V1_Relation] = []
+    relations.reserveCapacity(entityCount * relationsPerEntity)
+    for from in 0..<entityCount {
+        for _ in 0..<relationsPerEntity {
+            let to = generator.below(entityCount), type = relationTypes[generator.below(relationTypes.count)]
+            guard to != from, relationSet.insert("\(from) \(type) \(to)").inserted else { continue }
+            relations.append(.with { $0.from = entityName(from); $0.to = entityName(to); $0.relationType = type })
+        }
     }
+    let starts = (0..<queriesPerRow).map { _ in entityName(generator.below(entityCount)) }
+    let searches = (0..<queriesPerRow).map { _ in "\(vocabulary[generator.below(vocabulary.count)]) \(vocabulary[generator.below(vocabulary.count)])" }
+    return (entities, relations, starts, searches)
 }
-relationSet = []
-let starts = (0..<queriesPerRow).map { _ in entityName(generator.below(entityCount)) }
-let searchWords = (0..<queriesPerRow).map { _ in "\(vocabulary[generator.below(vocabulary.count)]) \(vocabulary[generator.below(vocabulary.count)])" }
+let (entities, relations, starts, searchWords) = makeGraph()
 
 let work = FileManager.default.temporaryDirectory.appendingPathComponent("graph-benchmark-\(getpid())")
 try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
@@ -91,7 +97,7 @@ print("graph-benchmark: \(entities.count) entities, \(relations.count) relations
 func levelDBFloor() throws -> Double {
     let path = work.appendingPathComponent("raw-leveldb").path
     let db = try LevelDB(path: path)
-    let value = try [UInt8](entities[0].serializedBytes())
+    let value: [UInt8] = try entities[0].serializedBytes()
     let count = min(entities.count, 100_000)
     let start = ContinuousClock.now
     var batch = WriteBatch()
@@ -134,9 +140,12 @@ service.environment = ProcessInfo.processInfo.environment.merging([
 try service.run()
 defer { service.terminate(); service.waitUntilExit() }
 
-var clientConfiguration = RPCClient.Configuration(host: "127.0.0.1", port: port)
-clientConfiguration.maxFrameLength = 64 << 20
-clientConfiguration.defaultTimeout = .seconds(600)
+let clientConfiguration = {
+    var configuration = RPCClient.Configuration(host: "127.0.0.1", port: port)
+    configuration.maxFrameLength = 64 << 20
+    configuration.defaultTimeout = .seconds(600)
+    return configuration
+}()
 let client = RPCClient(configuration: clientConfiguration)
 let deadline = ContinuousClock.now + .seconds(30)
 while (try? await client.call(HealthMethods.check, .init(), options: CallOptions(timeout: .seconds(1)))) == nil {

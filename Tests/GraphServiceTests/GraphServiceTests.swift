@@ -242,3 +242,26 @@ final class AcknowledgedWrites: @unchecked Sendable {
     func relation(_ name: String) { lock.withLock { relations.append(name) } }
     var snapshot: ([String], [String]) { lock.withLock { (entities, relations) } }
 }
+
+@Suite("deploy/scripts graph backup and restore", .serialized)
+struct GraphDeployScriptTests {
+    @Test("graph-backup.sh packs an online backup; graph-restore.sh puts it back into a stopped store")
+    func backupAndRestoreScripts() async throws {
+        let work = temporaryDirectory("graph-scripts")
+        let store = try await GraphStoreUnderTest.start()
+        #expect(try store.ukb("add-entity", "--name", "Kept", "--type", "Note", "--team", "ops").status == 0)
+        let environment = store.environment.merging(["KB_BIN_DIR": builtProductsDirectory.path]) { $1 }
+        let backup = try runProgram(URL(fileURLWithPath: "/bin/bash"), [packageRoot.appendingPathComponent("deploy/scripts/graph-backup.sh").path, work.path], environment: environment)
+        #expect(backup.status == 0, "\(backup.stderr)")
+        let archives = try FileManager.default.contentsOfDirectory(atPath: work.path).filter { $0.hasPrefix("graph-db_") && $0.hasSuffix(".tar.gz") }
+        #expect(archives.count == 1)
+        #expect(try store.ukb("add-entity", "--name", "Lost", "--type", "Note", "--team", "ops").status == 0)
+        await store.service.stop()
+        let restore = try runProgram(URL(fileURLWithPath: "/bin/bash"), [packageRoot.appendingPathComponent("deploy/scripts/graph-restore.sh").path, work.appendingPathComponent(archives[0]).path], environment: environment)
+        #expect(restore.status == 0, "\(restore.stderr)")
+        let again = try await GraphStoreUnderTest.start(dataDirectory: store.service.dataDirectory)
+        #expect(try again.ukb("show", "Kept", "--team", "ops").status == 0)
+        #expect(try again.ukb("show", "Lost", "--team", "ops").status == 1)
+        await again.service.stop()
+    }
+}
