@@ -155,7 +155,7 @@ let package = Package(
 
         .executableTarget(
             name: "graph-benchmark",
-            dependencies: ["KBLevelDB", "KBProto", "KBRPC"],
+            dependencies: ["KBLevelDB", "KBProto", "KBRPC", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             path: "Benchmarks/GraphBenchmark",
             exclude: ["kuzu_reference.py"]
         ),

@@ -34,6 +34,12 @@ public enum KnowledgeRules {
     /// Entity names: 1–200 characters, letters, digits, space, `_ - .`, not starting or ending
     /// with a space.
     public static func checkName(_ name: String, field: String) throws(KnowledgeRuleError) {
+        // The common case, plain ASCII, without Unicode property lookups.
+        let utf8 = name.utf8
+        if utf8.count >= 1, utf8.count <= maxNameLength, utf8.first != 0x20, utf8.last != 0x20,
+           utf8.allSatisfy({ isASCIINameByte($0) || $0 == 0x20 }) {
+            return
+        }
         let count = name.count
         guard count >= 1, count <= maxNameLength else {
             throw KnowledgeRuleError(field: field, "must be 1–\(maxNameLength) characters (got \(count))")
@@ -49,6 +55,8 @@ public enum KnowledgeRules {
     /// Team names: 1–100 characters, letters, digits, `_ - .` (no `:`, which separates the team
     /// from the entity in a node id).
     public static func checkTeam(_ team: String, field: String = "team") throws(KnowledgeRuleError) {
+        let utf8 = team.utf8
+        if utf8.count >= 1, utf8.count <= maxTypeLength, utf8.allSatisfy(isASCIINameByte) { return }
         let count = team.count
         guard count >= 1, count <= maxTypeLength else {
             throw KnowledgeRuleError(field: field, "must be 1–\(maxTypeLength) characters (got \(count))")
@@ -58,8 +66,15 @@ public enum KnowledgeRules {
         }
     }
 
+    /// ASCII letters, digits, `_`, `-`, `.`.
+    private static func isASCIINameByte(_ byte: UInt8) -> Bool {
+        (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x5F || byte == 0x2D || byte == 0x2E
+    }
+
     /// Entity and relation types: 1–100 characters, printable (no control characters).
     public static func checkType(_ type: String, field: String) throws(KnowledgeRuleError) {
+        let utf8 = type.utf8
+        if utf8.count >= 1, utf8.count <= maxTypeLength, utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return }
         let count = type.count
         guard count >= 1, count <= maxTypeLength else {
             throw KnowledgeRuleError(field: field, "must be 1–\(maxTypeLength) characters (got \(count))")
@@ -128,6 +143,10 @@ public enum KnowledgeRules {
     }
 
     private static func checkPrintable(_ text: String, field: String, allowLineBreaks: Bool = false) throws(KnowledgeRuleError) {
+        if text.utf8.allSatisfy({ ($0 >= 0x20 && $0 < 0x7F) || $0 >= 0x80 }) {
+            // No ASCII control character; only non-ASCII scalars need the Unicode check.
+            if text.utf8.allSatisfy({ $0 < 0x80 }) { return }
+        }
         for scalar in text.unicodeScalars where scalar.properties.generalCategory == .control {
             if allowLineBreaks, scalar == "\n" || scalar == "\r" || scalar == "\t" { continue }
             throw KnowledgeRuleError(field: field, "must not contain control characters (found U+\(String(scalar.value, radix: 16, uppercase: true)))")

@@ -26,6 +26,9 @@ public final class LevelDB: @unchecked Sendable {
         public var paranoidChecks = false
         /// Bytes buffered in memory before a table file is written (LevelDB's default is 4 MiB).
         public var writeBufferSize = 4 << 20
+        /// Bytes of a table file before LevelDB starts another (its default is 2 MiB; larger files
+        /// mean fewer compactions for stores of many small keys).
+        public var maxFileSize = 2 << 20
         /// Bytes of the block cache (0: LevelDB's 8 MiB default).
         public var blockCacheSize = 32 << 20
         /// Bits per key of a bloom filter (0: none).
@@ -54,6 +57,7 @@ public final class LevelDB: @unchecked Sendable {
         leveldb_options_set_error_if_exists(options, settings.errorIfExists ? 1 : 0)
         leveldb_options_set_paranoid_checks(options, settings.paranoidChecks ? 1 : 0)
         leveldb_options_set_write_buffer_size(options, settings.writeBufferSize)
+        leveldb_options_set_max_file_size(options, settings.maxFileSize)
         leveldb_options_set_compression(options, settings.compression ? Int32(leveldb_snappy_compression) : Int32(leveldb_no_compression))
         let cache = settings.blockCacheSize > 0 ? leveldb_cache_create_lru(settings.blockCacheSize) : nil
         if let cache { leveldb_options_set_cache(options, cache) }
@@ -246,6 +250,8 @@ public struct WriteBatch: Sendable {
     public mutating func append(_ other: WriteBatch) { operations += other.operations }
     /// How many changes the batch holds.
     public var count: Int { operations.count }
+    /// Drops the changes after the first `count` (to take back a failed part of a batch).
+    public mutating func truncate(to count: Int) { operations.removeLast(max(0, operations.count - count)) }
 }
 
 /// A consistent read view of a `LevelDB`; released when the last reference goes.

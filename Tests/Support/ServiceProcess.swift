@@ -59,20 +59,32 @@ public func httpGet(_ url: String, timeout: TimeInterval = 5) async -> HTTPResul
 }
 
 /// Runs a program to completion and returns its exit code and output.
+///
+/// Output goes through temporary files, not pipes: a pipe's write end can leak into a process
+/// another test starts at the same moment (a long-lived service), and reading it to the end then
+/// waits for that service to exit — a hang seen in the full parallel run.
 public func runProgram(_ executable: URL, _ arguments: [String] = [], environment: [String: String] = [:], currentDirectory: URL? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     if let currentDirectory { process.currentDirectoryURL = currentDirectory }
-    let out = Pipe(), err = Pipe()
+    let folder = temporaryDirectory("kb-run")
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let outURL = folder.appendingPathComponent("stdout"), errURL = folder.appendingPathComponent("stderr")
+    FileManager.default.createFile(atPath: outURL.path, contents: nil)
+    FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
     process.standardOutput = out
     process.standardError = err
+    process.standardInput = FileHandle.nullDevice
     try launch(process)
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    try? out.close()
+    try? err.close()
     process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    let stdout = (try? String(contentsOf: outURL, encoding: .utf8)) ?? ""
+    let stderr = (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""
+    return (process.terminationStatus, stdout, stderr)
 }
 
 /// A service executable started by a test on free loopback ports, stopped when the test ends.

@@ -93,32 +93,32 @@ final class CommitQueue: @unchecked Sendable {
     }
 
     private func runGroup(_ jobs: [Job]) {
-        var group: Overlay = [:]
+        let group = GroupOverlay()
         var outcomes: [Error?] = []
         var entityDelta = 0, relationDelta = 0
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         for job in jobs {
-            let transaction = GraphTransaction(db: db, group: group, now: now)
+            let transaction = GraphTransaction(db: db, overlay: group, now: now)
             do {
                 try job.run(transaction)
-                group.merge(transaction.changes) { $1 }
                 entityDelta += transaction.entityDelta
                 relationDelta += transaction.relationDelta
                 outcomes.append(nil)
             } catch {
+                transaction.rollBack()
                 outcomes.append(error)
             }
         }
-        if !group.isEmpty {
-            var batch = WriteBatch()
-            for (key, value) in group {
-                if let value { batch.put(key, value) } else { batch.delete(key) }
+        if !group.entries.isEmpty || group.blind.count > 0 {
+            var batch = group.blind
+            for (key, value) in group.entries {
+                if let value { batch.put(key.bytes, value) } else { batch.delete(key.bytes) }
             }
             let start = ContinuousClock.now
             do {
                 try db.write(batch, sync: true)
                 let elapsed = ContinuousClock.now - start
-                onGroup(GroupReport(operations: jobs.count, keys: group.count, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, entityDelta: entityDelta, relationDelta: relationDelta))
+                onGroup(GroupReport(operations: jobs.count, keys: batch.count, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, entityDelta: entityDelta, relationDelta: relationDelta))
             } catch {
                 let failure = RPCError(.internal, "graph store write failed: \(error)")
                 outcomes = outcomes.map { $0 ?? failure }

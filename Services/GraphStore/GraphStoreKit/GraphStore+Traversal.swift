@@ -17,13 +17,17 @@ extension GraphStore {
     }
 
     /// The relations of `name` in `direction`, filtered by type, from the adjacency keys alone.
-    func edges(team: String, name: String, direction: Kb_Graph_V1_Direction, types: Set<String>, snapshot: Snapshot) throws -> [Edge] {
+    func edges(team: String, name: String, direction: Kb_Graph_V1_Direction, types: Set<String>, snapshot: Snapshot, records: inout [Edge: [UInt8]]) throws -> [Edge] {
         var edges: [Edge] = []
         if direction != .inbound {
             let prefix = GraphKey.adjacencyPrefix(GraphKey.outbound, team, name)
-            try db.forEach(prefix: prefix, snapshot: snapshot) { key, _ in
+            try db.forEach(prefix: prefix, snapshot: snapshot) { key, value in
                 let parts = GraphKey.components(key, after: prefix)
-                if types.isEmpty || types.contains(parts[0]) { edges.append(Edge(from: name, type: parts[0], to: parts[1])) }
+                if types.isEmpty || types.contains(parts[0]) {
+                    let edge = Edge(from: name, type: parts[0], to: parts[1])
+                    edges.append(edge)
+                    records[edge] = value
+                }
                 return true
             }
         }
@@ -66,10 +70,11 @@ extension GraphStore {
         var edgeOrder: [Edge] = []
         var frontier = [start.name]
         var excluded = Set<String>()
+        var relationRecords: [Edge: [UInt8]] = [:]
         for depth in 1...request.depth {
             var next: [String] = []
             for name in frontier {
-                for edge in try edges(team: team, name: name, direction: request.direction, types: relationTypes, snapshot: snapshot) {
+                for edge in try edges(team: team, name: name, direction: request.direction, types: relationTypes, snapshot: snapshot, records: &relationRecords) {
                     let other = edge.other(than: name)
                     if depthByName[other] == nil && !excluded.contains(other) {
                         guard order.count < cap else {
@@ -95,7 +100,11 @@ extension GraphStore {
         response.entities = order.compactMap { records[$0] }
         response.depthByName = depthByName
         for edge in edgeOrder {
-            if let relation = try relation(team, edge.from, edge.type, edge.to, snapshot: snapshot) { response.relations.append(relation) }
+            if let bytes = relationRecords[edge] {
+                response.relations.append(try Self.decodeRelation(bytes))
+            } else if let relation = try relation(team, edge.from, edge.type, edge.to, snapshot: snapshot) {
+                response.relations.append(relation)
+            }
         }
         return response
     }
@@ -134,12 +143,13 @@ extension GraphStore {
         var forwardFrontier = [request.from], backwardFrontier = [request.to]
         var hops = 0
         var meeting: String?
+        var relationRecords: [Edge: [UInt8]] = [:]
         search: while hops < maxDepth, !forwardFrontier.isEmpty, !backwardFrontier.isEmpty {
             hops += 1
             let forward = forwardFrontier.count <= backwardFrontier.count
             var next: [String] = []
             for name in forward ? forwardFrontier : backwardFrontier {
-                for edge in try edges(team: team, name: name, direction: forward ? request.direction : backwardDirection, types: types, snapshot: snapshot) {
+                for edge in try edges(team: team, name: name, direction: forward ? request.direction : backwardDirection, types: types, snapshot: snapshot, records: &relationRecords) {
                     let other = edge.other(than: name)
                     if forward {
                         guard forwardParent[other] == nil else { continue }

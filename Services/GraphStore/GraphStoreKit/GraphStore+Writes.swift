@@ -1,3 +1,4 @@
+import Foundation
 import KBKnowledge
 import KBProto
 import KBRPC
@@ -13,10 +14,14 @@ extension GraphStore {
                 try KnowledgeRules.check(entity, field: "entities[\(index)]", isUpdate: true)
             }
         }
+        // What a new entity would be, computed here on the caller's thread in parallel with other
+        // requests, so the single commit thread only checks and copies it.
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let prepared = try request.entities.map { try PreparedEntity($0, team: request.team, now: now) }
         return try await commits.commit { transaction in
             var response = Kb_Graph_V1_PutEntitiesResponse()
             for (index, entity) in request.entities.enumerated() {
-                let (stored, created) = try Self.upsert(entity, team: request.team, index: index, in: transaction)
+                let (stored, created) = try Self.upsert(entity, prepared: prepared[index], team: request.team, index: index, in: transaction)
                 response.entities.append(stored)
                 if created { response.created += 1 } else { response.updated += 1 }
             }
@@ -83,7 +88,7 @@ extension GraphStore {
                 if relation.createdAtMs == 0 { relation.createdAtMs = transaction.now }
                 transaction.put(key, try Self.encode(relation))
                 transaction.put(GraphKey.inbound(team, relation.to, relation.relationType, relation.from), [])
-                transaction.put(GraphKey.relationType(team, relation.relationType, relation.from, relation.to), [])
+                transaction.putBlind(GraphKey.relationType(team, relation.relationType, relation.from, relation.to), [])
                 try transaction.add(1, to: GraphKey.relationsCounter, team: team)
                 try transaction.add(1, to: GraphKey.relationTypeCounter(relation.relationType), team: team)
                 try transaction.touch(team: team, at: transaction.now)
@@ -123,38 +128,55 @@ extension GraphStore {
         do { try body() } catch { throw RPCError.invalidArgument(field: error.field, error.rule) }
     }
 
-    static func upsert(_ input: Kb_Graph_V1_Entity, team: String, index: Int, in transaction: GraphTransaction) throws -> (Kb_Graph_V1_Entity, created: Bool) {
-        let key = GraphKey.entity(team, input.name)
-        let old = try transaction.get(key).map(decodeEntity)
+    /// An entity as it would be stored if new: defaults filled, observations deduplicated,
+    /// encoded, its words counted.
+    struct PreparedEntity: Sendable {
+        var key: [UInt8]
         var entity: Kb_Graph_V1_Entity
-        if let old {
-            entity = old
-            if !input.entityType.isEmpty { entity.entityType = input.entityType }
-            if input.significance != 0 { entity.significance = input.significance }
-            if input.confidence != 0 { entity.confidence = input.confidence }
-            if input.source != .unspecified { entity.source = input.source }
-            entity.metadata.merge(input.metadata) { $1 }
-            entity.observations = mergeObservations(old.observations, input.observations)
-            entity.lastModifiedMs = input.lastModifiedMs > 0 ? input.lastModifiedMs : transaction.now
-        } else {
-            guard !input.entityType.isEmpty else {
-                throw RPCError.invalidArgument(field: "entities[\(index)].entity_type", "must be 1–\(KnowledgeRules.maxTypeLength) characters for a new entity (got 0)")
-            }
+        var bytes: [UInt8]
+        var words: [String: TextIndex.Hits]
+
+        init(_ input: Kb_Graph_V1_Entity, team: String, now: Int64) throws {
+            key = GraphKey.entity(team, input.name)
             entity = input
             entity.team = team
-            entity.observations = mergeObservations([], input.observations)
+            entity.observations = GraphStore.mergeObservations([], input.observations)
             if entity.significance == 0 { entity.significance = 5 }
             if entity.confidence == 0 { entity.confidence = 1 }
             if entity.source == .unspecified { entity.source = .manual }
-            if entity.createdAtMs == 0 { entity.createdAtMs = input.lastModifiedMs > 0 ? input.lastModifiedMs : transaction.now }
-            if entity.lastModifiedMs == 0 { entity.lastModifiedMs = transaction.now }
-            transaction.entityDelta += 1
+            if entity.createdAtMs == 0 { entity.createdAtMs = input.lastModifiedMs > 0 ? input.lastModifiedMs : now }
+            if entity.lastModifiedMs == 0 { entity.lastModifiedMs = now }
+            bytes = try GraphStore.encode(entity)
+            words = TextIndex.entries(of: entity)
         }
-        if let old, old == entity { return (entity, false) }
+    }
+
+    static func upsert(_ input: Kb_Graph_V1_Entity, prepared: PreparedEntity, team: String, index: Int, in transaction: GraphTransaction) throws -> (Kb_Graph_V1_Entity, created: Bool) {
+        let key = prepared.key
+        guard let oldBytes = try transaction.get(key) else {
+            guard !input.entityType.isEmpty else {
+                throw RPCError.invalidArgument(field: "entities[\(index)].entity_type", "must be 1–\(KnowledgeRules.maxTypeLength) characters for a new entity (got 0)")
+            }
+            transaction.entityDelta += 1
+            transaction.put(key, prepared.bytes)
+            try updateIndexes(team: team, old: nil, new: prepared.entity, newWords: prepared.words, in: transaction)
+            try transaction.touch(team: team, at: transaction.now)
+            return (prepared.entity, true)
+        }
+        let old = try decodeEntity(oldBytes)
+        var entity = old
+        if !input.entityType.isEmpty { entity.entityType = input.entityType }
+        if input.significance != 0 { entity.significance = input.significance }
+        if input.confidence != 0 { entity.confidence = input.confidence }
+        if input.source != .unspecified { entity.source = input.source }
+        entity.metadata.merge(input.metadata) { $1 }
+        entity.observations = mergeObservations(old.observations, input.observations)
+        entity.lastModifiedMs = input.lastModifiedMs > 0 ? input.lastModifiedMs : transaction.now
+        if old == entity { return (entity, false) }
         transaction.put(key, try encode(entity))
         try updateIndexes(team: team, old: old, new: entity, in: transaction)
         try transaction.touch(team: team, at: transaction.now)
-        return (entity, old == nil)
+        return (entity, false)
     }
 
     /// Observations of `old`, then those of `new` not already there (same type and content).
@@ -173,14 +195,14 @@ extension GraphStore {
     }
 
     /// Moves an entity's index entries and counters from `old` to `new` (either may be nil).
-    static func updateIndexes(team: String, old: Kb_Graph_V1_Entity?, new: Kb_Graph_V1_Entity?, in transaction: GraphTransaction) throws {
+    static func updateIndexes(team: String, old: Kb_Graph_V1_Entity?, new: Kb_Graph_V1_Entity?, newWords: [String: TextIndex.Hits]? = nil, in transaction: GraphTransaction) throws {
         if old?.entityType != new?.entityType {
             if let old {
-                transaction.delete(GraphKey.entityType(team, old.entityType, old.name))
+                transaction.deleteBlind(GraphKey.entityType(team, old.entityType, old.name))
                 try transaction.add(-1, to: GraphKey.typeCounter(old.entityType), team: team)
             }
             if let new {
-                transaction.put(GraphKey.entityType(team, new.entityType, new.name), [])
+                transaction.putBlind(GraphKey.entityType(team, new.entityType, new.name), [])
                 try transaction.add(1, to: GraphKey.typeCounter(new.entityType), team: team)
             }
         }
@@ -192,17 +214,17 @@ extension GraphStore {
             try transaction.add(new == nil ? -1 : 1, to: GraphKey.entitiesCounter, team: team)
         }
         if old?.lastModifiedMs != new?.lastModifiedMs {
-            if let old { transaction.delete(GraphKey.modified(team, old.lastModifiedMs, old.name)) }
-            if let new { transaction.put(GraphKey.modified(team, new.lastModifiedMs, new.name), []) }
+            if let old { transaction.deleteBlind(GraphKey.modified(team, old.lastModifiedMs, old.name)) }
+            if let new { transaction.putBlind(GraphKey.modified(team, new.lastModifiedMs, new.name), []) }
         }
         let oldWords = old.map(TextIndex.entries) ?? [:]
-        let newWords = new.map(TextIndex.entries) ?? [:]
+        let newWords = newWords ?? new.map(TextIndex.entries) ?? [:]
         let name = (new ?? old)!.name
         for word in oldWords.keys where newWords[word] == nil {
-            transaction.delete(GraphKey.text(team, word, name))
+            transaction.deleteBlind(GraphKey.text(team, word, name))
         }
         for (word, hits) in newWords where oldWords[word] != hits {
-            transaction.put(GraphKey.text(team, word, name), hits.bytes)
+            transaction.putBlind(GraphKey.text(team, word, name), hits.bytes)
         }
     }
 
@@ -212,7 +234,7 @@ extension GraphStore {
         guard try transaction.contains(key) else { return false }
         transaction.delete(key)
         transaction.delete(GraphKey.inbound(team, to, type, from))
-        transaction.delete(GraphKey.relationType(team, type, from, to))
+        transaction.deleteBlind(GraphKey.relationType(team, type, from, to))
         try transaction.add(-1, to: GraphKey.relationsCounter, team: team)
         try transaction.add(-1, to: GraphKey.relationTypeCounter(type), team: team)
         transaction.relationDelta -= 1

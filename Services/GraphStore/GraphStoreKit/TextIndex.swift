@@ -37,14 +37,21 @@ enum TextIndex {
             length = 0
         }
         for scalar in text.unicodeScalars {
-            let properties = scalar.properties
-            if properties.isAlphabetic || properties.numericType != nil {
+            let isWordScalar: Bool
+            if scalar.isASCII {
+                let value = scalar.value
+                isWordScalar = (value >= 48 && value <= 57) || (value >= 65 && value <= 90) || (value >= 97 && value <= 122)
+            } else {
+                let properties = scalar.properties
+                isWordScalar = properties.isAlphabetic || properties.numericType != nil
+            }
+            if isWordScalar {
                 guard length < maxTokenLength else { continue }
                 if scalar.isASCII {
                     let value = scalar.value
                     current.append(value >= 65 && value <= 90 ? Unicode.Scalar(value + 32)! : scalar)
                 } else {
-                    current.append(contentsOf: properties.lowercaseMapping.unicodeScalars)
+                    current.append(contentsOf: scalar.properties.lowercaseMapping.unicodeScalars)
                 }
                 length += 1
             } else if length > 0 {
