@@ -44,6 +44,9 @@ struct GraphWriteTests {
             #expect(stored.createdAtMs == first.entities[0].createdAtMs)
             #expect(stored.lastModifiedMs > first.entities[0].lastModifiedMs)
             #expect(try store.names("coding", text: "evict") == ["Cache"])
+            let quiet = try await store.putEntities(.with { $0.team = "coding"; $0.entities = [entity("Quiet")]; $0.omitEntities = true })
+            #expect(quiet.created == 1 && quiet.entities.isEmpty)
+            #expect(store.exists("coding", "Quiet"))
             #expect(try store.verify().ok)
         }
     }

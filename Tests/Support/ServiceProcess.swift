@@ -90,17 +90,24 @@ public func runProgram(_ executable: URL, _ arguments: [String] = [], environmen
 /// A service executable started by a test on free loopback ports, stopped when the test ends.
 public final class ServiceProcess: @unchecked Sendable {
     public let process = Process()
-    public let port: Int
-    public let adminPort: Int
     public let dataDirectory: URL
     public let logFile: URL
+    private let portLock = NSLock()
+    private var listening: (rpc: Int, admin: Int)?
 
-    /// Starts `executable` with its ports and data directory set through `envPrefix` keys.
+    /// The RPC port the service bound (read from its log; waits for it up to 20 s).
+    public var port: Int { listeningPorts().rpc }
+    /// The admin HTTP port the service bound.
+    public var adminPort: Int { listeningPorts().admin }
+
+    /// Starts `executable` with its data directory and ports set through `envPrefix` keys. The
+    /// ports are 0: the service binds free ones and logs them, so no other process can take a
+    /// port between our choosing it and the service binding it (a race that made services exit
+    /// at start in the full parallel run).
     public init(executable: String, envPrefix: String, environment: [String: String] = [:], dataDirectory: URL? = nil) throws {
-        port = freePort()
-        adminPort = freePort()
+        let port = 0, adminPort = 0
         self.dataDirectory = dataDirectory ?? temporaryDirectory("kb-data")
-        logFile = self.dataDirectory.appendingPathComponent("\(executable)-\(port).log")
+        logFile = self.dataDirectory.appendingPathComponent("\(executable)-\(UUID().uuidString.prefix(8)).log")
         FileManager.default.createFile(atPath: logFile.path, contents: nil)
         process.executableURL = builtProductsDirectory.appendingPathComponent(executable)
         process.environment = ProcessInfo.processInfo.environment.merging([
@@ -115,11 +122,40 @@ public final class ServiceProcess: @unchecked Sendable {
         try launch(process)
     }
 
+    /// The ports from the log lines `rpc server listening` (its address) and `admin http
+    /// listening` (its port); (0, 0) when the process exits or 20 s pass without them.
+    private func listeningPorts() -> (rpc: Int, admin: Int) {
+        let deadline = Date().addingTimeInterval(20)
+        while true {
+            if let known = portLock.withLock({ listening }) { return known }
+            var rpc: Int?, admin: Int?
+            for line in log.split(separator: "\n") {
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
+                if object["message"] as? String == "rpc server listening", let address = object["address"] as? String {
+                    rpc = address.split(separator: ":").last.flatMap { Int($0) }
+                }
+                if object["message"] as? String == "admin http listening", let port = object["port"] as? String {
+                    admin = Int(port)
+                }
+            }
+            if let admin, let rpc {
+                portLock.withLock { listening = (rpc, admin) }
+                return (rpc, admin)
+            }
+            if !process.isRunning || Date() > deadline { return (rpc ?? 0, admin ?? 0) }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+    }
+
     /// Waits until `/health/ready` answers 200; throws with the log when the process dies or time runs out.
     public func waitUntilReady(timeout: Duration = .seconds(20)) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if !process.isRunning { throw ProcessFailure("exited with \(process.terminationStatus) before ready: \(log)") }
+            if portLock.withLock({ listening }) == nil && !(log.contains("admin http listening") && log.contains("rpc server listening")) {
+                try await Task.sleep(for: .milliseconds(20))
+                continue
+            }
             if await httpGet("http://127.0.0.1:\(adminPort)/health/ready", timeout: 1)?.status == 200 { return }
             try await Task.sleep(for: .milliseconds(50))
         }

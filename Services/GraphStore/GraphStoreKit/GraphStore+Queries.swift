@@ -152,18 +152,22 @@ extension GraphStore {
     }
 
     /// Entities of `team` matching every query word (as a word prefix), with their scores.
+    ///
+    /// Works on the key bytes (names are made Strings only for the matches): a common word can
+    /// hit a large share of a team's entities.
     func textMatches(team: String, words: [String], phrase: String, snapshot: Snapshot) throws -> [String: Double] {
-        var scores: [String: Double]?
-        for word in Set(words) {
-            var best: [String: Double] = [:]
-            let prefix = GraphKey.teamPrefix(GraphKey.text, team) + Array(word.utf8)
-            let teamPrefix = GraphKey.teamPrefix(GraphKey.text, team)
-            try db.forEach(prefix: prefix, snapshot: snapshot) { key, value in
-                let parts = GraphKey.components(key, after: teamPrefix)
-                guard parts.count == 2 else { return true }
-                if let scores, scores[parts[1]] == nil { return true }
-                let score = TextIndex.score(query: word, indexed: parts[0], hits: TextIndex.Hits(bytes: value))
-                if score > best[parts[1], default: -1] { best[parts[1]] = score }
+        var scores: [OverlayKey: Double]?
+        let teamPrefix = GraphKey.teamPrefix(GraphKey.text, team)
+        // Rarest-looking (longest) words first, so later scans only check membership.
+        for word in Set(words).sorted(by: { $0.utf8.count > $1.utf8.count }) {
+            var best: [OverlayKey: Double] = [:]
+            let wordLength = word.utf8.count
+            try db.forEach(prefix: teamPrefix + Array(word.utf8), snapshot: snapshot) { key, value in
+                guard let separator = key[teamPrefix.count...].firstIndex(of: 0) else { return true }
+                let name = OverlayKey(Array(key[(separator + 1)...]))
+                if let scores, scores[name] == nil { return true }
+                let score = TextIndex.score(exact: separator - teamPrefix.count == wordLength, hits: TextIndex.Hits(bytes: value))
+                if score > best[name, default: -1] { best[name] = score }
                 return true
             }
             if let previous = scores {
@@ -175,8 +179,11 @@ extension GraphStore {
             }
             if scores?.isEmpty == true { return [:] }
         }
-        var result = scores ?? [:]
-        for name in result.keys { result[name]! += TextIndex.nameBonus(name: name, query: phrase) }
+        var result: [String: Double] = [:]
+        for (key, score) in scores ?? [:] {
+            let name = String(decoding: key.bytes, as: UTF8.self)
+            result[name] = score + TextIndex.nameBonus(name: name, query: phrase)
+        }
         return result
     }
 

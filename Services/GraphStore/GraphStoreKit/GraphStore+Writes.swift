@@ -22,7 +22,7 @@ extension GraphStore {
             var response = Kb_Graph_V1_PutEntitiesResponse()
             for (index, entity) in request.entities.enumerated() {
                 let (stored, created) = try Self.upsert(entity, prepared: prepared[index], team: request.team, index: index, in: transaction)
-                response.entities.append(stored)
+                if !request.omitEntities { response.entities.append(stored) }
                 if created { response.created += 1 } else { response.updated += 1 }
             }
             return response

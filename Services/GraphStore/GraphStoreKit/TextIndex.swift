@@ -77,10 +77,10 @@ enum TextIndex {
         return hits
     }
 
-    /// The score of one query word found as `indexed` with `hits`: exact words count more than
-    /// prefixes, names more than observations.
-    static func score(query: String, indexed: String, hits: Hits) -> Double {
-        let exactness = query.count == indexed.count ? 1.0 : 0.6
+    /// The score of one query word found in an indexed word with `hits`: whole words count more
+    /// than prefixes, names more than observations.
+    static func score(exact: Bool, hits: Hits) -> Double {
+        let exactness = exact ? 1.0 : 0.6
         let nameWeight = 3.0 * Double(min(hits.name, 3))
         let observationWeight = log2(1 + Double(hits.observations))
         return exactness * (nameWeight + observationWeight)

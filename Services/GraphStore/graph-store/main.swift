@@ -42,4 +42,11 @@ do {
 GraphStoreService.registerHealth(store, on: runtime.health)
 var router = RPCRouter()
 GraphStoreService.register(store, on: &router)
-try await runtime.run(router: router, services: [store])
+do {
+    try await runtime.run(router: router, services: [store])
+} catch {
+    runtime.logger.critical("graph-store stopped on an error", metadata: ["error": "\(error)"])
+    store.close()
+    FileHandle.standardError.write(Data("graph-store: \(error)\n".utf8))
+    exit(1)
+}

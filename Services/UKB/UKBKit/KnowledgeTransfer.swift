@@ -106,6 +106,7 @@ public struct KnowledgeTransfer: Sendable {
                 let response = try await client.call(GraphStoreMethods.putEntities, .with {
                     $0.team = team
                     $0.entities = batch
+                    $0.omitEntities = true
                 }, options: CallOptions(timeout: .seconds(120)))
                 summary.entitiesCreated += Int(response.created)
                 summary.entitiesUpdated += Int(response.updated)

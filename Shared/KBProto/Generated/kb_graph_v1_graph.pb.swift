@@ -250,6 +250,9 @@ public nonisolated struct Kb_Graph_V1_PutEntitiesRequest: Sendable {
 
   public var entities: [Kb_Graph_V1_Entity] = []
 
+  /// When true the response carries only the counts (bulk imports need no echo).
+  public var omitEntities: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -260,7 +263,7 @@ public nonisolated struct Kb_Graph_V1_PutEntitiesResponse: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The entities as stored after the merge, in request order.
+  /// The entities as stored after the merge, in request order (none with omit_entities).
   public var entities: [Kb_Graph_V1_Entity] = []
 
   public var created: Int32 = 0
@@ -920,7 +923,7 @@ nonisolated extension Kb_Graph_V1_Relation: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Kb_Graph_V1_PutEntitiesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PutEntitiesRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}team\0\u{1}entities\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}team\0\u{1}entities\0\u{3}omit_entities\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -930,6 +933,7 @@ nonisolated extension Kb_Graph_V1_PutEntitiesRequest: SwiftProtobuf.Message, Swi
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.team) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.entities) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.omitEntities) }()
       default: break
       }
     }
@@ -942,12 +946,16 @@ nonisolated extension Kb_Graph_V1_PutEntitiesRequest: SwiftProtobuf.Message, Swi
     if !self.entities.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.entities, fieldNumber: 2)
     }
+    if self.omitEntities != false {
+      try visitor.visitSingularBoolField(value: self.omitEntities, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Kb_Graph_V1_PutEntitiesRequest, rhs: Kb_Graph_V1_PutEntitiesRequest) -> Bool {
     if lhs.team != rhs.team {return false}
     if lhs.entities != rhs.entities {return false}
+    if lhs.omitEntities != rhs.omitEntities {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
