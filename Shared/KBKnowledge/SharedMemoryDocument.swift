@@ -73,16 +73,8 @@ public struct SharedMemoryDocument: Sendable {
             entity.observations = try list.enumerated().map { index, raw throws(KnowledgeRuleError) in try observation(raw, field: "\(field).observations[\(index)]") }
         default: throw KnowledgeRuleError(field: "\(field).observations", "must be an array")
         }
-        if let significance = try number(object["significance"], field: "\(field).significance") {
-            guard significance == significance.rounded(), (1...10).contains(significance) else {
-                throw KnowledgeRuleError(field: "\(field).significance", "must be a whole number 1–10 (got \(significance))")
-            }
-            entity.significance = Int32(significance)
-        }
-        if let confidence = try number(object["confidence"], field: "\(field).confidence") {
-            guard confidence > 0 else { throw KnowledgeRuleError(field: "\(field).confidence", "must be a number in (0, 1] (got \(confidence))") }
-            entity.confidence = confidence
-        }
+        entity.significance = try significance(object["significance"], field: "\(field).significance")
+        entity.confidence = try confidence(object["confidence"], field: "\(field).confidence")
         if let source = try string(object["source"], field: "\(field).source") {
             switch source {
             case "manual": entity.source = .manual
@@ -130,16 +122,8 @@ public struct SharedMemoryDocument: Sendable {
             try KnowledgeRules.checkTeam(team, field: "\(field).team")
             relation.team = team
         }
-        if let significance = try number(object["significance"], field: "\(field).significance") {
-            guard significance == significance.rounded(), (1...10).contains(significance) else {
-                throw KnowledgeRuleError(field: "\(field).significance", "must be a whole number 1–10 (got \(significance))")
-            }
-            relation.significance = Int32(significance)
-        }
-        if let confidence = try number(object["confidence"], field: "\(field).confidence") {
-            guard confidence > 0 else { throw KnowledgeRuleError(field: "\(field).confidence", "must be a number in (0, 1] (got \(confidence))") }
-            relation.confidence = confidence
-        }
+        relation.significance = try significance(object["significance"], field: "\(field).significance")
+        relation.confidence = try confidence(object["confidence"], field: "\(field).confidence")
         relation.metadata = try stringMap(object["metadata"], field: "\(field).metadata")
         relation.createdAtMs = try timestamp(object["created_at"] ?? object["created"] ?? object["createdAt"], field: "\(field).created_at")
         try KnowledgeRules.check(relation, field: field)
@@ -252,6 +236,22 @@ public struct SharedMemoryDocument: Sendable {
             return number.doubleValue
         default: throw KnowledgeRuleError(field: field, "must be a number")
         }
+    }
+
+    /// A whole number 1–10, or 0 when absent.
+    private static func significance(_ value: Any?, field: String) throws(KnowledgeRuleError) -> Int32 {
+        guard let significance = try number(value, field: field) else { return 0 }
+        guard significance == significance.rounded(), (1...10).contains(significance) else {
+            throw KnowledgeRuleError(field: field, "must be a whole number 1–10 (got \(significance))")
+        }
+        return Int32(significance)
+    }
+
+    /// A number in (0, 1], or 0 when absent (the range's top is checked with the entity).
+    private static func confidence(_ value: Any?, field: String) throws(KnowledgeRuleError) -> Double {
+        guard let confidence = try number(value, field: field) else { return 0 }
+        guard confidence > 0 else { throw KnowledgeRuleError(field: field, "must be a number in (0, 1] (got \(confidence))") }
+        return confidence
     }
 
     /// JSON booleans arrive as NSNumber too; `true` is not the number 1 here.
