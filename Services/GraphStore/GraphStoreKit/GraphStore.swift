@@ -86,6 +86,11 @@ public final class GraphStore: Service, Sendable {
         commits.close()
     }
 
+    /// A store dropped without `close()` still stops its commit thread first.
+    deinit {
+        commits.close()
+    }
+
     // MARK: Records
 
     func entity(_ team: String, _ name: String, snapshot: Snapshot? = nil) throws -> Kb_Graph_V1_Entity? {
