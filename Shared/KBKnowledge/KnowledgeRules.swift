@@ -143,10 +143,8 @@ public enum KnowledgeRules {
     }
 
     private static func checkPrintable(_ text: String, field: String, allowLineBreaks: Bool = false) throws(KnowledgeRuleError) {
-        if text.utf8.allSatisfy({ ($0 >= 0x20 && $0 < 0x7F) || $0 >= 0x80 }) {
-            // No ASCII control character; only non-ASCII scalars need the Unicode check.
-            if text.utf8.allSatisfy({ $0 < 0x80 }) { return }
-        }
+        // Printable ASCII needs no Unicode property lookups.
+        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return }
         for scalar in text.unicodeScalars where scalar.properties.generalCategory == .control {
             if allowLineBreaks, scalar == "\n" || scalar == "\r" || scalar == "\t" { continue }
             throw KnowledgeRuleError(field: field, "must not contain control characters (found U+\(String(scalar.value, radix: 16, uppercase: true)))")

@@ -45,8 +45,11 @@ public struct SharedMemoryDocument: Sendable {
         team = try Self.string(metadata["team"], field: "metadata.team")
         if let team { try KnowledgeRules.checkTeam(team, field: "metadata.team") }
 
-        guard let rawEntities = object["entities"] ?? [Any]() as Any?, let entityList = rawEntities as? [Any] else {
-            throw KnowledgeRuleError(field: "entities", "must be an array")
+        let entityList: [Any]
+        switch object["entities"] {
+        case nil: entityList = []
+        case let list as [Any]: entityList = list
+        default: throw KnowledgeRuleError(field: "entities", "must be an array")
         }
         let relationList: [Any]
         switch object["relations"] {

@@ -115,21 +115,18 @@ extension GraphStore {
         ranked.sort { request.descending ? $1.orderKey.lexicographicallyPrecedes($0.orderKey) : $0.orderKey.lexicographicallyPrecedes($1.orderKey) }
 
         var response = Kb_Graph_V1_QueryEntitiesResponse()
+        var lastKey: [UInt8]?
         for item in ranked {
             guard response.entities.count < limit else {
-                response.nextCursor = EntityCursor(sort: sort, descending: request.descending, orderKey: Self.lastKey(of: response, ranked: ranked)).encoded
+                if let lastKey { response.nextCursor = EntityCursor(sort: sort, descending: request.descending, orderKey: lastKey).encoded }
                 break
             }
             guard let entity = try item.entity ?? entity(item.team, item.name, snapshot: snapshot) else { continue }
             response.entities.append(entity)
             if !queryWords.isEmpty { response.scores.append(item.score) }
+            lastKey = item.orderKey
         }
         return response
-    }
-
-    private static func lastKey(of response: Kb_Graph_V1_QueryEntitiesResponse, ranked: [(orderKey: [UInt8], team: String, name: String, score: Double, entity: Kb_Graph_V1_Entity?)]) -> [UInt8] {
-        let last = response.entities[response.entities.count - 1]
-        return ranked.first { $0.team == last.team && $0.name == last.name }!.orderKey
     }
 
     private func streamByName(team: String, after: [UInt8]?, filter: EntityFilter, limit: Int, snapshot: Snapshot) throws -> Kb_Graph_V1_QueryEntitiesResponse {

@@ -5,6 +5,7 @@ import KBRPC
 import Logging
 import Metrics
 import ServiceLifecycle
+import SwiftProtobuf
 import Synchronization
 
 /// The knowledge graph of every team, in one LevelDB database: entities, relations, and the
@@ -115,8 +116,6 @@ public final class GraphStore: Service, Sendable {
         try message.serializedBytes()
     }
 }
-
-import SwiftProtobuf
 
 /// Entity and relation totals of the whole store, kept current by the commit thread.
 final class Totals: Sendable {

@@ -1,3 +1,6 @@
+import Foundation
+import KBProto
+
 /// Words of names and observations, as the text index keeps them.
 ///
 /// A word is a run of letters and digits, lowercased, 2–64 characters (longer runs are cut at
@@ -95,6 +98,3 @@ enum TextIndex {
         return 0
     }
 }
-
-import KBProto
-import Foundation
