@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "kb", targets: ["kb"]),
         .executable(name: "graph-store", targets: ["graph-store"]),
         .executable(name: "ukb", targets: ["ukb"]),
+        .executable(name: "budget-service", targets: ["budget-service"]),
         .library(name: "KBRPC", targets: ["KBRPC"]),
         .library(name: "KBRuntime", targets: ["KBRuntime"]),
         .library(name: "KBProto", targets: ["KBProto"]),
@@ -23,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // MARK: Shared libraries
@@ -74,6 +76,14 @@ let package = Package(
             path: "Shared/KBLevelDB"
         ),
 
+        /// The one way we open SQLite (through GRDB): WAL, synced commits, busy timeout, online
+        /// backup, integrity check and offline restore of a database file.
+        .target(
+            name: "KBSQLite",
+            dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
+            path: "Shared/KBSQLite"
+        ),
+
         /// The knowledge model shared by services and clients: the rules of names and fields, and
         /// the shared-memory JSON format.
         .target(
@@ -104,6 +114,29 @@ let package = Package(
             path: "Services/GraphStore/graph-store"
         ),
 
+        /// The budget service's logic: price table, ledger with group commit, admission with
+        /// reservations, reports, period management, admin runbook endpoints.
+        .target(
+            name: "BudgetKit",
+            dependencies: [
+                "KBSQLite", "KBProto", "KBRPC", "KBRuntime",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Services/BudgetService/BudgetKit"
+        ),
+        /// `budget-service`: serves kb.budget.v1.Budget; `budget-service restore FILE` offline.
+        .executableTarget(
+            name: "budget-service",
+            dependencies: ["BudgetKit", "KBRPC", "KBRuntime"],
+            path: "Services/BudgetService/budget-service"
+        ),
+
         // MARK: Operator tools
 
         /// The logic of `ukb`: import and export over RPC, text output, the progress bar.
@@ -126,14 +159,14 @@ let package = Package(
         /// The launcher's logic: the service catalog, process supervision, health polling.
         .target(
             name: "LauncherKit",
-            dependencies: ["KBRuntime"],
+            dependencies: ["KBRuntime", "KBRPC", "KBProto"],
             path: "Services/Launcher/LauncherKit"
         ),
         /// `kb`: start, watch and stop the whole system on one machine.
         .executableTarget(
             name: "kb",
             dependencies: [
-                "LauncherKit",
+                "LauncherKit", "KBProto", "KBRPC", "KBRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Services/Launcher/kb"
@@ -158,6 +191,12 @@ let package = Package(
             dependencies: ["KBLevelDB", "KBProto", "KBRPC", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             path: "Benchmarks/GraphBenchmark",
             exclude: ["kuzu_reference.py"]
+        ),
+
+        .executableTarget(
+            name: "budget-benchmark",
+            dependencies: ["KBProto", "KBRPC", "KBSQLite", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            path: "Benchmarks/BudgetBenchmark"
         ),
 
         // MARK: Tests
@@ -199,6 +238,16 @@ let package = Package(
             name: "GraphServiceTests",
             dependencies: ["KBKnowledge", "KBProto", "KBRPC", "KBTestSupport"],
             path: "Tests/GraphServiceTests"
+        ),
+        .testTarget(
+            name: "BudgetTests",
+            dependencies: ["BudgetKit", "KBSQLite", "KBProto", "KBRPC", "KBTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Tests/BudgetTests"
+        ),
+        .testTarget(
+            name: "BudgetServiceTests",
+            dependencies: ["KBProto", "KBRPC", "KBTestSupport"],
+            path: "Tests/BudgetServiceTests"
         ),
         .testTarget(
             name: "KBKnowledgeTests",

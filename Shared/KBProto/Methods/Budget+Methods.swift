@@ -13,5 +13,7 @@ public enum BudgetMethods {
     public static let setLimit = RPCMethod<Kb_Budget_V1_SetLimitRequest, Kb_Budget_V1_BudgetStatus>(service: service, method: "SetLimit")
     public static let freeze = RPCMethod<Kb_Budget_V1_FreezeRequest, Kb_Budget_V1_BudgetStatus>(service: service, method: "Freeze")
     public static let unfreeze = RPCMethod<Kb_Budget_V1_UnfreezeRequest, Kb_Budget_V1_BudgetStatus>(service: service, method: "Unfreeze")
+    public static let backup = RPCMethod<Kb_Budget_V1_BackupRequest, Kb_Budget_V1_BackupResponse>(service: service, method: "Backup")
+    public static let verify = RPCMethod<Kb_Budget_V1_VerifyRequest, Kb_Budget_V1_VerifyResponse>(service: service, method: "Verify")
     public static let listPrices = RPCMethod<Kb_Budget_V1_ListPricesRequest, Kb_Budget_V1_ListPricesResponse>(service: service, method: "ListPrices")
 }

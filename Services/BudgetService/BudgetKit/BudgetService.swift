@@ -1,0 +1,248 @@
+import Foundation
+import Hummingbird
+import KBProto
+import KBRPC
+import KBRuntime
+import KBSQLite
+import Logging
+import Metrics
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// The budget service as a running thing: owns the ledger (reopening the database when it could
+/// not be opened: a corrupt or locked file leaves the service up, unhealthy, answering
+/// UNAVAILABLE with the reason, until an operator fixes or restores it), registers the RPC
+/// methods, the health components, the metrics and the runbook endpoints of the admin port.
+public final class BudgetService: Service, @unchecked Sendable {
+    /// The database file.
+    public let path: String
+    private let options: BudgetLedger.Options
+    private let logger: Logger
+    private let lock = NSLock()
+    private var ledger: BudgetLedger?
+    private var openFailure: String?
+    private let retryInterval: Duration
+
+    private let budgetGauge = Gauge(label: "knowledge_monthly_budget_usd")
+    private let spendGauge = Gauge(label: "knowledge_monthly_spend_usd")
+    private let reservedGauge = Gauge(label: "knowledge_budget_reserved_usd")
+    private let modeGauge = Gauge(label: "knowledge_budget_routing_mode")
+    private let frozenGauge = Gauge(label: "knowledge_budget_frozen")
+    private let databaseUpGauge = Gauge(label: "knowledge_budget_database_up")
+
+    /// Opens the ledger at `path`; a failure is logged and kept, not thrown.
+    public init(path: String, options: BudgetLedger.Options, logger: Logger, retryInterval: Duration = .seconds(5)) {
+        self.path = path
+        self.options = options
+        self.logger = logger
+        self.retryInterval = retryInterval
+        tryOpen()
+    }
+
+    /// The ledger, or UNAVAILABLE naming why the database cannot be used.
+    public func current() throws -> BudgetLedger {
+        lock.lock()
+        defer { lock.unlock() }
+        if let ledger { return ledger }
+        throw RPCError(.unavailable, "budget database unavailable: \(openFailure ?? "not open")")
+    }
+
+    private func tryOpen() {
+        do {
+            let opened = try BudgetLedger(path: path, options: options)
+            lock.lock()
+            ledger = opened
+            let wasFailing = openFailure != nil
+            openFailure = nil
+            lock.unlock()
+            logger.info(wasFailing ? "budget database opened after earlier failures" : "budget database opened", metadata: ["path": "\(path)"])
+        } catch {
+            let message = (error as? SQLiteDatabase.Failure)?.description ?? "\(error)"
+            lock.lock()
+            let repeated = openFailure == message
+            openFailure = message
+            lock.unlock()
+            if !repeated {
+                logger.error("cannot open the budget database; serving UNAVAILABLE until it opens", metadata: ["path": "\(path)", "error": "\(message)"])
+            }
+        }
+    }
+
+    /// Publishes the gauges and, while the database is not open, retries opening it; on shutdown
+    /// finishes queued writes and closes the database.
+    public func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                self.tick()
+                try await Task.sleep(for: self.retryInterval)
+            }
+        }
+        shutDown()
+    }
+
+    private func shutDown() {
+        lock.lock()
+        let ledger = self.ledger
+        self.ledger = nil
+        openFailure = "the service is shutting down"
+        lock.unlock()
+        ledger?.close()
+    }
+
+    func tick() {
+        if (try? current()) == nil { tryOpen() }
+        publish()
+    }
+
+    /// Sets the budget gauges from the ledger's status.
+    public func publish() {
+        guard let ledger = try? current() else {
+            databaseUpGauge.record(0)
+            return
+        }
+        let status = ledger.status()
+        budgetGauge.record(status.limitUsd)
+        spendGauge.record(status.spendUsd)
+        reservedGauge.record(status.reservedUsd)
+        modeGauge.record(status.mode.rawValue)
+        frozenGauge.record(status.frozen ? 1 : 0)
+        databaseUpGauge.record(ledger.store.lastWriteFailure == nil ? 1 : 0)
+    }
+
+    // MARK: RPC
+
+    /// Registers every method of `kb.budget.v1.Budget`. Writes wait for the group commit; reads
+    /// that scan (reports, listings, backup, verify) run on NIO's blocking pool.
+    public func register(on router: inout RPCRouter) {
+        router.register(BudgetMethods.recordCost) { request, _ in
+            let response = try await self.current().recordCost(request)
+            if !response.duplicate { self.publish() }
+            return response
+        }
+        router.register(BudgetMethods.recordCosts) { request, _ in
+            let response = try await self.current().recordCosts(request)
+            if response.recorded > 0 { self.publish() }
+            return response
+        }
+        router.register(BudgetMethods.listEvents) { request, _ in
+            let ledger = try self.current()
+            return try await Self.blocking { try ledger.listEvents(request) }
+        }
+        router.register(BudgetMethods.getStatus) { _, _ in try self.current().status() }
+        router.register(BudgetMethods.admit) { request, _ in try self.current().admit(request) }
+        router.register(BudgetMethods.releaseReservation) { request, _ in try self.current().release(request) }
+        router.register(BudgetMethods.getReport) { request, _ in
+            let ledger = try self.current()
+            return try await Self.blocking { try ledger.report(request) }
+        }
+        router.register(BudgetMethods.resetPeriod) { _, context in
+            let response = try await self.current().resetPeriod()
+            context.logger.notice("monthly reset", metadata: ["archived_period": "\(response.archivedPeriod)", "archived_events": "\(response.archivedEvents)", "already_done": "\(response.alreadyDone)"])
+            self.publish()
+            return response
+        }
+        router.register(BudgetMethods.setLimit) { request, context in
+            let status = try await self.current().setLimit(request)
+            context.logger.notice("monthly limit set", metadata: ["limit_usd": "\(status.limitUsd)"])
+            self.publish()
+            return status
+        }
+        router.register(BudgetMethods.freeze) { request, context in
+            let status = try await self.current().freeze(request)
+            context.logger.warning("budget frozen: paid providers refused", metadata: ["reason": "\(status.freezeReason)"])
+            self.publish()
+            return status
+        }
+        router.register(BudgetMethods.unfreeze) { _, context in
+            let status = try await self.current().unfreeze()
+            context.logger.notice("budget unfrozen")
+            self.publish()
+            return status
+        }
+        router.register(BudgetMethods.listPrices) { _, _ in try self.current().listPrices() }
+        router.register(BudgetMethods.backup) { request, context in
+            let ledger = try self.current()
+            let response = try await Self.blocking { try ledger.backup(request) }
+            context.logger.info("backup written", metadata: ["path": "\(response.path)", "events": "\(response.events)", "bytes": "\(response.bytes)"])
+            return response
+        }
+        router.register(BudgetMethods.verify) { _, context in
+            let ledger = try self.current()
+            let response = try await Self.blocking { try ledger.verify() }
+            if !response.ok { context.logger.error("verify found problems", metadata: ["problems": "\(response.problems.joined(separator: "; "))"]) }
+            return response
+        }
+    }
+
+    static func blocking<R: Sendable>(_ body: @escaping @Sendable () throws -> R) async throws -> R {
+        try await NIOThreadPool.singleton.runIfActive(body)
+    }
+
+    // MARK: Health
+
+    /// `database` (open, writable within two seconds, sizes) and `budget` (degraded from 95% or
+    /// while frozen, the guide's "warning").
+    public func registerHealth(on health: HealthRegistry) {
+        let path = self.path
+        health.register("database") {
+            let ledger: BudgetLedger
+            do { ledger = try self.current() } catch {
+                return ComponentHealth(.unhealthy, ["engine": "sqlite", "path": .string(path), "error": .string((error as? RPCError)?.message ?? "\(error)")])
+            }
+            do {
+                try await Self.withTimeout(.seconds(2)) { try await ledger.store.probeWrite() }
+            } catch let error as RPCError {
+                return ComponentHealth(.unhealthy, ["engine": "sqlite", "path": .string(path), "error": .string(error.message)])
+            } catch {
+                return ComponentHealth(.unhealthy, ["engine": "sqlite", "path": .string(path), "error": "the database did not take a write lock within 2 s (locked by another process?)"])
+            }
+            var details: [String: HealthDetail] = ["engine": "sqlite", "journal_mode": "wal", "path": .string(path)]
+            if let counts = try? ledger.store.counts() {
+                details["events"] = .integer(counts.events)
+                details["archived_events"] = .integer(counts.archived)
+            }
+            if let size = try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64 {
+                details["bytes"] = .integer(size)
+            }
+            return ComponentHealth(.healthy, details)
+        }
+        health.register("budget") {
+            guard let ledger = try? self.current() else { return ComponentHealth(.unhealthy, ["error": "no ledger: the database is not open"]) }
+            let status = ledger.status()
+            let warning = status.percentage > 95 || status.frozen
+            return ComponentHealth(warning ? .degraded : .healthy, [
+                "state": warning ? "warning" : "ok",
+                "period": .string(status.period),
+                "spend": .number(status.spendUsd),
+                "limit": .number(status.limitUsd),
+                "percentage": .number((status.percentage * 100).rounded() / 100),
+                "mode": .string(Self.modeName(status.mode)),
+                "frozen": .boolean(status.frozen),
+            ])
+        }
+    }
+
+    static func withTimeout<R: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> R) async throws -> R {
+        try await withThrowingTaskGroup(of: R.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                throw CancellationError()
+            }
+            defer { group.cancelAll() }
+            return try await group.next()!
+        }
+    }
+
+    /// `normal`, `prefer_local`, `local_only` or `blocked`.
+    public static func modeName(_ mode: Kb_Budget_V1_RoutingMode) -> String {
+        switch mode {
+        case .normal: "normal"
+        case .preferLocal: "prefer_local"
+        case .localOnly: "local_only"
+        case .blocked: "blocked"
+        case .UNRECOGNIZED(let value): "unknown(\(value))"
+        }
+    }
+}

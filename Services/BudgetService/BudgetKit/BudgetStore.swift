@@ -1,0 +1,475 @@
+import Foundation
+import GRDB
+import KBRPC
+import KBSQLite
+
+/// One recorded LLM call, as stored.
+public struct LedgerEvent: Sendable, Hashable {
+    /// The row id (unique across the live and the archive table; ordering ties break on it).
+    public var id: Int64 = 0
+    public var requestId: String
+    public var createdAtMs: Int64
+    public var provider: String
+    public var model: String
+    public var operation: String
+    public var project: String
+    public var inputTokens: Int64
+    public var outputTokens: Int64
+    public var costNanos: Int64
+    public var latencyMs: Int64
+
+    public init(id: Int64 = 0, requestId: String, createdAtMs: Int64, provider: String, model: String, operation: String, project: String, inputTokens: Int64, outputTokens: Int64, costNanos: Int64, latencyMs: Int64) {
+        self.id = id
+        self.requestId = requestId
+        self.createdAtMs = createdAtMs
+        self.provider = provider
+        self.model = model
+        self.operation = operation
+        self.project = project
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.costNanos = costNanos
+        self.latencyMs = latencyMs
+    }
+
+    /// The UTC day of the event.
+    public var day: Int64 { BudgetCalendar.dayNumber(ms: createdAtMs) }
+}
+
+/// The ledger's SQLite database (`<data>/budget/knowledge.db`): schema and migrations, the group
+/// commit thread every write goes through, and the reads.
+///
+/// Tables:
+/// - `cost_events`: the calls of periods not yet archived, `request_id` unique.
+/// - `cost_archive`: the calls of archived periods (same columns plus `period`), moved there by
+///   the monthly reset; `request_id` unique here too, and a request id is never in both.
+/// - `cost_daily`: per UTC day × provider × model × operation × project, the requests, tokens and
+///   cost of both tables. Kept in the same transaction as the events it sums, it serves every
+///   report over whole days without reading the events (a month over 1M events reads a few
+///   thousand rows); `Verify` checks it against the events.
+/// - `settings` (limit, freeze), `budget_actions` (who changed what, for incident reports),
+///   `period_resets` (archived periods).
+/// - view `cost_tracking`: the events in the operations guide's column names (`cost` in USD,
+///   `tokens`, `created_at` as SQLite datetime text), so its `sqlite3` queries work unchanged.
+public final class BudgetStore: @unchecked Sendable {
+    /// The database file.
+    public let path: String
+    let pool: DatabasePool
+    private let writer: GroupCommitter
+
+    /// Opens (creating and migrating) the database at `path`.
+    public init(path: String, busyTimeout: Duration = .seconds(5)) throws {
+        self.path = path
+        var options = SQLiteDatabase.Options()
+        options.busyTimeout = busyTimeout
+        options.label = "kb.budget"
+        pool = try SQLiteDatabase.open(path: path, options: options)
+        do {
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw SQLiteDatabase.failure(error, path: path)
+        }
+        let archived = try pool.read { db in try String.fetchAll(db, sql: "SELECT period FROM period_resets") }
+        writer = GroupCommitter(pool: pool, path: path, archivedPeriods: Set(archived))
+    }
+
+    /// Stops the commit thread after what is queued, then closes the database.
+    public func close() {
+        writer.close()
+        try? pool.close()
+    }
+
+    /// The last write failure, if the last group failed (cleared by the next success).
+    public var lastWriteFailure: SQLiteDatabase.Failure? { writer.lastFailure }
+
+    // MARK: Schema
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: ledger, archive, daily totals, settings") { db in
+            let columns = """
+                request_id TEXT NOT NULL,
+                created_at_ms INTEGER NOT NULL,
+                provider TEXT NOT NULL,
+                model TEXT NOT NULL,
+                operation TEXT NOT NULL,
+                project TEXT NOT NULL,
+                input_tokens INTEGER NOT NULL,
+                output_tokens INTEGER NOT NULL,
+                cost_nanos INTEGER NOT NULL,
+                latency_ms INTEGER NOT NULL
+                """
+            try db.execute(sql: """
+                CREATE TABLE cost_events (id INTEGER PRIMARY KEY AUTOINCREMENT, \(columns));
+                CREATE UNIQUE INDEX idx_cost_request ON cost_events(request_id);
+                CREATE INDEX idx_cost_created ON cost_events(created_at_ms);
+                CREATE INDEX idx_cost_provider_date ON cost_events(provider, created_at_ms DESC);
+                CREATE TABLE cost_archive (id INTEGER PRIMARY KEY, period TEXT NOT NULL, \(columns));
+                CREATE UNIQUE INDEX idx_archive_request ON cost_archive(request_id);
+                CREATE INDEX idx_archive_created ON cost_archive(created_at_ms);
+                CREATE TABLE cost_daily (
+                    day INTEGER NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
+                    operation TEXT NOT NULL, project TEXT NOT NULL,
+                    requests INTEGER NOT NULL, input_tokens INTEGER NOT NULL,
+                    output_tokens INTEGER NOT NULL, cost_nanos INTEGER NOT NULL,
+                    PRIMARY KEY (day, provider, model, operation, project)
+                ) WITHOUT ROWID;
+                CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+                CREATE TABLE budget_actions (id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);
+                CREATE TABLE period_resets (period TEXT PRIMARY KEY, archived_events INTEGER NOT NULL, archived_cost_nanos INTEGER NOT NULL, reset_at_ms INTEGER NOT NULL);
+                CREATE VIEW cost_tracking AS
+                    SELECT id, request_id, provider, model, operation, project, input_tokens, output_tokens,
+                           input_tokens + output_tokens AS tokens, cost_nanos / 1e9 AS cost, latency_ms,
+                           strftime('%Y-%m-%d %H:%M:%S', created_at_ms / 1000, 'unixepoch') AS created_at
+                    FROM cost_events;
+                """)
+        }
+        return migrator
+    }
+
+    // MARK: Writes (all through the group committer)
+
+    /// What one recording changed.
+    public struct RecordOutcome: Sendable {
+        /// Per input event: the stored event and whether it was a duplicate of one already stored.
+        public var results: [(event: LedgerEvent, duplicate: Bool)]
+    }
+
+    /// Stores `events` (validated, costs filled in) in the next group; a request id already stored
+    /// is a duplicate and changes nothing. `applied` runs on the commit thread once the group is on
+    /// disk, before the caller resumes, in commit order.
+    public func record(_ events: [LedgerEvent], fetchDuplicates: Bool, applied: @escaping @Sendable ([(event: LedgerEvent, duplicate: Bool)]) -> Void) async throws -> RecordOutcome {
+        try await writer.commit({ transaction in
+            var results: [(LedgerEvent, Bool)] = []
+            results.reserveCapacity(events.count)
+            for event in events {
+                if let stored = try transaction.insert(event) {
+                    results.append((stored, false))
+                } else if fetchDuplicates {
+                    results.append((try transaction.storedEvent(requestId: event.requestId) ?? event, true))
+                } else {
+                    results.append((event, true))
+                }
+            }
+            return RecordOutcome(results: results)
+        }, applied: { outcome in
+            applied(outcome.results)
+        })
+    }
+
+    /// Writes settings and an action record in the next group; `applied` runs once on disk.
+    public func update(settings: [String: String], action: String, detail: String, at ms: Int64, applied: @escaping @Sendable () -> Void) async throws {
+        try await writer.commit({ transaction in
+            for (key, value) in settings {
+                try transaction.db.execute(sql: "INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", arguments: [key, value])
+            }
+            try transaction.db.execute(sql: "INSERT INTO budget_actions(at_ms, action, detail) VALUES (?, ?, ?)", arguments: [ms, action, detail])
+        }, applied: { _ in applied() })
+    }
+
+    /// What a monthly reset did.
+    public struct ResetOutcome: Sendable {
+        public var period: String
+        public var archivedEvents: Int64
+        public var archivedCostNanos: Int64
+        public var alreadyDone: Bool
+    }
+
+    /// Moves every event before `current` into the archive (each tagged with its own month) and
+    /// marks `current.previous` as reset. Running it again moves nothing and reports `alreadyDone`.
+    public func archive(before current: BudgetCalendar.Period, at ms: Int64) async throws -> ResetOutcome {
+        let finished = current.previous
+        return try await writer.commit({ transaction in
+            let db = transaction.db
+            let boundary = current.startMs
+            let row = try Row.fetchOne(db, sql: "SELECT count(*), COALESCE(sum(cost_nanos), 0) FROM cost_events WHERE created_at_ms < ?", arguments: [boundary])!
+            let moved: Int64 = row[0]
+            let movedCost: Int64 = row[1]
+            try db.execute(sql: """
+                INSERT INTO cost_archive (id, period, request_id, created_at_ms, provider, model, operation, project, input_tokens, output_tokens, cost_nanos, latency_ms)
+                SELECT id, strftime('%Y-%m', created_at_ms / 1000, 'unixepoch'), request_id, created_at_ms, provider, model, operation, project, input_tokens, output_tokens, cost_nanos, latency_ms
+                FROM cost_events WHERE created_at_ms < ?
+                """, arguments: [boundary])
+            try db.execute(sql: "DELETE FROM cost_events WHERE created_at_ms < ?", arguments: [boundary])
+            let already = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM period_resets WHERE period = ?)", arguments: [finished.name]) ?? false
+            if already {
+                try db.execute(sql: "UPDATE period_resets SET archived_events = archived_events + ?, archived_cost_nanos = archived_cost_nanos + ? WHERE period = ?", arguments: [moved, movedCost, finished.name])
+            } else {
+                let total = try Row.fetchOne(db, sql: "SELECT count(*), COALESCE(sum(cost_nanos), 0) FROM cost_archive WHERE period = ?", arguments: [finished.name])!
+                try db.execute(sql: "INSERT INTO period_resets(period, archived_events, archived_cost_nanos, reset_at_ms) VALUES (?, ?, ?, ?)",
+                               arguments: [finished.name, total[0] as Int64, total[1] as Int64, ms])
+            }
+            try db.execute(sql: "INSERT INTO budget_actions(at_ms, action, detail) VALUES (?, 'reset', ?)",
+                           arguments: [ms, "archived \(moved) events before \(current.name)"])
+            // Every period up to the finished one is now archived: later events of those months go
+            // straight into the archive.
+            var marked = Set<String>()
+            let periods = try String.fetchAll(db, sql: "SELECT DISTINCT period FROM cost_archive")
+            for name in periods { marked.insert(name) }
+            marked.insert(finished.name)
+            transaction.archivedPeriods.formUnion(marked)
+            return ResetOutcome(period: finished.name, archivedEvents: moved, archivedCostNanos: movedCost, alreadyDone: already && moved == 0)
+        }, applied: { _ in })
+    }
+
+    // MARK: Reads
+
+    /// A read on a reader connection (never blocked by the writer, WAL).
+    public func read<R>(_ body: (Database) throws -> R) throws -> R {
+        do {
+            return try pool.read(body)
+        } catch let error as RPCError {
+            throw error
+        } catch {
+            throw Self.unavailable(SQLiteDatabase.failure(error, path: path))
+        }
+    }
+
+    /// The stored settings.
+    public func settings() throws -> [String: String] {
+        try read { db in
+            var values: [String: String] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT key, value FROM settings") { values[row[0]] = row[1] }
+            return values
+        }
+    }
+
+    /// Per-day cost of days in `[fromDay, toDay)`, from the daily totals.
+    public func dailyCosts(fromDay: Int64, toDay: Int64) throws -> [Int64: Int64] {
+        try read { db in
+            var result: [Int64: Int64] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT day, sum(cost_nanos) FROM cost_daily WHERE day >= ? AND day < ? GROUP BY day", arguments: [fromDay, toDay]) {
+                result[row[0]] = row[1]
+            }
+            return result
+        }
+    }
+
+    /// Row counts of the live and archive tables.
+    public func counts() throws -> (events: Int64, archived: Int64) {
+        try read { db in
+            let live = try Int64.fetchOne(db, sql: "SELECT count(*) FROM cost_events") ?? 0
+            let archived = try Int64.fetchOne(db, sql: "SELECT count(*) FROM cost_archive") ?? 0
+            return (live, archived)
+        }
+    }
+
+    /// Probes the database for writing: takes and releases the write lock (busy timeout applies),
+    /// through the commit thread so it never competes with our own writes.
+    public func probeWrite() async throws {
+        try await writer.commit({ _ in }, applied: { _ in })
+    }
+
+    /// The error callers see when the database cannot be used.
+    static func unavailable(_ failure: SQLiteDatabase.Failure) -> RPCError {
+        if failure.isLocked {
+            return RPCError(.unavailable, "budget database is locked by another process: \(failure)")
+        }
+        return RPCError(.unavailable, "budget database unavailable: \(failure)")
+    }
+}
+
+/// The writes of one group, inside one SQLite transaction.
+final class LedgerTransaction {
+    let db: Database
+    var archivedPeriods: Set<String>
+    /// Events inserted in this group, for the daily totals written before commit.
+    private(set) var inserted: [LedgerEvent] = []
+
+    init(db: Database, archivedPeriods: Set<String>) {
+        self.db = db
+        self.archivedPeriods = archivedPeriods
+    }
+
+    /// Inserts `event` unless its request id is already stored (in either table); returns the
+    /// stored event (with its id) or nil for a duplicate.
+    func insert(_ event: LedgerEvent) throws -> LedgerEvent? {
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO cost_events (request_id, created_at_ms, provider, model, operation, project, input_tokens, output_tokens, cost_nanos, latency_ms)
+            SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM cost_archive WHERE request_id = ?)
+            ON CONFLICT(request_id) DO NOTHING
+            """)
+        statement.setUncheckedArguments([
+            event.requestId, event.createdAtMs, event.provider, event.model, event.operation, event.project,
+            event.inputTokens, event.outputTokens, event.costNanos, event.latencyMs, event.requestId,
+        ])
+        try statement.execute()
+        guard db.changesCount == 1 else { return nil }
+        var stored = event
+        stored.id = db.lastInsertedRowID
+        let period = BudgetCalendar.Period(containing: event.createdAtMs).name
+        if archivedPeriods.contains(period) {
+            // A late event of an archived month joins its month in the archive.
+            try db.execute(sql: """
+                INSERT INTO cost_archive (id, period, request_id, created_at_ms, provider, model, operation, project, input_tokens, output_tokens, cost_nanos, latency_ms)
+                SELECT id, ?, request_id, created_at_ms, provider, model, operation, project, input_tokens, output_tokens, cost_nanos, latency_ms FROM cost_events WHERE id = ?
+                """, arguments: [period, stored.id])
+            try db.execute(sql: "DELETE FROM cost_events WHERE id = ?", arguments: [stored.id])
+            try db.execute(sql: "UPDATE period_resets SET archived_events = archived_events + 1, archived_cost_nanos = archived_cost_nanos + ? WHERE period = ?", arguments: [event.costNanos, period])
+        }
+        inserted.append(stored)
+        return stored
+    }
+
+    /// The stored event with this request id, from either table.
+    func storedEvent(requestId: String) throws -> LedgerEvent? {
+        try LedgerQueries.event(db, requestId: requestId)
+    }
+
+    /// Adds the inserted events to the daily totals, one upsert per distinct key.
+    func writeDailyTotals() throws {
+        guard !inserted.isEmpty else { return }
+        struct Key: Hashable { var day: Int64; var provider, model, operation, project: String }
+        var totals: [Key: (requests: Int64, input: Int64, output: Int64, cost: Int64)] = [:]
+        for event in inserted {
+            let key = Key(day: event.day, provider: event.provider, model: event.model, operation: event.operation, project: event.project)
+            var total = totals[key] ?? (0, 0, 0, 0)
+            total.requests += 1
+            total.input += event.inputTokens
+            total.output += event.outputTokens
+            total.cost += event.costNanos
+            totals[key] = total
+        }
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO cost_daily (day, provider, model, operation, project, requests, input_tokens, output_tokens, cost_nanos)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(day, provider, model, operation, project) DO UPDATE SET
+                requests = requests + excluded.requests,
+                input_tokens = input_tokens + excluded.input_tokens,
+                output_tokens = output_tokens + excluded.output_tokens,
+                cost_nanos = cost_nanos + excluded.cost_nanos
+            """)
+        for (key, total) in totals {
+            statement.setUncheckedArguments([key.day, key.provider, key.model, key.operation, key.project, total.requests, total.input, total.output, total.cost])
+            try statement.execute()
+        }
+    }
+}
+
+/// Group commit for SQLite: writes queue here and one thread runs as many as are waiting in one
+/// `BEGIN IMMEDIATE … COMMIT` (synchronous = FULL, so the commit is on disk when it returns),
+/// then answers each caller. Concurrent recorders share one fsync; an acknowledged event
+/// survives `kill -9`. A failed group fails every write in it and changes nothing.
+final class GroupCommitter: @unchecked Sendable {
+    private final class Job {
+        let run: (LedgerTransaction) throws -> Void
+        let finish: (Error?) -> Void
+        init(run: @escaping (LedgerTransaction) throws -> Void, finish: @escaping (Error?) -> Void) {
+            self.run = run
+            self.finish = finish
+        }
+    }
+
+    private final class ResultBox<R>: @unchecked Sendable { var value: R? }
+
+    private let pool: DatabasePool
+    private let path: String
+    private let condition = NSCondition()
+    private var pending: [Job] = []
+    private var closed = false
+    private let finished = DispatchSemaphore(value: 0)
+    private var archivedPeriods: Set<String>
+    private let failureLock = NSLock()
+    private var failure: SQLiteDatabase.Failure?
+    private let maxJobsPerGroup = 1024
+
+    init(pool: DatabasePool, path: String, archivedPeriods: Set<String>) {
+        self.pool = pool
+        self.path = path
+        self.archivedPeriods = archivedPeriods
+        let thread = Thread { [unowned self] in self.loop() }
+        thread.name = "budget commit"
+        thread.start()
+    }
+
+    var lastFailure: SQLiteDatabase.Failure? {
+        failureLock.lock()
+        defer { failureLock.unlock() }
+        return failure
+    }
+
+    /// Runs `body` in the next group; once the group is on disk, `applied` runs on the commit
+    /// thread with the result and then the caller resumes with it.
+    func commit<R: Sendable>(_ body: @escaping (LedgerTransaction) throws -> R, applied: @escaping (R) -> Void) async throws -> R {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<R, Error>) in
+            let box = ResultBox<R>()
+            let job = Job(run: { box.value = try body($0) }) { error in
+                if let error {
+                    continuation.resume(throwing: error)
+                } else {
+                    applied(box.value!)
+                    continuation.resume(returning: box.value!)
+                }
+            }
+            condition.lock()
+            guard !closed else {
+                condition.unlock()
+                continuation.resume(throwing: RPCError(.unavailable, "budget service is shutting down"))
+                return
+            }
+            pending.append(job)
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    func close() {
+        condition.lock()
+        let wasClosed = closed
+        closed = true
+        condition.signal()
+        condition.unlock()
+        if !wasClosed { finished.wait() }
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while pending.isEmpty && !closed { condition.wait() }
+            if pending.isEmpty && closed {
+                condition.unlock()
+                finished.signal()
+                return
+            }
+            let jobs = Array(pending.prefix(maxJobsPerGroup))
+            pending.removeFirst(jobs.count)
+            condition.unlock()
+            runGroup(jobs)
+        }
+    }
+
+    private func runGroup(_ jobs: [Job]) {
+        var periods = archivedPeriods
+        do {
+            try pool.writeWithoutTransaction { db in
+                try db.inTransaction(.immediate) {
+                    let transaction = LedgerTransaction(db: db, archivedPeriods: archivedPeriods)
+                    for job in jobs { try job.run(transaction) }
+                    try transaction.writeDailyTotals()
+                    periods = transaction.archivedPeriods
+                    return .commit
+                }
+            }
+        } catch {
+            let failure: RPCError
+            if let error = error as? RPCError {
+                failure = error
+            } else {
+                let sqlite = SQLiteDatabase.failure(error, path: path)
+                setFailure(sqlite)
+                failure = BudgetStore.unavailable(sqlite)
+            }
+            for job in jobs { job.finish(failure) }
+            return
+        }
+        archivedPeriods = periods
+        setFailure(nil)
+        for job in jobs { job.finish(nil) }
+    }
+
+    private func setFailure(_ value: SQLiteDatabase.Failure?) {
+        failureLock.lock()
+        failure = value
+        failureLock.unlock()
+    }
+}
