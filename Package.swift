@@ -168,6 +168,7 @@ let package = Package(
             dependencies: [
                 "LauncherKit", "KBProto", "KBRPC", "KBRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             path: "Services/Launcher/kb"
         ),
