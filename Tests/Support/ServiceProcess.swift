@@ -58,6 +58,17 @@ public func httpGet(_ url: String, timeout: TimeInterval = 5) async -> HTTPResul
     return HTTPResult(status: http.statusCode, body: String(decoding: data, as: UTF8.self))
 }
 
+/// Sends `method` to `url` with `body` and `headers`, or nil when nothing answers.
+public func httpRequest(_ method: String, _ url: String, body: Data? = nil, headers: [String: String] = [:], timeout: TimeInterval = 5) async -> HTTPResult? {
+    var request = URLRequest(url: URL(string: url)!)
+    request.httpMethod = method
+    request.httpBody = body
+    request.timeoutInterval = timeout
+    for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+    guard let (data, response) = try? await URLSession.shared.data(for: request), let http = response as? HTTPURLResponse else { return nil }
+    return HTTPResult(status: http.statusCode, body: String(decoding: data, as: UTF8.self))
+}
+
 /// Runs a program to completion and returns its exit code and output.
 ///
 /// Output goes through temporary files, not pipes: a pipe's write end can leak into a process

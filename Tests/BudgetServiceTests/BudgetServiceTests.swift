@@ -1,0 +1,373 @@
+import Foundation
+import KBProto
+import KBRPC
+import KBTestSupport
+import Testing
+
+/// A `budget-service` process on loopback ports with its own data directory.
+struct BudgetServiceUnderTest {
+    let service: ServiceProcess
+    let token: String?
+
+    static func start(dataDirectory: URL? = nil, environment: [String: String] = [:], waitForReady: Bool = true) async throws -> BudgetServiceUnderTest {
+        let service = try ServiceProcess(executable: "budget-service", envPrefix: "KB_BUDGET_SERVICE", environment: environment, dataDirectory: dataDirectory)
+        if waitForReady { try await service.waitUntilReady() }
+        return BudgetServiceUnderTest(service: service, token: environment["KB_AUTH_TOKEN"])
+    }
+
+    var databasePath: String { service.dataDirectory.appendingPathComponent("budget/knowledge.db").path }
+
+    var environment: [String: String] {
+        var environment = ["KB_BUDGET_SERVICE_ADDR": "127.0.0.1:\(service.port)", "KB_DATA_DIR": service.dataDirectory.path]
+        if let token { environment["KB_AUTH_TOKEN"] = token }
+        return environment
+    }
+
+    /// Runs `kb` with `arguments` against this service.
+    func kb(_ arguments: String...) throws -> (status: Int32, stdout: String, stderr: String) {
+        try runProgram(builtProductsDirectory.appendingPathComponent("kb"), arguments, environment: environment)
+    }
+
+    func client(connections: Int = 2) -> RPCClient {
+        var configuration = RPCClient.Configuration(host: "127.0.0.1", port: service.port)
+        configuration.authToken = token
+        configuration.connections = connections
+        return RPCClient(configuration: configuration)
+    }
+
+    func admin(_ method: String, _ path: String, body: String? = nil, token: String? = nil) async -> HTTPResult? {
+        var headers: [String: String] = [:]
+        if let token { headers["Authorization"] = "Bearer \(token)" }
+        if body != nil { headers["Content-Type"] = "application/json" }
+        return await httpRequest(method, "http://127.0.0.1:\(service.adminPort)\(path)", body: body.map { Data($0.utf8) }, headers: headers)
+    }
+}
+
+func event(_ id: String, usd: Double? = nil, provider: String = "openai", model: String = "gpt-4o-mini", at ms: Int64 = 0) -> Kb_Budget_V1_CostEvent {
+    var event = Kb_Budget_V1_CostEvent()
+    event.requestID = id
+    event.provider = provider
+    event.model = model
+    event.operation = "extract"
+    event.project = "coding"
+    event.inputTokens = 1200
+    event.outputTokens = 300
+    event.latencyMs = 250
+    event.timestampMs = ms
+    if let usd { event.costUsd = .with { $0.value = usd } }
+    return event
+}
+
+func json(_ text: String) -> [String: Any] {
+    (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:]
+}
+
+/// The first millisecond of the UTC month before the current one, and of the current one.
+func monthBounds() -> (previous: Int64, current: Int64) {
+    var calendar = Calendar(identifier: .gregorian)
+    calendar.timeZone = TimeZone(identifier: "UTC")!
+    let now = Date()
+    let start = calendar.date(from: calendar.dateComponents([.year, .month], from: now))!
+    let previous = calendar.date(byAdding: .month, value: -1, to: start)!
+    return (Int64(previous.timeIntervalSince1970 * 1000), Int64(start.timeIntervalSince1970 * 1000))
+}
+
+@Suite("budget-service and kb budget, as processes", .serialized)
+struct BudgetServiceTests {
+    @Test("record over RPC; status, runbook endpoints with the token, gauges, health, kb budget")
+    func recordStatusRunbooksMetrics() async throws {
+        let budget = try await BudgetServiceUnderTest.start(environment: ["KB_AUTH_TOKEN": "s3cret", "KB_BUDGET_MONTHLY_LIMIT_USD": "10"])
+        defer { Task { await budget.service.stop() } }
+        let client = budget.client()
+        let recorded = try await client.call(BudgetMethods.recordCost, .with { $0.event = event("r1", usd: 4.25) })
+        #expect(!recorded.duplicate)
+        #expect(recorded.event.timestampMs > 0)
+        let computed = try await client.call(BudgetMethods.recordCost, .with { $0.event = event("r2", provider: "groq", model: "llama-3.3-70b-versatile") })
+        #expect(abs(computed.event.costUsd.value - (1200 * 0.59 + 300 * 0.79) / 1e6) < 1e-12)
+        let status = try await client.call(BudgetMethods.getStatus, .init())
+        #expect(abs(status.spendUsd - 4.25 - computed.event.costUsd.value) < 1e-9)
+        #expect(status.mode == .normal)
+
+        // Without the token the RPC is refused.
+        let anonymous = RPCClient(configuration: .init(host: "127.0.0.1", port: budget.service.port))
+        do {
+            _ = try await anonymous.call(BudgetMethods.getStatus, .init())
+            Issue.record("a call without the token was answered")
+        } catch let error as RPCError {
+            #expect(error.code == .unauthenticated)
+        }
+        await anonymous.close()
+
+        let adminStatus = try #require(await budget.admin("GET", "/internal/budget/status"))
+        #expect(adminStatus.status == 200)
+        #expect(json(adminStatus.body)["mode"] as? String == "normal")
+        #expect(json(adminStatus.body)["limit_usd"] as? Double == 10)
+
+        let refused = try #require(await budget.admin("POST", "/internal/budget/freeze", body: #"{"reason":"spike"}"#))
+        #expect(refused.status == 401)
+        #expect(try await client.call(BudgetMethods.getStatus, .init()).frozen == false, "a refused freeze changes nothing")
+        let badBody = try #require(await budget.admin("POST", "/internal/budget/freeze", body: "[1,2", token: "s3cret"))
+        #expect(badBody.status == 400)
+        let frozen = try #require(await budget.admin("POST", "/internal/budget/freeze", body: #"{"reason":"cost spike in extraction"}"#, token: "s3cret"))
+        #expect(frozen.status == 200)
+        #expect(json(frozen.body)["mode"] as? String == "blocked")
+        #expect(json(frozen.body)["freeze_reason"] as? String == "cost spike in extraction")
+        let denied = try await client.call(BudgetMethods.admit, .with { $0.provider = "openai"; $0.estimatedCostUsd = 0.01 })
+        #expect(denied.decision == .deny)
+        let local = try await client.call(BudgetMethods.admit, .with { $0.provider = "ollama"; $0.model = "llama3" })
+        #expect(local.decision == .allow, "local calls run while frozen")
+        let health = try #require(await httpGet("http://127.0.0.1:\(budget.service.adminPort)/health"))
+        let components = json(health.body)["components"] as? [String: Any]
+        let budgetHealth = components?["budget"] as? [String: Any]
+        #expect(budgetHealth?["status"] as? String == "degraded")
+        #expect(budgetHealth?["state"] as? String == "warning")
+        #expect((components?["database"] as? [String: Any])?["status"] as? String == "healthy")
+        let metrics = try #require(await httpGet("http://127.0.0.1:\(budget.service.adminPort)/metrics")).body
+        #expect(metrics.contains("knowledge_monthly_budget_usd 10.0"))
+        #expect(metrics.contains("knowledge_budget_routing_mode 3.0"))
+        #expect(metrics.contains("knowledge_monthly_spend_usd 4.25"))
+
+        let unfrozen = try #require(await budget.admin("POST", "/internal/budget/unfreeze", token: "s3cret"))
+        #expect(json(unfrozen.body)["frozen"] as? Bool == false)
+
+        // The operator CLI.
+        let text = try budget.kb("budget", "status")
+        #expect(text.status == 0, "\(text.stderr)")
+        #expect(text.stdout.contains("Limit      $10.00"))
+        #expect(text.stdout.contains("Mode       normal"))
+        let limit = try budget.kb("budget", "set-limit", "5")
+        #expect(limit.status == 0 && limit.stdout.contains("Mode       prefer_local"), "\(limit.stdout)\(limit.stderr)")
+        let report = try budget.kb("budget", "report", "--period", "month")
+        #expect(report.status == 0)
+        #expect(report.stdout.contains("openai") && report.stdout.contains("groq") && report.stdout.contains("Provider"))
+        let reportJSON = json(try budget.kb("budget", "report", "--period", "day", "--json").stdout)
+        #expect(reportJSON["total_requests"] as? Int == 2)
+        let badLimit = try budget.kb("budget", "set-limit", "--", "-3")
+        #expect(badLimit.status == 1)
+        #expect(badLimit.stderr.hasPrefix("kb budget: INVALID_ARGUMENT: limit_usd"), "\(badLimit.stderr)")
+        let events = try budget.kb("budget", "events", "--provider", "groq")
+        #expect(events.stdout.contains("r2") && !events.stdout.contains("r1 "))
+        await client.close()
+    }
+
+    @Test("kill -9 while 8 clients record: every acknowledged event is there after the restart")
+    func killDuringRecording() async throws {
+        let data = temporaryDirectory("budget-kill")
+        let first = try await BudgetServiceUnderTest.start(dataDirectory: data, environment: ["KB_BUDGET_MONTHLY_LIMIT_USD": "1000000"])
+        let acknowledged = AcknowledgedIDs()
+        let writers = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for writer in 0..<8 {
+                    group.addTask {
+                        let client = first.client(connections: 1)
+                        var index = 0
+                        while !Task.isCancelled {
+                            do {
+                                if writer % 4 == 0 {
+                                    let ids = (0..<50).map { "w\(writer)-\(index)-\($0)" }
+                                    _ = try await client.call(BudgetMethods.recordCosts, .with { $0.events = ids.map { event($0, usd: 0.001) } })
+                                    acknowledged.add(ids)
+                                } else {
+                                    let id = "w\(writer)-\(index)"
+                                    _ = try await client.call(BudgetMethods.recordCost, .with { $0.event = event(id, usd: 0.001) })
+                                    acknowledged.add([id])
+                                }
+                            } catch {
+                                break
+                            }
+                            index += 1
+                        }
+                        await client.close()
+                    }
+                }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(1500))
+        let before = acknowledged.count
+        await first.service.stop(signal: SIGKILL)
+        writers.cancel()
+        await writers.value
+        let ids = acknowledged.all
+        #expect(before > 100, "writers made progress before the kill (\(before))")
+
+        let second = try await BudgetServiceUnderTest.start(dataDirectory: data)
+        let client = second.client()
+        // Re-sending every acknowledged id must find each one already stored.
+        var duplicates = 0
+        for chunk in stride(from: 0, to: ids.count, by: 5000) {
+            let slice = ids[chunk..<min(chunk + 5000, ids.count)]
+            let response = try await client.call(BudgetMethods.recordCosts, .with { $0.events = slice.map { event($0, usd: 0.001) } })
+            duplicates += Int(response.duplicates)
+        }
+        #expect(duplicates == ids.count, "\(ids.count - duplicates) acknowledged events were lost")
+        let verify = try await client.call(BudgetMethods.verify, .init())
+        #expect(verify.ok, "\(verify.problems)")
+        await client.close()
+        await second.service.stop()
+    }
+
+    @Test("64 concurrent admissions against a nearly spent budget: never past the limit")
+    func concurrentAdmission() async throws {
+        let budget = try await BudgetServiceUnderTest.start(environment: ["KB_BUDGET_MONTHLY_LIMIT_USD": "1"])
+        defer { Task { await budget.service.stop() } }
+        let client = budget.client(connections: 4)
+        _ = try await client.call(BudgetMethods.recordCost, .with { $0.event = event("spent", usd: 0.5) })
+        let decisions = try await withThrowingTaskGroup(of: (Int, Kb_Budget_V1_AdmitResponse).self) { group in
+            for index in 0..<64 {
+                group.addTask {
+                    (index, try await client.call(BudgetMethods.admit, .with {
+                        $0.provider = "openai"; $0.model = "gpt-4o"; $0.estimatedCostUsd = 0.1; $0.requestID = "call-\(index)"
+                    }))
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        let admitted = decisions.filter { $0.1.decision != .deny }
+        // $0.50 spent: $0.60, $0.70, $0.80 (80%: prefer local, still admitted), $0.90 — then 90%: local only.
+        #expect(admitted.count == 4)
+        #expect(admitted.filter { $0.1.decision == .preferLocal }.count == 1)
+        #expect(decisions.filter { $0.1.decision == .deny }.allSatisfy { $0.1.reason.contains("local-only") })
+        // Every admitted caller spends its estimate: the month ends within the limit.
+        _ = try await client.call(BudgetMethods.recordCosts, .with { $0.events = admitted.map { event("call-\($0.0)", usd: 0.1) } })
+        let status = try await client.call(BudgetMethods.getStatus, .init())
+        #expect(status.spendUsd <= 1.0 + 0.1)
+        #expect(status.reservedUsd == 0, "recording settled every reservation")
+        #expect(status.mode == .localOnly)
+        #expect(try await client.call(BudgetMethods.admit, .with { $0.provider = "local"; $0.model = "any" }).decision == .allow)
+        await client.close()
+    }
+
+    @Test("the monthly reset runbook: POST /internal/budget/reset archives last month once")
+    func monthlyReset() async throws {
+        let budget = try await BudgetServiceUnderTest.start()
+        defer { Task { await budget.service.stop() } }
+        let client = budget.client()
+        let (previous, current) = monthBounds()
+        let lastMonth = (0..<25).map { event("old-\($0)", usd: 0.02, at: previous + Int64($0) * 3_600_000) }
+        _ = try await client.call(BudgetMethods.recordCosts, .with { $0.events = lastMonth + [event("now", usd: 0.5)] })
+        let reset = try #require(await budget.admin("POST", "/internal/budget/reset"))
+        #expect(reset.status == 200)
+        let body = json(reset.body)
+        #expect(body["archived_events"] as? Int == 25)
+        #expect(body["already_done"] as? Bool == false)
+        #expect((body["status"] as? [String: Any])?["spend_usd"] as? Double == 0.5)
+        let again = json(try #require(await budget.admin("POST", "/internal/budget/reset")).body)
+        #expect(again["archived_events"] as? Int == 0)
+        #expect(again["already_done"] as? Bool == true)
+        let cli = try budget.kb("budget", "reset")
+        #expect(cli.status == 0 && cli.stdout.contains("already archived"), "\(cli.stdout)\(cli.stderr)")
+        // Last month's report still adds up from the archive.
+        var request = Kb_Budget_V1_GetReportRequest()
+        request.period = .custom
+        request.fromMs = previous
+        request.toMs = current
+        let report = try await client.call(BudgetMethods.getReport, request)
+        #expect(report.totalRequests == 25)
+        #expect(abs(report.totalCostUsd - 0.5) < 1e-9)
+        let verify = try budget.kb("budget", "verify")
+        #expect(verify.status == 0 && verify.stdout.hasPrefix("OK: 1 events, 25 archived"), "\(verify.stdout)")
+        await client.close()
+    }
+
+    @Test("a corrupt database: the service stays up, unhealthy, UNAVAILABLE with the reason; restore from a backup fixes it")
+    func corruptDatabaseAndRestore() async throws {
+        // A good backup first.
+        let good = try await BudgetServiceUnderTest.start()
+        let client = good.client()
+        _ = try await client.call(BudgetMethods.recordCosts, .with { $0.events = (0..<40).map { event("g\($0)", usd: 0.01) } })
+        let backup = temporaryDirectory("budget-backup").appendingPathComponent("budget-backup.db")
+        let backedUp = try good.kb("budget", "backup", backup.path)
+        #expect(backedUp.status == 0 && backedUp.stdout.contains("Backed up 40 events"), "\(backedUp.stdout)\(backedUp.stderr)")
+        await client.close()
+        let refused = try good.kb("budget", "restore", backup.path)
+        #expect(refused.status == 75, "restore refused while the service runs: \(refused.stderr)")
+        await good.service.stop()
+
+        // Corrupt the database file.
+        let data = temporaryDirectory("budget-corrupt")
+        let path = data.appendingPathComponent("budget/knowledge.db")
+        try FileManager.default.createDirectory(at: path.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data(repeating: 0x42, count: 32768).write(to: path)
+        let broken = try await BudgetServiceUnderTest.start(dataDirectory: data, waitForReady: false)
+        let health = try #require(await httpGet("http://127.0.0.1:\(broken.service.adminPort)/health"))
+        #expect(health.status == 503)
+        #expect(health.body.contains("not a database"), "\(health.body)")
+        let brokenClient = broken.client()
+        do {
+            _ = try await brokenClient.call(BudgetMethods.getStatus, .init())
+            Issue.record("a corrupt database answered")
+        } catch let error as RPCError {
+            #expect(error.code == .unavailable)
+            #expect(error.message.contains("not a database"))
+        }
+        await brokenClient.close()
+        let cli = try broken.kb("budget", "status")
+        #expect(cli.status == 1 && cli.stderr.contains("UNAVAILABLE") && cli.stderr.contains("not a database"), "\(cli.stderr)")
+        #expect(broken.service.process.isRunning, "bad data never kills the service")
+        await broken.service.stop()
+
+        // The operator restores the backup, then the service is healthy with the backup's events.
+        let restored = try runProgram(builtProductsDirectory.appendingPathComponent("kb"), ["budget", "restore", backup.path], environment: ["KB_DATA_DIR": data.path])
+        #expect(restored.status == 0, "\(restored.stderr)")
+        #expect(restored.stdout.contains("the replaced database was kept"))
+        let fixed = try await BudgetServiceUnderTest.start(dataDirectory: data)
+        let fixedClient = fixed.client()
+        let status = try await fixedClient.call(BudgetMethods.getStatus, .init())
+        #expect(abs(status.spendUsd - 0.4) < 1e-9)
+        await fixedClient.close()
+        await fixed.service.stop()
+    }
+
+    @Test("a database locked by another process: writes fail with UNAVAILABLE, health unhealthy, both recover")
+    func lockedDatabase() async throws {
+        let budget = try await BudgetServiceUnderTest.start(environment: ["KB_BUDGET_BUSY_TIMEOUT_MS": "200"])
+        defer { Task { await budget.service.stop() } }
+        let client = budget.client()
+        _ = try await client.call(BudgetMethods.recordCost, .with { $0.event = event("before", usd: 0.1) })
+
+        // Another process (an operator's sqlite3 session) holds the write lock for a while.
+        let locker = Process()
+        locker.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        locker.arguments = ["python3", "-c", """
+            import sqlite3, sys, time
+            c = sqlite3.connect(sys.argv[1], isolation_level=None)
+            c.execute('BEGIN EXCLUSIVE')
+            open(sys.argv[2], 'w').write('locked')
+            time.sleep(float(sys.argv[3]))
+            c.execute('ROLLBACK')
+            """, budget.databasePath, budget.service.dataDirectory.appendingPathComponent("locked").path, "3"]
+        try launch(locker)
+        let marker = budget.service.dataDirectory.appendingPathComponent("locked").path
+        let deadline = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: marker) && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(FileManager.default.fileExists(atPath: marker))
+
+        do {
+            _ = try await client.call(BudgetMethods.recordCost, .with { $0.event = event("while-locked", usd: 0.1) })
+            Issue.record("a write went through a locked database")
+        } catch let error as RPCError {
+            #expect(error.code == .unavailable)
+            #expect(error.message.contains("locked"), "\(error.message)")
+        }
+        let health = try #require(await httpGet("http://127.0.0.1:\(budget.service.adminPort)/health"))
+        #expect(health.status == 503, "\(health.body)")
+        #expect(health.body.contains("locked"), "\(health.body)")
+        // Reads still answer (WAL): the status is there.
+        #expect(abs(try await client.call(BudgetMethods.getStatus, .init()).spendUsd - 0.1) < 1e-9)
+
+        locker.waitUntilExit()
+        let retried = try await client.call(BudgetMethods.recordCost, .with { $0.event = event("while-locked", usd: 0.1) })
+        #expect(!retried.duplicate, "the refused write was not stored")
+        #expect(await httpGet("http://127.0.0.1:\(budget.service.adminPort)/health")?.status == 200)
+        await client.close()
+    }
+}
+
+/// Request ids acknowledged by the service, collected across tasks.
+final class AcknowledgedIDs: @unchecked Sendable {
+    private let lock = NSLock()
+    private var ids: [String] = []
+    func add(_ more: [String]) { lock.withLock { ids += more } }
+    var count: Int { lock.withLock { ids.count } }
+    var all: [String] { lock.withLock { ids } }
+}
