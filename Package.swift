@@ -196,7 +196,7 @@ let package = Package(
 
         .executableTarget(
             name: "budget-benchmark",
-            dependencies: ["KBProto", "KBRPC", "KBSQLite", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: ["BudgetKit", "KBProto", "KBRPC", "KBSQLite", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             path: "Benchmarks/BudgetBenchmark"
         ),
 

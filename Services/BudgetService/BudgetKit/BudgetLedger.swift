@@ -57,6 +57,8 @@ public final class BudgetLedger: @unchecked Sendable {
         var reservations: [String: Reservation] = [:]
         var reservationByRequest: [String: String] = [:]
         var reservedNanos: Int64 = 0
+        /// Reservations by expiry, earliest first (entries of settled ones are skipped when popped).
+        var expiries = ExpiryHeap()
 
         func spend(of period: BudgetCalendar.Period) -> Int64 {
             var total: Int64 = 0
@@ -74,10 +76,13 @@ public final class BudgetLedger: @unchecked Sendable {
         }
 
         mutating func purgeExpired(now: Int64) {
-            guard reservedNanos > 0 || !reservations.isEmpty else { return }
-            for (id, reservation) in reservations where reservation.expiresAtMs <= now {
-                _ = removeReservation(id)
+            while let first = expiries.first, first.expiresAtMs <= now {
+                expiries.removeFirst()
+                if let reservation = reservations[first.id], reservation.expiresAtMs <= now {
+                    _ = removeReservation(first.id)
+                }
             }
+            if reservations.isEmpty { expiries = ExpiryHeap() }
         }
     }
 
@@ -202,7 +207,11 @@ public final class BudgetLedger: @unchecked Sendable {
         guard value.utf8.count <= maximum else {
             throw RPCError.invalidArgument(field: field, "must be at most \(maximum) bytes (found \(value.utf8.count))")
         }
-        guard !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+        // ASCII text (nearly all of it) is checked byte by byte; other text scalar by scalar.
+        let utf8 = value.utf8
+        let asciiControl = utf8.contains { $0 < 0x20 || $0 == 0x7F }
+        let nonASCII = utf8.contains { $0 >= 0x80 }
+        guard !asciiControl, !nonASCII || !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
             throw RPCError.invalidArgument(field: field, "must not contain control characters")
         }
         return value
@@ -319,6 +328,7 @@ public final class BudgetLedger: @unchecked Sendable {
             let id = UUID().uuidString.lowercased()
             let reservation = Reservation(id: id, requestId: requestId, nanos: estimate, expiresAtMs: now + ttl)
             state.reservations[id] = reservation
+            state.expiries.insert((reservation.expiresAtMs, id))
             state.reservedNanos += estimate
             if !requestId.isEmpty { state.reservationByRequest[requestId] = id }
             response.reservationID = id
@@ -526,6 +536,41 @@ public final class BudgetLedger: @unchecked Sendable {
         var text = String(format: "%.6f", usd)
         while text.hasSuffix("0"), let dot = text.firstIndex(of: "."), text.distance(from: dot, to: text.endIndex) > 3 { text.removeLast() }
         return "$" + text
+    }
+}
+
+/// A binary min-heap of (expiry, reservation id): expired reservations are found in O(log n)
+/// per reservation instead of scanning all of them on every admission.
+struct ExpiryHeap {
+    private var items: [(expiresAtMs: Int64, id: String)] = []
+
+    var first: (expiresAtMs: Int64, id: String)? { items.first }
+
+    mutating func insert(_ item: (Int64, String)) {
+        items.append(item)
+        var child = items.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard items[child].expiresAtMs < items[parent].expiresAtMs else { break }
+            items.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    mutating func removeFirst() {
+        guard !items.isEmpty else { return }
+        items.swapAt(0, items.count - 1)
+        items.removeLast()
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1, right = left + 1
+            var smallest = parent
+            if left < items.count, items[left].expiresAtMs < items[smallest].expiresAtMs { smallest = left }
+            if right < items.count, items[right].expiresAtMs < items[smallest].expiresAtMs { smallest = right }
+            guard smallest != parent else { return }
+            items.swapAt(parent, smallest)
+            parent = smallest
+        }
     }
 }
 

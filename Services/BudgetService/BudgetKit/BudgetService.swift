@@ -32,7 +32,7 @@ public final class BudgetService: Service, @unchecked Sendable {
     private let databaseUpGauge = Gauge(label: "knowledge_budget_database_up")
 
     /// Opens the ledger at `path`; a failure is logged and kept, not thrown.
-    public init(path: String, options: BudgetLedger.Options, logger: Logger, retryInterval: Duration = .seconds(5)) {
+    public init(path: String, options: BudgetLedger.Options, logger: Logger, retryInterval: Duration = .seconds(1)) {
         self.path = path
         self.options = options
         self.logger = logger
@@ -69,7 +69,7 @@ public final class BudgetService: Service, @unchecked Sendable {
         }
     }
 
-    /// Publishes the gauges and, while the database is not open, retries opening it; on shutdown
+    /// Every second: publishes the gauges and, while the database is not open, retries opening it; on shutdown
     /// finishes queued writes and closes the database.
     public func run() async throws {
         try? await cancelWhenGracefulShutdown {
@@ -115,16 +115,9 @@ public final class BudgetService: Service, @unchecked Sendable {
     /// Registers every method of `kb.budget.v1.Budget`. Writes wait for the group commit; reads
     /// that scan (reports, listings, backup, verify) run on NIO's blocking pool.
     public func register(on router: inout RPCRouter) {
-        router.register(BudgetMethods.recordCost) { request, _ in
-            let response = try await self.current().recordCost(request)
-            if !response.duplicate { self.publish() }
-            return response
-        }
-        router.register(BudgetMethods.recordCosts) { request, _ in
-            let response = try await self.current().recordCosts(request)
-            if response.recorded > 0 { self.publish() }
-            return response
-        }
+        // Recording and admission leave the gauges to the once-a-second tick (hot paths).
+        router.register(BudgetMethods.recordCost) { request, _ in try await self.current().recordCost(request) }
+        router.register(BudgetMethods.recordCosts) { request, _ in try await self.current().recordCosts(request) }
         router.register(BudgetMethods.listEvents) { request, _ in
             let ledger = try self.current()
             return try await Self.blocking { try ledger.listEvents(request) }

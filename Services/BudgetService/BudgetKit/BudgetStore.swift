@@ -73,6 +73,11 @@ public final class BudgetStore: @unchecked Sendable {
         writer = GroupCommitter(pool: pool, path: path, archivedPeriods: Set(archived))
     }
 
+    /// Creates (or migrates) the schema in the database at `path` and closes it.
+    public static func createSchema(path: String) throws {
+        try BudgetStore(path: path).close()
+    }
+
     /// Stops the commit thread after what is queued, then closes the database.
     public func close() {
         writer.close()
