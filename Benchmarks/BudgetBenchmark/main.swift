@@ -12,6 +12,9 @@
 // per event.
 import BudgetKit
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import GRDB
 import KBProto
 import KBRPC
@@ -104,12 +107,13 @@ func freePort() -> Int {
 }
 
 let port = freePort()
+let adminPort = freePort()
 let service = Process()
 service.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("budget-service")
 service.environment = ProcessInfo.processInfo.environment.merging([
     "KB_DATA_DIR": work.appendingPathComponent("data").path,
     "KB_BUDGET_SERVICE_PORT": "\(port)",
-    "KB_BUDGET_SERVICE_ADMIN_PORT": "\(freePort())",
+    "KB_BUDGET_SERVICE_ADMIN_PORT": "\(adminPort)",
     "KB_LOG_LEVEL": "warning",
     "KB_BUDGET_MONTHLY_LIMIT_USD": "1000000",
 ]) { $1 }
@@ -168,10 +172,26 @@ print("recording, 1 client, batches of 100…")
 let batch1 = try await run(clients: 1) { client, caller, index in
     _ = try await client.call(BudgetMethods.recordCosts, .with { $0.events = (0..<100).map { makeEvent("b1-\(run1)-\(caller)-\(index)-\($0)", index * 100 + $0) } })
 }
+/// The service's group-commit counters (groups, events) from its /metrics.
+func commitCounters() async -> (groups: Double, events: Double) {
+    guard let url = URL(string: "http://127.0.0.1:\(adminPort)/metrics"),
+          let (data, _) = try? await URLSession.shared.data(from: url) else { return (0, 0) }
+    var groups = 0.0, events = 0.0
+    for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+        let parts = line.split(separator: " ")
+        guard parts.count == 2, let value = Double(parts[1]) else { continue }
+        if parts[0] == "kb_budget_commit_groups_total" { groups = value }
+        if parts[0] == "kb_budget_commit_events_total" { events = value }
+    }
+    return (groups, events)
+}
+let countersBefore = await commitCounters()
 print("recording, 16 clients, one event per call…")
 let single16 = try await run(clients: 16) { client, caller, index in
     _ = try await client.call(BudgetMethods.recordCost, .with { $0.event = makeEvent("s16-\(run1)-\(caller)-\(index)", index) })
 }
+let countersAfter = await commitCounters()
+let eventsPerGroup = (countersAfter.events - countersBefore.events) / max(1, countersAfter.groups - countersBefore.groups)
 print("admission, 1 client (each admitted call then settled by recording its cost every 10th call)…")
 let admission = try await run(clients: 1) { client, caller, index in
     _ = try await client.call(BudgetMethods.admit, .with {
@@ -244,7 +264,7 @@ budget-benchmark (\(ProcessInfo.processInfo.activeProcessorCount) cores; every a
 |---|---|---|---|
 | 1 client, 1 event per call | \(rate(single1.perSecond)) | \(ms(percentile(single1.latencies, 0.5))) | \(ms(percentile(single1.latencies, 0.99))) |
 | 1 client, 100 events per call | \(rate(batch1.perSecond * 100)) | \(ms(percentile(batch1.latencies, 0.5))) | \(ms(percentile(batch1.latencies, 0.99))) |
-| 16 clients, 1 event per call | \(rate(single16.perSecond)) | \(ms(percentile(single16.latencies, 0.5))) | \(ms(percentile(single16.latencies, 0.99))) |
+| 16 clients, 1 event per call (\(String(format: "%.1f", eventsPerGroup)) events per commit group) | \(rate(single16.perSecond)) | \(ms(percentile(single16.latencies, 0.5))) | \(ms(percentile(single16.latencies, 0.99))) |
 | reference: RPC floor, GetStatus from memory, 16 clients (calls/s) | \(rate(health16.perSecond)) | \(ms(percentile(health16.latencies, 0.5))) | \(ms(percentile(health16.latencies, 0.99))) |
 | bulk load, 5000 per call, 2 in flight | \(rate(loadRate)) | | |
 | reference: SQLite, same inserts, one transaction (floor) | \(rate(floorBulk)) | | |

@@ -371,3 +371,65 @@ final class AcknowledgedIDs: @unchecked Sendable {
     var count: Int { lock.withLock { ids.count } }
     var all: [String] { lock.withLock { ids } }
 }
+
+@Suite("deploy/scripts budget runbooks, backup and restore", .serialized)
+struct BudgetScriptTests {
+    func script(_ name: String, _ arguments: [String], _ environment: [String: String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        try runProgram(URL(fileURLWithPath: "/bin/bash"), [packageRoot.appendingPathComponent("deploy/scripts/\(name)").path] + arguments, environment: environment)
+    }
+
+    @Test("monthly reset, emergency freeze, backup and restore, as an operator runs them")
+    func runbooks() async throws {
+        let work = temporaryDirectory("budget-scripts")
+        let budget = try await BudgetServiceUnderTest.start(environment: ["KB_AUTH_TOKEN": "tok", "KB_BUDGET_MONTHLY_LIMIT_USD": "2"])
+        var environment = budget.environment
+        environment["KB_BIN_DIR"] = builtProductsDirectory.path
+        environment["KB_BUDGET_SERVICE_ADMIN_URL"] = "http://127.0.0.1:\(budget.service.adminPort)"
+        let client = budget.client()
+        let (previous, _) = monthBounds()
+        _ = try await client.call(BudgetMethods.recordCosts, .with {
+            $0.events = (0..<10).map { event("last-\($0)", usd: 0.1, at: previous + Int64($0) * 86_400_000) } + [event("today", usd: 1.95)]
+        })
+
+        let reset = try script("monthly-cost-reset.sh", [work.appendingPathComponent("reports").path], environment)
+        #expect(reset.status == 0, "\(reset.stdout)\(reset.stderr)")
+        #expect(reset.stdout.contains("\"archived_events\":10"))
+        let reports = try FileManager.default.contentsOfDirectory(atPath: work.appendingPathComponent("reports").path)
+        #expect(reports.count == 2)
+        let reportJSON = try #require(reports.first { $0.hasSuffix(".json") })
+        let report = json(try String(contentsOf: work.appendingPathComponent("reports/\(reportJSON)"), encoding: .utf8))
+        #expect(report["total_requests"] as? Int == 10)
+
+        let freeze = try script("emergency-budget-freeze.sh", ["cost spike: \"extract\" loop", work.appendingPathComponent("incidents").path], environment)
+        #expect(freeze.status == 0, "\(freeze.stdout)\(freeze.stderr)")
+        let status = try await client.call(BudgetMethods.getStatus, .init())
+        #expect(status.frozen && status.freezeReason == "cost spike: \"extract\" loop")
+        let incidents = try FileManager.default.contentsOfDirectory(atPath: work.appendingPathComponent("incidents").path)
+        #expect(incidents.contains("knowledge-incidents.log"))
+        let incident = try #require(incidents.first { $0.hasSuffix("-budget-freeze.md") })
+        let text = try String(contentsOf: work.appendingPathComponent("incidents/\(incident)"), encoding: .utf8)
+        #expect(text.contains("Mode       blocked") && text.contains("Frozen     yes"))
+
+        let backup = try script("budget-backup.sh", [work.appendingPathComponent("backups").path], environment)
+        #expect(backup.status == 0, "\(backup.stdout)\(backup.stderr)")
+        let archives = try FileManager.default.contentsOfDirectory(atPath: work.appendingPathComponent("backups").path).filter { $0.hasPrefix("analytics_") && $0.hasSuffix(".db.gz") }
+        #expect(archives.count == 1)
+        _ = try await client.call(BudgetMethods.recordCost, .with { $0.event = event("after-backup", usd: 0.01) })
+        await client.close()
+        let refused = try script("budget-restore.sh", [work.appendingPathComponent("backups/\(archives[0])").path], environment)
+        #expect(refused.status == 75, "restore refused while running: \(refused.stderr)")
+        await budget.service.stop()
+
+        let restored = try script("budget-restore.sh", [work.appendingPathComponent("backups/\(archives[0])").path], environment)
+        #expect(restored.status == 0, "\(restored.stderr)")
+        let again = try await BudgetServiceUnderTest.start(dataDirectory: budget.service.dataDirectory, environment: ["KB_AUTH_TOKEN": "tok"])
+        let verify = try again.kb("budget", "verify")
+        #expect(verify.status == 0 && verify.stdout.hasPrefix("OK: 1 events, 10 archived"), "\(verify.stdout)\(verify.stderr)")
+        let afterClient = again.client()
+        let listed = try await afterClient.call(BudgetMethods.listEvents, .with { $0.limit = 100 })
+        #expect(!listed.events.contains { $0.requestID == "after-backup" }, "the restore went back to the backup")
+        #expect(try await afterClient.call(BudgetMethods.getStatus, .init()).frozen, "the freeze was in the backup")
+        await afterClient.close()
+        await again.service.stop()
+    }
+}

@@ -424,6 +424,34 @@ struct BudgetLedgerTests {
         #expect(try SQLiteDatabase.checkFile(path: restored.path).isEmpty)
     }
 
+    @Test("the guide's sqlite3 queries work on the cost_tracking view")
+    func guideQueries() async throws {
+        let path = temporaryDirectory("budget-view").appendingPathComponent("knowledge.db").path
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        try await withLedger(now: now, path: path) { ledger, _ in
+            try await ledger.record(costEvent("a", usd: 0.2, operation: "extract"))
+            try await ledger.record(costEvent("b", usd: 0.4, operation: "extract"))
+            try await ledger.record(costEvent("c", usd: 0.1, operation: "embed"))
+            try await ledger.record(costEvent("old", usd: 5, operation: "extract", at: now - 3 * 86_400_000))
+        }
+        let pool = try SQLiteDatabase.open(path: path)
+        let rows = try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT operation, AVG(cost) as avg_cost, COUNT(*) as count
+                FROM cost_tracking
+                WHERE created_at >= datetime('now', '-1 day')
+                GROUP BY operation
+                ORDER BY avg_cost DESC
+                """)
+        }
+        try await pool.close()
+        #expect(rows.count == 2)
+        #expect(rows[0]["operation"] as String == "extract")
+        #expect(abs((rows[0]["avg_cost"] as Double) - 0.3) < 1e-12)
+        #expect(rows[0]["count"] as Int == 2)
+        #expect(rows[1]["operation"] as String == "embed")
+    }
+
     @Test("a file that is not a database fails to open with a clear message")
     func corruptFile() throws {
         let path = temporaryDirectory("budget-corrupt").appendingPathComponent("knowledge.db").path

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import KBRPC
 import KBSQLite
+import Metrics
 
 /// One recorded LLM call, as stored.
 public struct LedgerEvent: Sendable, Hashable {
@@ -377,6 +378,10 @@ final class GroupCommitter: @unchecked Sendable {
     private let failureLock = NSLock()
     private var failure: SQLiteDatabase.Failure?
     private let maxJobsPerGroup = 1024
+    private let groupCounter = Counter(label: "kb_budget_commit_groups_total")
+    private let jobCounter = Counter(label: "kb_budget_commit_writes_total")
+    private let eventCounter = Counter(label: "kb_budget_commit_events_total")
+    private let commitTimer = Timer(label: "kb_budget_commit_seconds")
 
     init(pool: DatabasePool, path: String, archivedPeriods: Set<String>) {
         self.pool = pool
@@ -445,6 +450,8 @@ final class GroupCommitter: @unchecked Sendable {
 
     private func runGroup(_ jobs: [Job]) {
         var periods = archivedPeriods
+        var events = 0
+        let start = ContinuousClock.now
         do {
             try pool.writeWithoutTransaction { db in
                 try db.inTransaction(.immediate) {
@@ -452,9 +459,15 @@ final class GroupCommitter: @unchecked Sendable {
                     for job in jobs { try job.run(transaction) }
                     try transaction.writeDailyTotals()
                     periods = transaction.archivedPeriods
+                    events = transaction.inserted.count
                     return .commit
                 }
             }
+            let elapsed = ContinuousClock.now - start
+            commitTimer.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+            groupCounter.increment()
+            jobCounter.increment(by: jobs.count)
+            eventCounter.increment(by: events)
         } catch {
             let failure: RPCError
             if let error = error as? RPCError {
