@@ -81,6 +81,10 @@ struct BudgetLedgerTests {
                 let error = await rpcError { try await ledger.record(event) }
                 #expect(error?.code == .invalidArgument && error?.message.hasPrefix(field) == true, "\(field): \(String(describing: error))")
             }
+            let tooMany = await rpcError {
+                _ = try await ledger.recordCosts(.with { $0.events = (0...BudgetLedger.maximumBatch).map { costEvent("many-\($0)", usd: 0.001) } })
+            }
+            #expect(tooMany?.code == .invalidArgument && tooMany?.message.hasPrefix("events: at most 10000") == true)
             #expect(try ledger.store.counts().events == 3)
             #expect(ledger.status().spendUsd == 1.0)
         }

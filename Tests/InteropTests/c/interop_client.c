@@ -2,11 +2,13 @@
  * A client of our wire protocol written against protobuf-c, to prove the format is plain proto3
  * that any protobuf implementation can speak.
  *
- * usage: interop_client HOST PORT TOKEN
+ * usage: interop_client HOST PORT TOKEN [budget]
  *
  * It calls kb.health.v1.Health/Check, then kb.graph.v1.GraphStore/PutEntities with nested
  * messages, repeated fields and maps (and the token in the envelope's metadata map), then a method
  * that does not exist, and prints one line per fact it got back. Exit 0 when every call answered.
+ * With `budget`, it calls kb.budget.v1.Budget instead: RecordCost with and without the
+ * OptionalDouble cost (message presence), the same request id again, Admit and GetStatus.
  */
 #define _POSIX_C_SOURCE 200112L
 #include <arpa/inet.h>
@@ -18,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "kb/budget/v1/budget.pb-c.h"
 #include "kb/graph/v1/graph.pb-c.h"
 #include "kb/health/v1/health.pb-c.h"
 #include "kb/rpc/v1/envelope.pb-c.h"
@@ -191,9 +194,78 @@ static void call_unknown(int fd, const char *token) {
     kb__rpc__v1__envelope__free_unpacked(response, NULL);
 }
 
+/* Packs `message` with its packer into a malloc'd buffer and calls `method`. */
+#define CALL_PACKED(fd, id, method, token, prefix, message)                                   \
+    ({                                                                                       \
+        size_t length_ = prefix##__get_packed_size(message);                                 \
+        uint8_t *buffer_ = malloc(length_ ? length_ : 1);                                    \
+        prefix##__pack(message, buffer_);                                                    \
+        Kb__Rpc__V1__Envelope *response_ = call(fd, id, method, token, buffer_, length_);    \
+        free(buffer_);                                                                       \
+        response_;                                                                           \
+    })
+
+static void record_cost(int fd, uint64_t id, const char *token, const char *request_id, int with_cost) {
+    Kb__Budget__V1__OptionalDouble cost = KB__BUDGET__V1__OPTIONAL_DOUBLE__INIT;
+    cost.value = 0.125;
+    Kb__Budget__V1__CostEvent event = KB__BUDGET__V1__COST_EVENT__INIT;
+    event.request_id = (char *)request_id;
+    event.provider = "groq";
+    event.model = "llama-3.3-70b-versatile";
+    event.operation = "extract";
+    event.project = "interop";
+    event.input_tokens = 1000000;
+    event.output_tokens = 1000000;
+    event.latency_ms = 420;
+    if (with_cost) event.cost_usd = &cost;
+    Kb__Budget__V1__RecordCostRequest request = KB__BUDGET__V1__RECORD_COST_REQUEST__INIT;
+    request.event = &event;
+    Kb__Rpc__V1__Envelope *response = CALL_PACKED(fd, id, "kb.budget.v1.Budget/RecordCost", token, kb__budget__v1__record_cost_request, &request);
+    if (status_code(response) != 0) {
+        printf("record: code=%d message=%s\n", status_code(response), response->status->message);
+    } else {
+        Kb__Budget__V1__RecordCostResponse *recorded =
+            kb__budget__v1__record_cost_response__unpack(NULL, response->payload.len, response->payload.data);
+        if (recorded == NULL || recorded->event == NULL || recorded->event->cost_usd == NULL) fail("RecordCost payload does not decode");
+        printf("record: id=%s cost=%.3f duplicate=%d stamped=%s\n", recorded->event->request_id, recorded->event->cost_usd->value,
+               recorded->duplicate, recorded->event->timestamp_ms > 0 ? "yes" : "no");
+        kb__budget__v1__record_cost_response__free_unpacked(recorded, NULL);
+    }
+    kb__rpc__v1__envelope__free_unpacked(response, NULL);
+}
+
+static void budget_calls(int fd, const char *token) {
+    record_cost(fd, 10, token, "c-1", 1);
+    record_cost(fd, 11, token, "c-2", 0);
+    record_cost(fd, 12, token, "c-1", 0);
+
+    Kb__Budget__V1__AdmitRequest admit = KB__BUDGET__V1__ADMIT_REQUEST__INIT;
+    admit.provider = "openai";
+    admit.model = "gpt-4o-mini";
+    admit.estimated_cost_usd = 0.5;
+    admit.request_id = "c-3";
+    Kb__Rpc__V1__Envelope *response = CALL_PACKED(fd, 13, "kb.budget.v1.Budget/Admit", token, kb__budget__v1__admit_request, &admit);
+    if (status_code(response) != 0) fail("Admit failed");
+    Kb__Budget__V1__AdmitResponse *admitted = kb__budget__v1__admit_response__unpack(NULL, response->payload.len, response->payload.data);
+    if (admitted == NULL || admitted->status == NULL) fail("Admit payload does not decode");
+    printf("admit: decision=%d reservation=%s reserved=%.3f\n", (int)admitted->decision,
+           admitted->reservation_id[0] ? "yes" : "no", admitted->status->reserved_usd);
+    kb__budget__v1__admit_response__free_unpacked(admitted, NULL);
+    kb__rpc__v1__envelope__free_unpacked(response, NULL);
+
+    Kb__Budget__V1__GetStatusRequest get = KB__BUDGET__V1__GET_STATUS_REQUEST__INIT;
+    response = CALL_PACKED(fd, 14, "kb.budget.v1.Budget/GetStatus", token, kb__budget__v1__get_status_request, &get);
+    if (status_code(response) != 0) fail("GetStatus failed");
+    Kb__Budget__V1__BudgetStatus *status = kb__budget__v1__budget_status__unpack(NULL, response->payload.len, response->payload.data);
+    if (status == NULL) fail("GetStatus payload does not decode");
+    printf("status: limit=%.2f spend=%.3f mode=%d frozen=%d\n", status->limit_usd, status->spend_usd, (int)status->mode, status->frozen);
+    kb__budget__v1__budget_status__free_unpacked(status, NULL);
+    kb__rpc__v1__envelope__free_unpacked(response, NULL);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s HOST PORT TOKEN\n", argv[0]);
+    if (argc != 4 && !(argc == 5 && strcmp(argv[4], "budget") == 0)) {
+        fprintf(stderr, "usage: %s HOST PORT TOKEN [budget]\n", argv[0]);
         return 64;
     }
     struct addrinfo hints = {0}, *address = NULL;
@@ -205,7 +277,11 @@ int main(int argc, char **argv) {
     freeaddrinfo(address);
 
     check_health(fd, argv[3]);
-    put_entities(fd, argv[3]);
+    if (argc == 5) {
+        budget_calls(fd, argv[3]);
+    } else {
+        put_entities(fd, argv[3]);
+    }
     call_unknown(fd, argv[3]);
     close(fd);
     return 0;
