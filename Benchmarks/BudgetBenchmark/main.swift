@@ -191,6 +191,10 @@ let single16 = try await run(clients: 16) { client, caller, index in
     _ = try await client.call(BudgetMethods.recordCost, .with { $0.event = makeEvent("s16-\(run1)-\(caller)-\(index)", index) })
 }
 let countersAfter = await commitCounters()
+print("recording, 16 clients, batches of 100…")
+let batch16 = try await run(clients: 16) { client, caller, index in
+    _ = try await client.call(BudgetMethods.recordCosts, .with { $0.events = (0..<100).map { makeEvent("b16-\(run1)-\(caller)-\(index)-\($0)", index * 100 + $0) } })
+}
 let eventsPerGroup = (countersAfter.events - countersBefore.events) / max(1, countersAfter.groups - countersBefore.groups)
 print("admission, 1 client (each admitted call then settled by recording its cost every 10th call)…")
 let admission = try await run(clients: 1) { client, caller, index in
@@ -265,6 +269,7 @@ budget-benchmark (\(ProcessInfo.processInfo.activeProcessorCount) cores; every a
 | 1 client, 1 event per call | \(rate(single1.perSecond)) | \(ms(percentile(single1.latencies, 0.5))) | \(ms(percentile(single1.latencies, 0.99))) |
 | 1 client, 100 events per call | \(rate(batch1.perSecond * 100)) | \(ms(percentile(batch1.latencies, 0.5))) | \(ms(percentile(batch1.latencies, 0.99))) |
 | 16 clients, 1 event per call (\(String(format: "%.1f", eventsPerGroup)) events per commit group) | \(rate(single16.perSecond)) | \(ms(percentile(single16.latencies, 0.5))) | \(ms(percentile(single16.latencies, 0.99))) |
+| 16 clients, 100 events per call | \(rate(batch16.perSecond * 100)) | \(ms(percentile(batch16.latencies, 0.5))) | \(ms(percentile(batch16.latencies, 0.99))) |
 | reference: RPC floor, GetStatus from memory, 16 clients (calls/s) | \(rate(health16.perSecond)) | \(ms(percentile(health16.latencies, 0.5))) | \(ms(percentile(health16.latencies, 0.99))) |
 | bulk load, 5000 per call, 2 in flight | \(rate(loadRate)) | | |
 | reference: SQLite, same inserts, one transaction (floor) | \(rate(floorBulk)) | | |

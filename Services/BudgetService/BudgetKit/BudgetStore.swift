@@ -287,6 +287,15 @@ final class LedgerTransaction {
         self.archivedPeriods = archivedPeriods
     }
 
+    /// The end of the latest archived period: events from then on are never archived on arrival.
+    var archivedEndMs: Int64 {
+        if let cached = cachedArchivedEnd, cached.count == archivedPeriods.count { return cached.end }
+        let end = archivedPeriods.compactMap { BudgetCalendar.Period($0)?.endMs }.max() ?? Int64.min
+        cachedArchivedEnd = (archivedPeriods.count, end)
+        return end
+    }
+    private var cachedArchivedEnd: (count: Int, end: Int64)?
+
     /// Inserts `event` unless its request id is already stored (in either table); returns the
     /// stored event (with its id) or nil for a duplicate.
     func insert(_ event: LedgerEvent) throws -> LedgerEvent? {
@@ -303,8 +312,7 @@ final class LedgerTransaction {
         guard db.changesCount == 1 else { return nil }
         var stored = event
         stored.id = db.lastInsertedRowID
-        let period = BudgetCalendar.Period(containing: event.createdAtMs).name
-        if archivedPeriods.contains(period) {
+        if event.createdAtMs < archivedEndMs, case let period = BudgetCalendar.Period(containing: event.createdAtMs).name, archivedPeriods.contains(period) {
             // A late event of an archived month joins its month in the archive.
             try db.execute(sql: """
                 INSERT INTO cost_archive (id, period, request_id, created_at_ms, provider, model, operation, project, input_tokens, output_tokens, cost_nanos, latency_ms)
