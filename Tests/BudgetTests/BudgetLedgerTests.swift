@@ -391,6 +391,15 @@ struct BudgetLedgerTests {
             let report = try ledger.verify()
             #expect(!report.ok)
             #expect(report.problems.first?.contains("daily totals of 2026-11-15") == true)
+            #expect(report.problems.count == 1)
+            let second = try SQLiteDatabase.open(path: path)
+            try await second.write { db in
+                try db.execute(sql: "UPDATE cost_daily SET cost_nanos = cost_nanos - 1")
+                try db.execute(sql: "DELETE FROM cost_hourly")
+            }
+            try second.close()
+            let hourly = try ledger.verify()
+            #expect(hourly.problems == ["hourly totals of 2026-11-15 12:00 openai/gpt-4o-mini/extract/coding: events say 20 requests, totals say nothing"])
         }
     }
 

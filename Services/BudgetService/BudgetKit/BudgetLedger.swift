@@ -504,7 +504,7 @@ public final class BudgetLedger: @unchecked Sendable {
             throw BudgetStore.unavailable(SQLiteDatabase.failure(error, path: store.path))
         }
         if response.problems.isEmpty {
-            response.problems = try store.read { db in try LedgerQueries.dailyTotalProblems(db) }
+            response.problems = try store.read { db in try LedgerQueries.totalProblems(db) }
         }
         let counts = try store.counts()
         response.events = counts.events

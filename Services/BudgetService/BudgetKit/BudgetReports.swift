@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import KBProto
 import KBRPC
 
@@ -9,8 +10,8 @@ extension BudgetLedger {
     /// The cost dashboard's figures for a day, a week (the last seven days), the current month or
     /// a custom range `[from_ms, to_ms)`: totals, by provider / model / operation / project, the
     /// daily trend (every day of the range, zeros included) and the average cost per request.
-    /// Whole days come from the daily totals; only the partial days at the ends of a custom range
-    /// read events.
+    /// Whole days come from the daily totals, whole hours from the hourly ones; only the partial
+    /// hours at the ends of a custom range read events.
     public func report(_ request: Kb_Budget_V1_GetReportRequest) throws -> Kb_Budget_V1_Report {
         let now = options.clock()
         let day = BudgetCalendar.dayMilliseconds
@@ -37,17 +38,29 @@ extension BudgetLedger {
             throw RPCError.invalidArgument(field: "period", "unknown period \(value)")
         }
         let project = request.project.isEmpty ? nil : request.project
-        let firstWholeDay = (from + day - 1) / day
-        let wholeDaysEnd = to / day
-        let rows = try store.read { db -> [LedgerQueries.AggregateRow] in
-            if firstWholeDay >= wholeDaysEnd {
-                return try LedgerQueries.eventRows(db, fromMs: from, toMs: to, project: project)
-            }
-            return try LedgerQueries.eventRows(db, fromMs: from, toMs: firstWholeDay * day, project: project)
-                + LedgerQueries.dailyRows(db, fromDay: firstWholeDay, toDay: wholeDaysEnd, project: project)
-                + LedgerQueries.eventRows(db, fromMs: wholeDaysEnd * day, toMs: to, project: project)
-        }
+        let rows = try store.read { db in try Self.rows(db, from: from, to: to, project: project) }
         return Self.report(rows: rows, from: from, to: to)
+    }
+
+    /// The aggregate rows of `[from, to)`: whole days from the daily totals, whole hours of the
+    /// partial days from the hourly totals, and only the partial hours at the ends from events.
+    static func rows(_ db: GRDB.Database, from: Int64, to: Int64, project: String?) throws -> [LedgerQueries.AggregateRow] {
+        let hour: Int64 = 3_600_000, day = BudgetCalendar.dayMilliseconds
+        let firstHour = (from + hour - 1) / hour, endHour = to / hour
+        guard firstHour < endHour else {
+            return try LedgerQueries.eventRows(db, fromMs: from, toMs: to, project: project)
+        }
+        var rows = try LedgerQueries.eventRows(db, fromMs: from, toMs: firstHour * hour, project: project)
+            + LedgerQueries.eventRows(db, fromMs: endHour * hour, toMs: to, project: project)
+        let firstDay = (firstHour * hour + day - 1) / day, endDay = endHour * hour / day
+        if firstDay < endDay {
+            rows += try LedgerQueries.hourlyRows(db, fromHour: firstHour, toHour: firstDay * 24, project: project)
+                + LedgerQueries.dailyRows(db, fromDay: firstDay, toDay: endDay, project: project)
+                + LedgerQueries.hourlyRows(db, fromHour: endDay * 24, toHour: endHour, project: project)
+        } else {
+            rows += try LedgerQueries.hourlyRows(db, fromHour: firstHour, toHour: endHour, project: project)
+        }
+        return rows
     }
 
     /// Folds aggregate rows into a report.

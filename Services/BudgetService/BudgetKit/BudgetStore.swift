@@ -44,10 +44,11 @@ public struct LedgerEvent: Sendable, Hashable {
 /// - `cost_events`: the calls of periods not yet archived, `request_id` unique.
 /// - `cost_archive`: the calls of archived periods (same columns plus `period`), moved there by
 ///   the monthly reset; `request_id` unique here too, and a request id is never in both.
-/// - `cost_daily`: per UTC day × provider × model × operation × project, the requests, tokens and
-///   cost of both tables. Kept in the same transaction as the events it sums, it serves every
-///   report over whole days without reading the events (a month over 1M events reads a few
-///   thousand rows); `Verify` checks it against the events.
+/// - `cost_daily` and `cost_hourly`: per UTC day (hour) × provider × model × operation × project,
+///   the requests, tokens and cost of both tables. Kept in the same transaction as the events they
+///   sum, they serve every report without reading events but for the partial hours at the ends of
+///   a custom range (a month over 1M events reads a few thousand rows); `Verify` checks both
+///   against the events.
 /// - `settings` (limit, freeze), `budget_actions` (who changed what, for incident reports),
 ///   `period_resets` (archived periods).
 /// - view `cost_tracking`: the events in the operations guide's column names (`cost` in USD,
@@ -128,6 +129,23 @@ public final class BudgetStore: @unchecked Sendable {
                            input_tokens + output_tokens AS tokens, cost_nanos / 1e9 AS cost, latency_ms,
                            strftime('%Y-%m-%d %H:%M:%S', created_at_ms / 1000, 'unixepoch') AS created_at
                     FROM cost_events;
+                """)
+        }
+        migrator.registerMigration("v2: hourly totals") { db in
+            try db.execute(sql: """
+                CREATE TABLE cost_hourly (
+                    hour INTEGER NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
+                    operation TEXT NOT NULL, project TEXT NOT NULL,
+                    requests INTEGER NOT NULL, input_tokens INTEGER NOT NULL,
+                    output_tokens INTEGER NOT NULL, cost_nanos INTEGER NOT NULL,
+                    PRIMARY KEY (hour, provider, model, operation, project)
+                ) WITHOUT ROWID;
+                INSERT INTO cost_hourly
+                    SELECT created_at_ms / 3600000, provider, model, operation, project, count(*), sum(input_tokens), sum(output_tokens), sum(cost_nanos)
+                    FROM (SELECT created_at_ms, provider, model, operation, project, input_tokens, output_tokens, cost_nanos FROM cost_events
+                          UNION ALL
+                          SELECT created_at_ms, provider, model, operation, project, input_tokens, output_tokens, cost_nanos FROM cost_archive)
+                    GROUP BY 1, 2, 3, 4, 5;
                 """)
         }
         return migrator
@@ -330,13 +348,18 @@ final class LedgerTransaction {
         try LedgerQueries.event(db, requestId: requestId)
     }
 
-    /// Adds the inserted events to the daily totals, one upsert per distinct key.
+    /// Adds the inserted events to the daily and hourly totals, one upsert per distinct key.
     func writeDailyTotals() throws {
         guard !inserted.isEmpty else { return }
-        struct Key: Hashable { var day: Int64; var provider, model, operation, project: String }
+        try writeTotals(table: "cost_daily", bucket: "day", milliseconds: BudgetCalendar.dayMilliseconds)
+        try writeTotals(table: "cost_hourly", bucket: "hour", milliseconds: 3_600_000)
+    }
+
+    private func writeTotals(table: String, bucket: String, milliseconds: Int64) throws {
+        struct Key: Hashable { var bucket: Int64; var provider, model, operation, project: String }
         var totals: [Key: (requests: Int64, input: Int64, output: Int64, cost: Int64)] = [:]
         for event in inserted {
-            let key = Key(day: event.day, provider: event.provider, model: event.model, operation: event.operation, project: event.project)
+            let key = Key(bucket: event.createdAtMs / milliseconds, provider: event.provider, model: event.model, operation: event.operation, project: event.project)
             var total = totals[key] ?? (0, 0, 0, 0)
             total.requests += 1
             total.input += event.inputTokens
@@ -345,16 +368,16 @@ final class LedgerTransaction {
             totals[key] = total
         }
         let statement = try db.cachedStatement(sql: """
-            INSERT INTO cost_daily (day, provider, model, operation, project, requests, input_tokens, output_tokens, cost_nanos)
+            INSERT INTO \(table) (\(bucket), provider, model, operation, project, requests, input_tokens, output_tokens, cost_nanos)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT(day, provider, model, operation, project) DO UPDATE SET
+            ON CONFLICT(\(bucket), provider, model, operation, project) DO UPDATE SET
                 requests = requests + excluded.requests,
                 input_tokens = input_tokens + excluded.input_tokens,
                 output_tokens = output_tokens + excluded.output_tokens,
                 cost_nanos = cost_nanos + excluded.cost_nanos
             """)
         for (key, total) in totals {
-            statement.setUncheckedArguments([key.day, key.provider, key.model, key.operation, key.project, total.requests, total.input, total.output, total.cost])
+            statement.setUncheckedArguments([key.bucket, key.provider, key.model, key.operation, key.project, total.requests, total.input, total.output, total.cost])
             try statement.execute()
         }
     }

@@ -80,8 +80,17 @@ enum LedgerQueries {
         return try Row.fetchAll(db, sql: sql, arguments: arguments).map(aggregate)
     }
 
+    /// Aggregates of whole hours `[fromHour, toHour)` from the hourly totals (`day` is the hour's day).
+    static func hourlyRows(_ db: Database, fromHour: Int64, toHour: Int64, project: String?) throws -> [AggregateRow] {
+        guard fromHour < toHour else { return [] }
+        var sql = "SELECT hour / 24, provider, model, operation, project, requests, input_tokens, output_tokens, cost_nanos FROM cost_hourly WHERE hour >= ? AND hour < ?"
+        var arguments: StatementArguments = [fromHour, toHour]
+        if let project { sql += " AND project = ?"; arguments += [project] }
+        return try Row.fetchAll(db, sql: sql, arguments: arguments).map(aggregate)
+    }
+
     /// Aggregates of the events in `[fromMs, toMs)` read from the events themselves (for the
-    /// partial days at the ends of a custom range).
+    /// partial hours at the ends of a custom range).
     static func eventRows(_ db: Database, fromMs: Int64, toMs: Int64, project: String?) throws -> [AggregateRow] {
         guard fromMs < toMs else { return [] }
         var rows: [AggregateRow] = []
@@ -103,33 +112,40 @@ enum LedgerQueries {
                      requests: row[5], inputTokens: row[6], outputTokens: row[7], costNanos: row[8])
     }
 
-    /// Problems where the daily totals disagree with the events they sum.
-    static func dailyTotalProblems(_ db: Database) throws -> [String] {
+    /// Problems where the daily or hourly totals disagree with the events they sum.
+    static func totalProblems(_ db: Database) throws -> [String] {
+        try totalProblems(db, table: "cost_daily", bucket: "day", milliseconds: BudgetCalendar.dayMilliseconds)
+            + totalProblems(db, table: "cost_hourly", bucket: "hour", milliseconds: 3_600_000)
+    }
+
+    private static func totalProblems(_ db: Database, table: String, bucket: String, milliseconds: Int64) throws -> [String] {
         let sql = """
             WITH events AS (
                 SELECT created_at_ms, provider, model, operation, project, input_tokens, output_tokens, cost_nanos FROM cost_events
                 UNION ALL
                 SELECT created_at_ms, provider, model, operation, project, input_tokens, output_tokens, cost_nanos FROM cost_archive
             ), sums AS (
-                SELECT created_at_ms / 86400000 AS day, provider, model, operation, project,
+                SELECT created_at_ms / \(milliseconds) AS \(bucket), provider, model, operation, project,
                        count(*) AS requests, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, sum(cost_nanos) AS cost_nanos
                 FROM events GROUP BY 1, 2, 3, 4, 5
             )
-            SELECT s.day, s.provider, s.model, s.operation, s.project, s.requests, d.requests, s.cost_nanos, d.cost_nanos
-            FROM sums s LEFT JOIN cost_daily d USING (day, provider, model, operation, project)
+            SELECT s.\(bucket), s.provider, s.model, s.operation, s.project, s.requests, d.requests, s.cost_nanos, d.cost_nanos
+            FROM sums s LEFT JOIN \(table) d USING (\(bucket), provider, model, operation, project)
             WHERE d.requests IS NULL OR d.requests != s.requests OR d.cost_nanos != s.cost_nanos
                OR d.input_tokens != s.input_tokens OR d.output_tokens != s.output_tokens
             UNION ALL
-            SELECT d.day, d.provider, d.model, d.operation, d.project, NULL, d.requests, NULL, d.cost_nanos
-            FROM cost_daily d LEFT JOIN sums s USING (day, provider, model, operation, project)
+            SELECT d.\(bucket), d.provider, d.model, d.operation, d.project, NULL, d.requests, NULL, d.cost_nanos
+            FROM \(table) d LEFT JOIN sums s USING (\(bucket), provider, model, operation, project)
             WHERE s.requests IS NULL
             LIMIT 20
             """
         return try Row.fetchAll(db, sql: sql).map { row in
-            let day: Int64 = row[0]
+            let value: Int64 = row[0]
+            let day = value * milliseconds / BudgetCalendar.dayMilliseconds
+            let hour = bucket == "hour" ? String(format: " %02d:00", Int(value % 24)) : ""
             let events: Int64? = row[5]
             let totals: Int64? = row[6]
-            return "daily totals of \(BudgetCalendar.dayName(day)) \(row[1] as String)/\(row[2] as String)/\(row[3] as String)/\(row[4] as String): events say \(events.map(String.init) ?? "nothing") requests, totals say \(totals.map(String.init) ?? "nothing")"
+            return "\(bucket == "hour" ? "hourly" : "daily") totals of \(BudgetCalendar.dayName(day))\(hour) \(row[1] as String)/\(row[2] as String)/\(row[3] as String)/\(row[4] as String): events say \(events.map(String.init) ?? "nothing") requests, totals say \(totals.map(String.init) ?? "nothing")"
         }
     }
 }
