@@ -85,7 +85,7 @@ public enum BudgetAdminRoutes {
             "days_remaining": Int(status.daysRemaining),
             "projected_spend_usd": status.projectedSpendUsd,
             "projected_overage_usd": status.projectedOverageUsd,
-            "mode": BudgetService.modeName(status.mode),
+            "mode": status.mode.name,
             "frozen": status.frozen,
             "freeze_reason": status.freezeReason,
         ]

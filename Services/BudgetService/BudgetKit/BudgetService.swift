@@ -210,7 +210,7 @@ public final class BudgetService: Service, @unchecked Sendable {
                 "spend": .number(status.spendUsd),
                 "limit": .number(status.limitUsd),
                 "percentage": .number((status.percentage * 100).rounded() / 100),
-                "mode": .string(Self.modeName(status.mode)),
+                "mode": .string(status.mode.name),
                 "frozen": .boolean(status.frozen),
             ])
         }
@@ -225,17 +225,6 @@ public final class BudgetService: Service, @unchecked Sendable {
             }
             defer { group.cancelAll() }
             return try await group.next()!
-        }
-    }
-
-    /// `normal`, `prefer_local`, `local_only` or `blocked`.
-    public static func modeName(_ mode: Kb_Budget_V1_RoutingMode) -> String {
-        switch mode {
-        case .normal: "normal"
-        case .preferLocal: "prefer_local"
-        case .localOnly: "local_only"
-        case .blocked: "blocked"
-        case .UNRECOGNIZED(let value): "unknown(\(value))"
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import KBRPC
+import KBRuntime
 import KBSQLite
 import Metrics
 
@@ -401,26 +402,22 @@ final class GroupCommitter: @unchecked Sendable {
 
     private let pool: DatabasePool
     private let path: String
-    private let condition = NSCondition()
-    private var pending: [Job] = []
-    private var closed = false
-    private let finished = DispatchSemaphore(value: 0)
     private var archivedPeriods: Set<String>
     private let failureLock = NSLock()
     private var failure: SQLiteDatabase.Failure?
-    private let maxJobsPerGroup = 1024
     private let groupCounter = Counter(label: "kb_budget_commit_groups_total")
     private let jobCounter = Counter(label: "kb_budget_commit_writes_total")
     private let eventCounter = Counter(label: "kb_budget_commit_events_total")
     private let commitTimer = Timer(label: "kb_budget_commit_seconds")
+    private var queue: GroupCommitQueue<Job>!
 
     init(pool: DatabasePool, path: String, archivedPeriods: Set<String>) {
         self.pool = pool
         self.path = path
         self.archivedPeriods = archivedPeriods
-        let thread = Thread { [unowned self] in self.loop() }
-        thread.name = "budget commit"
-        thread.start()
+        queue = GroupCommitQueue(name: "budget commit", maxJobsPerGroup: 1024) { [unowned self] jobs in
+            self.runGroup(jobs)
+        }
     }
 
     var lastFailure: SQLiteDatabase.Failure? {
@@ -442,41 +439,18 @@ final class GroupCommitter: @unchecked Sendable {
                     continuation.resume(returning: box.value!)
                 }
             }
-            condition.lock()
-            guard !closed else {
-                condition.unlock()
+            if !queue.enqueue(job) {
                 continuation.resume(throwing: RPCError(.unavailable, "budget service is shutting down"))
-                return
             }
-            pending.append(job)
-            condition.signal()
-            condition.unlock()
         }
     }
 
     func close() {
-        condition.lock()
-        let wasClosed = closed
-        closed = true
-        condition.signal()
-        condition.unlock()
-        if !wasClosed { finished.wait() }
+        queue.close()
     }
 
-    private func loop() {
-        while true {
-            condition.lock()
-            while pending.isEmpty && !closed { condition.wait() }
-            if pending.isEmpty && closed {
-                condition.unlock()
-                finished.signal()
-                return
-            }
-            let jobs = Array(pending.prefix(maxJobsPerGroup))
-            pending.removeFirst(jobs.count)
-            condition.unlock()
-            runGroup(jobs)
-        }
+    deinit {
+        queue.close()
     }
 
     private func runGroup(_ jobs: [Job]) {

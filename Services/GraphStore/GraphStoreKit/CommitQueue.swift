@@ -1,6 +1,7 @@
 import Foundation
 import KBLevelDB
 import KBRPC
+import KBRuntime
 
 /// Group commit: write operations queue here and one thread applies them in order, as many as
 /// are waiting, then writes all their changes in one synced LevelDB batch. Each caller is
@@ -28,22 +29,15 @@ final class CommitQueue: @unchecked Sendable {
     private final class ResultBox<R>: @unchecked Sendable { var value: R? }
 
     private let db: LevelDB
-    private let condition = NSCondition()
-    private var pending: [Job] = []
-    private var closed = false
-    private var thread: Thread?
-    private let finished = DispatchSemaphore(value: 0)
-    private let maxOperationsPerGroup: Int
     private let onGroup: @Sendable (GroupReport) -> Void
+    private var queue: GroupCommitQueue<Job>!
 
     init(db: LevelDB, maxOperationsPerGroup: Int = 512, onGroup: @escaping @Sendable (GroupReport) -> Void = { _ in }) {
         self.db = db
-        self.maxOperationsPerGroup = maxOperationsPerGroup
         self.onGroup = onGroup
-        let thread = Thread { [unowned self] in self.loop() }
-        thread.name = "graph-store commit"
-        self.thread = thread
-        thread.start()
+        queue = GroupCommitQueue(name: "graph-store commit", maxJobsPerGroup: maxOperationsPerGroup) { [unowned self] jobs in
+            self.runGroup(jobs)
+        }
     }
 
     /// Runs `body` in the next group and returns its result once the group is on disk.
@@ -54,42 +48,19 @@ final class CommitQueue: @unchecked Sendable {
             let job = Job(run: { box.value = try body($0) }) { error in
                 if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: box.value!) }
             }
-            condition.lock()
-            guard !closed else {
-                condition.unlock()
+            if !queue.enqueue(job) {
                 continuation.resume(throwing: RPCError(.unavailable, "graph store is shutting down"))
-                return
             }
-            pending.append(job)
-            condition.signal()
-            condition.unlock()
         }
     }
 
     /// Finishes what is queued, then stops the thread. Later commits fail with UNAVAILABLE.
     func close() {
-        condition.lock()
-        let wasClosed = closed
-        closed = true
-        condition.signal()
-        condition.unlock()
-        if !wasClosed { finished.wait() }
+        queue.close()
     }
 
-    private func loop() {
-        while true {
-            condition.lock()
-            while pending.isEmpty && !closed { condition.wait() }
-            if pending.isEmpty && closed {
-                condition.unlock()
-                finished.signal()
-                return
-            }
-            let jobs = Array(pending.prefix(maxOperationsPerGroup))
-            pending.removeFirst(jobs.count)
-            condition.unlock()
-            runGroup(jobs)
-        }
+    deinit {
+        queue.close()
     }
 
     private func runGroup(_ jobs: [Job]) {

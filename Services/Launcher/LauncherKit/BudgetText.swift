@@ -3,17 +3,6 @@ import KBProto
 
 /// The budget service's answers as readable text for `kb budget`.
 public enum BudgetText {
-    /// The routing mode as a word.
-    public static func mode(_ mode: Kb_Budget_V1_RoutingMode) -> String {
-        switch mode {
-        case .normal: "normal"
-        case .preferLocal: "prefer_local"
-        case .localOnly: "local_only"
-        case .blocked: "blocked"
-        case .UNRECOGNIZED(let value): "unknown(\(value))"
-        }
-    }
-
     /// "$1.23", with more decimals for small amounts.
     public static func dollars(_ usd: Double) -> String {
         let magnitude = abs(usd)
@@ -43,7 +32,7 @@ public enum BudgetText {
             ("Reserved", dollars(status.reservedUsd)),
             ("Remaining", dollars(status.remainingUsd)),
             ("Projected", "\(dollars(status.projectedSpendUsd)) by the end of the month" + (status.projectedOverageUsd > 0 ? " (overage \(dollars(status.projectedOverageUsd)))" : "")),
-            ("Mode", mode(status.mode)),
+            ("Mode", status.mode.name),
             ("Frozen", status.frozen ? "yes" + (status.freezeReason.isEmpty ? "" : " — \(status.freezeReason)") : "no"),
         ]
         if status.mode == .blocked { lines.append(("", "paid providers are refused; local providers still run")) }

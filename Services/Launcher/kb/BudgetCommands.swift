@@ -26,39 +26,11 @@ struct JSONFlag: ParsableArguments {
 
 /// Calls the budget service; any failure becomes one line on stderr and exit status 1.
 func withBudgetService(_ body: (RPCClient) async throws -> Void) async throws {
-    let client: RPCClient
-    do {
-        var configuration = try ConfigSource.fromProcess().clientConfiguration(for: .budgetService)
-        configuration.connections = 1
-        configuration.connectTimeout = .seconds(2)
-        client = RPCClient(configuration: configuration)
-    } catch {
-        budgetFail("\(error)")
-    }
-    do {
-        do {
-            _ = try await client.call(HealthMethods.check, .init(), options: CallOptions(timeout: .milliseconds(1500)))
-        } catch let error as RPCError where error.code == .unavailable || error.code == .deadlineExceeded {
-            await client.close()
-            budgetFail("budget-service is not reachable at \(client.configuration.host):\(client.configuration.port) (\(error.message)); start it with `kb up`")
-        }
-        try await body(client)
-        await client.close()
-    } catch let error as ExitCode {
-        await client.close()
-        throw error
-    } catch let error as RPCError {
-        await client.close()
-        budgetFail("\(error.code.name): \(error.message)")
-    } catch {
-        await client.close()
-        budgetFail("\(error)")
-    }
+    try await CommandLineClient.run(.budgetService, tool: "kb budget", passThrough: { $0 is ExitCode }, body)
 }
 
 func budgetFail(_ reason: String) -> Never {
-    FileHandle.standardError.write(Data("kb budget: \(reason)\n".utf8))
-    exit(1)
+    CommandLineClient.fail("kb budget", reason)
 }
 
 func printProtoJSON(_ message: some SwiftProtobuf.Message) throws {

@@ -37,43 +37,14 @@ struct Common: ParsableArguments {
     var resolvedTeam: String { explicitTeam ?? "default" }
 }
 
-/// Runs a command body: any failure becomes one line on stderr and exit status 1.
+/// Runs a command body against graph-store: any failure becomes one line on stderr and exit status 1.
 func execute(_ body: (RPCClient) async throws -> Void) async throws {
-    let client: RPCClient
-    do {
-        var configuration = try ConfigSource.fromProcess().clientConfiguration(for: .graphStore)
-        configuration.connections = 1
-        configuration.connectTimeout = .seconds(2)
-        client = RPCClient(configuration: configuration)
-    } catch {
-        fail("\(error)")
-    }
-    do {
-        // A stopped store answers nothing: fail in a second or two, not at the call deadline.
-        do {
-            _ = try await client.call(HealthMethods.check, .init(), options: CallOptions(timeout: .milliseconds(1500)))
-        } catch let error as RPCError where error.code == .unavailable || error.code == .deadlineExceeded {
-            await client.close()
-            fail("graph-store is not reachable at \(client.configuration.host):\(client.configuration.port) (\(error.message)); start it with `kb up`")
-        }
-        try await body(client)
-        await client.close()
-    } catch let error as ExitCode {
-        await client.close()
-        throw error
-    } catch let error as RPCError {
-        await client.close()
-        fail("\(error.code.name): \(error.message)")
-    } catch {
-        await client.close()
-        fail("\(error)")
-    }
+    try await CommandLineClient.run(.graphStore, tool: "ukb", passThrough: { $0 is ExitCode }, body)
 }
 
 /// Prints `ukb: reason` on stderr and exits 1.
 func fail(_ reason: String) -> Never {
-    FileHandle.standardError.write(Data("ukb: \(reason)\n".utf8))
-    exit(1)
+    CommandLineClient.fail("ukb", reason)
 }
 
 /// Prints a message as JSON (the proto3 JSON mapping, field names as in the .proto files).
