@@ -137,6 +137,24 @@ let package = Package(
             path: "Services/BudgetService/budget-service"
         ),
 
+        /// The vector engine: HNSW over contiguous storage with SIMD kernels, filters during the
+        /// walk, tombstone deletes with repair, snapshots. Usable in-process.
+        /// The CPU's cache prefetch hint (`__builtin_prefetch`), header only.
+        .systemLibrary(name: "CPrefetch", path: "Shared/CPrefetch"),
+        /// The distance kernels compiled for AVX2 (`-target-cpu haswell`); VectorIndex picks them
+        /// at run time when the CPU has AVX2 and FMA. The source is VectorIndex/KernelCore.swift.
+        .target(
+            name: "VectorKernelsHaswell",
+            path: "Services/VectorSearch/VectorKernelsHaswell",
+            swiftSettings: [.unsafeFlags(["-target-cpu", "haswell"])]
+        ),
+        .target(
+            name: "VectorIndex",
+            dependencies: ["CPrefetch", .target(name: "VectorKernelsHaswell", condition: .when(platforms: [.linux, .macOS]))],
+            path: "Services/VectorSearch/VectorIndex",
+            swiftSettings: [.unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+        ),
+
         // MARK: Operator tools
 
         /// The logic of `ukb`: import and export over RPC, text output, the progress bar.
@@ -200,6 +218,14 @@ let package = Package(
             path: "Benchmarks/BudgetBenchmark"
         ),
 
+        .executableTarget(
+            name: "vector-benchmark",
+            dependencies: ["VectorIndex"],
+            path: "Benchmarks/VectorBenchmark",
+            exclude: ["references.py"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
+
         // MARK: Tests
 
         /// A service process made of the runtime alone, for integration, fault and interop tests.
@@ -249,6 +275,11 @@ let package = Package(
             name: "BudgetServiceTests",
             dependencies: ["KBProto", "KBRPC", "KBTestSupport"],
             path: "Tests/BudgetServiceTests"
+        ),
+        .testTarget(
+            name: "VectorIndexTests",
+            dependencies: ["VectorIndex", "KBTestSupport"],
+            path: "Tests/VectorIndexTests"
         ),
         .testTarget(
             name: "KBKnowledgeTests",

@@ -1,0 +1,1 @@
+../VectorIndex/KernelCore.swift
