@@ -146,13 +146,17 @@ let package = Package(
         .target(
             name: "VectorKernelsHaswell",
             path: "Services/VectorSearch/VectorKernelsHaswell",
-            swiftSettings: [.unsafeFlags(["-target-cpu", "haswell"])]
+            swiftSettings: [.unsafeFlags(["-target-cpu", "haswell"]), .unsafeFlags(["-O"], .when(configuration: .debug))]
         ),
         .target(
             name: "VectorIndex",
             dependencies: ["CPrefetch", .target(name: "VectorKernelsHaswell", condition: .when(platforms: [.linux, .macOS]))],
             path: "Services/VectorSearch/VectorIndex",
-            swiftSettings: [.unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+            // Optimized in debug builds too: the tests build 40k-node graphs.
+            swiftSettings: [
+                .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+                .unsafeFlags(["-O", "-enforce-exclusivity=unchecked"], .when(configuration: .debug)),
+            ]
         ),
 
         // MARK: Operator tools
