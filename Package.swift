@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "graph-store", targets: ["graph-store"]),
         .executable(name: "ukb", targets: ["ukb"]),
         .executable(name: "budget-service", targets: ["budget-service"]),
+        .executable(name: "vector-search", targets: ["vector-search"]),
         .library(name: "KBRPC", targets: ["KBRPC"]),
         .library(name: "KBRuntime", targets: ["KBRuntime"]),
         .library(name: "KBProto", targets: ["KBProto"]),
@@ -157,6 +158,27 @@ let package = Package(
                 .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
                 .unsafeFlags(["-O", "-enforce-exclusivity=unchecked"], .when(configuration: .debug)),
             ]
+        ),
+
+        /// The vector service's logic: collections, durable points (LevelDB + write log), graph
+        /// snapshots and replay, payload filters, BM25 hybrid scoring, degraded mode.
+        .target(
+            name: "VectorSearchKit",
+            dependencies: [
+                "VectorIndex", "KBLevelDB", "KBProto", "KBRPC", "KBRuntime",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Services/VectorSearch/VectorSearchKit"
+        ),
+        /// `vector-search`: serves kb.vector.v1.VectorSearch.
+        .executableTarget(
+            name: "vector-search",
+            dependencies: ["VectorSearchKit", "KBRPC", "KBRuntime"],
+            path: "Services/VectorSearch/vector-search"
         ),
 
         // MARK: Operator tools

@@ -1,0 +1,140 @@
+import Foundation
+import KBProto
+import KBRPC
+import KBRuntime
+import Logging
+import Metrics
+import NIOPosix
+import ServiceLifecycle
+
+/// The RPC face of a `VectorStore`: one short handler per method of `kb.vector.v1.VectorSearch`,
+/// the default collections, the health component and the search latency histogram.
+///
+/// Searches: `limit` (default 10), `ef` (default 64), `score_threshold` (cosine/dot: at least;
+/// euclidean: at most), `with_payload`, `with_vector`, a payload filter applied during the HNSW
+/// walk, `exact` on request. Collections of at most 2,000 points, and filters whose required
+/// keyword terms leave at most 2,000 candidates, are scanned exactly (`exact: true` in the
+/// answer). A `text_query` adds BM25 over the collection's text field, fused with the vector
+/// score (default 0.7 / 0.3). While a collection's index is unavailable, text searches answer
+/// from keywords alone with `degraded: true`.
+public final class VectorSearchService: Service, @unchecked Sendable {
+    public let store: VectorStore
+
+    /// The collections of the operations guide, created on first start (cosine, text field `text`).
+    public static let defaultCollections: [(String, Int32)] = [("knowledge_384", 384), ("knowledge_1536", 1536)]
+
+    public init(store: VectorStore) {
+        self.store = store
+    }
+
+    /// Creates the default collections that do not exist yet.
+    public func createDefaults() async throws {
+        for (name, dimension) in Self.defaultCollections where (try? store.collection(name)) == nil {
+            var config = Kb_Vector_V1_CollectionConfig()
+            config.name = name
+            config.dimension = dimension
+            config.distance = .cosine
+            config.textField = "text"
+            _ = try await store.create(config)
+        }
+    }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        store.close()
+    }
+
+    public func register(on router: inout RPCRouter) {
+        let store = self.store
+        router.register(VectorSearchMethods.createCollection) { request, _ in try await store.create(request.config).info }
+        router.register(VectorSearchMethods.listCollections) { _, _ in .with { $0.collections = store.all.map(\.info) } }
+        router.register(VectorSearchMethods.describeCollection) { request, _ in try store.collection(request.name).info }
+        router.register(VectorSearchMethods.deleteCollection) { request, _ in
+            guard VectorStore.isValidName(request.name) else { throw RPCError.invalidArgument(field: "name", "is not a collection name") }
+            return .with { $0.deleted = false }.merged(try await store.delete(request.name))
+        }
+        router.register(VectorSearchMethods.upsertPoints) { request, _ in .with { $0.upserted = 0 }.merged(Int64(try await store.upsert(request))) }
+        router.register(VectorSearchMethods.getPoints) { request, _ in
+            guard request.ids.count <= 10_000 else { throw RPCError.invalidArgument(field: "ids", "at most 10000 ids per call") }
+            return .with { $0.points = (try? store.collection(request.collection))?.points(request.ids, withPayload: request.withPayload, withVector: request.withVector) ?? [] }
+                .checked(try store.collection(request.collection))
+        }
+        router.register(VectorSearchMethods.deletePoints) { request, _ in .with { $0.deleted = Int64(0) }.merged(Int64(try await store.deletePoints(request))) }
+        router.register(VectorSearchMethods.search) { request, _ in try Self.search(store, request) }
+        router.register(VectorSearchMethods.searchBatch) { request, _ in
+            guard request.searches.count <= 100 else { throw RPCError.invalidArgument(field: "searches", "at most 100 searches per call") }
+            var response = Kb_Vector_V1_SearchBatchResponse()
+            for (index, search) in request.searches.enumerated() {
+                do {
+                    response.responses.append(try Self.search(store, search))
+                } catch let error as RPCError {
+                    throw RPCError(error.code, "searches[\(index)]: \(error.message)")
+                }
+            }
+            return response
+        }
+        router.register(VectorSearchMethods.snapshotCollection) { request, context in
+            let response = try await store.snapshot(request.name, to: request.path)
+            context.logger.info("collection snapshot written", metadata: ["collection": "\(request.name)", "path": "\(response.path)", "points": "\(response.pointCount)"])
+            return response
+        }
+        router.register(VectorSearchMethods.restoreCollection) { request, context in
+            guard VectorStore.isValidName(request.name) else { throw RPCError.invalidArgument(field: "name", "is not a collection name") }
+            guard !request.path.isEmpty else { throw RPCError.invalidArgument(field: "path", "is required") }
+            let collection = try await store.restore(request.name, from: request.path)
+            context.logger.notice("collection restored", metadata: ["collection": "\(request.name)", "points": "\(collection.pointCount)"])
+            return collection.info
+        }
+        router.register(VectorSearchMethods.rebuildIndex) { request, context in
+            let collection = try await store.rebuild(request.name)
+            context.logger.notice("collection index rebuilt", metadata: ["collection": "\(request.name)", "points": "\(collection.pointCount)"])
+            return collection.info
+        }
+    }
+
+    static func search(_ store: VectorStore, _ request: Kb_Vector_V1_SearchRequest) throws -> Kb_Vector_V1_SearchResponse {
+        let collection = try store.collection(request.collection)
+        let start = ContinuousClock.now
+        let response = try collection.search(request)
+        let elapsed = ContinuousClock.now - start
+        Timer(label: "knowledge_vector_search_latency_seconds", dimensions: [("dimension", String(collection.config.dimension))])
+            .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        return response
+    }
+
+    /// The `collections` component: per collection its points and index state; degraded when an
+    /// index is unavailable or rebuilding.
+    public func registerHealth(on health: HealthRegistry) {
+        let store = self.store
+        health.register("collections") {
+            var details: [String: HealthDetail] = [:]
+            var status = HealthStatus.healthy
+            for collection in store.all {
+                let (_, state, problem) = collection.currentIndex
+                let name = collection.config.name
+                details["\(name).points"] = .integer(Int64(collection.pointCount))
+                details["\(name).index"] = .string(state == .ready ? "ready" : state == .building ? "building" : "unavailable")
+                if state != .ready {
+                    status = .degraded
+                    if !problem.isEmpty { details["\(name).problem"] = .string(problem) }
+                }
+            }
+            details["collections"] = .integer(Int64(store.all.count))
+            return ComponentHealth(status, details)
+        }
+    }
+}
+
+extension Kb_Vector_V1_DeleteCollectionResponse {
+    func merged(_ deleted: Bool) -> Self { var copy = self; copy.deleted = deleted; return copy }
+}
+extension Kb_Vector_V1_UpsertPointsResponse {
+    func merged(_ upserted: Int64) -> Self { var copy = self; copy.upserted = upserted; return copy }
+}
+extension Kb_Vector_V1_DeletePointsResponse {
+    func merged(_ deleted: Int64) -> Self { var copy = self; copy.deleted = deleted; return copy }
+}
+extension Kb_Vector_V1_GetPointsResponse {
+    /// Keeps the response once the collection is known to exist (NOT_FOUND otherwise).
+    func checked(_ collection: VectorCollection) -> Self { self }
+}
