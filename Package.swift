@@ -308,6 +308,11 @@ let package = Package(
             path: "Tests/VectorIndexTests"
         ),
         .testTarget(
+            name: "VectorServiceTests",
+            dependencies: ["VectorIndex", "KBProto", "KBRPC", "KBTestSupport"],
+            path: "Tests/VectorServiceTests"
+        ),
+        .testTarget(
             name: "KBKnowledgeTests",
             dependencies: ["KBKnowledge", "KBProto"],
             path: "Tests/KBKnowledgeTests"
