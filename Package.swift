@@ -246,7 +246,7 @@ let package = Package(
 
         .executableTarget(
             name: "vector-benchmark",
-            dependencies: ["VectorIndex"],
+            dependencies: ["VectorIndex", "KBProto", "KBRPC"],
             path: "Benchmarks/VectorBenchmark",
             exclude: ["references.py"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]

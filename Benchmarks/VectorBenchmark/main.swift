@@ -8,6 +8,8 @@
 // In the same run, `references.py` builds faiss HNSWFlat, hnswlib and usearch with the same m and
 // ef_construction on the same vectors and prints the same sweep (pip install faiss-cpu usearch hnswlib).
 import Foundation
+import KBProto
+import KBRPC
 import VectorIndex
 
 func option(_ name: String) -> String? {
@@ -136,6 +138,75 @@ if runReferences {
     }
 }
 
+// MARK: Through the service, over loopback RPC
+
+func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+struct BenchmarkFailure: Error, CustomStringConvertible { var description: String }
+struct ServiceFigures { var upsertRate: Double; var rows: [(ef: Int, recall: Double, qps: Double, p50: Double, p99: Double)] }
+func measureService() async throws -> ServiceFigures {
+    let work = FileManager.default.temporaryDirectory.appendingPathComponent("vector-benchmark-\(getpid())")
+    defer { try? FileManager.default.removeItem(at: work) }
+    let port = freePort()
+    let service = Process()
+    service.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("vector-search")
+    service.environment = ProcessInfo.processInfo.environment.merging([
+        "KB_DATA_DIR": work.path, "KB_VECTOR_SEARCH_PORT": "\(port)", "KB_VECTOR_SEARCH_ADMIN_PORT": "\(freePort())", "KB_LOG_LEVEL": "warning",
+    ]) { $1 }
+    try service.run()
+    defer { service.terminate(); service.waitUntilExit() }
+    var configuration = RPCClient.Configuration(host: "127.0.0.1", port: port)
+    configuration.connections = 1
+    configuration.defaultTimeout = .seconds(600)
+    let client = RPCClient(configuration: configuration)
+    defer { Task { await client.close() } }
+    let deadline = ContinuousClock.now + .seconds(60)
+    while (try? await client.call(HealthMethods.check, .init(), options: CallOptions(timeout: .seconds(1)))) == nil {
+        guard ContinuousClock.now < deadline else { throw BenchmarkFailure(description: "vector-search did not start") }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    _ = try await client.call(VectorSearchMethods.createCollection, .with {
+        $0.config.name = "bench"; $0.config.dimension = Int32(dimension); $0.config.distance = .cosine
+        $0.config.hnsw.m = Int32(m); $0.config.hnsw.efConstruct = Int32(efConstruction)
+    })
+    let start = ContinuousClock.now
+    for first in stride(from: 0, to: base.count, by: 1000) {
+        _ = try await client.call(VectorSearchMethods.upsertPoints, .with {
+            $0.collection = "bench"
+            $0.points = (first..<min(first + 1000, base.count)).map { index in .with { $0.id = String(index); $0.vector = base[index] } }
+        })
+    }
+    let upsertRate = Double(base.count) / seconds(ContinuousClock.now - start)
+    var rows: [(Int, Double, Double, Double, Double)] = []
+    for ef in [16, 32, 64, 128] {
+        var timings: [Double] = []
+        var results: [[Neighbor]] = []
+        let begin = ContinuousClock.now
+        for query in queries {
+            let t0 = ContinuousClock.now
+            let response = try await client.call(VectorSearchMethods.search, .with { $0.collection = "bench"; $0.vector = query; $0.limit = 10; $0.ef = Int32(ef) })
+            timings.append(seconds(ContinuousClock.now - t0))
+            results.append(response.results.map { Neighbor(distance: 0, id: UInt32($0.point.id)!) })
+        }
+        let total = seconds(ContinuousClock.now - begin)
+        timings.sort()
+        rows.append((ef, recall(results), Double(queries.count) / total, timings[timings.count / 2], timings[min(timings.count - 1, timings.count * 99 / 100)]))
+    }
+    return ServiceFigures(upsertRate: upsertRate, rows: rows)
+}
+print("through the service: upserting \(base.count) points over RPC, then searching with one client…")
+let serviceFigures = try await measureService()
+
 // MARK: Table
 
 print("""
@@ -177,3 +248,9 @@ for reference in references where reference["kind"] as? String == "build" {
     summary += ", \(name) \(bestAt95(points).map { String(format: "%.0f", $0) } ?? "not reached")"
 }
 print(summary)
+
+print("\nThrough vector-search over loopback RPC, one client (upserts: \(String(format: "%.0f", serviceFigures.upsertRate)) points/s, 1000 per call, durable):")
+print("| ef | recall@10 | QPS | p50 | p99 |\n|---|---|---|---|---|")
+for row in serviceFigures.rows {
+    print(String(format: "| %d | %.4f | %.0f | %.3f ms | %.3f ms |", row.ef, row.recall, row.qps, row.p50 * 1000, row.p99 * 1000))
+}
