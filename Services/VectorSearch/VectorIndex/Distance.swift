@@ -55,6 +55,25 @@ public enum Kernels {
         return SIMDKernels.squaredL2(a, b, count)
     }
 
+    /// The kernel for `metric` on this CPU and how its value becomes the distance
+    /// (`offset + scale × kernel`): no per-call branching in the walk.
+    static func resolved(_ metric: Metric) -> ((UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Float, Float, Float) {
+        #if arch(x86_64)
+        if usesAVX2 {
+            switch metric {
+            case .cosine: return (HaswellKernels.dot, -1, 1)
+            case .dot: return (HaswellKernels.dot, -1, 0)
+            case .euclidean: return (HaswellKernels.squaredL2, 1, 0)
+            }
+        }
+        #endif
+        switch metric {
+        case .cosine: return (SIMDKernels.dot, -1, 1)
+        case .dot: return (SIMDKernels.dot, -1, 0)
+        case .euclidean: return (SIMDKernels.squaredL2, 1, 0)
+        }
+    }
+
     /// The distance of `metric` between `a` and `b` (both already normalised for cosine).
     @inline(__always)
     static func distance(_ metric: Metric, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> Float {

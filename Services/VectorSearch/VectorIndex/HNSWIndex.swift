@@ -65,6 +65,10 @@ public final class HNSWIndex: @unchecked Sendable {
     let topLevel = NSLock()
     let nodeLocks = StripedLocks()
     let scratch = ScratchPool()
+    /// The metric as `offset + scale × kernel(a, b)`, the kernel picked once for this CPU.
+    let kernel: (UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Float
+    let kernelScale: Float
+    let kernelOffset: Float
 
     static let none = UInt32.max
 
@@ -81,6 +85,7 @@ public final class HNSWIndex: @unchecked Sendable {
         linkWords = 1 + parameters.m
         levelMultiplier = 1 / log(Double(parameters.m))
         random = parameters.seed
+        (kernel, kernelScale, kernelOffset) = Kernels.resolved(metric)
         self.capacity = max(capacity, 16)
         vectors = Self.allocateFloats(self.capacity * dimension)
         links0 = .allocate(capacity: self.capacity * linkWords0)
@@ -133,7 +138,7 @@ public final class HNSWIndex: @unchecked Sendable {
     }
 
     @inline(__always) func distance(_ query: UnsafePointer<Float>, _ node: UInt32) -> Float {
-        Kernels.distance(metric, query, vector(node), dimension)
+        kernelOffset + kernelScale * kernel(query, vector(node), dimension)
     }
 
     /// Whether `node` is deleted.
