@@ -117,6 +117,15 @@ for ef in sweep {
     print(String(format: "ours ef=%4d recall@10 %.4f  QPS 1 thread %8.0f  2 threads %8.0f", ef, rows.last!.recall, one.qps, two.qps))
 }
 let exact = timed(threads: 1) { engine.exactSearch(queries[$0], k: 10) }
+// The same graph with int8 scalar quantization: the walk on codes, the candidates rescored.
+engine.quantize()
+var quantizedRows: [Row] = []
+for ef in sweep {
+    let one = timed(threads: 1) { engine.search(queries[$0], k: 10, ef: ef) }
+    let two = timed(threads: 2) { engine.search(queries[$0], k: 10, ef: ef) }
+    quantizedRows.append(Row(ef: ef, recall: recall(one.results), qps1: one.qps, qps2: two.qps))
+    print(String(format: "ours int8 ef=%4d recall@10 %.4f  QPS 1 thread %8.0f  2 threads %8.0f", ef, quantizedRows.last!.recall, one.qps, two.qps))
+}
 let exactRecall = recall(exact.results)
 print(String(format: "brute force: recall@10 %.4f  QPS %.0f", exactRecall, exact.qps))
 
@@ -220,10 +229,11 @@ vector-benchmark: \(base.count) × \(dimension) (cosine), m=\(m), ef_constructio
 for reference in references where reference["kind"] as? String == "build" {
     print("| \(reference["engine"]!) | \(String(format: "%.2f s", reference["build1"] as? Double ?? 0)) | \(String(format: "%.2f s", reference["build2"] as? Double ?? 0)) | \((reference["memory"] as? Int ?? 0) / 1_048_576) MiB (process growth) |")
 }
-print("\n| ef | ours recall@10 | ours QPS 1t | ours QPS 2t |" + references.filter { $0["kind"] as? String == "build" }.map { " \($0["engine"]!) recall | QPS 1t | QPS 2t |" }.joined())
-print("|---|---|---|---|" + String(repeating: "---|---|---|", count: references.filter { $0["kind"] as? String == "build" }.count))
+print("\n| ef | ours recall@10 | ours QPS 1t | ours QPS 2t | ours int8 recall | QPS 1t | QPS 2t |" + references.filter { $0["kind"] as? String == "build" }.map { " \($0["engine"]!) recall | QPS 1t | QPS 2t |" }.joined())
+print("|---|---|---|---|---|---|---|" + String(repeating: "---|---|---|", count: references.filter { $0["kind"] as? String == "build" }.count))
 for row in rows {
-    var line = String(format: "| %d | %.4f | %.0f | %.0f |", row.ef, row.recall, row.qps1, row.qps2)
+    let q = quantizedRows.first { $0.ef == row.ef }!
+    var line = String(format: "| %d | %.4f | %.0f | %.0f | %.4f | %.0f | %.0f |", row.ef, row.recall, row.qps1, row.qps2, q.recall, q.qps1, q.qps2)
     for reference in references where reference["kind"] as? String == "build" {
         let engineName = reference["engine"] as! String
         if let point = references.first(where: { $0["kind"] as? String == "search" && $0["engine"] as? String == engineName && $0["ef"] as? Int == row.ef }) {
@@ -241,7 +251,7 @@ for reference in references where reference["kind"] as? String == "exact" {
 
 /// At recall ≥ 0.95, the best 1-thread QPS of each engine.
 func bestAt95(_ points: [(recall: Double, qps: Double)]) -> Double? { points.filter { $0.recall >= 0.95 }.map(\.qps).max() }
-var summary = "\nAt recall@10 ≥ 0.95, best QPS with 1 thread: ours \(bestAt95(rows.map { ($0.recall, $0.qps1) }).map { String(format: "%.0f", $0) } ?? "not reached")"
+var summary = "\nAt recall@10 ≥ 0.95, best QPS with 1 thread: ours \(bestAt95(rows.map { ($0.recall, $0.qps1) }).map { String(format: "%.0f", $0) } ?? "not reached"), ours int8 \(bestAt95(quantizedRows.map { ($0.recall, $0.qps1) }).map { String(format: "%.0f", $0) } ?? "not reached")"
 for reference in references where reference["kind"] as? String == "build" {
     let name = reference["engine"] as! String
     let points = references.filter { $0["kind"] as? String == "search" && $0["engine"] as? String == name }.map { ($0["recall"] as? Double ?? 0, $0["qps1"] as? Double ?? 0) }

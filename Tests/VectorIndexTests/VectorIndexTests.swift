@@ -205,4 +205,35 @@ struct VectorIndexTests {
         try bytes.prefix(100).write(to: damaged)
         #expect(throws: HNSWIndex.SnapshotError.self) { try HNSWIndex.read(from: damaged) }
     }
+
+    @Test("int8 quantization: the walk on codes with float rescoring keeps recall; it survives a snapshot")
+    func quantization() throws {
+        let data = try #require(SharedVectors.data)
+        let index = HNSWIndex(dimension: data.dimension, metric: .cosine, parameters: HNSWParameters(m: 16, efConstruction: 100))
+        for vector in data.base.prefix(10000) { index.add(vector) }
+        let queries = Array(data.queries.prefix(100))
+        let truth = queries.map { index.exactSearch($0, k: 10).map(\.id) }
+        let floats = recallAt10(queries.map { index.search($0, k: 10, ef: 64) }, truth)
+        #expect(!index.isQuantized)
+        #expect(index.quantize())
+        #expect(index.isQuantized)
+        let quantized = queries.map { index.search($0, k: 10, ef: 64) }
+        let recall = recallAt10(quantized, truth)
+        #expect(recall >= 0.95 && recall >= floats - 0.02, "int8 recall \(recall), float \(floats)")
+        // Scores are the rescored float distances, not the approximate ones.
+        for (query, result) in zip(queries.prefix(5), quantized) {
+            let exact = index.exactSearch(query, k: 1)[0]
+            if result[0].id == exact.id { #expect(abs(result[0].distance - exact.distance) < 1e-5) }
+        }
+        // New points are encoded as they come.
+        let added = index.add(data.base[20000])
+        #expect(index.search(data.base[20000], k: 1, ef: 32).first?.id == added)
+        let file = temporaryDirectory("hnsw-int8").appendingPathComponent("index.hnsw")
+        try index.write(to: file)
+        let loaded = try HNSWIndex.read(from: file)
+        #expect(loaded.isQuantized)
+        for query in queries.prefix(20) {
+            #expect(loaded.search(query, k: 10, ef: 64).map(\.id) == index.search(query, k: 10, ef: 64).map(\.id))
+        }
+    }
 }

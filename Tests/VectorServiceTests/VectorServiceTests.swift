@@ -281,6 +281,28 @@ struct VectorServiceTests {
         await second.service.stop()
     }
 
+    @Test("an int8-quantized collection answers like the float one")
+    func quantizedCollection() async throws {
+        try #require(Embeddings.base.count == 6000)
+        let vectors = try await VectorServiceUnderTest.start()
+        let client = vectors.client()
+        _ = try await client.call(VectorSearchMethods.createCollection, .with {
+            $0.config.name = "int8"; $0.config.dimension = 384; $0.config.int8Quantization = true; $0.config.textField = "text"
+        })
+        try await upsert(client, "int8", 0..<4000)
+        var hits = 0
+        for query in Embeddings.queries.prefix(50) {
+            let approximate = try await client.call(VectorSearchMethods.search, .with { $0.collection = "int8"; $0.vector = query; $0.limit = 10; $0.ef = 64 })
+            let exact = try await client.call(VectorSearchMethods.search, .with { $0.collection = "int8"; $0.vector = query; $0.limit = 10; $0.exact = true })
+            hits += Set(approximate.results.map(\.point.id)).intersection(exact.results.map(\.point.id)).count
+        }
+        #expect(Double(hits) / 500 >= 0.95, "int8 recall \(Double(hits) / 500)")
+        let info = try await client.call(VectorSearchMethods.describeCollection, .with { $0.name = "int8" })
+        #expect(info.config.int8Quantization && info.pointCount == 4000)
+        await client.close()
+        await vectors.service.stop()
+    }
+
     @Test("snapshot while serving, then restore: the snapshot's points and the same answers")
     func snapshotRestore() async throws {
         try #require(Embeddings.base.count == 6000)

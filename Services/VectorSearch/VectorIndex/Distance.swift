@@ -74,6 +74,24 @@ public enum Kernels {
         }
     }
 
+    /// Float × code dot product (int8 quantization), AVX2 when available.
+    @inline(__always)
+    static func dotCodes(_ a: UnsafePointer<Float>, _ codes: UnsafePointer<UInt8>, _ count: Int) -> Float {
+        #if arch(x86_64)
+        if usesAVX2 { return HaswellKernels.dotCodes(a, codes, count) }
+        #endif
+        return SIMDKernels.dotCodes(a, codes, count)
+    }
+
+    /// Squared distance of a shifted query to a quantized vector, AVX2 when available.
+    @inline(__always)
+    static func squaredL2Codes(_ a: UnsafePointer<Float>, _ steps: UnsafePointer<Float>, _ codes: UnsafePointer<UInt8>, _ count: Int) -> Float {
+        #if arch(x86_64)
+        if usesAVX2 { return HaswellKernels.squaredL2Codes(a, steps, codes, count) }
+        #endif
+        return SIMDKernels.squaredL2Codes(a, steps, codes, count)
+    }
+
     /// The distance of `metric` between `a` and `b` (both already normalised for cosine).
     @inline(__always)
     static func distance(_ metric: Metric, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> Float {

@@ -25,23 +25,49 @@ extension HNSWIndex {
                         (current, currentDistance) = greedy(q, from: current, distance: currentDistance, level: level, locking: false)
                     }
                 }
-                let found = searchBase(q, entry: current, entryDistance: currentDistance, ef: max(ef, k), filter: filter, scratch: scratch)
-                return Array(found.prefix(k))
+                guard let codes else {
+                    let found = searchBase(q, entry: current, entryDistance: currentDistance, ef: max(ef, k), filter: filter, scratch: scratch, codes: nil, codeBase: 0)
+                    return Array(found.prefix(k))
+                }
+                // Quantized: walk on codes, then rescore the candidates with the full vectors.
+                var codeBase: Float = 0
+                if metric == .euclidean {
+                    scratch.codedQuery = (0..<dimension).map { q[$0] - codeMinimum[$0] }
+                } else {
+                    scratch.codedQuery = (0..<dimension).map { q[$0] * codeStep[$0] }
+                    for index in 0..<dimension { codeBase += q[index] * codeMinimum[index] }
+                }
+                let candidates = searchBase(q, entry: current, entryDistance: currentDistance, ef: max(ef, k), filter: filter, scratch: scratch, codes: codes, codeBase: codeBase)
+                var rescored = candidates.map { Neighbor(distance: distance(q, $0.id), id: $0.id) }
+                rescored.sort { $0.distance < $1.distance || ($0.distance == $1.distance && $0.id < $1.id) }
+                return Array(rescored.prefix(k))
             }
         }
     }
 
     /// Level-0 best-first search for queries: no locks, no allocation beyond the result.
-    private func searchBase(_ query: UnsafePointer<Float>, entry: UInt32, entryDistance: Float, ef: Int, filter: ((UInt32) -> Bool)?, scratch: SearchScratch) -> [Neighbor] {
+    private func searchBase(_ query: UnsafePointer<Float>, entry: UInt32, entryDistance: Float, ef: Int, filter: ((UInt32) -> Bool)?, scratch: SearchScratch,
+                            codes: UnsafeMutablePointer<UInt8>?, codeBase: Float) -> [Neighbor] {
         if scratch.neighbors.count < maxLinks0 { scratch.neighbors = [UInt32](repeating: 0, count: maxLinks0) }
         @inline(__always) func accepted(_ node: UInt32) -> Bool {
             deleted[Int(node)] == 0 && (filter?(node) ?? true)
         }
-        let first = Neighbor(distance: entryDistance, id: entry)
+        let dimension = self.dimension
+        let euclidean = metric == .euclidean
+        return scratch.codedQuery.withUnsafeBufferPointer { coded in
+        let steps = codeStep.withUnsafeBufferPointer { $0.baseAddress! }
+        @inline(__always) func measure(_ node: UInt32) -> Float {
+            guard let codes else { return distance(query, node) }
+            let code = UnsafePointer(codes + Int(node) &* dimension)
+            if euclidean { return Kernels.squaredL2Codes(coded.baseAddress!, steps, code, dimension) }
+            return kernelOffset + kernelScale * (codeBase + Kernels.dotCodes(coded.baseAddress!, code, dimension))
+        }
+        let entryMeasure = codes == nil ? entryDistance : measure(entry)
+        let first = Neighbor(distance: entryMeasure, id: entry)
         _ = scratch.visit(entry)
         scratch.candidates.push(first)
         if accepted(entry) { scratch.results.push(first) }
-        var bound = scratch.results.isEmpty ? Float.infinity : entryDistance
+        var bound = scratch.results.isEmpty ? Float.infinity : entryMeasure
         let limit = maxLinks0
         return scratch.neighbors.withUnsafeMutableBufferPointer { neighbors in
             while !scratch.candidates.isEmpty {
@@ -58,21 +84,30 @@ extension HNSWIndex {
                     guard scratch.visit(candidate) else { continue }
                     neighbors[fresh] = candidate
                     fresh &+= 1
-                    kb_prefetch(vectors + Int(candidate) &* dimension)
+                    if let codes { kb_prefetch(codes + Int(candidate) &* dimension) } else { kb_prefetch(vectors + Int(candidate) &* dimension) }
                 }
                 if fresh > 0 { kb_prefetch(links0 + Int(neighbors[0]) &* linkWords0) }
                 for index in 0..<fresh {
                     let candidate = neighbors[index]
                     if index &+ 1 < fresh {
                         // The rest of the next vector (its first line was asked for above).
-                        let next = vectors + Int(neighbors[index &+ 1]) &* dimension
-                        var offset = 16
-                        while offset < dimension {
-                            kb_prefetch(next + offset)
-                            offset &+= 16
+                        if let codes {
+                            let next = codes + Int(neighbors[index &+ 1]) &* dimension
+                            var offset = 64
+                            while offset < dimension {
+                                kb_prefetch(next + offset)
+                                offset &+= 64
+                            }
+                        } else {
+                            let next = vectors + Int(neighbors[index &+ 1]) &* dimension
+                            var offset = 16
+                            while offset < dimension {
+                                kb_prefetch(next + offset)
+                                offset &+= 16
+                            }
                         }
                     }
-                    let d = distance(query, candidate)
+                    let d = measure(candidate)
                     if scratch.results.count < ef || d < bound {
                         scratch.candidates.push(Neighbor(distance: d, id: candidate))
                         if accepted(candidate) {
@@ -84,6 +119,7 @@ extension HNSWIndex {
                 }
             }
             return scratch.results.drainSorted()
+        }
         }
     }
 

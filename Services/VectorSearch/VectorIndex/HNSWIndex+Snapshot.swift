@@ -2,8 +2,9 @@ import Foundation
 
 /// The snapshot file: the whole graph, so a restart loads instead of rebuilding.
 ///
-///     "KBHNSW01" · u32 dimension · u8 metric · u32 m · u32 efConstruction · u64 seed
+///     "KBHNSW02" · u32 dimension · u8 metric · u32 m · u32 efConstruction · u64 seed
 ///     · u64 nodeCount · u32 entryPoint · i32 maxLevel · u64 deletedCount · u64 random
+///     · u8 quantized [· f32[dimension] code minimums · f32[dimension] code steps]
 ///     · f32[nodeCount × dimension] vectors · i8[nodeCount] levels · u8[nodeCount] deleted
 ///     · u32[nodeCount × (1 + 2m)] level-0 links
 ///     · for each node with level > 0: u32[level × (1 + m)] upper links
@@ -11,14 +12,14 @@ import Foundation
 ///
 /// Little-endian (the machines we run on). Written to `<path>.tmp`, synced, then renamed.
 extension HNSWIndex {
-    static let magic = Array("KBHNSW01".utf8)
+    static let magic = Array("KBHNSW02".utf8)
 
     /// Why a snapshot could not be read.
     public struct SnapshotError: Error, CustomStringConvertible {
         public var description: String
     }
 
-    /// Writes the index to `url` atomically. Concurrent inserts wait; searches go on.
+    /// Writes the index to `url` atomically. Concurrent inserts and searches wait.
     public func write(to url: URL) throws {
         var data = Data()
         try storage.withWriteLock {
@@ -36,6 +37,11 @@ extension HNSWIndex {
             append(&data, Int32(maxLevel))
             append(&data, UInt64(deletedCount))
             append(&data, random)
+            append(&data, UInt8(codes == nil ? 0 : 1))
+            if codes != nil {
+                codeMinimum.withUnsafeBufferPointer { data.append($0) }
+                codeStep.withUnsafeBufferPointer { data.append($0) }
+            }
             data.append(UnsafeBufferPointer(start: vectors, count: nodeCount * dimension))
             data.append(UnsafeBufferPointer(start: levels, count: nodeCount))
             data.append(UnsafeBufferPointer(start: deleted, count: nodeCount))
@@ -79,6 +85,14 @@ extension HNSWIndex {
         index.maxLevel = Int(try reader.read(Int32.self))
         index.deletedCount = Int(try reader.read(UInt64.self))
         index.random = try reader.read(UInt64.self)
+        var quantization: ([Float], [Float])?
+        if try reader.read(UInt8.self) == 1 {
+            var minimum = [Float](repeating: 0, count: dimension), step = [Float](repeating: 0, count: dimension)
+            try minimum.withUnsafeMutableBufferPointer { try reader.copy(into: $0.baseAddress!, count: dimension) }
+            try step.withUnsafeMutableBufferPointer { try reader.copy(into: $0.baseAddress!, count: dimension) }
+            guard minimum.allSatisfy(\.isFinite), step.allSatisfy({ $0.isFinite && $0 > 0 }) else { throw SnapshotError(description: "\(url.path) has bad quantization ranges") }
+            quantization = (minimum, step)
+        }
         try reader.copy(into: index.vectors, count: nodeCount * dimension)
         try reader.copy(into: index.levels, count: nodeCount)
         try reader.copy(into: index.deleted, count: nodeCount)
@@ -106,6 +120,7 @@ extension HNSWIndex {
         guard nodeCount == 0 || Int(index.entryPoint) < nodeCount || index.entryPoint == none else {
             throw SnapshotError(description: "\(url.path): bad entry point")
         }
+        if let (minimum, step) = quantization { index.setQuantization(minimum: minimum, step: step) }
         return index
     }
 

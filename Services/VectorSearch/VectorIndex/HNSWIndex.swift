@@ -51,6 +51,11 @@ public final class HNSWIndex: @unchecked Sendable {
     var levels: UnsafeMutablePointer<Int8>
     var upper: UnsafeMutablePointer<UnsafeMutablePointer<UInt32>?>
     var deleted: UnsafeMutablePointer<UInt8>
+    /// int8 scalar quantization (nil until `quantize()`): one byte per dimension per node, and
+    /// per dimension the value of code 0 and the step between codes.
+    var codes: UnsafeMutablePointer<UInt8>?
+    var codeMinimum: [Float] = []
+    var codeStep: [Float] = []
 
     // Graph state: under `state`.
     var nodeCount = 0
@@ -102,6 +107,7 @@ public final class HNSWIndex: @unchecked Sendable {
         levels.deallocate()
         upper.deallocate()
         deleted.deallocate()
+        codes?.deallocate()
     }
 
     static func allocateFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
@@ -215,6 +221,12 @@ public final class HNSWIndex: @unchecked Sendable {
         newDeleted.update(from: deleted, count: capacity)
         deleted.deallocate()
         deleted = newDeleted
+        if let codes {
+            let newCodes = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity * dimension)
+            newCodes.update(from: codes, count: min(used, capacity) * dimension)
+            codes.deallocate()
+            self.codes = newCodes
+        }
         capacity = newCapacity
     }
 
@@ -223,6 +235,7 @@ public final class HNSWIndex: @unchecked Sendable {
         let target = vector(node)
         target.update(from: values.baseAddress!, count: dimension)
         if metric == .cosine { Self.normalize(target, dimension) }
+        if codes != nil { encode(node) }
         nodeLocks.withLock(node) {
             levels[Int(node)] = Int8(level)
             deleted[Int(node)] = 0
@@ -392,6 +405,55 @@ public final class HNSWIndex: @unchecked Sendable {
             }
         }
         return scratch.results.drainSorted()
+    }
+
+    // MARK: int8 scalar quantization
+
+    /// Whether searches walk the graph on int8 codes (and rescore the candidates with floats).
+    public var isQuantized: Bool { storage.withReadLock { codes != nil } }
+
+    /// Learns per-dimension ranges from the live vectors and encodes every node in one byte per
+    /// dimension; later inserts are encoded as they come. Searches then compute the walk's
+    /// distances on the codes (a quarter of the memory traffic) and rescore the `ef` candidates
+    /// with the full vectors. False when there is nothing to learn from.
+    @discardableResult
+    public func quantize() -> Bool {
+        storage.withWriteLock {
+            let nodes = state.withLock { nodeCount }
+            var low = [Float](repeating: .infinity, count: dimension), high = [Float](repeating: -.infinity, count: dimension)
+            var seen = 0
+            for node in 0..<nodes where deleted[node] == 0 {
+                let values = vector(UInt32(node))
+                for index in 0..<dimension {
+                    low[index] = min(low[index], values[index])
+                    high[index] = max(high[index], values[index])
+                }
+                seen += 1
+            }
+            guard seen > 0 else { return false }
+            setQuantization(minimum: low, step: zip(low, high).map { max(($1 - $0) / 255, 1e-12) })
+            return true
+        }
+    }
+
+    /// Installs quantization parameters and encodes every node. Under the storage write lock.
+    func setQuantization(minimum: [Float], step: [Float]) {
+        codeMinimum = minimum
+        codeStep = step
+        codes?.deallocate()
+        codes = .allocate(capacity: capacity * dimension)
+        for node in 0..<state.withLock({ nodeCount }) { encode(UInt32(node)) }
+    }
+
+    /// Encodes one node's vector into its codes (values outside the learned range clamp).
+    func encode(_ node: UInt32) {
+        guard let codes else { return }
+        let values = vector(node)
+        let target = codes + Int(node) * dimension
+        for index in 0..<dimension {
+            let code = ((values[index] - codeMinimum[index]) / codeStep[index]).rounded()
+            target[index] = UInt8(max(0, min(255, code)))
+        }
     }
 
     static func normalize(_ vector: UnsafeMutablePointer<Float>, _ count: Int) {

@@ -58,4 +58,46 @@ public enum SIMDKernels {
         }
         return total
     }
+
+    /// The dot product of `count` floats with `count` unsigned 8-bit codes (int8 scalar quantization).
+    @inline(__always)
+    public static func dotCodes(_ a: UnsafePointer<Float>, _ codes: UnsafePointer<UInt8>, _ count: Int) -> Float {
+        var sum0 = SIMD16<Float>(), sum1 = SIMD16<Float>()
+        let ra = UnsafeRawPointer(a), rc = UnsafeRawPointer(codes)
+        var index = 0
+        while index + 32 <= count {
+            let c0 = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: rc.loadUnaligned(fromByteOffset: index, as: SIMD16<UInt8>.self)))
+            let c1 = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: rc.loadUnaligned(fromByteOffset: index &+ 16, as: SIMD16<UInt8>.self)))
+            sum0 += ra.loadUnaligned(fromByteOffset: index &* 4, as: SIMD16<Float>.self) * c0
+            sum1 += ra.loadUnaligned(fromByteOffset: (index &+ 16) &* 4, as: SIMD16<Float>.self) * c1
+            index &+= 32
+        }
+        var total = (sum0 + sum1).sum()
+        while index < count {
+            total += a[index] * Float(codes[index])
+            index &+= 1
+        }
+        return total
+    }
+
+    /// Σ (a_i − step_i × code_i)²: the squared distance of a shifted query to a quantized vector.
+    @inline(__always)
+    public static func squaredL2Codes(_ a: UnsafePointer<Float>, _ steps: UnsafePointer<Float>, _ codes: UnsafePointer<UInt8>, _ count: Int) -> Float {
+        var sum = SIMD16<Float>()
+        let ra = UnsafeRawPointer(a), rs = UnsafeRawPointer(steps), rc = UnsafeRawPointer(codes)
+        var index = 0
+        while index + 16 <= count {
+            let c = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: rc.loadUnaligned(fromByteOffset: index, as: SIMD16<UInt8>.self)))
+            let d = ra.loadUnaligned(fromByteOffset: index &* 4, as: SIMD16<Float>.self) - rs.loadUnaligned(fromByteOffset: index &* 4, as: SIMD16<Float>.self) * c
+            sum += d * d
+            index &+= 16
+        }
+        var total = sum.sum()
+        while index < count {
+            let d = a[index] - steps[index] * Float(codes[index])
+            total += d * d
+            index &+= 1
+        }
+        return total
+    }
 }

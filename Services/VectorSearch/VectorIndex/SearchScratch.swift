@@ -93,6 +93,8 @@ final class SearchScratch {
     var neighbors: [UInt32] = []
     /// The query, normalised when the metric wants it, in aligned storage.
     var query: [Float] = []
+    /// The query prepared for int8 codes (scaled by the steps, or shifted by the minimums).
+    var codedQuery: [Float] = []
 
     init(capacity: Int) {
         self.capacity = max(capacity, 1)

@@ -86,7 +86,12 @@ public final class VectorCollection: @unchecked Sendable {
         }
         let node = point.vector.withUnsafeBufferPointer { index.add($0) }
         lock.withLock { attach(node, point: point) }
+        // int8 quantization learns its ranges once the collection has enough points.
+        if config.int8Quantization && !index.isQuantized && index.count >= Self.quantizationTrainingPoints { index.quantize() }
     }
+
+    /// Points needed before an int8-quantized collection learns its ranges (searches use floats until then).
+    static let quantizationTrainingPoints = 1000
 
     /// Removes a point; false when there was none.
     @discardableResult
@@ -194,6 +199,7 @@ public final class VectorCollection: @unchecked Sendable {
             let node = point.vector.withUnsafeBufferPointer { fresh.add($0) }
             placed.append((node, point))
         }
+        if config.int8Quantization && !points.isEmpty { fresh.quantize() }
         reset(index: fresh, state: .ready, problem: "", points: placed)
     }
 

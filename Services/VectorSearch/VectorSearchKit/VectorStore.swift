@@ -150,9 +150,6 @@ public final class VectorStore: @unchecked Sendable {
         if config.hnsw.efConstruct == 0 { config.hnsw.efConstruct = 100 }
         guard (2...128).contains(config.hnsw.m) else { throw RPCError.invalidArgument(field: "config.hnsw.m", "must be between 2 and 128 (found \(config.hnsw.m))") }
         guard (8...4096).contains(config.hnsw.efConstruct) else { throw RPCError.invalidArgument(field: "config.hnsw.ef_construct", "must be between 8 and 4096 (found \(config.hnsw.efConstruct))") }
-        guard !config.int8Quantization else {
-            throw RPCError(.unimplemented, "config.int8_quantization: int8 scalar quantization is not built yet; create the collection without it")
-        }
         guard config.textField.utf8.count <= 128 else { throw RPCError.invalidArgument(field: "config.text_field", "must be at most 128 bytes") }
         return config
     }
