@@ -227,7 +227,7 @@ vector-benchmark: \(base.count) × \(dimension) (cosine), m=\(m), ef_constructio
 | ours (Swift) | \(String(format: "%.2f s", buildSeconds[1]!)) | \(String(format: "%.2f s", buildSeconds[2]!)) | \(memory / 1_048_576) MiB index (process grew \((residentBytes() - memoryBefore) / 1_048_576) MiB for two builds) |
 """)
 for reference in references where reference["kind"] as? String == "build" {
-    print("| \(reference["engine"]!) | \(String(format: "%.2f s", reference["build1"] as? Double ?? 0)) | \(String(format: "%.2f s", reference["build2"] as? Double ?? 0)) | \((reference["memory"] as? Int ?? 0) / 1_048_576) MiB (process growth) |")
+    print("| \(reference["engine"]!) | \(String(format: "%.2f s", reference["build1"] as? Double ?? 0)) | \(String(format: "%.2f s", reference["build2"] as? Double ?? 0)) | \((reference["memory"] as? Int ?? 0) / 1_048_576) MiB (the engine's own structures) |")
 }
 print("\n| ef | ours recall@10 | ours QPS 1t | ours QPS 2t | ours int8 recall | QPS 1t | QPS 2t |" + references.filter { $0["kind"] as? String == "build" }.map { " \($0["engine"]!) recall | QPS 1t | QPS 2t |" }.joined())
 print("|---|---|---|---|---|---|---|" + String(repeating: "---|---|---|", count: references.filter { $0["kind"] as? String == "build" }.count))

@@ -28,11 +28,6 @@ def ivecs(path):
     return raw.reshape(-1, d + 1)[:, 1:].copy()
 
 
-def rss():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096
-
-
 def recall(found, truth):
     hits = 0
     for row, expected in zip(found, truth):
@@ -65,15 +60,15 @@ def main():
         index = None
         for threads in (1, 2):
             faiss.omp_set_num_threads(threads)
-            before = rss()
             idx = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
             idx.hnsw.efConstruction = efc
             start = time.perf_counter()
             idx.add(base)
             builds[threads] = time.perf_counter() - start
-            memory = rss() - before
             if threads == 1:
-                index, faiss_memory = idx, memory
+                # The vectors plus the graph's neighbour table and level offsets.
+                index = idx
+                faiss_memory = len(base) * dim * 4 + faiss.vector_to_array(idx.hnsw.neighbors).nbytes + faiss.vector_to_array(idx.hnsw.offsets).nbytes
         emit(kind="build", engine="faiss", build1=builds[1], build2=builds[2], memory=faiss_memory)
         for ef in sweep:
             index.hnsw.efSearch = ef
@@ -98,15 +93,15 @@ def main():
         builds = {}
         index = None
         for threads in (1, 2):
-            before = rss()
             idx = hnswlib.Index(space="cosine", dim=dim)
             idx.init_index(max_elements=len(base), ef_construction=efc, M=m, random_seed=42)
             start = time.perf_counter()
             idx.add_items(base, np.arange(len(base)), num_threads=threads)
             builds[threads] = time.perf_counter() - start
-            memory = rss() - before
             if threads == 1:
-                index, hnsw_memory = idx, memory
+                # hnswlib's level-0 block per element (links, vector, label); upper levels are small.
+                index = idx
+                hnsw_memory = idx.element_count * (4 * (2 * m + 1) + 4 * dim + 8)
         emit(kind="build", engine="hnswlib", build1=builds[1], build2=builds[2], memory=hnsw_memory)
         for ef in sweep:
             index.set_ef(max(ef, 10))
@@ -124,14 +119,12 @@ def main():
         builds = {}
         index = None
         for threads in (1, 2):
-            before = rss()
             idx = Index(ndim=dim, metric="cos", dtype="f32", connectivity=m, expansion_add=efc)
             start = time.perf_counter()
             idx.add(np.arange(len(base)), base, threads=threads)
             builds[threads] = time.perf_counter() - start
-            memory = rss() - before
             if threads == 1:
-                index, usearch_memory = idx, memory
+                index, usearch_memory = idx, int(idx.memory_usage)
         emit(kind="build", engine="usearch", build1=builds[1], build2=builds[2], memory=usearch_memory)
         for ef in sweep:
             index.expansion_search = ef

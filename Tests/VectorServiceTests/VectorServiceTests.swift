@@ -185,6 +185,9 @@ struct VectorServiceTests {
         #expect(fused.results.contains { $0.keywordScore > 0 }, "keyword matches are among the fused results")
         let noText = await rpcFailure { _ = try await client.call(VectorSearchMethods.search, .with { $0.collection = "knowledge_384"; $0.vector = Embeddings.queries[0]; $0.textQuery = "x" }) }
         #expect(noText == nil, "the default collections have the text field")
+        let metrics = try #require(await httpGet("http://127.0.0.1:\(vectors.service.adminPort)/metrics")).body
+        #expect(metrics.contains("knowledge_vector_search_latency_seconds_bucket{dimension=\"384\""), "the guide's latency histogram")
+        #expect(metrics.contains("knowledge_vector_search_latency_seconds_count{dimension=\"384\"}"))
         await client.close()
         await vectors.service.stop()
     }
