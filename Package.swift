@@ -219,6 +219,8 @@ let package = Package(
 
         // MARK: Benchmarks (run on demand: swift run -c release rpc-benchmark)
 
+        /// What the benchmarks share (free ports, seconds, percentiles).
+        .target(name: "BenchmarkSupport", path: "Benchmarks/BenchmarkSupport"),
         .executableTarget(
             name: "rpc-benchmark",
             dependencies: [
@@ -233,20 +235,20 @@ let package = Package(
 
         .executableTarget(
             name: "graph-benchmark",
-            dependencies: ["KBLevelDB", "KBProto", "KBRPC", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: ["BenchmarkSupport", "KBLevelDB", "KBProto", "KBRPC", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             path: "Benchmarks/GraphBenchmark",
             exclude: ["kuzu_reference.py"]
         ),
 
         .executableTarget(
             name: "budget-benchmark",
-            dependencies: ["BudgetKit", "KBProto", "KBRPC", "KBSQLite", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: ["BenchmarkSupport", "BudgetKit", "KBProto", "KBRPC", "KBSQLite", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             path: "Benchmarks/BudgetBenchmark"
         ),
 
         .executableTarget(
             name: "vector-benchmark",
-            dependencies: ["VectorIndex", "KBProto", "KBRPC"],
+            dependencies: ["BenchmarkSupport", "VectorIndex", "KBProto", "KBRPC"],
             path: "Benchmarks/VectorBenchmark",
             exclude: ["references.py"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]

@@ -11,6 +11,7 @@
 // schema in one big transaction (GRDB, this machine), and its rate with one synced transaction
 // per event.
 import BudgetKit
+import BenchmarkSupport
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -36,8 +37,6 @@ let work = FileManager.default.temporaryDirectory.appendingPathComponent("budget
 try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
 defer { try? FileManager.default.removeItem(at: work) }
 
-func seconds(_ duration: Duration) -> Double { Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18 }
-func percentile(_ sorted: [Double], _ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(p * Double(sorted.count)))] }
 let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
 
 let providers: [(String, String)] = [("openai", "gpt-4o-mini"), ("groq", "llama-3.3-70b-versatile"), ("anthropic", "claude-3-5-haiku-latest"), ("gemini", "gemini-2.0-flash"), ("openrouter", "deepseek/deepseek-chat"), ("ollama", "llama3.1")]
@@ -98,17 +97,6 @@ let floorSynced = try sqliteFloor(count: 1000, perEventTransactions: true)
 
 // MARK: Our service, as a process
 
-func freePort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
 
 let port = freePort()
 let adminPort = freePort()

@@ -7,6 +7,7 @@
 // 1-hop and 2-hop neighbours and text search with 1 and 16 concurrent clients. In the same run
 // it measures the references: LevelDB's own synced batch write rate on this machine (the floor
 // for imports), and the same 1-hop / 2-hop queries in Kuzu (embedded, Python) on the same graph.
+import BenchmarkSupport
 import Foundation
 import KBLevelDB
 import KBProto
@@ -91,7 +92,6 @@ let work = FileManager.default.temporaryDirectory.appendingPathComponent("graph-
 try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
 defer { try? FileManager.default.removeItem(at: work) }
 
-func seconds(_ duration: Duration) -> Double { Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18 }
 
 print("graph-benchmark: \(entities.count) entities, \(relations.count) relations, \(queriesPerRow) queries per row, \(ProcessInfo.processInfo.activeProcessorCount) cores")
 
@@ -120,17 +120,6 @@ let floor = try levelDBFloor()
 
 // MARK: Our store, as a process
 
-func freePort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
 
 let port = freePort()
 let service = Process()
@@ -217,7 +206,6 @@ struct Latencies {
     var perSecond: Double
 }
 
-func percentile(_ sorted: [Double], _ p: Double) -> Double { sorted[min(sorted.count - 1, Int(p * Double(sorted.count)))] }
 
 /// Runs `queriesPerRow` calls of `body` from `callers` concurrent clients (each its own connection).
 func measure(callers: Int, _ body: @escaping @Sendable (RPCClient, Int) async throws -> Void) async throws -> Latencies {

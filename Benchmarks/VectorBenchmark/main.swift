@@ -7,6 +7,7 @@
 // recall@10 against the file's exact ground truth, then brute-force exact search as the floor.
 // In the same run, `references.py` builds faiss HNSWFlat, hnswlib and usearch with the same m and
 // ef_construction on the same vectors and prints the same sweep (pip install faiss-cpu usearch hnswlib).
+import BenchmarkSupport
 import Foundation
 import KBProto
 import KBRPC
@@ -25,7 +26,6 @@ let queryLimit = Int(option("--queries") ?? "1000")!
 let sweep = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256]
 let runReferences = !CommandLine.arguments.contains("--no-references")
 
-func seconds(_ duration: Duration) -> Double { Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18 }
 func residentBytes() -> Int {
     guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
     let fields = text.split(separator: " ")
@@ -149,17 +149,6 @@ if runReferences {
 
 // MARK: Through the service, over loopback RPC
 
-func freePort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
 
 struct BenchmarkFailure: Error, CustomStringConvertible { var description: String }
 struct ServiceFigures { var upsertRate: Double; var rows: [(ef: Int, recall: Double, qps: Double, p50: Double, p99: Double)] }

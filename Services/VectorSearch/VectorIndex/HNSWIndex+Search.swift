@@ -125,33 +125,16 @@ extension HNSWIndex {
 
     /// The exact `k` nearest live nodes accepted by `filter`, by scanning every node.
     public func exactSearch(_ query: [Float], k: Int, filter: ((UInt32) -> Bool)? = nil) -> [Neighbor] {
-        precondition(query.count == dimension, "query has \(query.count) values, the index \(dimension)")
-        guard k > 0 else { return [] }
-        var q = query
-        if metric == .cosine { q.withUnsafeMutableBufferPointer { Self.normalize($0.baseAddress!, dimension) } }
-        return storage.withReadLock {
-            let nodes = state.withLock { nodeCount }
-            var heap = NeighborHeap(nearestFirst: false, capacity: k + 1)
-            q.withUnsafeBufferPointer { buffer in
-                let query = buffer.baseAddress!
-                for node in 0..<nodes where deleted[node] == 0 {
-                    let id = UInt32(node)
-                    if let filter, !filter(id) { continue }
-                    let d = distance(query, id)
-                    if heap.count < k {
-                        heap.push(Neighbor(distance: d, id: id))
-                    } else if d < heap.top.distance {
-                        heap.pop()
-                        heap.push(Neighbor(distance: d, id: id))
-                    }
-                }
-            }
-            return heap.drainSorted()
-        }
+        scan(query, k: k, candidates: nil, filter: filter)
     }
 
     /// Exact search restricted to `candidates` (a very selective filter's matches).
     public func exactSearch(_ query: [Float], k: Int, among candidates: [UInt32]) -> [Neighbor] {
+        scan(query, k: k, candidates: candidates, filter: nil)
+    }
+
+    /// The brute-force scan behind both exact searches: `candidates`, or every node.
+    private func scan(_ query: [Float], k: Int, candidates: [UInt32]?, filter: ((UInt32) -> Bool)?) -> [Neighbor] {
         precondition(query.count == dimension, "query has \(query.count) values, the index \(dimension)")
         guard k > 0 else { return [] }
         var q = query
@@ -160,7 +143,8 @@ extension HNSWIndex {
             let nodes = state.withLock { nodeCount }
             var heap = NeighborHeap(nearestFirst: false, capacity: k + 1)
             q.withUnsafeBufferPointer { buffer in
-                for id in candidates where Int(id) < nodes && deleted[Int(id)] == 0 {
+                func consider(_ id: UInt32) {
+                    guard Int(id) < nodes, deleted[Int(id)] == 0, filter?(id) ?? true else { return }
                     let d = distance(buffer.baseAddress!, id)
                     if heap.count < k {
                         heap.push(Neighbor(distance: d, id: id))
@@ -168,6 +152,11 @@ extension HNSWIndex {
                         heap.pop()
                         heap.push(Neighbor(distance: d, id: id))
                     }
+                }
+                if let candidates {
+                    for id in candidates { consider(id) }
+                } else {
+                    for node in 0..<nodes { consider(UInt32(node)) }
                 }
             }
             return heap.drainSorted()
