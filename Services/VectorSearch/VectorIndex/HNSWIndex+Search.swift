@@ -110,6 +110,8 @@ extension HNSWIndex {
                     let d = measure(candidate)
                     if scratch.results.count < ef || d < bound {
                         scratch.candidates.push(Neighbor(distance: d, id: candidate))
+                        // Its links are read if it is expanded: ask for them now.
+                        kb_prefetch(links0 + Int(candidate) &* linkWords0)
                         if accepted(candidate) {
                             scratch.results.push(Neighbor(distance: d, id: candidate))
                             if scratch.results.count > ef { scratch.results.pop() }
