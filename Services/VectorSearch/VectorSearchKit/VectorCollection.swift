@@ -81,7 +81,8 @@ public final class VectorCollection: @unchecked Sendable {
     func apply(upsert point: Kb_Vector_V1_Point) {
         if let old = lock.withLock({ detach(point.id) }) { index.remove(old) }
         guard indexState != .unavailable else {
-            lock.withLock { attach(Self.placeholder(forKeywordsOnly: point.id), point: point) }
+            // No graph to add to: the point gets a keyword-only placeholder node (see attach).
+            lock.withLock { attach(0, point: point) }
             return
         }
         let node = point.vector.withUnsafeBufferPointer { index.add($0) }
@@ -104,7 +105,6 @@ public final class VectorCollection: @unchecked Sendable {
     /// Keyword-only placeholders while the index is unavailable: node ids above any real node.
     private static let placeholderBase = UInt32(1 << 31)
     private var nextPlaceholder = placeholderBase
-    private static func placeholder(forKeywordsOnly id: String) -> UInt32 { 0 }
 
     private func attach(_ node: UInt32, point: Kb_Vector_V1_Point) {
         var node = node

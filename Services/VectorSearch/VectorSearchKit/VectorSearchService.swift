@@ -51,15 +51,27 @@ public final class VectorSearchService: Service, @unchecked Sendable {
         router.register(VectorSearchMethods.describeCollection) { request, _ in try store.collection(request.name).info }
         router.register(VectorSearchMethods.deleteCollection) { request, _ in
             guard VectorStore.isValidName(request.name) else { throw RPCError.invalidArgument(field: "name", "is not a collection name") }
-            return .with { $0.deleted = false }.merged(try await store.delete(request.name))
+            var response = Kb_Vector_V1_DeleteCollectionResponse()
+            response.deleted = try await store.delete(request.name)
+            return response
         }
-        router.register(VectorSearchMethods.upsertPoints) { request, _ in .with { $0.upserted = 0 }.merged(Int64(try await store.upsert(request))) }
+        router.register(VectorSearchMethods.upsertPoints) { request, _ in
+            var response = Kb_Vector_V1_UpsertPointsResponse()
+            response.upserted = Int64(try await store.upsert(request))
+            return response
+        }
         router.register(VectorSearchMethods.getPoints) { request, _ in
             guard request.ids.count <= 10_000 else { throw RPCError.invalidArgument(field: "ids", "at most 10000 ids per call") }
-            return .with { $0.points = (try? store.collection(request.collection))?.points(request.ids, withPayload: request.withPayload, withVector: request.withVector) ?? [] }
-                .checked(try store.collection(request.collection))
+            let collection = try store.collection(request.collection)
+            var response = Kb_Vector_V1_GetPointsResponse()
+            response.points = collection.points(request.ids, withPayload: request.withPayload, withVector: request.withVector)
+            return response
         }
-        router.register(VectorSearchMethods.deletePoints) { request, _ in .with { $0.deleted = Int64(0) }.merged(Int64(try await store.deletePoints(request))) }
+        router.register(VectorSearchMethods.deletePoints) { request, _ in
+            var response = Kb_Vector_V1_DeletePointsResponse()
+            response.deleted = Int64(try await store.deletePoints(request))
+            return response
+        }
         router.register(VectorSearchMethods.search) { request, _ in try Self.search(store, request) }
         router.register(VectorSearchMethods.searchBatch) { request, _ in
             guard request.searches.count <= 100 else { throw RPCError.invalidArgument(field: "searches", "at most 100 searches per call") }
@@ -123,18 +135,4 @@ public final class VectorSearchService: Service, @unchecked Sendable {
             return ComponentHealth(status, details)
         }
     }
-}
-
-extension Kb_Vector_V1_DeleteCollectionResponse {
-    func merged(_ deleted: Bool) -> Self { var copy = self; copy.deleted = deleted; return copy }
-}
-extension Kb_Vector_V1_UpsertPointsResponse {
-    func merged(_ upserted: Int64) -> Self { var copy = self; copy.upserted = upserted; return copy }
-}
-extension Kb_Vector_V1_DeletePointsResponse {
-    func merged(_ deleted: Int64) -> Self { var copy = self; copy.deleted = deleted; return copy }
-}
-extension Kb_Vector_V1_GetPointsResponse {
-    /// Keeps the response once the collection is known to exist (NOT_FOUND otherwise).
-    func checked(_ collection: VectorCollection) -> Self { self }
 }

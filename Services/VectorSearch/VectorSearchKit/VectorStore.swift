@@ -161,7 +161,6 @@ public final class VectorStore: @unchecked Sendable {
         let collection = try self.collection(request.collection)
         let dimension = Int(collection.config.dimension)
         guard request.points.count <= 10_000 else { throw RPCError.invalidArgument(field: "points", "at most 10000 points per call (found \(request.points.count))") }
-        var seen = Set<String>()
         for (index, point) in request.points.enumerated() {
             guard !point.id.isEmpty, point.id.utf8.count <= 256 else { throw RPCError.invalidArgument(field: "points[\(index)].id", "must be 1-256 bytes") }
             guard point.vector.count == dimension else {
@@ -173,7 +172,6 @@ public final class VectorStore: @unchecked Sendable {
                 if case .float(let number)? = value.kind, !number.isFinite { throw RPCError.invalidArgument(field: "points[\(index)].payload.\(key)", "must be finite") }
                 if value.kind == nil { throw RPCError.invalidArgument(field: "points[\(index)].payload.\(key)", "has no value") }
             }
-            seen.insert(point.id)
         }
         // A batch naming an id twice keeps its last version.
         var last: [String: Int] = [:]
@@ -181,17 +179,9 @@ public final class VectorStore: @unchecked Sendable {
         let points = request.points.enumerated().filter { last[$0.element.id] == $0.offset }.map(\.element)
         guard !points.isEmpty else { return 0 }
         let name = request.collection
-        var batch = WriteBatch()
-        var encoded: [[UInt8]] = []
-        for point in points {
-            var stored = point
-            if collection.metric == .cosine {
-                // Kept as given; the index normalises its own copy.
-                stored.vector = point.vector
-            }
-            encoded.append(try stored.serializedBytes())
-        }
-        try await commit(batch, prepare: { [self] (batch: inout WriteBatch) in
+        // Stored as given (the graph keeps its own normalised copy for cosine).
+        let encoded: [[UInt8]] = try points.map { try $0.serializedBytes() }
+        try await commit(WriteBatch(), prepare: { [self] (batch: inout WriteBatch) in
             var seq = lock.withLock { sequences[name] ?? 0 }
             for (point, bytes) in zip(points, encoded) {
                 seq += 1
