@@ -438,6 +438,8 @@ public final class VectorStore: @unchecked Sendable {
                 guard offset + 4 + length <= data.count else { throw VectorStoreError(description: "points.bin is truncated") }
                 let point = try Kb_Vector_V1_Point(serializedBytes: data.subdata(in: (offset + 4)..<(offset + 4 + length)))
                 guard point.vector.count == Int(config.dimension) else { throw VectorStoreError(description: "point \(point.id) has the wrong dimension") }
+                guard !point.id.isEmpty, point.id.utf8.count <= 256 else { throw VectorStoreError(description: "a point has an empty or over-long id") }
+                guard point.vector.allSatisfy(\.isFinite) else { throw VectorStoreError(description: "point \(point.id) holds NaN or infinity") }
                 points.append(point)
                 offset += 4 + length
             }
