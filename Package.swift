@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "ukb", targets: ["ukb"]),
         .executable(name: "budget-service", targets: ["budget-service"]),
         .executable(name: "vector-search", targets: ["vector-search"]),
+        .executable(name: "vkb", targets: ["vkb"]),
         .library(name: "KBRPC", targets: ["KBRPC"]),
         .library(name: "KBRuntime", targets: ["KBRuntime"]),
         .library(name: "KBProto", targets: ["KBProto"]),
@@ -85,11 +86,11 @@ let package = Package(
             path: "Shared/KBSQLite"
         ),
 
-        /// The knowledge model shared by services and clients: the rules of names and fields, and
-        /// the shared-memory JSON format.
+        /// The knowledge model shared by services and clients: the rules of names and fields, the
+        /// shared-memory JSON format, and import/export over the graph store's RPC.
         .target(
             name: "KBKnowledge",
-            dependencies: ["KBProto"],
+            dependencies: ["KBProto", "KBRPC"],
             path: "Shared/KBKnowledge"
         ),
 
@@ -181,6 +182,31 @@ let package = Package(
             path: "Services/VectorSearch/vector-search"
         ),
 
+        /// VKB's logic: the HTTP API over the graph store's RPC, the page and its assets, the
+        /// OpenAPI document, security (token, rate limit, size limit, CSP).
+        .target(
+            name: "VKBKit",
+            dependencies: [
+                "KBKnowledge", "KBProto", "KBRPC", "KBRuntime",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Services/VKB/VKBKit",
+            resources: [.copy("Web")]
+        ),
+        /// `vkb`: serves the API and the page; `vkb start|stop|restart|status|logs` manage it.
+        .executableTarget(
+            name: "vkb",
+            dependencies: [
+                "VKBKit", "LauncherKit", "KBRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Services/VKB/vkb"
+        ),
+
         // MARK: Operator tools
 
         /// The logic of `ukb`: import and export over RPC, text output, the progress bar.
@@ -252,6 +278,13 @@ let package = Package(
             path: "Benchmarks/VectorBenchmark",
             exclude: ["references.py"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
+
+        .executableTarget(
+            name: "vkb-benchmark",
+            dependencies: ["BenchmarkSupport", "KBKnowledge", "KBProto", "KBRPC"],
+            path: "Benchmarks/VKBBenchmark",
+            exclude: ["browser_bench.py", "reference_server.js"]
         ),
 
         // MARK: Tests
@@ -329,6 +362,12 @@ let package = Package(
             dependencies: ["KBRPC", "KBProto", "KBTestSupport"],
             path: "Tests/InteropTests",
             exclude: ["c"]
+        ),
+        .testTarget(
+            name: "VKBTests",
+            dependencies: ["KBKnowledge", "KBProto", "KBRPC", "KBTestSupport"],
+            path: "Tests/VKBTests",
+            exclude: ["browser"]
         ),
         .testTarget(
             name: "LauncherTests",

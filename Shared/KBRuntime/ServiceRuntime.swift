@@ -78,6 +78,30 @@ public final class ServiceRuntime: Sendable {
         logger.info("\(name) stopped")
     }
 
+    /// Serves an HTTP-only service (VKB): `router` on the service's HTTP port (the admin port of
+    /// the descriptor, with `/health` etc. added by the caller) together with `services`, until
+    /// SIGTERM or SIGINT; ready once the port listens.
+    public func serveHTTP<Context: RequestContext>(router: Router<Context>, services: [any Service] = [], onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws
+    where Context.Source == ApplicationRequestContextSource {
+        let health = health
+        let name = configuration.descriptor.name
+        let host = configuration.host
+        let app = AdminServer.application(router: router, host: host, port: configuration.adminPort, logger: logger) { [logger] port in
+            health.setReady(true)
+            logger.info("\(name) ready", metadata: ["http": "\(host):\(port)"])
+            await onListening(port)
+        }
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: app)] + services.map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+        logger.info("\(name) stopped")
+    }
+
     /// Runs Swift concurrency on NIO's event-loop threads instead of a pool of its own, which
     /// removes a thread switch from every request (measured by `rpc-benchmark`). Call it first
     /// thing in `main`, on the main thread, before any task starts; later calls do nothing.

@@ -1,3 +1,5 @@
+import KBProto
+
 /// The graph store's key layout in LevelDB. Every read is a range scan over one of these prefixes.
 ///
 /// A key is a kind byte, the team, a 0 byte, then the kind's components separated by 0 bytes
@@ -14,6 +16,8 @@
 /// | `M` modified-time index | team · be64(last_modified_ms) name | empty |
 /// | `X` text index | team · token · name | be16 name hits, be16 observation hits |
 /// | `C` counters | team · counter | be64 |
+/// | `G` significance index | team · (255 − significance) · name | source byte · entityType |
+/// | `Z` store metadata | 0 · `format` | the key layout's version |
 ///
 /// The team index is the `E` prefix of a team; the counters make statistics and team lists a
 /// scan of a few keys per team.
@@ -26,9 +30,15 @@ enum GraphKey {
     static let modified = UInt8(ascii: "M")
     static let text = UInt8(ascii: "X")
     static let counter = UInt8(ascii: "C")
+    static let significance = UInt8(ascii: "G")
+    static let meta = UInt8(ascii: "Z")
+
+    /// The key layout's version: 2 added the significance index.
+    static let formatVersion: UInt8 = 2
+    static let formatKey: [UInt8] = make(meta, "", "format")
 
     /// Every index kind (all but the records and counters), for verify.
-    static let indexKinds: [UInt8] = [inbound, entityType, relationType, modified, text]
+    static let indexKinds: [UInt8] = [inbound, entityType, relationType, modified, text, significance]
 
     /// `kind` · team · 0: every key of one kind in one team.
     static func teamPrefix(_ kind: UInt8, _ team: String) -> [UInt8] {
@@ -62,6 +72,19 @@ enum GraphKey {
         key += bigEndian(UInt64(max(0, milliseconds)))
         key += name.utf8
         return key
+    }
+
+    /// The significance index entry: most significant first, then by name.
+    static func significance(_ team: String, _ significance: Int32, _ name: String) -> [UInt8] {
+        var key = teamPrefix(Self.significance, team)
+        key.append(255 - UInt8(clamping: max(0, significance)))
+        key += name.utf8
+        return key
+    }
+
+    /// The significance entry's value: what the drawing filters look at, without the record.
+    static func significanceValue(_ entity: Kb_Graph_V1_Entity) -> [UInt8] {
+        [UInt8(clamping: entity.source.rawValue)] + Array(entity.entityType.utf8)
     }
 
     /// Everything of `name` in `kind`: `kind` · team · name · 0 (adjacency of one entity).

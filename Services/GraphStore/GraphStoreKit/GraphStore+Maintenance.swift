@@ -163,6 +163,7 @@ extension GraphStore {
             if entity.name != name || entity.team != team { problem("entity \(team):\(name) holds the record of \(entity.team):\(entity.name)") }
             if try db.get(GraphKey.entityType(team, entity.entityType, name), snapshot: snapshot) == nil { problem("entity \(team):\(name) is missing from the type index") }
             if try db.get(GraphKey.modified(team, entity.lastModifiedMs, name), snapshot: snapshot) == nil { problem("entity \(team):\(name) is missing from the time index") }
+            if try db.get(GraphKey.significance(team, entity.significance, name), snapshot: snapshot) != GraphKey.significanceValue(entity) { problem("entity \(team):\(name) is missing from the significance index or has a stale entry") }
             let words = TextIndex.entries(of: entity)
             for (word, hits) in words {
                 guard let stored = try db.get(GraphKey.text(team, word, name), snapshot: snapshot) else {
@@ -173,6 +174,7 @@ extension GraphStore {
             }
             expectedIndex[GraphKey.entityType, default: 0] += 1
             expectedIndex[GraphKey.modified, default: 0] += 1
+            expectedIndex[GraphKey.significance, default: 0] += 1
             expectedIndex[GraphKey.text, default: 0] += Int64(words.count)
             expected[team, default: TeamCounters()].entities += 1
             expected[team, default: TeamCounters()].byType[entity.entityType, default: 0] += 1
@@ -201,7 +203,7 @@ extension GraphStore {
         }
 
         // Every record has its entries (above); equal counts mean no entry lacks its record.
-        let indexNames: [UInt8: String] = [GraphKey.inbound: "inbound", GraphKey.entityType: "type", GraphKey.relationType: "relation-type", GraphKey.modified: "time", GraphKey.text: "text"]
+        let indexNames: [UInt8: String] = [GraphKey.inbound: "inbound", GraphKey.entityType: "type", GraphKey.relationType: "relation-type", GraphKey.modified: "time", GraphKey.text: "text", GraphKey.significance: "significance"]
         for kind in GraphKey.indexKinds {
             var count: Int64 = 0
             try db.forEach(prefix: [kind], snapshot: snapshot) { _, _ in

@@ -213,6 +213,10 @@ extension GraphStore {
         if (old == nil) != (new == nil) {
             try transaction.add(new == nil ? -1 : 1, to: GraphKey.entitiesCounter, team: team)
         }
+        if old?.significance != new?.significance || old?.entityType != new?.entityType || old?.source != new?.source {
+            if let old { transaction.deleteBlind(GraphKey.significance(team, old.significance, old.name)) }
+            if let new { transaction.putBlind(GraphKey.significance(team, new.significance, new.name), GraphKey.significanceValue(new)) }
+        }
         if old?.lastModifiedMs != new?.lastModifiedMs {
             if let old { transaction.deleteBlind(GraphKey.modified(team, old.lastModifiedMs, old.name)) }
             if let new { transaction.putBlind(GraphKey.modified(team, new.lastModifiedMs, new.name), []) }

@@ -43,6 +43,7 @@ public final class GraphStore: Service, Sendable {
         let db = try LevelDB(path: databasePath, options: options)
         self.db = db
         self.path = databasePath
+        try Self.upgradeFormat(db)
         var entities = 0, relations = 0
         try db.forEach(prefix: [GraphKey.counter]) { key, value in
             let team = GraphKey.team(of: key) ?? ""
@@ -71,6 +72,25 @@ public final class GraphStore: Service, Sendable {
             entityGauge.record(now.entities)
             relationGauge.record(now.relations)
         }
+    }
+
+    /// Brings a database written by an older version to the current key layout: version 2 adds
+    /// the significance index, built here from the entity records (synced batches of 10,000).
+    static func upgradeFormat(_ db: LevelDB) throws {
+        if let stored = try db.get(GraphKey.formatKey), stored.first ?? 0 >= GraphKey.formatVersion { return }
+        var batch = WriteBatch()
+        try db.forEach(prefix: [GraphKey.entity]) { key, value in
+            guard let team = GraphKey.team(of: key) else { return true }
+            let entity = try decodeEntity(value)
+            batch.put(GraphKey.significance(team, entity.significance, entity.name), GraphKey.significanceValue(entity))
+            if batch.count >= 10_000 {
+                try db.write(batch)
+                batch = WriteBatch()
+            }
+            return true
+        }
+        batch.put(GraphKey.formatKey, [GraphKey.formatVersion])
+        try db.write(batch)
     }
 
     /// Entities and relations in every team, as of the last commit.

@@ -21,6 +21,7 @@ public enum GraphStoreService {
         router.register(GraphStoreMethods.neighbors) { request, _ in
             request.depth <= 1 ? try store.neighbors(request) : try await blocking { try store.neighbors(request) }
         }
+        router.register(GraphStoreMethods.subgraph) { request, _ in try await blocking { try store.subgraph(request) } }
         router.register(GraphStoreMethods.shortestPath) { request, _ in try await blocking { try store.shortestPath(request) } }
         router.register(GraphStoreMethods.listTeams) { _, _ in try store.listTeams() }
         router.register(GraphStoreMethods.getStats) { request, _ in try store.stats(request) }

@@ -41,10 +41,10 @@ public struct Launcher: Sendable {
         self.print = print
     }
 
-    var runDirectory: URL { dataDirectory.appendingPathComponent("run", isDirectory: true) }
+    public var runDirectory: URL { dataDirectory.appendingPathComponent("run", isDirectory: true) }
     var logDirectory: URL { dataDirectory.appendingPathComponent("logs", isDirectory: true) }
 
-    func pidFile(_ name: String) -> URL { runDirectory.appendingPathComponent("\(name).pid") }
+    public func pidFile(_ name: String) -> URL { runDirectory.appendingPathComponent("\(name).pid") }
     /// The log file of service `name`.
     public func logFile(_ name: String) -> URL { logDirectory.appendingPathComponent("\(name).log") }
 
@@ -160,9 +160,9 @@ public struct Launcher: Sendable {
     /// Stops every service with a pid file (SIGTERM, then SIGKILL after the grace period).
     /// Returns how many were stopped.
     @discardableResult
-    public func stopAll() async throws -> Int {
+    public func stopAll(only: [String] = []) async throws -> Int {
         var stopped = 0
-        for descriptor in ServiceDescriptor.catalog.reversed() {
+        for descriptor in ServiceDescriptor.catalog.reversed() where only.isEmpty || only.contains(descriptor.name) {
             let name = descriptor.name
             guard FileManager.default.fileExists(atPath: pidFile(name).path) else { continue }
             defer { try? FileManager.default.removeItem(at: pidFile(name)) }
@@ -191,10 +191,10 @@ public struct Launcher: Sendable {
     }
 
     /// The health of every catalog service that is installed or has a pid file.
-    public func status() async throws -> [StatusLine] {
+    public func status(only: [String] = []) async throws -> [StatusLine] {
         var lines: [StatusLine] = []
         let installed = Set(try installedServices().map(\.descriptor.name))
-        for descriptor in ServiceDescriptor.catalog {
+        for descriptor in ServiceDescriptor.catalog where only.isEmpty || only.contains(descriptor.name) {
             let name = descriptor.name
             let pid = runningPid(name)
             guard installed.contains(name) || pid != nil else {

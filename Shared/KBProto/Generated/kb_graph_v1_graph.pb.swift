@@ -537,6 +537,66 @@ public nonisolated struct Kb_Graph_V1_NeighborsResponse: Sendable {
   public init() {}
 }
 
+/// A part of the graph to draw (VKB): the most significant entities of the teams that pass the
+/// filters, or the entities within `depth` hops of a focus entity, and every relation among them.
+public nonisolated struct Kb_Graph_V1_SubgraphRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// At least one team.
+  public var teams: [String] = []
+
+  /// Only entities of these types (empty: all).
+  public var entityTypes: [String] = []
+
+  /// Only relations of these types (empty: all).
+  public var relationTypes: [String] = []
+
+  /// Only entities from this source (unspecified: both).
+  public var source: Kb_Graph_V1_Source = .unspecified
+
+  /// With focus_team: start from this entity and walk `depth` hops in both directions.
+  public var focus: String = String()
+
+  public var focusTeam: String = String()
+
+  /// 1–3 with a focus; 0 means 1.
+  public var depth: Int32 = 0
+
+  /// Cap on entities; 0 means the server default (2000); at most 20000.
+  public var maxEntities: Int32 = 0
+
+  /// Observations are left out unless asked for (a drawing needs names and types only).
+  public var withObservations: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Kb_Graph_V1_SubgraphResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Most significant first (then team, name); with a focus, the focus first, then by hops.
+  public var entities: [Kb_Graph_V1_Entity] = []
+
+  /// Every relation whose two ends are both in `entities` (and whose type passes the filter).
+  public var relations: [Kb_Graph_V1_Relation] = []
+
+  /// True when the cap left out entities that passed the filters.
+  public var truncated: Bool = false
+
+  /// How many entities passed the filters before the cap (without a focus).
+  public var matchingEntities: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Kb_Graph_V1_ShortestPathRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1595,6 +1655,121 @@ nonisolated extension Kb_Graph_V1_NeighborsResponse: SwiftProtobuf.Message, Swif
     if lhs.relations != rhs.relations {return false}
     if lhs.depthByName != rhs.depthByName {return false}
     if lhs.truncated != rhs.truncated {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Kb_Graph_V1_SubgraphRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SubgraphRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}teams\0\u{3}entity_types\0\u{3}relation_types\0\u{1}source\0\u{1}focus\0\u{3}focus_team\0\u{1}depth\0\u{3}max_entities\0\u{3}with_observations\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.teams) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.entityTypes) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.relationTypes) }()
+      case 4: try { try decoder.decodeSingularEnumField(value: &self.source) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.focus) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.focusTeam) }()
+      case 7: try { try decoder.decodeSingularInt32Field(value: &self.depth) }()
+      case 8: try { try decoder.decodeSingularInt32Field(value: &self.maxEntities) }()
+      case 9: try { try decoder.decodeSingularBoolField(value: &self.withObservations) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.teams.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.teams, fieldNumber: 1)
+    }
+    if !self.entityTypes.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.entityTypes, fieldNumber: 2)
+    }
+    if !self.relationTypes.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.relationTypes, fieldNumber: 3)
+    }
+    if self.source != .unspecified {
+      try visitor.visitSingularEnumField(value: self.source, fieldNumber: 4)
+    }
+    if !self.focus.isEmpty {
+      try visitor.visitSingularStringField(value: self.focus, fieldNumber: 5)
+    }
+    if !self.focusTeam.isEmpty {
+      try visitor.visitSingularStringField(value: self.focusTeam, fieldNumber: 6)
+    }
+    if self.depth != 0 {
+      try visitor.visitSingularInt32Field(value: self.depth, fieldNumber: 7)
+    }
+    if self.maxEntities != 0 {
+      try visitor.visitSingularInt32Field(value: self.maxEntities, fieldNumber: 8)
+    }
+    if self.withObservations != false {
+      try visitor.visitSingularBoolField(value: self.withObservations, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Kb_Graph_V1_SubgraphRequest, rhs: Kb_Graph_V1_SubgraphRequest) -> Bool {
+    if lhs.teams != rhs.teams {return false}
+    if lhs.entityTypes != rhs.entityTypes {return false}
+    if lhs.relationTypes != rhs.relationTypes {return false}
+    if lhs.source != rhs.source {return false}
+    if lhs.focus != rhs.focus {return false}
+    if lhs.focusTeam != rhs.focusTeam {return false}
+    if lhs.depth != rhs.depth {return false}
+    if lhs.maxEntities != rhs.maxEntities {return false}
+    if lhs.withObservations != rhs.withObservations {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Kb_Graph_V1_SubgraphResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SubgraphResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entities\0\u{1}relations\0\u{1}truncated\0\u{3}matching_entities\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.entities) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.relations) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.truncated) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.matchingEntities) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.entities.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.entities, fieldNumber: 1)
+    }
+    if !self.relations.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.relations, fieldNumber: 2)
+    }
+    if self.truncated != false {
+      try visitor.visitSingularBoolField(value: self.truncated, fieldNumber: 3)
+    }
+    if self.matchingEntities != 0 {
+      try visitor.visitSingularInt64Field(value: self.matchingEntities, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Kb_Graph_V1_SubgraphResponse, rhs: Kb_Graph_V1_SubgraphResponse) -> Bool {
+    if lhs.entities != rhs.entities {return false}
+    if lhs.relations != rhs.relations {return false}
+    if lhs.truncated != rhs.truncated {return false}
+    if lhs.matchingEntities != rhs.matchingEntities {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

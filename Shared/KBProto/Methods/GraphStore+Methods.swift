@@ -11,6 +11,7 @@ public enum GraphStoreMethods {
     public static let queryRelations = RPCMethod<Kb_Graph_V1_QueryRelationsRequest, Kb_Graph_V1_QueryRelationsResponse>(service: service, method: "QueryRelations")
     public static let neighbors = RPCMethod<Kb_Graph_V1_NeighborsRequest, Kb_Graph_V1_NeighborsResponse>(service: service, method: "Neighbors")
     public static let shortestPath = RPCMethod<Kb_Graph_V1_ShortestPathRequest, Kb_Graph_V1_ShortestPathResponse>(service: service, method: "ShortestPath")
+    public static let subgraph = RPCMethod<Kb_Graph_V1_SubgraphRequest, Kb_Graph_V1_SubgraphResponse>(service: service, method: "Subgraph")
     public static let listTeams = RPCMethod<Kb_Graph_V1_ListTeamsRequest, Kb_Graph_V1_ListTeamsResponse>(service: service, method: "ListTeams")
     public static let getStats = RPCMethod<Kb_Graph_V1_GetStatsRequest, Kb_Graph_V1_GetStatsResponse>(service: service, method: "GetStats")
     public static let backup = RPCMethod<Kb_Graph_V1_BackupRequest, Kb_Graph_V1_BackupResponse>(service: service, method: "Backup")

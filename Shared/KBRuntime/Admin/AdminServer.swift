@@ -8,6 +8,13 @@ public enum AdminServer {
     /// The admin routes, for services that add their own (the budget service's runbook endpoints).
     public static func router(health: HealthRegistry) -> Router<BasicRequestContext> {
         let router = Router()
+        addRoutes(to: router, health: health)
+        return router
+    }
+
+    /// Adds `/health`, `/health/live`, `/health/ready` and `/metrics` to a router of any
+    /// request context (VKB serves them beside its API on its one port).
+    public static func addRoutes<Context: RequestContext>(to router: Router<Context>, health: HealthRegistry) {
         router.get("/health") { _, _ -> Response in
             let report = await health.report()
             return json(report.jsonData(), status: report.status == .unhealthy ? .serviceUnavailable : .ok)
@@ -28,17 +35,16 @@ public enum AdminServer {
                 body: .init(byteBuffer: ByteBuffer(string: MetricsRegistry.render()))
             )
         }
-        return router
     }
 
     /// A Hummingbird application serving `router` on `host:port`, as a lifecycle `Service`.
-    public static func application(
-        router: Router<BasicRequestContext>,
+    public static func application<Context: RequestContext>(
+        router: Router<Context>,
         host: String,
         port: Int,
         logger: Logger,
         onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
-    ) -> some ApplicationProtocol {
+    ) -> some ApplicationProtocol where Context.Source == ApplicationRequestContextSource {
         Application(
             router: router,
             configuration: .init(address: .hostname(host, port: port), serverName: "kb-admin"),
@@ -47,7 +53,7 @@ public enum AdminServer {
         )
     }
 
-    static func json(_ data: Data, status: HTTPResponse.Status) -> Response {
+    public static func json(_ data: Data, status: HTTPResponse.Status) -> Response {
         Response(
             status: status,
             headers: [.contentType: "application/json", .cacheControl: "no-store"],

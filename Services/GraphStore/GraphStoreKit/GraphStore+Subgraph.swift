@@ -1,0 +1,102 @@
+import KBKnowledge
+import KBLevelDB
+import KBProto
+import KBRPC
+
+extension GraphStore {
+    static let defaultSubgraphEntities = 2000
+    static let maxSubgraphEntities = 20_000
+    static let maxSubgraphDepth = 3
+
+    /// A part of the graph to draw: the most significant entities that pass the filters (read
+    /// from the significance index, which carries type and source, so only the chosen records
+    /// are decoded), or the neighbourhood of a focus entity; then every relation among them,
+    /// from the chosen entities' outbound adjacency.
+    public func subgraph(_ request: Kb_Graph_V1_SubgraphRequest) throws -> Kb_Graph_V1_SubgraphResponse {
+        let teams = try Self.teams(request.teams)
+        try Self.check { () throws(KnowledgeRuleError) in
+            for (index, type) in request.entityTypes.enumerated() { try KnowledgeRules.checkType(type, field: "entity_types[\(index)]") }
+            for (index, type) in request.relationTypes.enumerated() { try KnowledgeRules.checkType(type, field: "relation_types[\(index)]") }
+            if case .UNRECOGNIZED(let raw) = request.source { throw KnowledgeRuleError(field: "source", "unknown source \(raw)") }
+            guard request.maxEntities >= 0, Int(request.maxEntities) <= Self.maxSubgraphEntities else {
+                throw KnowledgeRuleError(field: "max_entities", "must be 0 (default \(Self.defaultSubgraphEntities)) to \(Self.maxSubgraphEntities) (got \(request.maxEntities))")
+            }
+            if !request.focus.isEmpty {
+                try KnowledgeRules.checkName(request.focus, field: "focus")
+                try KnowledgeRules.checkTeam(request.focusTeam, field: "focus_team")
+                guard request.depth >= 0, Int(request.depth) <= Self.maxSubgraphDepth else {
+                    throw KnowledgeRuleError(field: "depth", "must be 1–\(Self.maxSubgraphDepth) (got \(request.depth))")
+                }
+            }
+        }
+        let cap = request.maxEntities == 0 ? Self.defaultSubgraphEntities : Int(request.maxEntities)
+        let entityTypes = Set(request.entityTypes)
+        let relationTypes = Set(request.relationTypes)
+        let snapshot = db.snapshot()
+        var response = Kb_Graph_V1_SubgraphResponse()
+
+        if !request.focus.isEmpty {
+            guard teams.contains(request.focusTeam) else {
+                throw RPCError.invalidArgument(field: "focus_team", "must be one of the teams asked for")
+            }
+            var around = Kb_Graph_V1_NeighborsRequest()
+            around.team = request.focusTeam
+            around.name = request.focus
+            around.depth = max(1, request.depth)
+            around.maxEntities = Int32(min(cap, Self.maxMaxEntities))
+            around.relationTypes = request.relationTypes
+            around.entityTypes = request.entityTypes
+            let found = try neighbors(around)
+            response.entities = found.entities.filter { $0.name == request.focus || request.source == .unspecified || $0.source == request.source }
+            response.truncated = found.truncated
+            response.matchingEntities = Int64(response.entities.count)
+        } else {
+            // Per team, the first `cap` passing entries of its significance index (and a count of
+            // all passing ones); then the best `cap` of all teams.
+            var chosen: [(rank: UInt8, team: String, name: String)] = []
+            var matching: Int64 = 0
+            for team in teams {
+                let prefix = GraphKey.teamPrefix(GraphKey.significance, team)
+                var taken = 0
+                try db.forEach(prefix: prefix, snapshot: snapshot) { key, value in
+                    if request.source != .unspecified, value.first != UInt8(request.source.rawValue) { return true }
+                    if !entityTypes.isEmpty, !entityTypes.contains(String(decoding: value.dropFirst(), as: UTF8.self)) { return true }
+                    matching += 1
+                    if taken < cap {
+                        taken += 1
+                        chosen.append((key[prefix.count], team, String(decoding: key.dropFirst(prefix.count + 1), as: UTF8.self)))
+                    }
+                    return true
+                }
+            }
+            if teams.count > 1 {
+                chosen.sort { ($0.rank, $0.team, $0.name) < ($1.rank, $1.team, $1.name) }
+            }
+            response.truncated = chosen.count > cap || matching > Int64(min(chosen.count, cap))
+            response.matchingEntities = matching
+            response.entities.reserveCapacity(min(cap, chosen.count))
+            for item in chosen.prefix(cap) {
+                guard let record = try entity(item.team, item.name, snapshot: snapshot) else { continue }
+                response.entities.append(record)
+            }
+        }
+
+        // Every relation among the chosen entities (both ends chosen, type passing).
+        var members: [String: Set<String>] = [:]
+        for entity in response.entities { members[entity.team, default: []].insert(entity.name) }
+        for entity in response.entities {
+            let names = members[entity.team]!
+            let prefix = GraphKey.adjacencyPrefix(GraphKey.outbound, entity.team, entity.name)
+            try db.forEach(prefix: prefix, snapshot: snapshot) { key, value in
+                let parts = GraphKey.components(key, after: prefix)
+                guard parts.count == 2, names.contains(parts[1]), relationTypes.isEmpty || relationTypes.contains(parts[0]) else { return true }
+                response.relations.append(try Self.decodeRelation(value))
+                return true
+            }
+        }
+        if !request.withObservations {
+            for index in response.entities.indices { response.entities[index].observations = [] }
+        }
+        return response
+    }
+}
