@@ -47,6 +47,7 @@ struct WebAssets: Sendable {
                 )
             }
         }
+        router.get("/favicon.ico") { _, _ in Response(status: .noContent) }
         let d3Path = configuration.d3Path
         let d3 = FileManager.default.contents(atPath: d3Path)
         if d3 == nil {

@@ -1,0 +1,351 @@
+// The force-directed drawing on a canvas (d3 v5 from Debian's node-d3 for the layout, zoom and
+// drag). Canvas, not SVG, so 5,000 nodes and 10,000 links pan and zoom smoothly: one path per
+// colour, labels and arrows only when zoomed in far enough to read them, nodes outside the view
+// skipped. The layout runs in slices of at most ~12 ms per frame and stops when it settles.
+// Nothing here ever becomes HTML: names are drawn with fillText.
+'use strict';
+
+class GraphView {
+  constructor(canvas, options) {
+    this.canvas = canvas;
+    this.ctx = canvas.getContext('2d');
+    this.onSelect = options.onSelect || (() => {});
+    this.colorOf = options.colorOf;
+    this.nodes = [];
+    this.links = [];
+    this.byId = new Map();
+    this.selected = null;
+    this.neighbours = new Set();
+    this.transform = d3.zoomIdentity;
+    this.pendingDraw = false;
+    this.running = false;
+    this.timings = {};
+    this.lastDrawMs = 0;
+    this.simulation = d3.forceSimulation()
+      .force('link', d3.forceLink().id(d => d.id))
+      .force('charge', d3.forceManyBody())
+      .force('x', d3.forceX().strength(0.04))
+      .force('y', d3.forceY().strength(0.04))
+      .stop();
+    this.zoom = d3.zoom().scaleExtent([0.02, 24]).on('zoom', () => {
+      this.transform = d3.event.transform;
+      this.requestDraw();
+    });
+    const view = this;
+    const selection = d3.select(canvas);
+    selection.call(d3.drag()
+      .container(canvas)
+      .subject(() => view.nodeAt(d3.event.x, d3.event.y))
+      .on('start', () => {
+        const node = d3.event.subject;
+        node.fx = node.x; node.fy = node.y;
+        view.dragging = node;
+        view.simulation.alphaTarget(0.2);
+        view.wake();
+      })
+      .on('drag', () => {
+        const node = d3.event.subject;
+        const [x, y] = view.transform.invert([d3.event.x, d3.event.y]);
+        node.fx = x; node.fy = y;
+        view.requestDraw();
+      })
+      .on('end', () => {
+        const node = d3.event.subject;
+        node.fx = null; node.fy = null;
+        view.dragging = null;
+        view.simulation.alphaTarget(0);
+      }));
+    selection.call(this.zoom).on('dblclick.zoom', null);
+    canvas.addEventListener('click', event => {
+      const rect = canvas.getBoundingClientRect();
+      const node = view.nodeAt(event.clientX - rect.left, event.clientY - rect.top);
+      if (node) view.onSelect(node);
+    });
+    canvas.addEventListener('mousemove', event => {
+      const rect = canvas.getBoundingClientRect();
+      const node = view.nodeAt(event.clientX - rect.left, event.clientY - rect.top);
+      canvas.title = node ? `${node.name} (${node.entityType}, ${node.team})` : '';
+      canvas.style.cursor = node ? 'pointer' : 'grab';
+    });
+    window.addEventListener('resize', () => this.resize());
+    this.resize();
+  }
+
+  resize() {
+    const rect = this.canvas.getBoundingClientRect();
+    const ratio = window.devicePixelRatio || 1;
+    this.width = Math.max(1, rect.width);
+    this.height = Math.max(1, rect.height);
+    this.canvas.width = Math.round(this.width * ratio);
+    this.canvas.height = Math.round(this.height * ratio);
+    this.ratio = ratio;
+    this.requestDraw();
+  }
+
+  radius(node) { return 3 + (node.significance || 5) * 0.7; }
+
+  /// The node under a point in canvas pixels, if any.
+  nodeAt(px, py) {
+    const [x, y] = this.transform.invert([px, py]);
+    let best = null, bestDistance = Infinity;
+    const slack = 4 / this.transform.k;
+    for (const node of this.nodes) {
+      const dx = node.x - x, dy = node.y - y;
+      const distance = dx * dx + dy * dy;
+      const r = this.radius(node) + slack;
+      if (distance <= r * r && distance < bestDistance) { best = node; bestDistance = distance; }
+    }
+    return best;
+  }
+
+  /// Where a node is drawn, in canvas pixels (for tests and tooltips).
+  screenPosition(id) {
+    const node = this.byId.get(id);
+    if (!node) return null;
+    const [x, y] = this.transform.apply([node.x, node.y]);
+    return { x, y };
+  }
+
+  /// Replaces the drawing's data. Nodes already drawn keep their positions; new neighbours of a
+  /// known node start next to it.
+  setData(nodes, links, { fit = false } = {}) {
+    const old = this.byId;
+    this.byId = new Map();
+    for (const node of nodes) {
+      const previous = old.get(node.id);
+      if (previous) { node.x = previous.x; node.y = previous.y; node.vx = previous.vx; node.vy = previous.vy; }
+      this.byId.set(node.id, node);
+    }
+    const validLinks = links.filter(l => this.byId.has(l.source) && this.byId.has(l.target));
+    for (const link of validLinks) {
+      const a = this.byId.get(link.source), b = this.byId.get(link.target);
+      if (a.x === undefined && b.x !== undefined) { a.x = b.x + (Math.random() - 0.5) * 30; a.y = b.y + (Math.random() - 0.5) * 30; }
+      if (b.x === undefined && a.x !== undefined) { b.x = a.x + (Math.random() - 0.5) * 30; b.y = a.y + (Math.random() - 0.5) * 30; }
+    }
+    const fresh = nodes.filter(n => n.x === undefined).length;
+    this.nodes = nodes;
+    this.links = validLinks;
+    const n = nodes.length;
+    const large = n > 1500;
+    this.simulation.nodes(nodes);
+    this.simulation.force('link').links(validLinks).distance(large ? 18 : 45).strength(large ? 0.4 : 0.7).iterations(1);
+    this.simulation.force('charge').strength(large ? -12 : -90).theta(large ? 1.2 : 0.9).distanceMax(large ? 150 : 500);
+    this.simulation.alphaDecay(large ? 0.045 : 0.0228).velocityDecay(large ? 0.5 : 0.4);
+    this.simulation.alpha(fresh > n / 2 ? 1 : Math.max(0.3, fresh / Math.max(1, n)));
+    this.neighbours = this.neighbourSet(this.selected);
+    this.fitPending = fit || fresh > n / 2;
+    this.canvas.dataset.nodes = String(n);
+    this.canvas.dataset.links = String(validLinks.length);
+    this.canvas.dataset.state = 'layout';
+    this.timings.layoutStart = performance.now();
+    this.wake();
+  }
+
+  neighbourSet(id) {
+    const set = new Set();
+    if (!id) return set;
+    for (const l of this.links) {
+      const s = typeof l.source === 'object' ? l.source.id : l.source;
+      const t = typeof l.target === 'object' ? l.target.id : l.target;
+      if (s === id) set.add(t);
+      if (t === id) set.add(s);
+    }
+    return set;
+  }
+
+  select(id) {
+    this.selected = id;
+    this.neighbours = this.neighbourSet(id);
+    this.requestDraw();
+  }
+
+  /// Runs the layout in time slices until it settles, drawing every frame.
+  wake() {
+    if (this.running) return;
+    this.running = true;
+    const step = () => {
+      const start = performance.now();
+      let ticks = 0;
+      while (this.simulation.alpha() > this.simulation.alphaMin() && performance.now() - start < 12) {
+        this.simulation.tick();
+        ticks++;
+      }
+      if (this.fitPending && (this.simulation.alpha() < 0.5 || this.simulation.alpha() <= this.simulation.alphaMin())) this.fit(false);
+      this.draw();
+      if (this.simulation.alpha() > this.simulation.alphaMin() || this.dragging) {
+        if (this.dragging && ticks === 0) this.simulation.tick();
+        requestAnimationFrame(step);
+      } else {
+        this.running = false;
+        if (this.fitPending) this.fit(false);
+        this.draw();
+        this.timings.settled = performance.now();
+        this.canvas.dataset.state = 'settled';
+        this.canvas.dispatchEvent(new CustomEvent('settled'));
+      }
+    };
+    requestAnimationFrame(step);
+  }
+
+  /// Zooms so that every node is in view.
+  fit(animate = true) {
+    this.fitPending = false;
+    if (!this.nodes.length) return;
+    let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+    for (const n of this.nodes) { if (n.x < x0) x0 = n.x; if (n.x > x1) x1 = n.x; if (n.y < y0) y0 = n.y; if (n.y > y1) y1 = n.y; }
+    const w = Math.max(40, x1 - x0), h = Math.max(40, y1 - y0);
+    const k = Math.min(2, 0.9 / Math.max(w / this.width, h / this.height));
+    const t = d3.zoomIdentity.translate(this.width / 2, this.height / 2).scale(k).translate(-(x0 + x1) / 2, -(y0 + y1) / 2);
+    const target = d3.select(this.canvas);
+    (animate ? target.transition().duration(400) : target).call(this.zoom.transform, t);
+  }
+
+  zoomBy(factor) {
+    d3.select(this.canvas).transition().duration(200).call(this.zoom.scaleBy, factor);
+  }
+
+  requestDraw() {
+    if (this.pendingDraw || this.running || this.benchmarking) return;
+    this.pendingDraw = true;
+    requestAnimationFrame(() => { this.pendingDraw = false; this.draw(); });
+  }
+
+  draw() {
+    const started = performance.now();
+    const { ctx, transform: t } = this;
+    ctx.setTransform(this.ratio, 0, 0, this.ratio, 0, 0);
+    ctx.clearRect(0, 0, this.width, this.height);
+    ctx.translate(t.x, t.y);
+    ctx.scale(t.k, t.k);
+    // The part of the plane in view, with a margin.
+    const [vx0, vy0] = t.invert([-50, -50]);
+    const [vx1, vy1] = t.invert([this.width + 50, this.height + 50]);
+    const inView = n => n.x >= vx0 && n.x <= vx1 && n.y >= vy0 && n.y <= vy1;
+
+    const linkCount = this.links.length;
+    const detailed = t.k >= 1.1 || linkCount <= 400;
+    ctx.lineWidth = 1 / t.k;
+    ctx.strokeStyle = 'rgba(110,120,140,0.45)';
+    ctx.beginPath();
+    for (const l of this.links) {
+      const s = l.source, e = l.target;
+      if (!inView(s) && !inView(e)) continue;
+      ctx.moveTo(s.x, s.y);
+      ctx.lineTo(e.x, e.y);
+    }
+    ctx.stroke();
+    if (this.selected) {
+      ctx.strokeStyle = 'rgba(26,86,176,0.9)';
+      ctx.lineWidth = 2 / t.k;
+      ctx.beginPath();
+      for (const l of this.links) {
+        if (l.source.id !== this.selected && l.target.id !== this.selected) continue;
+        ctx.moveTo(l.source.x, l.source.y);
+        ctx.lineTo(l.target.x, l.target.y);
+      }
+      ctx.stroke();
+    }
+    // Arrowheads (and relation types) only when they can be seen.
+    if (detailed || linkCount <= 3000) {
+      ctx.fillStyle = 'rgba(90,100,120,0.8)';
+      ctx.beginPath();
+      for (const l of this.links) {
+        const s = l.source, e = l.target;
+        if (!inView(e)) continue;
+        const dx = e.x - s.x, dy = e.y - s.y, length = Math.hypot(dx, dy) || 1;
+        const ux = dx / length, uy = dy / length, r = this.radius(e);
+        const tipX = e.x - ux * r, tipY = e.y - uy * r, size = 5;
+        ctx.moveTo(tipX, tipY);
+        ctx.lineTo(tipX - ux * size - uy * size * 0.5, tipY - uy * size + ux * size * 0.5);
+        ctx.lineTo(tipX - ux * size + uy * size * 0.5, tipY - uy * size - ux * size * 0.5);
+        ctx.closePath();
+      }
+      ctx.fill();
+    }
+    if (detailed) {
+      ctx.fillStyle = '#6a7385';
+      ctx.font = `${10 / Math.max(1, t.k / 1.5)}px system-ui, sans-serif`;
+      ctx.textAlign = 'center';
+      for (const l of this.links) {
+        const s = l.source, e = l.target;
+        if (!inView(s) || !inView(e)) continue;
+        ctx.fillText(l.relationType, (s.x + e.x) / 2, (s.y + e.y) / 2 - 2);
+      }
+    }
+    // Nodes, one path per colour.
+    const byColor = new Map();
+    for (const n of this.nodes) {
+      if (!inView(n)) continue;
+      const color = this.colorOf(n.entityType);
+      let list = byColor.get(color);
+      if (!list) byColor.set(color, list = []);
+      list.push(n);
+    }
+    for (const [color, list] of byColor) {
+      ctx.fillStyle = color;
+      ctx.beginPath();
+      for (const n of list) {
+        const r = this.radius(n);
+        ctx.moveTo(n.x + r, n.y);
+        ctx.arc(n.x, n.y, r, 0, 2 * Math.PI);
+      }
+      ctx.fill();
+    }
+    ctx.lineWidth = 1 / t.k;
+    ctx.strokeStyle = '#fff';
+    if (this.nodes.length <= 3000) {
+      ctx.beginPath();
+      for (const n of this.nodes) {
+        if (!inView(n)) continue;
+        const r = this.radius(n);
+        ctx.moveTo(n.x + r, n.y);
+        ctx.arc(n.x, n.y, r, 0, 2 * Math.PI);
+      }
+      ctx.stroke();
+    }
+    if (this.selected && this.byId.has(this.selected)) {
+      const n = this.byId.get(this.selected);
+      ctx.strokeStyle = '#1a56b0';
+      ctx.lineWidth = 3 / t.k;
+      ctx.beginPath();
+      ctx.arc(n.x, n.y, this.radius(n) + 3 / t.k, 0, 2 * Math.PI);
+      ctx.stroke();
+    }
+    // Names when they can be read, or for the selection and its neighbours.
+    const labelAll = t.k >= 1.4 || this.nodes.length <= 150;
+    ctx.fillStyle = '#1d2330';
+    ctx.font = `${11 / Math.max(1, t.k / 1.5)}px system-ui, sans-serif`;
+    ctx.textAlign = 'left';
+    for (const n of this.nodes) {
+      if (!(labelAll || n.id === this.selected || this.neighbours.has(n.id)) || !inView(n)) continue;
+      ctx.fillText(n.name, n.x + this.radius(n) + 2, n.y + 3);
+    }
+    this.lastDrawMs = performance.now() - started;
+    if (!this.timings.firstDraw && this.nodes.length) this.timings.firstDraw = performance.now();
+  }
+
+  /// Zooms in and out over `frames` animation frames, returning every frame's interval and
+  /// draw time (the benchmark's "frame time while zooming").
+  benchmarkZoom(frames = 120) {
+    return new Promise(resolve => {
+      const intervals = [], draws = [];
+      let last = performance.now(), frame = 0;
+      const center = [this.width / 2, this.height / 2];
+      this.benchmarking = true;
+      const step = now => {
+        intervals.push(now - last);
+        last = now;
+        const factor = frame < frames / 2 ? 1.03 : 1 / 1.03;
+        this.zoom.scaleBy(d3.select(this.canvas), factor, center);
+        const start = performance.now();
+        this.draw();
+        draws.push(performance.now() - start);
+        frame++;
+        if (frame < frames) requestAnimationFrame(step); else { this.benchmarking = false; resolve({ intervals: intervals.slice(1), draws }); }
+      };
+      requestAnimationFrame(step);
+    });
+  }
+}
+
+window.GraphView = GraphView;
