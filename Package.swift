@@ -201,7 +201,7 @@ let package = Package(
         .executableTarget(
             name: "vkb",
             dependencies: [
-                "VKBKit", "LauncherKit", "KBRuntime",
+                "VKBKit", "LauncherKit", "KBProto", "KBRPC", "KBRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Services/VKB/vkb"

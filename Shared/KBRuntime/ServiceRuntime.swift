@@ -87,6 +87,7 @@ public final class ServiceRuntime: Sendable {
         let name = configuration.descriptor.name
         let host = configuration.host
         let app = AdminServer.application(router: router, host: host, port: configuration.adminPort, logger: logger) { [logger] port in
+            logger.info("admin http listening", metadata: ["port": "\(port)"])
             health.setReady(true)
             logger.info("\(name) ready", metadata: ["http": "\(host):\(port)"])
             await onListening(port)

@@ -48,6 +48,25 @@ public func temporaryDirectory(_ prefix: String = "kb-test") -> URL {
 public struct HTTPResult: Sendable {
     public let status: Int
     public let body: String
+    /// Response headers, names lowercased.
+    public var headers: [String: String] = [:]
+
+    public init(status: Int, body: String, headers: [String: String] = [:]) {
+        self.status = status
+        self.body = body
+        self.headers = headers
+    }
+
+    /// The body parsed as a JSON object (empty when it is not one).
+    public var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
+}
+
+private func lowercasedHeaders(_ response: HTTPURLResponse) -> [String: String] {
+    var headers: [String: String] = [:]
+    for (name, value) in response.allHeaderFields {
+        headers[String(describing: name).lowercased()] = String(describing: value)
+    }
+    return headers
 }
 
 /// GETs `url`, or nil when nothing answers.
@@ -66,7 +85,7 @@ public func httpRequest(_ method: String, _ url: String, body: Data? = nil, head
     request.timeoutInterval = timeout
     for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
     guard let (data, response) = try? await URLSession.shared.data(for: request), let http = response as? HTTPURLResponse else { return nil }
-    return HTTPResult(status: http.statusCode, body: String(decoding: data, as: UTF8.self))
+    return HTTPResult(status: http.statusCode, body: String(decoding: data, as: UTF8.self), headers: lowercasedHeaders(http))
 }
 
 /// Runs a program to completion and returns its exit code and output.
@@ -115,7 +134,11 @@ public final class ServiceProcess: @unchecked Sendable {
     /// ports are 0: the service binds free ones and logs them, so no other process can take a
     /// port between our choosing it and the service binding it (a race that made services exit
     /// at start in the full parallel run).
-    public init(executable: String, envPrefix: String, environment: [String: String] = [:], dataDirectory: URL? = nil) throws {
+    /// Whether the service has an RPC port (VKB has only its HTTP one).
+    public let hasRPC: Bool
+
+    public init(executable: String, envPrefix: String, environment: [String: String] = [:], dataDirectory: URL? = nil, hasRPC: Bool = true) throws {
+        self.hasRPC = hasRPC
         let port = 0, adminPort = 0
         self.dataDirectory = dataDirectory ?? temporaryDirectory("kb-data")
         logFile = self.dataDirectory.appendingPathComponent("\(executable)-\(UUID().uuidString.prefix(8)).log")
@@ -149,7 +172,7 @@ public final class ServiceProcess: @unchecked Sendable {
                     admin = Int(port)
                 }
             }
-            if let admin, let rpc {
+            if let admin, let rpc = rpc ?? (hasRPC ? nil : 0) {
                 portLock.withLock { listening = (rpc, admin) }
                 return (rpc, admin)
             }
@@ -163,7 +186,7 @@ public final class ServiceProcess: @unchecked Sendable {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if !process.isRunning { throw ProcessFailure("exited with \(process.terminationStatus) before ready: \(log)") }
-            if portLock.withLock({ listening }) == nil && !(log.contains("admin http listening") && log.contains("rpc server listening")) {
+            if portLock.withLock({ listening }) == nil && !(log.contains("admin http listening") && (!hasRPC || log.contains("rpc server listening"))) {
                 try await Task.sleep(for: .milliseconds(20))
                 continue
             }

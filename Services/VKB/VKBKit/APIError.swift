@@ -44,6 +44,15 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
                 self = APIError(.badRequest, "invalid_argument", error.message)
             }
         case .notFound: self = APIError(.notFound, "not_found", error.message)
+        case .failedPrecondition:
+            // "relations[0].to: entity 'X' does not exist in team 'T'": a missing end.
+            var field: String?
+            var message = error.message
+            if let colon = message.range(of: ": "), !message[..<colon.lowerBound].contains(" ") {
+                field = message[..<colon.lowerBound].split(separator: ".").last.map(String.init)
+                message = String(message[colon.upperBound...])
+            }
+            self = APIError(message.contains("does not exist") ? .notFound : .conflict, "failed_precondition", field: field, message)
         case .alreadyExists: self = APIError(.conflict, "already_exists", error.message)
         case .resourceExhausted: self = APIError(.tooManyRequests, "resource_exhausted", error.message)
         case .unavailable, .deadlineExceeded, .cancelled:

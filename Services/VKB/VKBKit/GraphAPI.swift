@@ -67,17 +67,23 @@ public struct GraphAPI: Sendable {
     /// The teams a request names (`team=a&team=b` or `team=a,b`; `teams` too), each checked;
     /// every team when it names none.
     func teams(_ request: Request) async throws(APIError) -> [String] {
-        let query = request.uri.queryParameters
-        let named = (query.getAll("team") + query.getAll("teams")).flatMap { $0.split(separator: ",").map(String.init) }.filter { !$0.isEmpty }
+        let named = Self.list(request, "team", "teams")
         for team in named {
             do { try KnowledgeRules.checkTeam(team, field: "team") } catch { throw APIError(error) }
         }
-        if !named.isEmpty { return Array(NSOrderedSet(array: named)) as! [String] }
+        var seen = Set<String>()
+        if !named.isEmpty { return named.filter { seen.insert($0).inserted } }
         return try await call(GraphStoreMethods.listTeams, .init()).teams.map(\.team)
     }
 
     static func list(_ request: Request, _ names: String...) -> [String] {
-        names.flatMap { request.uri.queryParameters.getAll($0) }.flatMap { $0.split(separator: ",").map(String.init) }.filter { !$0.isEmpty }
+        var values: [String] = []
+        for name in names {
+            for value in request.uri.queryParameters.getAll(name) {
+                values += value.split(separator: ",").map(String.init).filter { !$0.isEmpty }
+            }
+        }
+        return values
     }
 
     static func integer(_ request: Request, _ name: String, default defaultValue: Int, range: ClosedRange<Int>) throws(APIError) -> Int {

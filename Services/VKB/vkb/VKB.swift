@@ -8,6 +8,7 @@
 // files `kb up` / `kb down` / `kb status` use, so either tool sees what the other started.
 import ArgumentParser
 import Foundation
+import KBProto
 import KBRPC
 import KBRuntime
 import LauncherKit
@@ -49,6 +50,7 @@ enum VKBProcess {
         }
         var clientConfiguration = configuration.graphStore
         clientConfiguration.maxBackoff = .seconds(1)
+        clientConfiguration.failFast = true
         let client = RPCClient(configuration: clientConfiguration)
         VKBServer.registerHealth(runtime.health, client: client, configuration: configuration)
         let router = VKBServer.router(configuration: configuration, client: client, health: runtime.health, logger: runtime.logger)
@@ -96,6 +98,10 @@ struct Start: AsyncParsableCommand {
     @OptionGroup var management: Management
 
     func run() async throws {
+        try await Self.start(management: management, port: port, foreground: foreground, noBrowser: noBrowser)
+    }
+
+    static func start(management: Management, port: Int?, foreground: Bool, noBrowser: Bool) async throws {
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0–65535") }
         let launcher = try fail { try management.launcher(port: port) }
         if let pid = launcher.runningPid("vkb") {
@@ -124,16 +130,22 @@ struct Start: AsyncParsableCommand {
         if !noBrowser { openBrowser(url) }
     }
 
-    func warnWithoutGraphStore(_ launcher: Launcher) async {
-        guard let store = try? ServiceConfiguration(descriptor: .graphStore, source: launcher.source) else { return }
-        let host = ["0.0.0.0", "::", ""].contains(store.host) ? "127.0.0.1" : store.host
-        if !(await HealthProbe.isReady(host: host, port: store.adminPort)) {
-            print("note: graph-store is not answering at \(host):\(store.adminPort); the page will say so until it runs (`kb up` starts everything)")
+    static func warnWithoutGraphStore(_ launcher: Launcher) async {
+        guard var configuration = try? launcher.source.clientConfiguration(for: .graphStore) else { return }
+        configuration.connections = 1
+        configuration.failFast = true
+        configuration.connectTimeout = .seconds(1)
+        let client = RPCClient(configuration: configuration)
+        do {
+            _ = try await client.call(HealthMethods.check, .init(), options: CallOptions(timeout: .milliseconds(1500)))
+        } catch {
+            print("note: graph-store is not answering at \(configuration.host):\(configuration.port); the page will say so until it runs (`kb up` starts everything)")
         }
+        await client.close()
     }
 
     /// Opens `url` with xdg-open when there is a display; otherwise says where to point one.
-    func openBrowser(_ url: String) {
+    static func openBrowser(_ url: String) {
         let environment = ProcessInfo.processInfo.environment
         let hasDisplay = environment["DISPLAY"] != nil || environment["WAYLAND_DISPLAY"] != nil
         guard hasDisplay, let opener = ["/usr/bin/xdg-open", "/usr/local/bin/xdg-open"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
@@ -167,17 +179,12 @@ struct Stop: AsyncParsableCommand {
 struct Restart: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Stop VKB if it runs, then start it in the background.")
     @Option(help: "The HTTP port (default: the one it ran on).") var port: Int?
-    @Flag(help: "Do not open a browser.") var noBrowser = true
     @OptionGroup var management: Management
 
     func run() async throws {
         let launcher = try fail { try management.launcher(port: port) }
         if launcher.runningPid("vkb") != nil { _ = try await fail { try await launcher.stopAll(only: ["vkb"]) } }
-        var start = Start()
-        start.port = port
-        start.noBrowser = noBrowser
-        start.management = management
-        try await start.run()
+        try await Start.start(management: management, port: port, foreground: false, noBrowser: true)
     }
 }
 
@@ -199,7 +206,7 @@ struct Status: AsyncParsableCommand {
 struct Logs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print VKB's log (.data/logs/vkb.log).")
     @Flag(name: .shortAndLong, help: "Keep printing new lines until Ctrl-C.") var follow = false
-    @Option(name: .shortAndLong, help: "How many of the last lines to print.") var lines = 50
+    @Option(name: [.customShort("n"), .long], help: "How many of the last lines to print.") var lines = 50
     @OptionGroup var management: Management
 
     func run() async throws {

@@ -30,6 +30,10 @@ public final class RPCClient: Sendable {
         public var initialBackoff: Duration = .milliseconds(100)
         /// The longest wait between connection attempts.
         public var maxBackoff: Duration = .seconds(5)
+        /// When true, a call fails with UNAVAILABLE at once when the connection attempt fails or
+        /// the connection is backing off, instead of retrying until its deadline (an HTTP front
+        /// such as VKB must say "unavailable" promptly, not hang).
+        public var failFast = false
 
         /// A configuration for `host:port` with defaults for everything else.
         public init(host: String, port: Int) {
@@ -169,7 +173,7 @@ final class ConnectionSlot: Sendable {
                     return .wait(future)
                 case .backingOff(let until, let failures, let lastError):
                     if ContinuousClock.now >= until { return .wait(connect(&state, failures: failures)) }
-                    if until > deadline {
+                    if until > deadline || configuration.failFast {
                         throw RPCError(.unavailable, "cannot reach \(configuration.host):\(configuration.port): \(lastError)")
                     }
                     return .sleep(until)
@@ -182,7 +186,7 @@ final class ConnectionSlot: Sendable {
                 do {
                     return try await future.get()
                 } catch {
-                    if ContinuousClock.now >= deadline {
+                    if ContinuousClock.now >= deadline || configuration.failFast {
                         throw RPCError(.unavailable, "cannot reach \(configuration.host):\(configuration.port): \(error)")
                     }
                 }
