@@ -12,6 +12,8 @@
     return node;
   };
   const format = n => Number(n).toLocaleString('en-US');
+  // Query strings with spaces as %20: the server percent-decodes but does not read '+' as a space.
+  const qs = params => params.toString().replace(/\+/g, '%20');
 
   if (typeof d3 === 'undefined') {
     const banner = $('banner');
@@ -211,7 +213,7 @@
   async function loadStats() {
     const p = new URLSearchParams();
     for (const team of state.teams) p.append('team', team);
-    const [stats, teams] = await Promise.all([api(`/api/stats?${p}`), api('/api/teams')]);
+    const [stats, teams] = await Promise.all([api(`/api/stats?${qs(p)}`), api('/api/teams')]);
     known.types = Object.keys(stats.entitiesByType).sort();
     known.relationTypes = Object.keys(stats.relationsByType).sort();
     known.lastUpdateMs = stats.lastUpdateMs;
@@ -233,12 +235,12 @@
       showNotice('Every type is filtered out.');
       return;
     }
-    const requests = [api(`/api/graph?${p}`)];
+    const requests = [api(`/api/graph?${qs(p)}`)];
     if (state.focus) {
       const around = new URLSearchParams(p);
       around.set('focus', state.focus);
       around.set('depth', String(state.depth));
-      requests.push(api(`/api/graph?${around}`).catch(error => {
+      requests.push(api(`/api/graph?${qs(around)}`).catch(error => {
         if (error.status === 404) { state.focus = null; writeURL(); return null; }
         throw error;
       }));
@@ -375,7 +377,7 @@
     for (const team of state.teams) p.append('team', team);
     let found;
     try {
-      found = await api(`/api/search?${p}`);
+      found = await api(`/api/search?${qs(p)}`);
     } catch (error) {
       list.append(el('li', error.message, 'hint'));
       return;
@@ -450,7 +452,7 @@
     try {
       const p = new URLSearchParams();
       for (const team of state.teams) p.append('team', team);
-      const stats = await api(`/api/stats?${p}`);
+      const stats = await api(`/api/stats?${qs(p)}`);
       if (known.lastUpdateMs !== null && stats.lastUpdateMs !== known.lastUpdateMs) {
         await refreshAll();
       } else if (!window.vkb.ready) {
