@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs (run as root, or with sudo available).
 # Idempotent: packages already present are left alone.
+#   scripts/setup-system.sh          what the system needs to build and run
+#   scripts/setup-system.sh --test   also what the tests need: headless Chromium and its
+#                                    WebDriver (VKB's browser tests) and Python's selenium
 set -euo pipefail
 
 packages=(
@@ -12,7 +15,20 @@ packages=(
   libprotobuf-c-dev     # libprotobuf-c, for the C interop test
   build-essential       # cc for the C interop test
   curl                  # health checks in scripts
+  node-d3               # the d3 v5 bundle VKB's page draws with (served from /usr/share/nodejs/d3)
 )
+if [ "${1:-}" = "--test" ]; then
+  packages+=(
+    chromium              # VKB's browser tests and benchmark, headless
+    chromium-driver       # WebDriver for it
+  )
+  # Selenium from PyPI for the python3 on PATH (the tests run `python3`).
+  if ! python3 -c "import selenium" 2>/dev/null; then
+    echo "Installing Python's selenium"
+    python3 -m pip install -q selenium 2>&1 | grep -v "Running pip as the 'root' user" || true
+    python3 -c "import selenium" || { echo "could not install selenium for $(command -v python3)" >&2; exit 1; }
+  fi
+fi
 
 missing=()
 for package in "${packages[@]}"; do

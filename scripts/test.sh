@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The browser tests need headless Chromium, its driver and selenium (installed when missing).
+scripts/setup-system.sh --test
 swift build --build-tests
 # One test at a time: the suites start many processes (services, ukb, kb, a C client) and on a
 # two-core machine running them all at once starved timing-sensitive tests and, twice, left the
