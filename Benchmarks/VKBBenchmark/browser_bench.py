@@ -20,7 +20,7 @@ from selenium.webdriver.chrome.service import Service
 D3 = os.environ.get("KB_VKB_D3_PATH", "/usr/share/nodejs/d3/dist/d3.min.js")
 
 REFERENCE_PAGE = """<!doctype html><html><head><meta charset="utf-8"><style>html,body{margin:0;height:100%}svg{width:100%;height:100%}</style></head>
-<body><svg id="svg"><g id="root"></g></svg><script src="file://%s"></script><script>
+<body><svg id="svg"><g id="root"></g></svg><script src="file://D3_PATH"></script><script>
 window.drawSVG = function (data, done) {
   const start = performance.now();
   const svg = d3.select('#svg'), root = d3.select('#root');
@@ -101,7 +101,7 @@ def main():
 
         graph = json.load(urllib.request.urlopen(args.url.rstrip('/') + f"/api/graph?team={args.team}"))
         with tempfile.NamedTemporaryFile("w", suffix=".html", delete=False) as page:
-            page.write(REFERENCE_PAGE % D3)
+            page.write(REFERENCE_PAGE.replace("D3_PATH", D3))
         driver.get("file://" + page.name)
         reference = driver.execute_async_script("const done = arguments[arguments.length - 1]; window.drawSVG(arguments[0], done);", graph)
         reference_zoom = driver.execute_async_script("const done = arguments[arguments.length - 1]; window.benchmarkZoom(120, done);")

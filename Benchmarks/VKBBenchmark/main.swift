@@ -121,7 +121,7 @@ func waitFor(_ url: String, _ what: String) async {
 }
 
 /// p50 and p99 in milliseconds of `iterations` sequential GETs, after 3 warm-up ones.
-func measure(_ url: String) async -> (p50: Double, p99: Double, bytes: Int)? {
+@MainActor func measure(_ url: String) async -> (p50: Double, p99: Double, bytes: Int)? {
     var samples: [Double] = []
     var bytes = 0
     for index in 0..<(iterations + 3) {

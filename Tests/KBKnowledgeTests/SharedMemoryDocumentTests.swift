@@ -42,6 +42,21 @@ struct SharedMemoryDocumentTests {
         #expect(SharedMemoryDocument.parseISO("yesterday") == nil)
     }
 
+    @Test("the integer ISO 8601 printer agrees with Foundation's over 1970–2100, leap days and month ends included")
+    func isoMatchesFoundation() {
+        var state: UInt64 = 42
+        var samples: [Int64] = [0, 951_782_400_000, 951_868_799_999, 1_709_164_800_000, 4_102_444_799_999]
+        for _ in 0..<2000 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            samples.append(Int64(state >> 1) % 4_102_444_800_000)
+        }
+        for milliseconds in samples {
+            let seconds = milliseconds / 1000
+            let expected = String(Date(timeIntervalSince1970: Double(seconds)).formatted(Date.ISO8601FormatStyle()).dropLast()) + "." + String(format: "%03lld", milliseconds % 1000) + "Z"
+            #expect(SharedMemoryDocument.iso(milliseconds) == expected, "\(milliseconds)")
+        }
+    }
+
     @Test("a wrong entry is named with its index and the rule it breaks")
     func errorsNameTheEntry() {
         func failure(_ json: String) -> String? {

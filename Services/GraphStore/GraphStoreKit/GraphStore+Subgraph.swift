@@ -1,4 +1,6 @@
+import Dispatch
 import KBKnowledge
+import Synchronization
 import KBLevelDB
 import KBProto
 import KBRPC
@@ -74,26 +76,71 @@ extension GraphStore {
             }
             response.truncated = chosen.count > cap || matching > Int64(min(chosen.count, cap))
             response.matchingEntities = matching
-            response.entities.reserveCapacity(min(cap, chosen.count))
-            for item in chosen.prefix(cap) {
-                guard let record = try entity(item.team, item.name, snapshot: snapshot) else { continue }
-                response.entities.append(record)
+            // The records, read on both cores when there are many.
+            let picked = Array(chosen.prefix(cap))
+            let parts = picked.count >= 1000 ? 2 : 1
+            let chunk = (picked.count + parts - 1) / max(1, parts)
+            let records = Mutex<[[Kb_Graph_V1_Entity]]>(Array(repeating: [], count: parts))
+            let failure = Mutex<(any Error)?>(nil)
+            let strip = !request.withObservations
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                var mine: [Kb_Graph_V1_Entity] = []
+                do {
+                    for item in picked[min(picked.count, part * chunk)..<min(picked.count, (part + 1) * chunk)] {
+                        guard var record = try entity(item.team, item.name, snapshot: snapshot) else { continue }
+                        if strip { record.observations = [] }
+                        mine.append(record)
+                    }
+                } catch {
+                    failure.withLock { $0 = error }
+                }
+                records.withLock { $0[part] = mine }
             }
+            if let error = failure.withLock({ $0 }) { throw error }
+            response.entities = records.withLock { $0.flatMap { $0 } }
         }
 
-        // Every relation among the chosen entities (both ends chosen, type passing).
-        var members: [String: Set<String>] = [:]
-        for entity in response.entities { members[entity.team, default: []].insert(entity.name) }
-        for entity in response.entities {
-            let names = members[entity.team]!
-            let prefix = GraphKey.adjacencyPrefix(GraphKey.outbound, entity.team, entity.name)
-            try db.forEach(prefix: prefix, snapshot: snapshot) { key, value in
-                let parts = GraphKey.components(key, after: prefix)
-                guard parts.count == 2, names.contains(parts[1]), relationTypes.isEmpty || relationTypes.contains(parts[0]) else { return true }
-                response.relations.append(try Self.decodeRelation(value))
-                return true
+        // Every relation among the chosen entities (both ends chosen, type passing), read from
+        // their outbound adjacency on both cores. For a drawing (no observations asked for) the
+        // relation comes from its key alone: ends and type, no record decoded.
+        var teamMembers: [String: Set<String>] = [:]
+        for entity in response.entities { teamMembers[entity.team, default: []].insert(entity.name) }
+        let members = teamMembers
+        let entities = response.entities
+        let details = request.withObservations
+        let parts = entities.count >= 1000 ? 2 : 1
+        let chunk = (entities.count + parts - 1) / max(1, parts)
+        let found = Mutex<[[Kb_Graph_V1_Relation]]>(Array(repeating: [], count: parts))
+        let failure = Mutex<(any Error)?>(nil)
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            var relations: [Kb_Graph_V1_Relation] = []
+            do {
+                for entity in entities[min(entities.count, part * chunk)..<min(entities.count, (part + 1) * chunk)] {
+                    let names = members[entity.team]!
+                    let prefix = GraphKey.adjacencyPrefix(GraphKey.outbound, entity.team, entity.name)
+                    try db.forEach(prefix: prefix, snapshot: snapshot) { key, value in
+                        let parts = GraphKey.components(key, after: prefix)
+                        guard parts.count == 2, names.contains(parts[1]), relationTypes.isEmpty || relationTypes.contains(parts[0]) else { return true }
+                        if details {
+                            relations.append(try Self.decodeRelation(value))
+                        } else {
+                            var relation = Kb_Graph_V1_Relation()
+                            relation.team = entity.team
+                            relation.from = entity.name
+                            relation.relationType = parts[0]
+                            relation.to = parts[1]
+                            relations.append(relation)
+                        }
+                        return true
+                    }
+                }
+            } catch {
+                failure.withLock { $0 = error }
             }
+            found.withLock { $0[part] = relations }
         }
+        if let error = failure.withLock({ $0 }) { throw error }
+        response.relations = found.withLock { $0.flatMap { $0 } }
         if !request.withObservations {
             for index in response.entities.indices { response.entities[index].observations = [] }
         }

@@ -20,9 +20,26 @@ public indirect enum JSONValue: Sendable, ExpressibleByStringLiteral, Expressibl
     /// The value's JSON text as bytes.
     public var bytes: [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(256)
+        out.reserveCapacity(estimatedSize)
         write(into: &out)
         return out
+    }
+
+    /// A rough size of the text, to allocate the output once.
+    var estimatedSize: Int {
+        switch self {
+        case .string(let text): return text.utf8.count + 8
+        case .integer, .number, .bool, .null: return 12
+        case .array(let values): return 2 + values.count * (values.first.map { $0.estimatedSize } ?? 8)
+        case .object(let members): return 2 + members.reduce(0) { $0 + $1.0.utf8.count + 4 + ($1.1.isContainer ? 16 : $1.1.estimatedSize) }
+        }
+    }
+
+    private var isContainer: Bool {
+        switch self {
+        case .array, .object: return true
+        default: return false
+        }
     }
 
     /// Appends the JSON text to `out`.
@@ -63,6 +80,17 @@ public indirect enum JSONValue: Sendable, ExpressibleByStringLiteral, Expressibl
 
     static func writeString(_ text: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
+        // Most strings need no escape: copy them whole.
+        var plain = true
+        for byte in text.utf8 where byte < 0x20 || byte == 0x22 || byte == 0x5C || byte == 0x3C || byte == 0x3E || byte == 0x26 || byte == 0x27 {
+            plain = false
+            break
+        }
+        if plain {
+            out.append(contentsOf: text.utf8)
+            out.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]

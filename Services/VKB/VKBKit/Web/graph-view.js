@@ -127,10 +127,11 @@ class GraphView {
     this.links = validLinks;
     const n = nodes.length;
     const large = n > 1500;
+    this.frameBudgetMs = large ? 40 : 12;
     this.simulation.nodes(nodes);
     this.simulation.force('link').links(validLinks).distance(large ? 18 : 45).strength(large ? 0.4 : 0.7).iterations(1);
-    this.simulation.force('charge').strength(large ? -12 : -90).theta(large ? 1.2 : 0.9).distanceMax(large ? 150 : 500);
-    this.simulation.alphaDecay(large ? 0.045 : 0.0228).velocityDecay(large ? 0.5 : 0.4);
+    this.simulation.force('charge').strength(large ? -12 : -90).theta(large ? 1.5 : 0.9).distanceMax(large ? 150 : 500);
+    this.simulation.alphaDecay(large ? 0.06 : 0.0228).alphaMin(large ? 0.005 : 0.001).velocityDecay(large ? 0.5 : 0.4);
     this.simulation.alpha(fresh > n / 2 ? 1 : Math.max(0.3, fresh / Math.max(1, n)));
     this.neighbours = this.neighbourSet(this.selected);
     this.fitPending = fit || fresh > n / 2;
@@ -159,32 +160,41 @@ class GraphView {
     this.requestDraw();
   }
 
-  /// Runs the layout in time slices until it settles, drawing every frame.
+  /// Runs the layout in time slices until it settles. The slices are macrotasks (not animation
+  /// frames), so the layout is not held to the display's frame rate; drawing happens on
+  /// animation frames in between, so the page stays interactive while it runs.
   wake() {
     if (this.running) return;
     this.running = true;
     const step = () => {
       const start = performance.now();
-      let ticks = 0;
-      while (this.simulation.alpha() > this.simulation.alphaMin() && performance.now() - start < 12) {
-        this.simulation.tick();
-        ticks++;
-      }
-      if (this.fitPending && (this.simulation.alpha() < 0.5 || this.simulation.alpha() <= this.simulation.alphaMin())) this.fit(false);
-      this.draw();
-      if (this.simulation.alpha() > this.simulation.alphaMin() || this.dragging) {
-        if (this.dragging && ticks === 0) this.simulation.tick();
-        requestAnimationFrame(step);
+      const simulation = this.simulation;
+      while (simulation.alpha() > simulation.alphaMin() && performance.now() - start < (this.frameBudgetMs || 12)) simulation.tick();
+      if (this.dragging && simulation.alpha() <= simulation.alphaMin()) simulation.tick();
+      if (this.fitPending && simulation.alpha() < 0.5) this.fit(false);
+      // While a large layout runs, show its progress ten times a second; interaction (zoom,
+      // drag) still draws at once through requestDraw.
+      if (this.nodes.length <= 1500 || performance.now() - (this.lastFrameAt || 0) > 100) this.scheduleFrame();
+      if (simulation.alpha() > simulation.alphaMin() || this.dragging) {
+        setTimeout(step, 0);
       } else {
         this.running = false;
         if (this.fitPending) this.fit(false);
-        this.draw();
-        this.timings.settled = performance.now();
-        this.canvas.dataset.state = 'settled';
-        this.canvas.dispatchEvent(new CustomEvent('settled'));
+        requestAnimationFrame(() => {
+          this.draw();
+          this.timings.settled = performance.now();
+          this.canvas.dataset.state = 'settled';
+          this.canvas.dispatchEvent(new CustomEvent('settled'));
+        });
       }
     };
-    requestAnimationFrame(step);
+    setTimeout(step, 0);
+  }
+
+  scheduleFrame() {
+    if (this.pendingDraw || this.benchmarking) return;
+    this.pendingDraw = true;
+    requestAnimationFrame(() => { this.pendingDraw = false; this.lastFrameAt = performance.now(); this.draw(); });
   }
 
   /// Zooms so that every node is in view.
@@ -204,11 +214,7 @@ class GraphView {
     d3.select(this.canvas).transition().duration(200).call(this.zoom.scaleBy, factor);
   }
 
-  requestDraw() {
-    if (this.pendingDraw || this.running || this.benchmarking) return;
-    this.pendingDraw = true;
-    requestAnimationFrame(() => { this.pendingDraw = false; this.draw(); });
-  }
+  requestDraw() { this.scheduleFrame(); }
 
   draw() {
     const started = performance.now();
@@ -222,34 +228,35 @@ class GraphView {
     const [vx1, vy1] = t.invert([this.width + 50, this.height + 50]);
     const inView = n => n.x >= vx0 && n.x <= vx1 && n.y >= vy0 && n.y <= vy1;
 
-    const linkCount = this.links.length;
-    const detailed = t.k >= 1.1 || linkCount <= 400;
+    // What is in view decides how much detail is affordable: arrows, relation types and names
+    // cost a path segment or a fillText each, so they are drawn only when few enough are visible.
+    const visibleNodes = [];
+    for (const n of this.nodes) if (inView(n)) visibleNodes.push(n);
+    const visibleLinks = [];
+    for (const l of this.links) if (inView(l.source) || inView(l.target)) visibleLinks.push(l);
     ctx.lineWidth = 1 / t.k;
     ctx.strokeStyle = 'rgba(110,120,140,0.45)';
     ctx.beginPath();
-    for (const l of this.links) {
-      const s = l.source, e = l.target;
-      if (!inView(s) && !inView(e)) continue;
-      ctx.moveTo(s.x, s.y);
-      ctx.lineTo(e.x, e.y);
+    for (const l of visibleLinks) {
+      ctx.moveTo(l.source.x, l.source.y);
+      ctx.lineTo(l.target.x, l.target.y);
     }
     ctx.stroke();
     if (this.selected) {
       ctx.strokeStyle = 'rgba(26,86,176,0.9)';
       ctx.lineWidth = 2 / t.k;
       ctx.beginPath();
-      for (const l of this.links) {
+      for (const l of visibleLinks) {
         if (l.source.id !== this.selected && l.target.id !== this.selected) continue;
         ctx.moveTo(l.source.x, l.source.y);
         ctx.lineTo(l.target.x, l.target.y);
       }
       ctx.stroke();
     }
-    // Arrowheads (and relation types) only when they can be seen.
-    if (detailed || linkCount <= 3000) {
+    if (visibleLinks.length <= 3000 && (t.k >= 0.6 || visibleLinks.length <= 400)) {
       ctx.fillStyle = 'rgba(90,100,120,0.8)';
       ctx.beginPath();
-      for (const l of this.links) {
+      for (const l of visibleLinks) {
         const s = l.source, e = l.target;
         if (!inView(e)) continue;
         const dx = e.x - s.x, dy = e.y - s.y, length = Math.hypot(dx, dy) || 1;
@@ -262,11 +269,11 @@ class GraphView {
       }
       ctx.fill();
     }
-    if (detailed) {
+    if (visibleLinks.length <= 250 && (t.k >= 0.8 || this.links.length <= 250)) {
       ctx.fillStyle = '#6a7385';
       ctx.font = `${10 / Math.max(1, t.k / 1.5)}px system-ui, sans-serif`;
       ctx.textAlign = 'center';
-      for (const l of this.links) {
+      for (const l of visibleLinks) {
         const s = l.source, e = l.target;
         if (!inView(s) || !inView(e)) continue;
         ctx.fillText(l.relationType, (s.x + e.x) / 2, (s.y + e.y) / 2 - 2);
@@ -274,8 +281,7 @@ class GraphView {
     }
     // Nodes, one path per colour.
     const byColor = new Map();
-    for (const n of this.nodes) {
-      if (!inView(n)) continue;
+    for (const n of visibleNodes) {
       const color = this.colorOf(n.entityType);
       let list = byColor.get(color);
       if (!list) byColor.set(color, list = []);
@@ -293,10 +299,9 @@ class GraphView {
     }
     ctx.lineWidth = 1 / t.k;
     ctx.strokeStyle = '#fff';
-    if (this.nodes.length <= 3000) {
+    if (visibleNodes.length <= 3000) {
       ctx.beginPath();
-      for (const n of this.nodes) {
-        if (!inView(n)) continue;
+      for (const n of visibleNodes) {
         const r = this.radius(n);
         ctx.moveTo(n.x + r, n.y);
         ctx.arc(n.x, n.y, r, 0, 2 * Math.PI);
@@ -312,12 +317,12 @@ class GraphView {
       ctx.stroke();
     }
     // Names when they can be read, or for the selection and its neighbours.
-    const labelAll = t.k >= 1.4 || this.nodes.length <= 150;
+    const labelAll = visibleNodes.length <= 300 && (t.k >= 1 || this.nodes.length <= 150);
     ctx.fillStyle = '#1d2330';
     ctx.font = `${11 / Math.max(1, t.k / 1.5)}px system-ui, sans-serif`;
     ctx.textAlign = 'left';
-    for (const n of this.nodes) {
-      if (!(labelAll || n.id === this.selected || this.neighbours.has(n.id)) || !inView(n)) continue;
+    for (const n of visibleNodes) {
+      if (!(labelAll || n.id === this.selected || this.neighbours.has(n.id))) continue;
       ctx.fillText(n.name, n.x + this.radius(n) + 2, n.y + 3);
     }
     this.lastDrawMs = performance.now() - started;
