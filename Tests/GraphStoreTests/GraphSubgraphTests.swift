@@ -2,6 +2,7 @@ import Foundation
 import KBLevelDB
 import KBProto
 import KBRPC
+import KBTestSupport
 import Testing
 @testable import GraphStoreKit
 
