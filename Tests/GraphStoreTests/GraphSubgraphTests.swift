@@ -12,7 +12,7 @@ struct GraphSubgraphTests {
     func seed(_ store: GraphStore) async throws {
         var entities: [Kb_Graph_V1_Entity] = []
         for index in 0..<300 {
-            entities.append(entity(String(format: "E%03d", index), ["Pattern", "Bug", "Tool"][index % 3], ["note \(index)"], significance: Int32(1 + index % 10), source: index % 4 == 0 ? .auto : .manual))
+            entities.append(entity(String(format: "E%03d", index), ["Pattern", "Bug", "Tool"][index % 3], ["note \(index)"], significance: Int32(1 + index % 10), source: index % 4 == 0 ? .auto : (index % 4 == 1 ? .manual : .unspecified)))
         }
         try await store.put("t", entities)
         var relations: [Kb_Graph_V1_Relation] = []
@@ -38,7 +38,7 @@ struct GraphSubgraphTests {
                     $0.source = source
                     $0.maxEntities = Int32(cap)
                 })
-                let passing = all.filter { (types.isEmpty || types.contains($0.entityType)) && (source == .unspecified || $0.source == source) }
+                let passing = all.filter { (types.isEmpty || types.contains($0.entityType)) && (source == .unspecified || ($0.source == .auto) == (source == .auto)) }
                 let expected = passing.sorted { ($0.significance, $1.name) > ($1.significance, $0.name) }.prefix(cap)
                 #expect(answer.entities.map(\.name) == expected.map(\.name), "\(types) \(source)")
                 #expect(answer.matchingEntities == Int64(passing.count))

@@ -55,6 +55,18 @@ extension GraphStore {
         } else {
             // Per team, the first `cap` passing entries of its significance index (and a count of
             // all passing ones); then the best `cap` of all teams.
+            // How many pass comes from the counters when one filter at most applies (then the
+            // scan stops at the cap); with both a type and a source filter the scan counts them.
+            var counted: Int64?
+            let counters = try self.counters(teams: teams, snapshot: snapshot)
+            let sourceName = Self.sourceName(request.source)
+            if request.source == .unspecified {
+                counted = counters.values.reduce(0) { total, team in
+                    total + (entityTypes.isEmpty ? team.entities : entityTypes.reduce(0) { $0 + (team.byType[$1] ?? 0) })
+                }
+            } else if entityTypes.isEmpty {
+                counted = counters.values.reduce(0) { $0 + ($1.bySource[sourceName] ?? 0) }
+            }
             var chosen: [(rank: UInt8, team: String, name: String)] = []
             var matching: Int64 = 0
             for team in teams {
@@ -67,10 +79,12 @@ extension GraphStore {
                     if taken < cap {
                         taken += 1
                         chosen.append((key[prefix.count], team, String(decoding: key.dropFirst(prefix.count + 1), as: UTF8.self)))
+                        return true
                     }
-                    return true
+                    return counted == nil
                 }
             }
+            if let counted { matching = counted }
             if teams.count > 1 {
                 chosen.sort { ($0.rank, $0.team, $0.name) < ($1.rank, $1.team, $1.name) }
             }
