@@ -265,17 +265,7 @@ public struct GraphAPI: Sendable {
         let found = try await call(GraphStoreMethods.subgraph, query, timeout: .seconds(30))
         var nodes: [JSONValue] = []
         nodes.reserveCapacity(found.entities.count)
-        for entity in found.entities {
-            nodes.append(.object([
-                ("id", .string("\(entity.team):\(entity.name)")),
-                ("team", .string(entity.team)),
-                ("name", .string(entity.name)),
-                ("entityType", .string(entity.entityType)),
-                ("significance", .integer(Int64(entity.significance == 0 ? 5 : entity.significance))),
-                ("confidence", .number(entity.confidence == 0 ? 1 : entity.confidence)),
-                ("source", .string(KnowledgeJSON.source(entity.source))),
-            ]))
-        }
+        for entity in found.entities { nodes.append(KnowledgeJSON.node(entity)) }
         var links: [JSONValue] = []
         links.reserveCapacity(found.relations.count)
         for relation in found.relations {

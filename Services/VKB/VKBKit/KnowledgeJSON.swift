@@ -13,14 +13,7 @@ public enum KnowledgeJSON {
 
     /// An entity; observations as objects `{content, type?, date?, tags?, metadata?}`.
     static func entity(_ entity: Kb_Graph_V1_Entity, observations: Bool = true) -> JSONValue {
-        var members: [(String, JSONValue)] = [
-            ("id", .string("\(entity.team):\(entity.name)")),
-            ("team", .string(entity.team)),
-            ("name", .string(entity.name)),
-            ("entityType", .string(entity.entityType)),
-            ("significance", .integer(Int64(entity.significance == 0 ? 5 : entity.significance))),
-            ("confidence", .number(entity.confidence == 0 ? 1 : entity.confidence)),
-            ("source", .string(source(entity.source))),
+        var members = nodeMembers(entity) + [
             ("created_at", time(entity.createdAtMs)),
             ("last_modified", time(entity.lastModifiedMs)),
         ]
@@ -29,6 +22,21 @@ public enum KnowledgeJSON {
             members.append(("metadata", entity.metadata.jsonObject { .string($0) }))
         }
         return .object(members)
+    }
+
+    /// A node of the drawing: what the page needs to place, colour and size it.
+    static func node(_ entity: Kb_Graph_V1_Entity) -> JSONValue { .object(nodeMembers(entity)) }
+
+    private static func nodeMembers(_ entity: Kb_Graph_V1_Entity) -> [(String, JSONValue)] {
+        [
+            ("id", .string("\(entity.team):\(entity.name)")),
+            ("team", .string(entity.team)),
+            ("name", .string(entity.name)),
+            ("entityType", .string(entity.entityType)),
+            ("significance", .integer(Int64(entity.significance == 0 ? 5 : entity.significance))),
+            ("confidence", .number(entity.confidence == 0 ? 1 : entity.confidence)),
+            ("source", .string(source(entity.source))),
+        ]
     }
 
     static func observation(_ observation: Kb_Graph_V1_Observation) -> JSONValue {

@@ -287,25 +287,23 @@ class GraphView {
       if (!list) byColor.set(color, list = []);
       list.push(n);
     }
-    for (const [color, list] of byColor) {
-      ctx.fillStyle = color;
+    const circles = list => {
       ctx.beginPath();
       for (const n of list) {
         const r = this.radius(n);
         ctx.moveTo(n.x + r, n.y);
         ctx.arc(n.x, n.y, r, 0, 2 * Math.PI);
       }
+    };
+    for (const [color, list] of byColor) {
+      ctx.fillStyle = color;
+      circles(list);
       ctx.fill();
     }
     ctx.lineWidth = 1 / t.k;
     ctx.strokeStyle = '#fff';
     if (visibleNodes.length <= 3000) {
-      ctx.beginPath();
-      for (const n of visibleNodes) {
-        const r = this.radius(n);
-        ctx.moveTo(n.x + r, n.y);
-        ctx.arc(n.x, n.y, r, 0, 2 * Math.PI);
-      }
+      circles(visibleNodes);
       ctx.stroke();
     }
     if (this.selected && this.byId.has(this.selected)) {
