@@ -365,7 +365,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VKBTests",
-            dependencies: ["KBKnowledge", "KBProto", "KBRPC", "KBTestSupport"],
+            dependencies: ["VKBKit", "KBKnowledge", "KBProto", "KBRPC", "KBTestSupport"],
             path: "Tests/VKBTests",
             exclude: ["browser"]
         ),

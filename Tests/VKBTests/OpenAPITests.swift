@@ -117,6 +117,7 @@ struct OpenAPITests {
             ("get", "/api/search", "/api/search?q=backoff", nil),
             ("get", "/api/search", "/api/search", nil),
             ("get", "/api/graph", "/api/graph?limit=3", nil),
+            ("get", "/api/graph", "/api/graph?layout=1", nil),
             ("get", "/api/graph", "/api/graph?focus=coding:RetryPolicy&depth=2", nil),
             ("get", "/api/graph", "/api/graph?focus=coding:Nope", nil),
             ("post", "/api/import", "/api/import?dryRun=true", VKBFixtures.otherTeam),

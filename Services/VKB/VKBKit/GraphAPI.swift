@@ -265,7 +265,18 @@ public struct GraphAPI: Sendable {
         let found = try await call(GraphStoreMethods.subgraph, query, timeout: .seconds(30))
         var nodes: [JSONValue] = []
         nodes.reserveCapacity(found.entities.count)
-        for entity in found.entities { nodes.append(KnowledgeJSON.node(entity)) }
+        // `layout=1`: positions from a force layout on the server, so the page draws at once.
+        var positions: [(x: Double, y: Double)]?
+        if Self.flag(request, "layout") {
+            var index: [String: Int] = [:]
+            for (offset, entity) in found.entities.enumerated() { index["\(entity.team):\(entity.name)"] = offset }
+            let pairs = found.relations.compactMap { relation -> (Int, Int)? in
+                guard let a = index["\(relation.team):\(relation.from)"], let b = index["\(relation.team):\(relation.to)"] else { return nil }
+                return (a, b)
+            }
+            positions = ForceLayout().positions(count: found.entities.count, links: pairs)
+        }
+        for (offset, entity) in found.entities.enumerated() { nodes.append(KnowledgeJSON.node(entity, position: positions?[offset])) }
         var links: [JSONValue] = []
         links.reserveCapacity(found.relations.count)
         for relation in found.relations {

@@ -25,7 +25,14 @@ public enum KnowledgeJSON {
     }
 
     /// A node of the drawing: what the page needs to place, colour and size it.
-    static func node(_ entity: Kb_Graph_V1_Entity) -> JSONValue { .object(nodeMembers(entity)) }
+    static func node(_ entity: Kb_Graph_V1_Entity, position: (x: Double, y: Double)? = nil) -> JSONValue {
+        var members = nodeMembers(entity)
+        if let position {
+            members.append(("x", .number((position.x * 10).rounded() / 10)))
+            members.append(("y", .number((position.y * 10).rounded() / 10)))
+        }
+        return .object(members)
+    }
 
     private static func nodeMembers(_ entity: Kb_Graph_V1_Entity) -> [(String, JSONValue)] {
         [

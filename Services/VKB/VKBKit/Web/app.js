@@ -235,7 +235,10 @@
       showNotice('Every type is filtered out.');
       return;
     }
-    const requests = [api(`/api/graph?${qs(p)}`)];
+    // The overview comes laid out by the server (layout=1): drawn at once, however large.
+    const overview = new URLSearchParams(p);
+    overview.set('layout', '1');
+    const requests = [api(`/api/graph?${qs(overview)}`)];
     if (state.focus) {
       const around = new URLSearchParams(p);
       around.set('focus', state.focus);

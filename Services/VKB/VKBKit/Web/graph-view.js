@@ -113,7 +113,13 @@ class GraphView {
     this.byId = new Map();
     for (const node of nodes) {
       const previous = old.get(node.id);
-      if (previous) { node.x = previous.x; node.y = previous.y; node.vx = previous.vx; node.vy = previous.vy; }
+      if (previous) {
+        node.x = previous.x; node.y = previous.y; node.vx = previous.vx; node.vy = previous.vy;
+      } else if (old.size > 0) {
+        // Positions computed by the server fit a drawing from scratch only; a node added to a
+        // drawing starts next to its neighbours instead.
+        delete node.x; delete node.y;
+      }
       this.byId.set(node.id, node);
     }
     const validLinks = links.filter(l => this.byId.has(l.source) && this.byId.has(l.target));
@@ -132,9 +138,10 @@ class GraphView {
     this.simulation.force('link').links(validLinks).distance(large ? 18 : 45).strength(large ? 0.4 : 0.7).iterations(1);
     this.simulation.force('charge').strength(large ? -12 : -90).theta(large ? 1.5 : 0.9).distanceMax(large ? 150 : 500);
     this.simulation.alphaDecay(large ? 0.06 : 0.0228).alphaMin(large ? 0.005 : 0.001).velocityDecay(large ? 0.5 : 0.4);
-    this.simulation.alpha(fresh > n / 2 ? 1 : Math.max(0.3, fresh / Math.max(1, n)));
+    // Nothing new to place (positions from the server, or from the drawing before): no layout.
+    this.simulation.alpha(fresh === 0 ? 0 : fresh > n / 2 ? 1 : Math.max(0.3, fresh / Math.max(1, n)));
     this.neighbours = this.neighbourSet(this.selected);
-    this.fitPending = fit || fresh > n / 2;
+    this.fitPending = fit || fresh > n / 2 || (old.size === 0 && n > 0);
     this.canvas.dataset.nodes = String(n);
     this.canvas.dataset.links = String(validLinks.length);
     this.canvas.dataset.state = 'layout';
