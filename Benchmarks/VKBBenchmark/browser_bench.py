@@ -103,7 +103,16 @@ def main():
         with tempfile.NamedTemporaryFile("w", suffix=".html", delete=False) as page:
             page.write(REFERENCE_PAGE.replace("D3_PATH", D3))
         driver.get("file://" + page.name)
-        reference = driver.execute_async_script("const done = arguments[arguments.length - 1]; window.drawSVG(arguments[0], done);", graph)
+        # Started, then polled: the SVG layout takes minutes, longer than one WebDriver call may.
+        driver.execute_script("window.__svg = null; window.drawSVG(arguments[0], result => { window.__svg = result; });", graph)
+        reference = None
+        deadline = time.time() + 900
+        while reference is None and time.time() < deadline:
+            time.sleep(1)
+            reference = driver.execute_script("return window.__svg;")
+        if reference is None:
+            print("reference (D3 SVG): not settled within 900 s")
+            return
         reference_zoom = driver.execute_async_script("const done = arguments[arguments.length - 1]; window.benchmarkZoom(120, done);")
         os.unlink(page.name)
         print(f"reference (D3 SVG, one element per node, link and label; d3's default layout settings): {len(graph['nodes'])} nodes, {len(graph['links'])} links")

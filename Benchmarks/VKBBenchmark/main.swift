@@ -199,6 +199,7 @@ for size in sizes {
 
     let queries: [(String, String)] = [
         ("/api/graph (cap 5000: the most significant + links among them)", "/api/graph?team=\(team)"),
+        ("/api/graph?layout=1 (cap 5000, positions computed here)", "/api/graph?team=\(team)&layout=1"),
         ("/api/graph?limit=1000", "/api/graph?team=\(team)&limit=1000"),
         ("/api/graph?type=Bug (cap 5000)", "/api/graph?team=\(team)&type=Bug"),
         ("/api/entities first page (50, by name)", "/api/entities?team=\(team)&limit=50"),
@@ -208,7 +209,8 @@ for size in sizes {
     print("request".padding(toLength: 66, withPad: " ", startingAt: 0) + "ours p50 / p99".padding(toLength: 22, withPad: " ", startingAt: 0) + "reference p50 / p99".padding(toLength: 22, withPad: " ", startingAt: 0) + "our body")
     for (label, path) in queries {
         let ours = await measure("http://127.0.0.1:\(vkbPort)\(path)")
-        let theirs = reference == nil ? nil : await measure("http://127.0.0.1:\(referencePort)\(path)")
+        // The reference has no server layout (the original laid graphs out in the browser).
+        let theirs = reference == nil || path.contains("layout=1") ? nil : await measure("http://127.0.0.1:\(referencePort)\(path)")
         print(label.padding(toLength: 66, withPad: " ", startingAt: 0) + fmt(ours).padding(toLength: 22, withPad: " ", startingAt: 0) + fmt(theirs).padding(toLength: 22, withPad: " ", startingAt: 0) + "\((ours?.bytes ?? 0) / 1024) KiB")
     }
     let focus = await measure("http://127.0.0.1:\(vkbPort)/api/graph?focus=\(team):Entity%20000042&depth=2")
