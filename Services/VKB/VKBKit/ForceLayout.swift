@@ -10,7 +10,7 @@ import Foundation
 /// alpha decaying from 1 to `alphaMin` over `iterations` ticks. Initial positions are d3's
 /// phyllotaxis, so the result is deterministic.
 public struct ForceLayout: Sendable {
-    public var iterations = 160
+    public var iterations = 120
     public var linkDistance = 18.0
     public var chargeStrength = -12.0
     public var theta = 1.2

@@ -235,9 +235,10 @@
       showNotice('Every type is filtered out.');
       return;
     }
-    // The overview comes laid out by the server (layout=1): drawn at once, however large.
+    // A first drawing comes laid out by the server (layout=1), so it is drawn at once however
+    // large; later ones keep the positions already on screen and place only what is new.
     const overview = new URLSearchParams(p);
-    overview.set('layout', '1');
+    if (!view.nodes.length) overview.set('layout', '1');
     const requests = [api(`/api/graph?${qs(overview)}`)];
     if (state.focus) {
       const around = new URLSearchParams(p);
