@@ -268,6 +268,7 @@
     const notices = [];
     if (graph.capped) notices.push(`Showing the ${format(graph.nodes.length)} most significant of ${format(graph.matching)} entities; search or click a node to expand its neighbourhood.`);
     if (neighbourhood) notices.push(`Expanded around ${state.focus} (depth ${state.depth}): ${format(neighbourhood.nodes.length)} entities${neighbourhood.capped ? ' (cut at the cap)' : ''}.`);
+    if (!graph.nodes.length && !known.hiddenTypes.size && !state.source) notices.push('No knowledge here yet: add some with `ukb add-entity` or `ukb import`, or drop a shared-memory JSON file on this page.');
     showNotice(notices.join(' '));
   }
 
