@@ -165,6 +165,10 @@ struct VKBAPITests {
         #expect(try await system.request("POST", "/api/entities", json: entity).status == 201)
         let crossSite = try await system.request("POST", "/api/entities", json: ["team": "sec", "name": "Two", "entityType": "T"], headers: ["Origin": "http://evil.example"])
         #expect(crossSite.status == 403, "\(crossSite.body)")
+        let plain = try await system.request("POST", "/api/entities", body: Data(#"{"team":"sec","name":"Plain","entityType":"T"}"#.utf8), headers: ["Content-Type": "text/plain"])
+        #expect(plain.status == 415, "a text/plain body (what a cross-site form can send) is refused: \(plain.body)")
+        let nullOrigin = try await system.request("POST", "/api/entities", json: ["team": "sec", "name": "Null", "entityType": "T"], headers: ["Origin": "null"])
+        #expect(nullOrigin.status == 403)
         let big = try await system.request("POST", "/api/import", body: Data(repeating: UInt8(ascii: " "), count: 10_000), headers: ["Content-Type": "application/json"])
         #expect(big.status == 413 && big.errorField == "body")
 

@@ -25,7 +25,7 @@ public struct VKBRequestContext: RequestContext, RemoteAddressRequestContext {
 ///   VKB itself only; no framing; no sniffing; no referrer);
 /// - the body size limit (413 from `Content-Length` before anything is read);
 /// - for writes (POST, PUT, PATCH, DELETE): a same-origin check (a browser's cross-site request
-///   is 403), the token when `KB_AUTH_TOKEN` is set (401), and the per-address rate limit (429
+///   is 403), a JSON content type for any body (415), the token when `KB_AUTH_TOKEN` is set (401), and the per-address rate limit (429
 ///   with `Retry-After`);
 /// - errors thrown below it as JSON `{"error": …}`.
 public struct SecurityMiddleware: RouterMiddleware {
@@ -77,11 +77,17 @@ public struct SecurityMiddleware: RouterMiddleware {
         let isWrite = [.post, .put, .patch, .delete].contains(request.method)
         let client = context.remoteAddress?.ipAddress ?? "unknown"
         if isWrite {
-            if let origin = request.headers[.origin], origin != "null", let host = request.head.authority {
+            if let origin = request.headers[.origin] {
                 let originHost = origin.split(separator: "/", omittingEmptySubsequences: true).dropFirst().first.map(String.init)
-                if originHost != host {
-                    throw APIError(.forbidden, "cross_origin", "writes are accepted from VKB's own page only (Origin \(origin) is not \(host))")
+                if originHost == nil || originHost != request.head.authority {
+                    throw APIError(.forbidden, "cross_origin", "writes are accepted from VKB's own page only (Origin \(origin) is not \(request.head.authority ?? "this server"))")
                 }
+            }
+            // A body must say it is JSON: a cross-site form or a "simple" text/plain request
+            // cannot, so it cannot slip past the browser's preflight.
+            let hasBody = (request.headers[.contentLength].flatMap(Int.init) ?? 0) > 0 || request.headers[.transferEncoding] != nil
+            if hasBody, !(request.headers[.contentType]?.lowercased().hasPrefix("application/json") ?? false) {
+                throw APIError(.unsupportedMediaType, "unsupported_media_type", field: "body", "a request body must be sent as 'Content-Type: application/json'")
             }
             if let authToken, request.headers[.authorization] != "Bearer \(authToken)" {
                 throw APIError(.unauthorized, "unauthenticated", "writes need 'Authorization: Bearer <KB_AUTH_TOKEN>'")
