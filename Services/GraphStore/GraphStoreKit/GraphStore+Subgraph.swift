@@ -67,6 +67,8 @@ extension GraphStore {
             } else if entityTypes.isEmpty {
                 counted = counters.values.reduce(0) { $0 + ($1.bySource[sourceName] ?? 0) }
             }
+            // The types as bytes: the index values are compared without making strings.
+            let typeBytes = Set(entityTypes.map { ArraySlice(Array($0.utf8)) })
             var chosen: [(rank: UInt8, team: String, name: String)] = []
             var matching: Int64 = 0
             for team in teams {
@@ -74,7 +76,7 @@ extension GraphStore {
                 var taken = 0
                 try db.forEach(prefix: prefix, snapshot: snapshot) { key, value in
                     if request.source != .unspecified, value.first != UInt8(request.source.rawValue) { return true }
-                    if !entityTypes.isEmpty, !entityTypes.contains(String(decoding: value.dropFirst(), as: UTF8.self)) { return true }
+                    if !typeBytes.isEmpty, value.count > 0, !typeBytes.contains(value[1...]) { return true }
                     matching += 1
                     if taken < cap {
                         taken += 1
