@@ -48,3 +48,18 @@ struct ForceLayoutTests {
         #expect(leaves.count == 500)
     }
 }
+
+@Suite("The layout cache")
+struct LayoutCacheTests {
+    @Test("hits return what was put, a different count misses, the least recently used goes first")
+    func lru() {
+        let cache = LayoutCache(capacity: 2)
+        cache.put(1, [(1, 1)])
+        cache.put(2, [(2, 2), (2, 2)])
+        #expect(cache.get(1, count: 1)?.first?.x == 1)
+        #expect(cache.get(1, count: 2) == nil)
+        cache.put(3, [(3, 3)])
+        #expect(cache.get(2, count: 2) == nil, "2 was the least recently used")
+        #expect(cache.get(1, count: 1) != nil && cache.get(3, count: 1) != nil)
+    }
+}

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Synchronization
 
 /// A force-directed layout computed on the server, so the page can draw a large graph at once
 /// instead of running thousands of layout ticks in the browser.
@@ -124,6 +125,32 @@ public struct ForceLayout: Sendable {
             }
         }
         return (0..<count).map { (x[$0], y[$0]) }
+    }
+}
+
+/// The last few layouts, so reloading the page (or several people opening it) does not lay the
+/// same graph out again. Keyed by a hash of the nodes and links in order; least recently used out.
+final class LayoutCache: Sendable {
+    private let entries = Mutex<[(key: Int, positions: [(x: Double, y: Double)])]>([])
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    func get(_ key: Int, count: Int) -> [(x: Double, y: Double)]? {
+        entries.withLock { entries in
+            guard let index = entries.firstIndex(where: { $0.key == key && $0.positions.count == count }) else { return nil }
+            let entry = entries.remove(at: index)
+            entries.append(entry)
+            return entry.positions
+        }
+    }
+
+    func put(_ key: Int, _ positions: [(x: Double, y: Double)]) {
+        entries.withLock { entries in
+            entries.removeAll { $0.key == key }
+            entries.append((key, positions))
+            if entries.count > capacity { entries.removeFirst(entries.count - capacity) }
+        }
     }
 }
 

@@ -24,6 +24,8 @@ import NIOCore
 public struct GraphAPI: Sendable {
     public let client: RPCClient
     public let configuration: VKBConfiguration
+    /// Recent server layouts, by the exact nodes and links they were computed for.
+    let layouts = LayoutCache(capacity: 8)
     var graphStore: String { "\(configuration.graphStore.host):\(configuration.graphStore.port)" }
 
     public init(client: RPCClient, configuration: VKBConfiguration) {
@@ -274,7 +276,17 @@ public struct GraphAPI: Sendable {
                 guard let a = index["\(relation.team):\(relation.from)"], let b = index["\(relation.team):\(relation.to)"] else { return nil }
                 return (a, b)
             }
-            positions = ForceLayout().positions(count: found.entities.count, links: pairs)
+            var hasher = Hasher()
+            for entity in found.entities { hasher.combine(entity.team); hasher.combine(entity.name) }
+            for (a, b) in pairs { hasher.combine(a); hasher.combine(b) }
+            let key = hasher.finalize()
+            if let cached = layouts.get(key, count: found.entities.count) {
+                positions = cached
+            } else {
+                let computed = ForceLayout().positions(count: found.entities.count, links: pairs)
+                layouts.put(key, computed)
+                positions = computed
+            }
         }
         for (offset, entity) in found.entities.enumerated() { nodes.append(KnowledgeJSON.node(entity, position: positions?[offset])) }
         var links: [JSONValue] = []
