@@ -269,7 +269,9 @@ public struct GraphAPI: Sendable {
         nodes.reserveCapacity(found.entities.count)
         // `layout=1`: positions from a force layout on the server, so the page draws at once.
         var positions: [(x: Double, y: Double)]?
-        if Self.flag(request, "layout") {
+        // Bounded: a layout of more than 10,000 nodes would hold a core for seconds; past that
+        // the page lays the graph out itself.
+        if Self.flag(request, "layout"), found.entities.count <= 10_000 {
             var index: [String: Int] = [:]
             for (offset, entity) in found.entities.enumerated() { index["\(entity.team):\(entity.name)"] = offset }
             let pairs = found.relations.compactMap { relation -> (Int, Int)? in

@@ -80,14 +80,16 @@ public indirect enum JSONValue: Sendable, ExpressibleByStringLiteral, Expressibl
 
     static func writeString(_ text: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        // Most strings need no escape: copy them whole.
-        var plain = true
-        for byte in text.utf8 where byte < 0x20 || byte == 0x22 || byte == 0x5C || byte == 0x3C || byte == 0x3E || byte == 0x26 || byte == 0x27 {
-            plain = false
-            break
+        // Most strings need no escape: copy them whole, straight from their UTF-8 storage.
+        var text = text
+        let copied: Bool = text.withUTF8 { bytes in
+            for byte in bytes where byte < 0x20 || byte == 0x22 || byte == 0x5C || byte == 0x3C || byte == 0x3E || byte == 0x26 || byte == 0x27 {
+                return false
+            }
+            out.append(contentsOf: bytes)
+            return true
         }
-        if plain {
-            out.append(contentsOf: text.utf8)
+        if copied {
             out.append(UInt8(ascii: "\""))
             return
         }
