@@ -12,16 +12,13 @@ public enum KnowledgeJSON {
     }
 
     /// An entity; observations as objects `{content, type?, date?, tags?, metadata?}`.
-    static func entity(_ entity: Kb_Graph_V1_Entity, observations: Bool = true) -> JSONValue {
-        var members = nodeMembers(entity) + [
+    static func entity(_ entity: Kb_Graph_V1_Entity) -> JSONValue {
+        .object(nodeMembers(entity) + [
             ("created_at", time(entity.createdAtMs)),
             ("last_modified", time(entity.lastModifiedMs)),
-        ]
-        if observations {
-            members.append(("observations", .array(entity.observations.map(observation))))
-            members.append(("metadata", entity.metadata.jsonObject { .string($0) }))
-        }
-        return .object(members)
+            ("observations", .array(entity.observations.map(observation))),
+            ("metadata", entity.metadata.jsonObject { .string($0) }),
+        ])
     }
 
     /// A node of the drawing: what the page needs to place, colour and size it.

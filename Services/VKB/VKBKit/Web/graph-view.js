@@ -181,7 +181,7 @@ class GraphView {
       if (this.fitPending && simulation.alpha() < 0.5) this.fit(false);
       // While a large layout runs, show its progress ten times a second; interaction (zoom,
       // drag) still draws at once through requestDraw.
-      if (this.nodes.length <= 1500 || performance.now() - (this.lastFrameAt || 0) > 100) this.scheduleFrame();
+      if (this.nodes.length <= 1500 || performance.now() - (this.lastFrameAt || 0) > 100) this.requestDraw();
       if (simulation.alpha() > simulation.alphaMin() || this.dragging) {
         setTimeout(step, 0);
       } else {
@@ -198,7 +198,7 @@ class GraphView {
     setTimeout(step, 0);
   }
 
-  scheduleFrame() {
+  requestDraw() {
     if (this.pendingDraw || this.benchmarking) return;
     this.pendingDraw = true;
     requestAnimationFrame(() => { this.pendingDraw = false; this.lastFrameAt = performance.now(); this.draw(); });
@@ -221,7 +221,6 @@ class GraphView {
     d3.select(this.canvas).transition().duration(200).call(this.zoom.scaleBy, factor);
   }
 
-  requestDraw() { this.scheduleFrame(); }
 
   draw() {
     const started = performance.now();
