@@ -49,7 +49,11 @@ extension GraphStore {
             around.relationTypes = request.relationTypes
             around.entityTypes = request.entityTypes
             let found = try neighbors(around)
-            response.entities = found.entities.filter { $0.name == request.focus || request.source == .unspecified || $0.source == request.source }
+            // Unset counts as manual, as in the index.
+            response.entities = found.entities.filter { $0.name == request.focus || request.source == .unspecified || ($0.source == .auto) == (request.source == .auto) }
+            if !request.withObservations {
+                for index in response.entities.indices { response.entities[index].observations = [] }
+            }
             response.truncated = found.truncated
             response.matchingEntities = Int64(response.entities.count)
         } else {
@@ -93,27 +97,16 @@ extension GraphStore {
             response.truncated = chosen.count > cap || matching > Int64(min(chosen.count, cap))
             response.matchingEntities = matching
             // The records, read on both cores when there are many.
-            let picked = Array(chosen.prefix(cap))
-            let parts = picked.count >= 1000 ? 2 : 1
-            let chunk = (picked.count + parts - 1) / max(1, parts)
-            let records = Mutex<[[Kb_Graph_V1_Entity]]>(Array(repeating: [], count: parts))
-            let failure = Mutex<(any Error)?>(nil)
             let strip = !request.withObservations
-            DispatchQueue.concurrentPerform(iterations: parts) { part in
-                var mine: [Kb_Graph_V1_Entity] = []
-                do {
-                    for item in picked[min(picked.count, part * chunk)..<min(picked.count, (part + 1) * chunk)] {
-                        guard var record = try entity(item.team, item.name, snapshot: snapshot) else { continue }
-                        if strip { record.observations = [] }
-                        mine.append(record)
-                    }
-                } catch {
-                    failure.withLock { $0 = error }
+            response.entities = try Self.inHalves(Array(chosen.prefix(cap))) { items in
+                var records: [Kb_Graph_V1_Entity] = []
+                for item in items {
+                    guard var record = try entity(item.team, item.name, snapshot: snapshot) else { continue }
+                    if strip { record.observations = [] }
+                    records.append(record)
                 }
-                records.withLock { $0[part] = mine }
+                return records
             }
-            if let error = failure.withLock({ $0 }) { throw error }
-            response.entities = records.withLock { $0.flatMap { $0 } }
         }
 
         // Every relation among the chosen entities (both ends chosen, type passing), read from
@@ -124,42 +117,48 @@ extension GraphStore {
         let members = teamMembers
         let entities = response.entities
         let details = request.withObservations
-        let parts = entities.count >= 1000 ? 2 : 1
-        let chunk = (entities.count + parts - 1) / max(1, parts)
-        let found = Mutex<[[Kb_Graph_V1_Relation]]>(Array(repeating: [], count: parts))
-        let failure = Mutex<(any Error)?>(nil)
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
+        response.relations = try Self.inHalves(entities) { slice in
             var relations: [Kb_Graph_V1_Relation] = []
-            do {
-                for entity in entities[min(entities.count, part * chunk)..<min(entities.count, (part + 1) * chunk)] {
-                    let names = members[entity.team]!
-                    let prefix = GraphKey.adjacencyPrefix(GraphKey.outbound, entity.team, entity.name)
-                    try db.forEach(prefix: prefix, snapshot: snapshot) { key, value in
-                        let parts = GraphKey.components(key, after: prefix)
-                        guard parts.count == 2, names.contains(parts[1]), relationTypes.isEmpty || relationTypes.contains(parts[0]) else { return true }
-                        if details {
-                            relations.append(try Self.decodeRelation(value))
-                        } else {
-                            var relation = Kb_Graph_V1_Relation()
-                            relation.team = entity.team
-                            relation.from = entity.name
-                            relation.relationType = parts[0]
-                            relation.to = parts[1]
-                            relations.append(relation)
-                        }
-                        return true
+            for entity in slice {
+                let names = members[entity.team]!
+                let prefix = GraphKey.adjacencyPrefix(GraphKey.outbound, entity.team, entity.name)
+                try db.forEach(prefix: prefix, snapshot: snapshot) { key, value in
+                    let parts = GraphKey.components(key, after: prefix)
+                    guard parts.count == 2, names.contains(parts[1]), relationTypes.isEmpty || relationTypes.contains(parts[0]) else { return true }
+                    if details {
+                        relations.append(try Self.decodeRelation(value))
+                    } else {
+                        var relation = Kb_Graph_V1_Relation()
+                        relation.team = entity.team
+                        relation.from = entity.name
+                        relation.relationType = parts[0]
+                        relation.to = parts[1]
+                        relations.append(relation)
                     }
+                    return true
                 }
-            } catch {
-                failure.withLock { $0 = error }
             }
-            found.withLock { $0[part] = relations }
-        }
-        if let error = failure.withLock({ $0 }) { throw error }
-        response.relations = found.withLock { $0.flatMap { $0 } }
-        if !request.withObservations {
-            for index in response.entities.indices { response.entities[index].observations = [] }
+            return relations
         }
         return response
+    }
+
+    /// `body` over the first and second half of `items` on two threads (one when there are
+    /// fewer than 1,000), the results in order; the first error thrown is rethrown.
+    static func inHalves<T: Sendable, R: Sendable>(_ items: [T], _ body: @Sendable (ArraySlice<T>) throws -> [R]) throws -> [R] {
+        let parts = items.count >= 1000 ? 2 : 1
+        let chunk = (items.count + parts - 1) / parts
+        let results = Mutex<[[R]]>(Array(repeating: [], count: parts))
+        let failure = Mutex<(any Error)?>(nil)
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            do {
+                let mine = try body(items[min(items.count, part * chunk)..<min(items.count, (part + 1) * chunk)])
+                results.withLock { $0[part] = mine }
+            } catch {
+                failure.withLock { $0 = $0 ?? error }
+            }
+        }
+        if let error = failure.withLock({ $0 }) { throw error }
+        return results.withLock { $0.flatMap { $0 } }
     }
 }

@@ -57,8 +57,16 @@ public struct GraphAPI: Sendable {
 
     /// One graph-store call; its failure as the API's error.
     func call<Request: Sendable, Response: Sendable>(_ method: RPCMethod<Request, Response>, _ request: Request, timeout: Duration? = nil) async throws(APIError) -> Response {
+        try await graphStoreWork { try await client.call(method, request, options: CallOptions(timeout: timeout)) }
+    }
+
+    /// Work against the graph store (one call, or an import or export of many); a failure as the
+    /// API's error: an RPC status by its meaning, anything else as the store being unavailable.
+    func graphStoreWork<T>(_ body: () async throws -> T) async throws(APIError) -> T {
         do {
-            return try await client.call(method, request, options: CallOptions(timeout: timeout))
+            return try await body()
+        } catch let error as APIError {
+            throw error
         } catch let error as RPCError {
             throw APIError(error, graphStore: graphStore)
         } catch {
@@ -382,15 +390,13 @@ public struct GraphAPI: Sendable {
             do { try KnowledgeRules.check(relation, field: "relations[\(index)]") } catch { throw APIError(error) }
         }
         let transfer = KnowledgeTransfer(client: client)
-        do {
-            try await transfer.checkRelationEnds(document)
-        } catch let rejected as KnowledgeTransfer.ImportRejected {
-            let field = rejected.description.split(separator: ":").first.map(String.init) ?? "relations"
-            throw APIError.invalid(field, String(rejected.description.dropFirst(field.count + 2)))
-        } catch let error as RPCError {
-            throw APIError(error, graphStore: graphStore)
-        } catch {
-            throw APIError(.internalServerError, "internal", "\(error)")
+        try await graphStoreWork {
+            do {
+                try await transfer.checkRelationEnds(document)
+            } catch let rejected as KnowledgeTransfer.ImportRejected {
+                let field = rejected.description.split(separator: ":").first.map(String.init) ?? "relations"
+                throw APIError.invalid(field, String(rejected.description.dropFirst(field.count + 2)))
+            }
         }
         let teams = Set(document.entities.map(\.team)).union(document.relations.map(\.team)).sorted()
         if Self.flag(request, "dryRun") || Self.flag(request, "dry_run") {
@@ -408,14 +414,7 @@ public struct GraphAPI: Sendable {
                 ("sample", .array(document.entities.prefix(10).map { .object([("team", .string($0.team)), ("name", .string($0.name)), ("entityType", .string($0.entityType))]) })),
             ]))
         }
-        let summary: KnowledgeTransfer.ImportSummary
-        do {
-            summary = try await transfer.importDocument(document)
-        } catch let error as RPCError {
-            throw APIError(error, graphStore: graphStore)
-        } catch {
-            throw APIError(.internalServerError, "internal", "\(error)")
-        }
+        let summary = try await graphStoreWork { try await transfer.importDocument(document) }
         return JSONResponse.make(.object([
             ("dryRun", false),
             ("teams", .array(summary.teams.map { .string($0) })),
@@ -428,14 +427,7 @@ public struct GraphAPI: Sendable {
 
     func export(_ request: Request) async throws(APIError) -> Response {
         let teams = try await teams(request)
-        let document: SharedMemoryDocument
-        do {
-            document = try await KnowledgeTransfer(client: client).export(teams: teams)
-        } catch let error as RPCError {
-            throw APIError(error, graphStore: graphStore)
-        } catch {
-            throw APIError(.internalServerError, "internal", "\(error)")
-        }
+        let document = try await graphStoreWork { try await KnowledgeTransfer(client: client).export(teams: teams) }
         let name = teams.count == 1 ? "shared-memory-\(teams[0]).json" : "shared-memory.json"
         return Response(
             status: .ok,
