@@ -102,9 +102,18 @@ func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thro
 final class RawConnection: @unchecked Sendable {
     let fd: Int32
 
-    init(port: Int, receiveTimeout: Int = 5) throws {
+    init(port: Int, receiveTimeout: Int = 5, from source: String? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EMFILE) }  // deinit closes fd: also after a throw below
+        if let source {  // another loopback address as the client's, e.g. 127.0.0.2
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = inet_addr(source)
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EADDRNOTAVAIL) }
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)

@@ -17,14 +17,26 @@ struct CancelCall {
 /// The client side of one connection: remembers the calls in flight, matches responses to them by
 /// id whatever their order, fails calls at their deadline, and fails all of them when the
 /// connection goes away. Runs on the channel's event loop only.
+///
+/// Requests written in one loop tick go out with one flush; one timer, armed for the earliest
+/// deadline, serves every call's deadline (no timer per call).
 final class ResponseRouter: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = OutboundCall
     typealias OutboundOut = ByteBuffer
 
-    private var pending: [UInt64: (promise: EventLoopPromise<Kb_Rpc_V1_Envelope>, timer: Scheduled<Void>)] = [:]
+    private struct Waiting {
+        let promise: EventLoopPromise<Kb_Rpc_V1_Envelope>
+        let deadline: NIODeadline
+        let timeout: TimeAmount
+    }
+
+    private var pending: [UInt64: Waiting] = [:]
     /// Set when the server said why it is closing (an envelope with id 0).
     private var closeReason: RPCError?
+    private var flushScheduled = false
+    private var deadlineTimer: Scheduled<Void>?
+    private var deadlineTimerAt: NIODeadline = .distantFuture
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let call = unwrapOutboundIn(data)
@@ -33,14 +45,23 @@ final class ResponseRouter: ChannelDuplexHandler {
             promise?.fail(closeReason)
             return
         }
-        let id = call.id
-        let this = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let timer = context.eventLoop.scheduleTask(in: call.timeout) {
-            this.value.fail(id: id, with: RPCError(.deadlineExceeded, "no response within \(call.timeout.nanoseconds / 1_000_000) ms"))
+        guard context.channel.isActive else {
+            let error = RPCError(.unavailable, "connection closed")
+            call.promise.fail(error)
+            promise?.fail(error)
+            return
         }
-        pending[id] = (call.promise, timer)
-        context.writeAndFlush(wrapOutboundOut(call.frame)).whenFailure { error in
-            this.value.fail(id: id, with: RPCError(.unavailable, "could not send the request: \(error)"))
+        let deadline = NIODeadline.now() + call.timeout
+        pending[call.id] = Waiting(promise: call.promise, deadline: deadline, timeout: call.timeout)
+        if deadlineTimer == nil || deadline < deadlineTimerAt { armDeadlineTimer(at: deadline, context: context) }
+        // A failed write closes the channel, and channelInactive fails every pending call.
+        context.write(wrapOutboundOut(call.frame), promise: nil)
+        if !flushScheduled {
+            flushScheduled = true
+            context.eventLoop.assumeIsolated().execute {
+                self.flushScheduled = false
+                context.flush()
+            }
         }
         promise?.succeed(())
     }
@@ -70,9 +91,7 @@ final class ResponseRouter: ChannelDuplexHandler {
             failAll(with: reason)
             return
         }
-        guard let entry = pending.removeValue(forKey: envelope.id) else { return }  // late or cancelled
-        entry.timer.cancel()
-        entry.promise.succeed(envelope)
+        pending.removeValue(forKey: envelope.id)?.promise.succeed(envelope)  // nil: late or cancelled
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -86,21 +105,41 @@ final class ResponseRouter: ChannelDuplexHandler {
         let reason = closeReason ?? RPCError(.unavailable, "connection closed")
         closeReason = reason
         failAll(with: reason)
+        deadlineTimer?.cancel()
+        deadlineTimer = nil
         context.fireChannelInactive()
     }
 
+    private func armDeadlineTimer(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        deadlineTimer?.cancel()
+        deadlineTimerAt = deadline
+        deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            self.expireDeadlines(context: context)
+        }
+    }
+
+    /// Fails every call past its deadline with `DEADLINE_EXCEEDED`; re-arms for the next one.
+    private func expireDeadlines(context: ChannelHandlerContext) {
+        deadlineTimer = nil
+        let now = NIODeadline.now()
+        var next: NIODeadline?
+        for (id, call) in pending {
+            guard call.deadline <= now else {
+                next = min(next ?? call.deadline, call.deadline)
+                continue
+            }
+            fail(id: id, with: RPCError(.deadlineExceeded, "no response within \(call.timeout.nanoseconds / 1_000_000) ms"))
+        }
+        if let next { armDeadlineTimer(at: next, context: context) }
+    }
+
     private func fail(id: UInt64, with error: RPCError) {
-        guard let entry = pending.removeValue(forKey: id) else { return }
-        entry.timer.cancel()
-        entry.promise.fail(error)
+        pending.removeValue(forKey: id)?.promise.fail(error)
     }
 
     private func failAll(with error: RPCError) {
         let calls = pending
         pending.removeAll()
-        for (_, entry) in calls {
-            entry.timer.cancel()
-            entry.promise.fail(error)
-        }
+        for (_, call) in calls { call.promise.fail(error) }
     }
 }

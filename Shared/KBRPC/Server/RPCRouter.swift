@@ -2,17 +2,35 @@ import Foundation
 import KBProto
 import SwiftProtobuf
 
-/// Maps method names to typed handlers: each handler is a function from request message to response message.
+/// Where a synchronous handler runs.
+public enum RPCExecution: Sendable, Hashable {
+    /// On the connection's event loop, answered before the next frame is read: for cheap,
+    /// non-blocking work (health, in-memory reads). A handler placed here must never block or
+    /// wait: it would stall every connection that shares the loop.
+    case eventLoop
+    /// On the server's bounded thread pool (`RPCServer.Configuration.blockingPool`): for blocking
+    /// storage calls (LevelDB, SQLite, HNSW searches), so they never stall an event loop.
+    case threadPool
+}
+
+/// Maps method names to typed handlers: each handler is a function from request message to
+/// response message, declared with where it runs.
 public struct RPCRouter: Sendable {
     /// A handler with its message types erased: payload bytes in, payload bytes out.
-    typealias ErasedHandler = @Sendable (_ payload: Data, _ context: RPCContext) async throws -> [UInt8]
+    enum ErasedHandler: Sendable {
+        /// Runs synchronously on the event loop (`.eventLoop`) or the thread pool (`.threadPool`).
+        case sync(RPCExecution, @Sendable (_ payload: Data, _ context: RPCContext) throws -> [UInt8])
+        /// Runs on a Swift task of its own.
+        case task(@Sendable (_ payload: Data, _ context: RPCContext) async throws -> [UInt8])
+    }
 
     private(set) var handlers: [String: ErasedHandler] = [:]
 
     /// Creates an empty router.
     public init() {}
 
-    /// Registers the handler for `method`, replacing any earlier one.
+    /// Registers an asynchronous handler for `method`, run on a Swift task of its own: for work
+    /// that awaits (a group commit, a call to another service), replacing any earlier one.
     ///
     /// A payload that does not decode as `Request` never reaches the handler: the caller gets
     /// `INVALID_ARGUMENT`. An `RPCError` thrown by the handler goes back to the caller as is; any
@@ -21,14 +39,28 @@ public struct RPCRouter: Sendable {
         _ method: RPCMethod<Request, Response>,
         _ handler: @escaping @Sendable (Request, RPCContext) async throws -> Response
     ) {
-        handlers[method.name] = { payload, context in
-            let request: Request
-            do {
-                request = try Request(serializedBytes: payload)
-            } catch {
-                throw RPCError(.invalidArgument, "payload does not decode as \(Request.protoMessageName): \(error)")
-            }
-            return try await handler(request, context).serializedBytes()
+        handlers[method.name] = .task { payload, context in
+            try await handler(Self.decode(payload), context).serializedBytes()
+        }
+    }
+
+    /// Registers a synchronous handler for `method` that runs where `execution` says: inline on
+    /// the event loop, or on the blocking thread pool. Decoding and errors as in the async form.
+    public mutating func register<Request, Response>(
+        _ method: RPCMethod<Request, Response>,
+        on execution: RPCExecution,
+        _ handler: @escaping @Sendable (Request, RPCContext) throws -> Response
+    ) {
+        handlers[method.name] = .sync(execution) { payload, context in
+            try handler(Self.decode(payload), context).serializedBytes()
+        }
+    }
+
+    private static func decode<Request: SwiftProtobuf.Message>(_ payload: Data) throws -> Request {
+        do {
+            return try Request(serializedBytes: payload)
+        } catch {
+            throw RPCError(.invalidArgument, "payload does not decode as \(Request.protoMessageName): \(error)")
         }
     }
 

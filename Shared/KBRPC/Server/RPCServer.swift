@@ -5,11 +5,10 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
-import SwiftProtobuf
 import Synchronization
 
-/// The RPC server: accepts connections, reads frames, dispatches each request to its handler
-/// concurrently (bounded per connection) and writes the responses as they finish, in any order.
+/// The RPC server: accepts connections and serves each on its event loop with an
+/// `RPCServerHandler` (decode, check, dispatch, answer; see there), in any order.
 ///
 /// Bad input never takes it down: a broken frame ends only its own connection (after an error
 /// envelope with id 0), and a bad request gets an error status on a connection that goes on.
@@ -26,6 +25,15 @@ public final class RPCServer: Service, Sendable {
         public var maxConcurrentRequestsPerConnection: Int = 64
         /// Connections served at once; more are closed on arrival.
         public var maxConnections: Int = 4096
+        /// Connections served at once from one client address, so one client cannot take the
+        /// whole table (`maxConnections`) and lock every other client out.
+        public var maxConnectionsPerAddress: Int = 1024
+        /// How long one frame may take to arrive whole, from its first byte: a client dripping a
+        /// frame a byte at a time is closed after this, however often it sends.
+        public var frameArrivalTimeout: Duration = .seconds(10)
+        /// The bytes the whole server holds in large frames that have not fully arrived (frames
+        /// over 64 KiB count); a new large frame past it is refused with RESOURCE_EXHAUSTED.
+        public var partialFrameBudget: Int = 256 * 1024 * 1024
         /// A connection silent this long with nothing in flight is closed.
         public var idleTimeout: Duration = .seconds(300)
         /// The deadline of a request that names none.
@@ -36,6 +44,9 @@ public final class RPCServer: Service, Sendable {
         public var shutdownGracePeriod: Duration = .seconds(10)
         /// The listen backlog.
         public var backlog: Int32 = 4096
+        /// Where handlers registered `on: .threadPool` run: NIO's shared blocking pool (one
+        /// thread per core) unless told otherwise.
+        public var blockingPool: NIOThreadPool = .singleton
 
         /// The defaults.
         public init() {}
@@ -47,17 +58,12 @@ public final class RPCServer: Service, Sendable {
     private let configuration: Configuration
     private let router: RPCRouter
     private let logger: Logger
-    private let metrics: RPCServerMetrics
+    private let environment: RPCServerHandler.Environment
     private let group: any EventLoopGroup
     private let bound: EventLoopPromise<SocketAddress>
-    /// The open connections, and whoever waits for there to be none.
-    private struct Connections {
-        var open: [ObjectIdentifier: (state: ConnectionState, task: Task<Void, Never>)] = [:]
-        var waiters: [CheckedContinuation<Void, Never>] = []
-    }
-    private let connections = Mutex(Connections())
+    private let registry = ConnectionRegistry()
+    private let partialFrames: PartialFrameBudget
     private let listener = Mutex<(any Channel)?>(nil)
-    private let shuttingDown = Atomic<Bool>(false)
 
     /// Creates a server; it binds when `run()` starts.
     public init(
@@ -70,9 +76,27 @@ public final class RPCServer: Service, Sendable {
         self.configuration = configuration
         self.router = router
         self.logger = logger
-        self.metrics = RPCServerMetrics(factory: metricsFactory)
         self.group = eventLoopGroup
         self.bound = eventLoopGroup.any().makePromise(of: SocketAddress.self)
+        self.partialFrames = PartialFrameBudget(limit: configuration.partialFrameBudget)
+        self.environment = RPCServerHandler.Environment(
+            handlers: router.handlers,
+            configuration: configuration,
+            expectedAuthorization: configuration.authToken.map { Array("Bearer \($0)".utf8) },
+            metrics: RPCServerMetrics(factory: metricsFactory, methods: router.methods),
+            logger: logger,
+            registry: registry
+        )
+    }
+
+    /// Connections open now, and the most the server takes: health reports a full table.
+    public var connections: (open: Int, limit: Int) {
+        (registry.count, configuration.maxConnections)
+    }
+
+    /// The bytes held now in large frames that have not fully arrived, and the budget for them.
+    public var partialFrameBytes: (held: Int, limit: Int) {
+        (partialFrames.bytesHeld, partialFrames.limit)
     }
 
     /// The address the server listens on, once bound (waits for `run()` to bind; throws if binding failed).
@@ -96,22 +120,17 @@ public final class RPCServer: Service, Sendable {
         listener.withLock { $0 = channel }
         bound.succeed(channel.localAddress!)
         logger.info("rpc server listening", metadata: ["address": "\(channel.localAddress!)", "methods": "\(router.methods.count)"])
-        if shuttingDown.load(ordering: .acquiring) { channel.close(promise: nil) }
-
-        let sweeper = group.any().scheduleRepeatedTask(initialDelay: .milliseconds(10), delay: .milliseconds(10)) { _ in
-            self.expireDeadlines()
-        }
-        defer { sweeper.cancel() }
+        if registry.isDraining { channel.close(promise: nil) }
 
         await withGracefulShutdownHandler {
             await withTaskCancellationHandler {
                 try? await channel.closeFuture.get()
-                self.drainConnections()
-                let grace = self.group.any().scheduleTask(in: .nanoseconds(RPCClient.nanoseconds(self.configuration.shutdownGracePeriod))) {
+                self.registry.drainAll()
+                let grace = self.group.any().scheduleTask(in: self.configuration.shutdownGracePeriod.timeAmount) {
                     self.logger.warning("shutdown grace period over: closing connections with requests in flight")
                     self.stopNow()
                 }
-                await self.connectionsClosed()
+                await self.registry.allClosed()
                 grace.cancel()
             } onCancel: {
                 self.stopNow()
@@ -124,236 +143,134 @@ public final class RPCServer: Service, Sendable {
 
     /// Stops accepting connections; `run()` then drains and returns.
     public func beginShutdown() {
-        shuttingDown.store(true, ordering: .releasing)
+        registry.startDraining()
         listener.withLock { $0 }?.close(promise: nil)
     }
 
     /// Stops accepting, closes every connection and cancels every handler.
     private func stopNow() {
         beginShutdown()
-        for (state, task) in connections.withLock({ Array($0.open.values) }) {
-            task.cancel()
-            state.cancelAll()
-            state.channel.close(promise: nil)
-        }
+        registry.stopAll()
     }
 
     private func bind() async throws -> any Channel {
         let configuration = configuration
-        let metrics = metrics, logger = logger
+        let environment = environment
+        let partialFrames = partialFrames
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: configuration.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    let state = ConnectionState(channel: channel, maxInFlight: configuration.maxConcurrentRequestsPerConnection)
-                    try sync.addHandler(IdleStateHandler(readTimeout: .nanoseconds(RPCClient.nanoseconds(configuration.idleTimeout))))
-                    try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameLength: configuration.maxFrameLength)))
-                    try sync.addHandler(ConnectionGuard(connection: state) { error in
-                        metrics.recordMalformedFrame(reason: error.reason)
-                        logger.warning("closing connection: \(error.message)", metadata: ["peer": "\(channel.remoteAddress?.description ?? "unknown")", "reason": "\(error.reason)"])
-                    })
-                    let connection = try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
-                        wrappingChannelSynchronously: channel,
-                        configuration: .init(backPressureStrategy: .init(lowWatermark: 4, highWatermark: 32))
-                    )
-                    self.start(connection, state: state)
+                    try sync.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout.timeAmount))
+                    try sync.addHandler(ByteToMessageHandler(FrameDecoder(
+                        maxFrameLength: configuration.maxFrameLength,
+                        arrivalDeadline: configuration.frameArrivalTimeout.timeAmount,
+                        budget: partialFrames
+                    )))
+                    try sync.addHandler(RPCServerHandler(environment: environment))
                 }
             }
             .bind(host: configuration.host, port: configuration.port)
             .get()
     }
 
-    // MARK: Connections
-
-    /// Hands a new connection to a task of its own, tracked so shutdown can wait for it or stop it.
-    /// Every connection is served by `executeThenClose`, even one refused for the limit.
-    private func start(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, state: ConnectionState) {
-        let key = ObjectIdentifier(connection.channel)
-        connections.withLock { connections in
-            guard connections.open.count < configuration.maxConnections else {
-                Task { await self.refuse(connection) }
-                return
-            }
-            let task = Task {
-                await self.serve(connection, state: state)
-                let waiters = self.connections.withLock { connections in
-                    connections.open.removeValue(forKey: key)
-                    guard connections.open.isEmpty else { return [CheckedContinuation<Void, Never>]() }
-                    defer { connections.waiters = [] }
-                    return connections.waiters
-                }
-                for waiter in waiters { waiter.resume() }
-            }
-            connections.open[key] = (state, task)
-        }
-    }
-
-    /// Returns once no connection is open.
-    private func connectionsClosed() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let none = connections.withLock { connections in
-                if connections.open.isEmpty { return true }
-                connections.waiters.append(continuation)
-                return false
-            }
-            if none { continuation.resume() }
-        }
-    }
-
-    private func refuse(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
-        metrics.connectionsRejected.increment()
-        logger.warning("connection refused: too many connections", metadata: ["peer": "\(connection.channel.remoteAddress?.description ?? "unknown")", "limit": "\(configuration.maxConnections)"])
-        let error = RPCError(.resourceExhausted, "server has reached its limit of \(configuration.maxConnections) connections")
-        try? await connection.executeThenClose { _, _ in
-            try await self.writeBeforeClosing(errorFrame(error, allocator: connection.channel.allocator), on: connection.channel)
-        }
-    }
-
-    private func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, state: ConnectionState) async {
-        let channel = connection.channel
-        let peer = channel.remoteAddress?.description ?? "unknown"
-        metrics.connectionsTotal.increment()
-        metrics.connectionsActive.increment(by: 1)
-        defer { metrics.connectionsActive.decrement(by: 1) }
-        if shuttingDown.load(ordering: .acquiring) { state.drain() }
-
-        var connectionLogger = logger
-        connectionLogger[metadataKey: "peer"] = "\(peer)"
-        let log = connectionLogger
-        do {
-            try await connection.executeThenClose { inbound, outbound in
-                state.setWriter(outbound)
-                do {
-                    for try await frame in inbound {
-                        let (key, claim) = await state.acquire()
-                        let draining = state.isDraining
-                        let task = Task {
-                            await self.handle(frame, key: key, claim: claim, connection: state, peer: peer, draining: draining, logger: log)
-                            state.finish(key)
-                        }
-                        state.attach(task, to: key)
-                    }
-                } catch let error as Frame.Error {
-                    // Counted and logged by ConnectionGuard; tell the peer why, then close.
-                    if let frame = try? self.errorFrame(error.rpcError, allocator: channel.allocator) {
-                        try? await self.writeBeforeClosing(frame, on: channel)
-                    }
-                } catch {
-                    log.debug("connection ended: \(error)")
-                }
-                await state.waitUntilIdle()
-            }
-        } catch {
-            log.debug("connection closed with error: \(error)")
-        }
-    }
-
-    /// Writes a last frame and waits until it has reached the socket: a write through the
-    /// async writer completes when queued, and closing right after could drop it.
-    private func writeBeforeClosing(_ frame: ByteBuffer, on channel: any Channel) async throws {
-        try await channel.writeAndFlush(frame)
-    }
-
-    private func errorFrame(_ error: RPCError, allocator: ByteBufferAllocator) throws -> ByteBuffer {
-        var envelope = Kb_Rpc_V1_Envelope()
-        envelope.id = 0
-        envelope.status = error.status
-        return try Frame.encode(envelope, allocator: allocator)
-    }
-
-    private func drainConnections() {
-        for (state, _) in connections.withLock({ Array($0.open.values) }) { state.drain() }
-    }
-
-    // MARK: Requests
-
-    /// Serves one frame: decodes it, checks it, runs its handler, and writes the response,
-    /// unless the deadline sweep answered first. Never throws: every failure is a status.
-    private func handle(_ frame: ByteBuffer, key: UInt64, claim: ResponseClaim, connection: ConnectionState, peer: String, draining: Bool, logger: Logger) async {
-        let start = ContinuousClock.now
-        var response = Kb_Rpc_V1_Envelope()
-        var label = "unknown"
-        do {
-            let request = try Frame.decodeEnvelope(frame)
-            response.id = request.id
-            let handler = router.handlers[request.method]
-            if handler != nil { label = request.method }
-            if let refusal = admissionError(for: request, draining: draining, served: handler != nil) {
-                throw refusal
-            }
-            let timeout = request.deadlineMs > 0 ? Duration.milliseconds(Int64(clamping: request.deadlineMs)) : configuration.defaultDeadline
-            connection.setDeadline(start + timeout, id: request.id, method: label, for: key)
-            var requestLogger = logger
-            if let trace = request.metadata["trace-id"] { requestLogger[metadataKey: "trace-id"] = .string(trace) }
-            let context = RPCContext(method: request.method, metadata: request.metadata, deadline: start + timeout, peer: peer, logger: requestLogger)
-            response.payload = Data(try await handler!(request.payload, context))
-        } catch let error as RPCError {
-            response.status = error.status
-            logger.debug("request refused", metadata: ["method": .string(label), "error": "\(error)"])
-        } catch is CancellationError {
-            response.status = RPCError(.cancelled, "request cancelled").status
-        } catch let error as SwiftProtobuf.BinaryDecodingError {
-            metrics.recordMalformedFrame(reason: "bad_envelope")
-            logger.warning("frame is not a kb.rpc.v1.Envelope: \(error)")
-            response.status = RPCError(.invalidArgument, "frame is not a kb.rpc.v1.Envelope: \(error)").status
-        } catch {
-            logger.error("handler failed", metadata: ["method": .string(label), "error": "\(error)"])
-            response.status = RPCError(.internal, "internal error in \(label)").status
-        }
-        guard claim.claim() else { return }  // the deadline sweep has answered already
-        let code = RPCError(status: response.status)?.code ?? .ok
-        metrics.record(method: label, code: code, nanoseconds: RPCClient.nanoseconds(ContinuousClock.now - start))
-        if let bytes = try? Frame.encode(response, allocator: connection.channel.allocator) {
-            await connection.write(bytes)
-        }
-    }
-
-    /// Answers `DEADLINE_EXCEEDED` for every request past its deadline and cancels its handler.
-    /// Runs every 10 ms on an event loop, so a deadline is kept to within about 10 ms without a
-    /// timer per request.
-    private func expireDeadlines() {
-        let now = ContinuousClock.now
-        for (connection, _) in connections.withLock({ Array($0.open.values) }) {
-            for request in connection.expire(now: now) {
-                var response = Kb_Rpc_V1_Envelope()
-                response.id = request.id
-                response.status = RPCError(.deadlineExceeded, "deadline exceeded after \(now - request.started)").status
-                metrics.record(method: request.method, code: .deadlineExceeded, nanoseconds: RPCClient.nanoseconds(now - request.started))
-                guard let bytes = try? Frame.encode(response, allocator: connection.channel.allocator) else { continue }
-                Task { await connection.write(bytes) }
-            }
-        }
-    }
-
-    /// Why a request is refused before its handler runs, if it is.
-    private func admissionError(for request: Kb_Rpc_V1_Envelope, draining: Bool, served: Bool) -> RPCError? {
-        if request.method.isEmpty {
-            return RPCError(.invalidArgument, "envelope has no method")
-        }
-        if let token = configuration.authToken, !Self.unauthenticatedMethods.contains(request.method) {
-            guard let presented = request.metadata["authorization"] else {
-                return RPCError(.unauthenticated, "missing authorization metadata: send 'authorization: Bearer <KB_AUTH_TOKEN>'")
-            }
-            guard Self.constantTimeEquals(presented, "Bearer \(token)") else {
-                return RPCError(.unauthenticated, "invalid token")
-            }
-        }
-        if !served {
-            return RPCError(.unimplemented, "unknown method '\(request.method)'")
-        }
-        if draining {
-            return RPCError(.unavailable, "server is shutting down")
-        }
-        return nil
-    }
-
-    private static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
+    /// Compares two byte strings in time that depends only on their lengths.
+    static func constantTimeEquals(_ x: [UInt8], _ y: [UInt8]) -> Bool {
         var difference = UInt8(x.count == y.count ? 0 : 1)
         for i in 0..<min(x.count, y.count) { difference |= x[i] ^ y[i] }
         return difference == 0
+    }
+}
+
+extension RPCServer {
+    /// The open connections, so shutdown can drain or stop them and wait for none to be left.
+    final class ConnectionRegistry: Sendable {
+        private struct Connection {
+            let channel: any Channel
+            let handler: NIOLoopBound<RPCServerHandler>
+            let address: String
+        }
+        private struct State {
+            var open: [ObjectIdentifier: Connection] = [:]
+            var perAddress: [String: Int] = [:]
+            var waiters: [CheckedContinuation<Void, Never>] = []
+            var draining = false
+        }
+        private let state = Mutex(State())
+
+        /// Whether the server is shutting down.
+        var isDraining: Bool { state.withLock { $0.draining } }
+
+        /// Why a new connection cannot be admitted.
+        enum Refusal: Error {
+            case tableFull, addressFull
+        }
+
+        /// The connections open now.
+        var count: Int { state.withLock { $0.open.count } }
+
+        /// Records a new connection, or says why it is refused: `limit` connections open in all,
+        /// or `perAddressLimit` from its client address.
+        func open(_ channel: any Channel, handler: NIOLoopBound<RPCServerHandler>, limit: Int, perAddressLimit: Int) -> Refusal? {
+            let address = channel.remoteAddress?.ipAddress ?? "unknown"
+            return state.withLock { state in
+                guard state.open.count < limit else { return .tableFull }
+                guard state.perAddress[address, default: 0] < perAddressLimit else { return .addressFull }
+                state.open[ObjectIdentifier(channel)] = Connection(channel: channel, handler: handler, address: address)
+                state.perAddress[address, default: 0] += 1
+                return nil
+            }
+        }
+
+        /// Forgets a closed connection; wakes `allClosed()` when it was the last.
+        func closed(_ channel: any Channel) {
+            let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+                if let connection = state.open.removeValue(forKey: ObjectIdentifier(channel)) {
+                    let left = state.perAddress[connection.address, default: 1] - 1
+                    state.perAddress[connection.address] = left > 0 ? left : nil
+                }
+                guard state.open.isEmpty else { return [] }
+                defer { state.waiters = [] }
+                return state.waiters
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+
+        /// Marks the server as shutting down; connections that open later drain at once.
+        func startDraining() {
+            state.withLock { $0.draining = true }
+        }
+
+        /// Asks every connection to answer what runs, refuse the rest, and close.
+        func drainAll() {
+            for connection in state.withLock({ Array($0.open.values) }) {
+                let handler = connection.handler
+                connection.channel.eventLoop.execute { handler.value.drain() }
+            }
+        }
+
+        /// Cancels every request and closes every connection now.
+        func stopAll() {
+            for connection in state.withLock({ Array($0.open.values) }) {
+                let handler = connection.handler
+                connection.channel.eventLoop.execute { handler.value.stopNow() }
+            }
+        }
+
+        /// Returns once no connection is open.
+        func allClosed() async {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let none = state.withLock { state in
+                    if state.open.isEmpty { return true }
+                    state.waiters.append(continuation)
+                    return false
+                }
+                if none { continuation.resume() }
+            }
+        }
     }
 }

@@ -10,14 +10,19 @@ final class RPCServerMetrics: Sendable {
     }
 
     private let factory: any MetricsFactory
+    /// The registered methods' metrics, made once so the hot path reads them without a lock.
+    private let known: [String: MethodMetrics]
     private let methods = Mutex<[String: MethodMetrics]>([:])
     private let errors = Mutex<[String: Counter]>([:])
     let connectionsActive: Meter
     let connectionsTotal: Counter
     let connectionsRejected: Counter
 
-    init(factory: any MetricsFactory) {
+    init(factory: any MetricsFactory, methods: [String] = []) {
         self.factory = factory
+        var known: [String: MethodMetrics] = [:]
+        for method in methods + ["unknown"] { known[method] = Self.metrics(for: method, factory: factory) }
+        self.known = known
         connectionsActive = Meter(label: "kb_rpc_connections_active", factory: factory)
         connectionsTotal = Counter(label: "kb_rpc_connections_total", factory: factory)
         connectionsRejected = Counter(label: "kb_rpc_connections_rejected_total", factory: factory)
@@ -26,12 +31,9 @@ final class RPCServerMetrics: Sendable {
     /// Records one finished request. `method` must be a registered name or a fixed label such as
     /// "unknown", so that label values stay bounded.
     func record(method: String, code: RPCError.Code, nanoseconds: Int64) {
-        let metrics = methods.withLock { table in
+        let metrics = known[method] ?? methods.withLock { table in
             if let found = table[method] { return found }
-            let made = MethodMetrics(
-                requests: Counter(label: "kb_rpc_requests_total", dimensions: [("method", method)], factory: factory),
-                duration: Timer(label: "kb_rpc_request_duration_seconds", dimensions: [("method", method)], factory: factory)
-            )
+            let made = Self.metrics(for: method, factory: factory)
             table[method] = made
             return made
         }
@@ -47,6 +49,13 @@ final class RPCServerMetrics: Sendable {
             }
             counter.increment()
         }
+    }
+
+    private static func metrics(for method: String, factory: any MetricsFactory) -> MethodMetrics {
+        MethodMetrics(
+            requests: Counter(label: "kb_rpc_requests_total", dimensions: [("method", method)], factory: factory),
+            duration: Timer(label: "kb_rpc_request_duration_seconds", dimensions: [("method", method)], factory: factory)
+        )
     }
 
     /// Records a frame that broke the protocol and ended its connection.

@@ -1,0 +1,434 @@
+import Foundation
+import KBProto
+import Logging
+import NIOCore
+import NIOPosix
+import SwiftProtobuf
+
+/// One server connection, served on its channel's event loop: decodes each frame's envelope,
+/// checks its method, token and deadline there, and dispatches it where its handler runs (inline,
+/// on the blocking pool, or on a task). Responses written while a read burst is being handled
+/// are flushed once at its end; responses that finish later are flushed once per loop tick.
+///
+/// Backpressure: at most `maxConcurrentRequestsPerConnection` requests run at once; frames beyond
+/// that wait in a small backlog and the socket is not read again (autoRead's `read` is held back)
+/// until a slot frees. A request past its deadline is answered `DEADLINE_EXCEEDED` at once and
+/// its work cancelled; it keeps its slot until the work has really stopped.
+final class RPCServerHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// What every connection of one server shares.
+    struct Environment: Sendable {
+        let handlers: [String: RPCRouter.ErasedHandler]
+        let configuration: RPCServer.Configuration
+        let expectedAuthorization: [UInt8]?
+        let metrics: RPCServerMetrics
+        let logger: Logger
+        let registry: RPCServer.ConnectionRegistry
+    }
+
+    /// A request that runs off the event loop and has not been answered yet.
+    private struct Pending {
+        let id: UInt64
+        let label: String
+        let started: NIODeadline
+        let deadline: NIODeadline
+        let cancellation: RPCCancellation
+        var task: Task<Void, Never>?
+    }
+
+    private let environment: Environment
+    private var context: ChannelHandlerContext?
+    private var peer = "unknown"
+    private var logger: Logger
+
+    /// Requests whose work has not ended (answered or not): the backpressure count.
+    private var running = 0
+    /// Requests running off the loop and not yet answered, by a key of ours (ids are the client's).
+    private var pending: [UInt64: Pending] = [:]
+    private var nextKey: UInt64 = 0
+    /// Frames read while every slot was taken.
+    private var backlog = CircularBuffer<ByteBuffer>()
+    /// Whether the pipeline asked to read while we were full.
+    private var readHeldBack = false
+    /// Inside a read burst (between the first `channelRead` and `channelReadComplete`).
+    private var inReadBurst = false
+    private var needsFlush = false
+    private var flushScheduled = false
+    /// The one timer that answers overdue requests, armed for the earliest deadline.
+    private var deadlineTimer: Scheduled<Void>?
+    private var deadlineTimerAt: NIODeadline = .distantFuture
+    /// Set by shutdown: new requests get UNAVAILABLE; the connection closes once idle.
+    private var draining = false
+    /// The client closed its side, or the stream broke: answer what was received, then close.
+    private var inputEnded = false
+    private var closing = false
+    private var registered = false
+
+    init(environment: Environment) {
+        self.environment = environment
+        self.logger = environment.logger
+    }
+
+    // MARK: Connection lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        peer = context.channel.remoteAddress?.description ?? "unknown"
+        logger[metadataKey: "peer"] = "\(peer)"
+        let metrics = environment.metrics
+        let configuration = environment.configuration
+        if let refusal = environment.registry.open(
+            context.channel, handler: NIOLoopBound(self, eventLoop: context.eventLoop),
+            limit: configuration.maxConnections, perAddressLimit: configuration.maxConnectionsPerAddress
+        ) {
+            metrics.connectionsRejected.increment()
+            let message = switch refusal {
+            case .tableFull: "server has reached its limit of \(configuration.maxConnections) connections"
+            case .addressFull: "server has reached its limit of \(configuration.maxConnectionsPerAddress) connections from one address"
+            }
+            logger.warning("connection refused: \(message)")
+            sendConnectionError(RPCError(.resourceExhausted, message), context: context)
+            context.fireChannelActive()
+            return
+        }
+        registered = true
+        metrics.connectionsTotal.increment()
+        metrics.connectionsActive.increment(by: 1)
+        if environment.registry.isDraining { draining = true }
+        context.fireChannelActive()
+        closeIfDone(context: context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        cancelAll()
+        deadlineTimer?.cancel()
+        deadlineTimer = nil
+        backlog.removeAll()
+        if registered {
+            registered = false
+            environment.metrics.connectionsActive.decrement(by: 1)
+            environment.registry.closed(context.channel)
+        }
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            if running == 0 && backlog.isEmpty { context.close(promise: nil) }
+            return
+        }
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            inputEnded = true
+            closeIfDone(context: context)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let frameError = error as? Frame.Error {
+            environment.metrics.recordMalformedFrame(reason: frameError.reason)
+            logger.warning("closing connection: \(frameError.message)", metadata: ["reason": "\(frameError.reason)"])
+            sendConnectionError(frameError.rpcError, context: context)
+            return
+        }
+        logger.debug("connection failed: \(error)")
+        context.close(promise: nil)
+    }
+
+    /// Tells the peer why the connection ends (an envelope with id 0), answers what is already
+    /// running, then closes.
+    private func sendConnectionError(_ error: RPCError, context: ChannelHandlerContext) {
+        var envelope = Kb_Rpc_V1_Envelope()
+        envelope.status = error.status
+        inputEnded = true
+        backlog.removeAll()
+        if let frame = try? Frame.encode(envelope, allocator: context.channel.allocator) {
+            context.write(wrapOutboundOut(frame), promise: nil)
+        }
+        closeIfDone(context: context)
+    }
+
+    /// Closes once nothing is left to answer, if the connection is ending.
+    private func closeIfDone(context: ChannelHandlerContext) {
+        guard (draining || inputEnded), running == 0, backlog.isEmpty, !closing else { return }
+        closing = true
+        // Written in order: the empty write completes after every response before it.
+        let done = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: done)
+        done.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+
+    // MARK: Shutdown (called on the event loop by the server)
+
+    /// Starts draining: new requests get UNAVAILABLE; closes once what runs has been answered.
+    func drain() {
+        draining = true
+        if let context { closeIfDone(context: context) }
+    }
+
+    /// Cancels every request and closes now.
+    func stopNow() {
+        cancelAll()
+        context?.close(promise: nil)
+    }
+
+    private func cancelAll() {
+        for request in pending.values {
+            request.cancellation.cancel()
+            request.task?.cancel()
+        }
+    }
+
+    // MARK: Reading
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        inReadBurst = true
+        let frame = unwrapInboundIn(data)
+        if closing { return }
+        if running >= environment.configuration.maxConcurrentRequestsPerConnection || !backlog.isEmpty {
+            backlog.append(frame)
+            return
+        }
+        serve(frame, context: context)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        inReadBurst = false
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if running >= environment.configuration.maxConcurrentRequestsPerConnection || !backlog.isEmpty {
+            readHeldBack = true
+        } else {
+            context.read()
+        }
+    }
+
+    /// A slot freed: serve waiting frames, then read again if there is room.
+    private func slotFreed(context: ChannelHandlerContext) {
+        let limit = environment.configuration.maxConcurrentRequestsPerConnection
+        while running < limit, let frame = backlog.popFirst() {
+            serve(frame, context: context)
+        }
+        if readHeldBack && running < limit && backlog.isEmpty {
+            readHeldBack = false
+            context.read()
+        }
+        closeIfDone(context: context)
+    }
+
+    // MARK: Requests
+
+    /// Serves one frame: decodes it, checks it, and runs or dispatches its handler. Every
+    /// failure becomes a status on the response.
+    private func serve(_ frame: ByteBuffer, context: ChannelHandlerContext) {
+        let started = NIODeadline.now()
+        let request: Kb_Rpc_V1_Envelope
+        do {
+            request = try Frame.decodeEnvelope(frame)
+        } catch {
+            environment.metrics.recordMalformedFrame(reason: "bad_envelope")
+            logger.warning("frame is not a kb.rpc.v1.Envelope: \(error)")
+            answer(id: 0, label: "unknown", started: started, .failure(RPCError(.invalidArgument, "frame is not a kb.rpc.v1.Envelope: \(error)")), context: context)
+            return
+        }
+        let handler = environment.handlers[request.method]
+        let label = handler == nil ? "unknown" : request.method
+        if let refusal = admissionError(for: request, served: handler != nil) {
+            logger.debug("request refused", metadata: ["method": .string(label), "error": "\(refusal)"])
+            answer(id: request.id, label: label, started: started, .failure(refusal), context: context)
+            return
+        }
+        let timeout = request.deadlineMs > 0
+            ? TimeAmount.milliseconds(Int64(min(request.deadlineMs, Self.longestDeadlineMs)))
+            : environment.configuration.defaultDeadline.timeAmount
+        let deadline = started + timeout
+        var requestLogger = logger
+        if let trace = request.metadata["trace-id"] { requestLogger[metadataKey: "trace-id"] = .string(trace) }
+        let cancellation = RPCCancellation()
+        let rpcContext = RPCContext(
+            method: request.method, metadata: request.metadata,
+            deadline: .now + .nanoseconds(timeout.nanoseconds),
+            peer: peer, logger: requestLogger, cancellation: cancellation
+        )
+        let payload = request.payload
+
+        switch handler! {
+        case .sync(.eventLoop, let body):
+            answer(id: request.id, label: label, started: started, Result { try body(payload, rpcContext) }, context: context)
+
+        case .sync(.threadPool, let body):
+            let key = admit(Pending(id: request.id, label: label, started: started, deadline: deadline, cancellation: cancellation), context: context)
+            environment.configuration.blockingPool
+                .runIfActive(eventLoop: context.eventLoop) {
+                    try rpcContext.checkCancellation()
+                    return try body(payload, rpcContext)
+                }
+                .assumeIsolated()
+                .whenComplete { result in self.finished(key, result, context: context) }
+
+        case .task(let body):
+            let key = admit(Pending(id: request.id, label: label, started: started, deadline: deadline, cancellation: cancellation), context: context)
+            let loop = context.eventLoop
+            let this = NIOLoopBound((self, context), eventLoop: loop)
+            pending[key]?.task = Task {
+                let result: Result<[UInt8], any Error>
+                do { result = .success(try await body(payload, rpcContext)) } catch { result = .failure(error) }
+                if loop.inEventLoop {
+                    this.value.0.finished(key, result, context: this.value.1)
+                } else {
+                    loop.execute { this.value.0.finished(key, result, context: this.value.1) }
+                }
+            }
+        }
+    }
+
+    /// A request longer than this (ten years) is kept to it, so the arithmetic cannot overflow.
+    private static let longestDeadlineMs: UInt64 = 10 * 365 * 24 * 3600 * 1000
+
+    /// Takes a slot for a request that runs off the loop and arms the deadline timer for it.
+    private func admit(_ request: Pending, context: ChannelHandlerContext) -> UInt64 {
+        nextKey &+= 1
+        running += 1
+        pending[nextKey] = request
+        if deadlineTimer == nil || request.deadline < deadlineTimerAt {
+            armDeadlineTimer(at: request.deadline, context: context)
+        }
+        return nextKey
+    }
+
+    /// The work of request `key` ended: answer it unless its deadline did, free its slot.
+    private func finished(_ key: UInt64, _ result: Result<[UInt8], any Error>, context: ChannelHandlerContext) {
+        running -= 1
+        if let request = pending.removeValue(forKey: key) {
+            answer(id: request.id, label: request.label, started: request.started, result, context: context)
+        }
+        slotFreed(context: context)
+    }
+
+    /// Writes the response of a request, counts it, and flushes at the end of the read burst or
+    /// of this loop tick.
+    private func answer(id: UInt64, label: String, started: NIODeadline, _ result: Result<[UInt8], any Error>, context: ChannelHandlerContext) {
+        var response = Kb_Rpc_V1_Envelope()
+        response.id = id
+        let code: RPCError.Code
+        switch result {
+        case .success(let bytes):
+            response.payload = Data(bytes)
+            code = .ok
+        case .failure(let error):
+            let failure = status(of: error, label: label)
+            response.status = failure.status
+            code = failure.code
+        }
+        environment.metrics.record(method: label, code: code, nanoseconds: (NIODeadline.now() - started).nanoseconds)
+        write(response, context: context)
+    }
+
+    private func write(_ envelope: Kb_Rpc_V1_Envelope, context: ChannelHandlerContext) {
+        guard let frame = try? Frame.encode(envelope, allocator: context.channel.allocator) else { return }
+        context.write(wrapOutboundOut(frame), promise: nil)
+        if inReadBurst {
+            needsFlush = true
+        } else if !flushScheduled {
+            flushScheduled = true
+            context.eventLoop.assumeIsolated().execute {
+                self.flushScheduled = false
+                context.flush()
+            }
+        }
+    }
+
+    /// The status a handler's failure is answered with: an `RPCError` as it is, cancellation as
+    /// `CANCELLED`, anything else as `INTERNAL` (logged here, so internals do not leak).
+    private func status(of error: any Error, label: String) -> RPCError {
+        switch error {
+        case let error as RPCError:
+            return error
+        case is CancellationError:
+            return RPCError(.cancelled, "request cancelled")
+        case let error as NIOThreadPoolError.ThreadPoolInactive:
+            _ = error
+            return RPCError(.unavailable, "server is shutting down")
+        default:
+            logger.error("handler failed", metadata: ["method": .string(label), "error": "\(error)"])
+            return RPCError(.internal, "internal error in \(label)")
+        }
+    }
+
+    // MARK: Deadlines
+
+    private func armDeadlineTimer(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        deadlineTimer?.cancel()
+        deadlineTimerAt = deadline
+        deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            self.expireDeadlines(context: context)
+        }
+    }
+
+    /// Answers `DEADLINE_EXCEEDED` for every request past its deadline and cancels its work;
+    /// re-arms the timer for the next deadline.
+    private func expireDeadlines(context: ChannelHandlerContext) {
+        deadlineTimer = nil
+        let now = NIODeadline.now()
+        var next: NIODeadline?
+        for (key, request) in pending {
+            guard request.deadline <= now else {
+                next = min(next ?? request.deadline, request.deadline)
+                continue
+            }
+            pending.removeValue(forKey: key)
+            request.cancellation.cancel()
+            request.task?.cancel()
+            let late = now - request.started
+            answer(id: request.id, label: request.label, started: request.started,
+                   .failure(RPCError(.deadlineExceeded, "deadline exceeded after \(late.nanoseconds / 1_000_000) ms")), context: context)
+        }
+        if let next { armDeadlineTimer(at: next, context: context) }
+    }
+
+    // MARK: Admission
+
+    /// Why a request is refused before its handler runs, if it is.
+    private func admissionError(for request: Kb_Rpc_V1_Envelope, served: Bool) -> RPCError? {
+        if request.method.isEmpty {
+            return RPCError(.invalidArgument, "envelope has no method")
+        }
+        if let expected = environment.expectedAuthorization, !RPCServer.unauthenticatedMethods.contains(request.method) {
+            guard let presented = request.metadata["authorization"] else {
+                return RPCError(.unauthenticated, "missing authorization metadata: send 'authorization: Bearer <KB_AUTH_TOKEN>'")
+            }
+            guard RPCServer.constantTimeEquals(Array(presented.utf8), expected) else {
+                return RPCError(.unauthenticated, "invalid token")
+            }
+        }
+        if !served {
+            return RPCError(.unimplemented, "unknown method '\(request.method)'")
+        }
+        if draining {
+            return RPCError(.unavailable, "server is shutting down")
+        }
+        return nil
+    }
+}
+
+extension Duration {
+    /// The duration as NIO's `TimeAmount`, clamped so it cannot overflow.
+    var timeAmount: TimeAmount { .nanoseconds(RPCClient.nanoseconds(self)) }
+}
