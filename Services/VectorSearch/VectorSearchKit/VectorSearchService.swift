@@ -79,8 +79,12 @@ public final class VectorSearchService: Service, @unchecked Sendable {
             for (index, search) in request.searches.enumerated() {
                 do {
                     response.responses.append(try Self.search(store, search))
-                } catch let error as RPCError {
-                    throw RPCError(error.code, "searches[\(index)]: \(error.message)")
+                } catch var error as RPCError {
+                    // The search's field, under its place in the batch: `vector` → `searches[2].vector`.
+                    let path = "searches[\(index)]"
+                    error.message = path + (error.field == nil ? ": " : ".") + error.message
+                    error.field = path + (error.field.map { ".\($0)" } ?? "")
+                    throw error
                 }
             }
             return response
