@@ -50,7 +50,7 @@ struct RPCErrorDetailsTests {
         // code = 3 (varint), message, field (tag 3, length-delimited), reason (tag 4).
         let field = Array("events[3].cost_usd".utf8), reason = Array("OUT_OF_RANGE".utf8)
         #expect(bytes.starts(with: [0x08, 0x03, 0x12]))
-        #expect(bytes.suffix(field.count + reason.count + 4) == [0x1A, UInt8(field.count)] + field + [0x22, UInt8(reason.count)] + reason)
+        #expect(Array(bytes.suffix(field.count + reason.count + 4)) == [0x1A, UInt8(field.count)] + field + [0x22, UInt8(reason.count)] + reason)
         // A status from a peer that knows no details still decodes, with none.
         var old = Kb_Rpc_V1_Status()
         old.code = .notFound
