@@ -16,15 +16,15 @@ struct KnowledgeRuleReasonTests {
 
     @Test("names, teams, numbers and observations fail with their documented reason")
     func reasons() throws {
-        let empty = reason { try KnowledgeRules.checkName("", field: "entities[0].name") }
+        let empty = reason { () throws(KnowledgeRuleError) in try KnowledgeRules.checkName("", field: "entities[0].name") }
         #expect(empty?.field == "entities[0].name" && empty?.reason == "REQUIRED")
-        #expect(reason { try KnowledgeRules.checkName(String(repeating: "x", count: 201), field: "name") }?.reason == "TOO_LONG")
-        #expect(reason { try KnowledgeRules.checkName("a/b", field: "name") }?.reason == "NAME_INVALID")
-        #expect(reason { try KnowledgeRules.checkName(" a", field: "name") }?.reason == "NAME_INVALID")
-        #expect(reason { try KnowledgeRules.checkTeam("a:b") }?.reason == "NAME_INVALID")
-        #expect(reason { try KnowledgeRules.checkType("a\u{1}b", field: "entity_type") }?.reason == "INVALID_FORMAT")
-        #expect(reason { try KnowledgeRules.checkSignificance(11, field: "significance") }?.reason == "OUT_OF_RANGE")
-        #expect(reason { try KnowledgeRules.checkConfidence(.nan, field: "confidence") }?.reason == "OUT_OF_RANGE")
-        #expect(reason { try KnowledgeRules.checkName("Fine Name", field: "name") } == nil)
+        #expect(reason { () throws(KnowledgeRuleError) in try KnowledgeRules.checkName(String(repeating: "x", count: 201), field: "name") }?.reason == "TOO_LONG")
+        #expect(reason { () throws(KnowledgeRuleError) in try KnowledgeRules.checkName("a/b", field: "name") }?.reason == "NAME_INVALID")
+        #expect(reason { () throws(KnowledgeRuleError) in try KnowledgeRules.checkName(" a", field: "name") }?.reason == "NAME_INVALID")
+        #expect(reason { () throws(KnowledgeRuleError) in try KnowledgeRules.checkTeam("a:b") }?.reason == "NAME_INVALID")
+        #expect(reason { () throws(KnowledgeRuleError) in try KnowledgeRules.checkType("a\u{1}b", field: "entity_type") }?.reason == "INVALID_FORMAT")
+        #expect(reason { () throws(KnowledgeRuleError) in try KnowledgeRules.checkSignificance(11, field: "significance") }?.reason == "OUT_OF_RANGE")
+        #expect(reason { () throws(KnowledgeRuleError) in try KnowledgeRules.checkConfidence(.nan, field: "confidence") }?.reason == "OUT_OF_RANGE")
+        #expect(reason { () throws(KnowledgeRuleError) in try KnowledgeRules.checkName("Fine Name", field: "name") } == nil)
     }
 }
