@@ -1,18 +1,23 @@
 import KBProto
+import KBRPC
 
 /// A piece of knowledge that breaks a rule of the data model (ARCHITECTURE §5).
 ///
 /// `field` is a path into the request or file (`entities[3].name`), `rule` says what the value
-/// must be; services turn it into `INVALID_ARGUMENT`, the CLI prints it as one line.
+/// must be, `reason` which rule in a word a program can switch on; services turn it into
+/// `INVALID_ARGUMENT` carrying all three, the CLI prints it as one line.
 public struct KnowledgeRuleError: Error, Hashable, Sendable, CustomStringConvertible {
     /// Where the bad value is, e.g. `entities[3].name`.
     public var field: String
     /// What the value must be.
     public var rule: String
+    /// Which rule it broke, machine-readable (`RPCError.Reason`); services send it in the status.
+    public var reason: RPCError.Reason?
 
-    /// An error at `field` breaking `rule`.
-    public init(field: String, _ rule: String) {
+    /// An error at `field` breaking `rule`, for `reason`.
+    public init(field: String, reason: RPCError.Reason? = nil, _ rule: String) {
         self.field = field
+        self.reason = reason
         self.rule = rule
     }
 
@@ -42,13 +47,13 @@ public enum KnowledgeRules {
         }
         let count = name.count
         guard count >= 1, count <= maxNameLength else {
-            throw KnowledgeRuleError(field: field, "must be 1–\(maxNameLength) characters (got \(count))")
+            throw KnowledgeRuleError(field: field, reason: count == 0 ? .required : .tooLong, "must be 1–\(maxNameLength) characters (got \(count))")
         }
         for character in name where !(character.isLetter || character.isNumber || character == " " || character == "_" || character == "-" || character == ".") {
-            throw KnowledgeRuleError(field: field, "may hold only letters, digits, space, '_', '-' and '.' (found \(quoted(character)))")
+            throw KnowledgeRuleError(field: field, reason: .nameInvalid, "may hold only letters, digits, space, '_', '-' and '.' (found \(quoted(character)))")
         }
         if name.first == " " || name.last == " " {
-            throw KnowledgeRuleError(field: field, "must not start or end with a space")
+            throw KnowledgeRuleError(field: field, reason: .nameInvalid, "must not start or end with a space")
         }
     }
 
@@ -59,10 +64,10 @@ public enum KnowledgeRules {
         if utf8.count >= 1, utf8.count <= maxTypeLength, utf8.allSatisfy(isASCIINameByte) { return }
         let count = team.count
         guard count >= 1, count <= maxTypeLength else {
-            throw KnowledgeRuleError(field: field, "must be 1–\(maxTypeLength) characters (got \(count))")
+            throw KnowledgeRuleError(field: field, reason: count == 0 ? .required : .tooLong, "must be 1–\(maxTypeLength) characters (got \(count))")
         }
         for character in team where !(character.isLetter || character.isNumber || character == "_" || character == "-" || character == ".") {
-            throw KnowledgeRuleError(field: field, "may hold only letters, digits, '_', '-' and '.' (found \(quoted(character)))")
+            throw KnowledgeRuleError(field: field, reason: .nameInvalid, "may hold only letters, digits, '_', '-' and '.' (found \(quoted(character)))")
         }
     }
 
@@ -77,19 +82,19 @@ public enum KnowledgeRules {
         if utf8.count >= 1, utf8.count <= maxTypeLength, utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return }
         let count = type.count
         guard count >= 1, count <= maxTypeLength else {
-            throw KnowledgeRuleError(field: field, "must be 1–\(maxTypeLength) characters (got \(count))")
+            throw KnowledgeRuleError(field: field, reason: count == 0 ? .required : .tooLong, "must be 1–\(maxTypeLength) characters (got \(count))")
         }
         try checkPrintable(type, field: field)
     }
 
     /// Significance: 1–10, or 0 for "unset".
     public static func checkSignificance(_ value: Int32, field: String) throws(KnowledgeRuleError) {
-        guard (0...10).contains(value) else { throw KnowledgeRuleError(field: field, "must be 1–10 (got \(value))") }
+        guard (0...10).contains(value) else { throw KnowledgeRuleError(field: field, reason: .outOfRange, "must be 1–10 (got \(value))") }
     }
 
     /// Confidence: in (0, 1], or 0 for "unset".
     public static func checkConfidence(_ value: Double, field: String) throws(KnowledgeRuleError) {
-        guard value.isFinite, value >= 0, value <= 1 else { throw KnowledgeRuleError(field: field, "must be a number in (0, 1] (got \(value))") }
+        guard value.isFinite, value >= 0, value <= 1 else { throw KnowledgeRuleError(field: field, reason: .outOfRange, "must be a number in (0, 1] (got \(value))") }
     }
 
     /// An entity as sent for an upsert. `isUpdate` relaxes the entity type, which an update may
@@ -102,23 +107,23 @@ public enum KnowledgeRules {
         try checkSignificance(entity.significance, field: "\(field).significance")
         try checkConfidence(entity.confidence, field: "\(field).confidence")
         if case .UNRECOGNIZED(let raw) = entity.source {
-            throw KnowledgeRuleError(field: "\(field).source", "must be manual or auto (got \(raw))")
+            throw KnowledgeRuleError(field: "\(field).source", reason: .unknownValue, "must be manual or auto (got \(raw))")
         }
         guard entity.observations.count <= maxObservations else {
-            throw KnowledgeRuleError(field: "\(field).observations", "at most \(maxObservations) observations (got \(entity.observations.count))")
+            throw KnowledgeRuleError(field: "\(field).observations", reason: .tooMany, "at most \(maxObservations) observations (got \(entity.observations.count))")
         }
         for (index, observation) in entity.observations.enumerated() {
             let path = "\(field).observations[\(index)]"
-            guard !observation.content.isEmpty else { throw KnowledgeRuleError(field: "\(path).content", "must not be empty") }
+            guard !observation.content.isEmpty else { throw KnowledgeRuleError(field: "\(path).content", reason: .required, "must not be empty") }
             guard observation.content.utf8.count <= maxObservationBytes else {
-                throw KnowledgeRuleError(field: "\(path).content", "at most \(maxObservationBytes) bytes (got \(observation.content.utf8.count))")
+                throw KnowledgeRuleError(field: "\(path).content", reason: .tooLong, "at most \(maxObservationBytes) bytes (got \(observation.content.utf8.count))")
             }
             try checkPrintable(observation.content, field: "\(path).content", allowLineBreaks: true)
             try checkPrintable(observation.type, field: "\(path).type")
             try checkMetadata(observation.metadata, field: "\(path).metadata")
         }
         guard entity.createdAtMs >= 0, entity.lastModifiedMs >= 0 else {
-            throw KnowledgeRuleError(field: "\(field).created_at_ms", "timestamps must not be negative")
+            throw KnowledgeRuleError(field: "\(field).created_at_ms", reason: .outOfRange, "timestamps must not be negative")
         }
         try checkMetadata(entity.metadata, field: "\(field).metadata")
     }
@@ -130,14 +135,14 @@ public enum KnowledgeRules {
         try checkType(relation.relationType, field: "\(field).relation_type")
         try checkSignificance(relation.significance, field: "\(field).significance")
         try checkConfidence(relation.confidence, field: "\(field).confidence")
-        guard relation.createdAtMs >= 0 else { throw KnowledgeRuleError(field: "\(field).created_at_ms", "must not be negative") }
+        guard relation.createdAtMs >= 0 else { throw KnowledgeRuleError(field: "\(field).created_at_ms", reason: .outOfRange, "must not be negative") }
         try checkMetadata(relation.metadata, field: "\(field).metadata")
     }
 
     /// Metadata keys are non-empty and printable.
     public static func checkMetadata(_ metadata: [String: String], field: String) throws(KnowledgeRuleError) {
         for key in metadata.keys {
-            guard !key.isEmpty else { throw KnowledgeRuleError(field: field, "keys must not be empty") }
+            guard !key.isEmpty else { throw KnowledgeRuleError(field: field, reason: .required, "keys must not be empty") }
             try checkPrintable(key, field: "\(field).\(key)")
         }
     }
@@ -147,7 +152,7 @@ public enum KnowledgeRules {
         if text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return }
         for scalar in text.unicodeScalars where scalar.properties.generalCategory == .control {
             if allowLineBreaks, scalar == "\n" || scalar == "\r" || scalar == "\t" { continue }
-            throw KnowledgeRuleError(field: field, "must not contain control characters (found U+\(String(scalar.value, radix: 16, uppercase: true)))")
+            throw KnowledgeRuleError(field: field, reason: .invalidFormat, "must not contain control characters (found U+\(String(scalar.value, radix: 16, uppercase: true)))")
         }
     }
 

@@ -63,7 +63,14 @@ public struct KnowledgeTransfer: Sendable {
 
     /// A failure found before anything was written: which entry, and why.
     public struct ImportRejected: Error, CustomStringConvertible, Sendable {
-        public var description: String
+        /// The relation end at fault, e.g. `relations[3].to`.
+        public var field: String
+        /// What is wrong with it, for people.
+        public var rule: String
+        /// Why, machine-readable: the end names no entity.
+        public var reason: RPCError.Reason { .notFound }
+
+        public var description: String { "\(field): \(rule)" }
     }
 
     /// The team each entity and relation goes to: `override` when given, else its own `team`,
@@ -87,7 +94,7 @@ public struct KnowledgeTransfer: Sendable {
                     _ = try await client.call(GraphStoreMethods.getEntity, .with { $0.team = relation.team; $0.name = name })
                     known.insert("\(relation.team)\u{0}\(name)")
                 } catch let error as RPCError where error.code == .notFound {
-                    throw ImportRejected(description: "relations[\(index)].\(end): entity '\(name)' is neither in the file nor in team '\(relation.team)'")
+                    throw ImportRejected(field: "relations[\(index)].\(end)", rule: "entity '\(name)' is neither in the file nor in team '\(relation.team)'")
                 }
             }
         }

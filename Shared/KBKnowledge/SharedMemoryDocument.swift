@@ -1,5 +1,6 @@
 import Foundation
 import KBProto
+import KBRPC
 
 /// The shared-memory JSON file (ARCHITECTURE §5): what `ukb export` writes, `ukb import` reads
 /// and VKB accepts by drag-and-drop.
@@ -38,9 +39,9 @@ public struct SharedMemoryDocument: Sendable {
         do {
             root = try JSONSerialization.jsonObject(with: data, options: [])
         } catch {
-            throw KnowledgeRuleError(field: "file", "is not valid JSON (\(Self.reason(error)))")
+            throw KnowledgeRuleError(field: "file", reason: .invalidFormat, "is not valid JSON (\(Self.reason(error)))")
         }
-        guard let object = root as? [String: Any] else { throw KnowledgeRuleError(field: "file", "must be a JSON object with \"entities\" and \"relations\"") }
+        guard let object = root as? [String: Any] else { throw KnowledgeRuleError(field: "file", reason: .invalidFormat, "must be a JSON object with \"entities\" and \"relations\"") }
         let metadata = try Self.object(object["metadata"], field: "metadata") ?? [:]
         team = try Self.string(metadata["team"], field: "metadata.team")
         if let team { try KnowledgeRules.checkTeam(team, field: "metadata.team") }
@@ -49,20 +50,20 @@ public struct SharedMemoryDocument: Sendable {
         switch object["entities"] {
         case nil: entityList = []
         case let list as [Any]: entityList = list
-        default: throw KnowledgeRuleError(field: "entities", "must be an array")
+        default: throw KnowledgeRuleError(field: "entities", reason: .invalidFormat, "must be an array")
         }
         let relationList: [Any]
         switch object["relations"] {
         case nil, is NSNull: relationList = []
         case let list as [Any]: relationList = list
-        default: throw KnowledgeRuleError(field: "relations", "must be an array")
+        default: throw KnowledgeRuleError(field: "relations", reason: .invalidFormat, "must be an array")
         }
         entities = try entityList.enumerated().map { index, raw throws(KnowledgeRuleError) in try Self.entity(raw, field: "entities[\(index)]") }
         relations = try relationList.enumerated().map { index, raw throws(KnowledgeRuleError) in try Self.relation(raw, field: "relations[\(index)]") }
     }
 
     private static func entity(_ raw: Any, field: String) throws(KnowledgeRuleError) -> Kb_Graph_V1_Entity {
-        guard let object = raw as? [String: Any] else { throw KnowledgeRuleError(field: field, "must be an object") }
+        guard let object = raw as? [String: Any] else { throw KnowledgeRuleError(field: field, reason: .invalidFormat, "must be an object") }
         var entity = Kb_Graph_V1_Entity()
         entity.name = try string(object["name"], field: "\(field).name") ?? ""
         entity.entityType = try string(object["entityType"] ?? object["entity_type"] ?? object["type"], field: "\(field).entityType") ?? ""
@@ -74,7 +75,7 @@ public struct SharedMemoryDocument: Sendable {
         case nil, is NSNull: break
         case let list as [Any]:
             entity.observations = try list.enumerated().map { index, raw throws(KnowledgeRuleError) in try observation(raw, field: "\(field).observations[\(index)]") }
-        default: throw KnowledgeRuleError(field: "\(field).observations", "must be an array")
+        default: throw KnowledgeRuleError(field: "\(field).observations", reason: .invalidFormat, "must be an array")
         }
         entity.significance = try significance(object["significance"], field: "\(field).significance")
         entity.confidence = try confidence(object["confidence"], field: "\(field).confidence")
@@ -82,7 +83,7 @@ public struct SharedMemoryDocument: Sendable {
             switch source {
             case "manual": entity.source = .manual
             case "auto": entity.source = .auto
-            default: throw KnowledgeRuleError(field: "\(field).source", "must be \"manual\" or \"auto\" (got \"\(source)\")")
+            default: throw KnowledgeRuleError(field: "\(field).source", reason: .unknownValue, "must be \"manual\" or \"auto\" (got \"\(source)\")")
             }
         }
         entity.metadata = try stringMap(object["metadata"], field: "\(field).metadata")
@@ -98,7 +99,7 @@ public struct SharedMemoryDocument: Sendable {
             observation.content = text
             return observation
         }
-        guard let object = raw as? [String: Any] else { throw KnowledgeRuleError(field: field, "must be a string or an object with \"content\"") }
+        guard let object = raw as? [String: Any] else { throw KnowledgeRuleError(field: field, reason: .invalidFormat, "must be a string or an object with \"content\"") }
         observation.content = try string(object["content"], field: "\(field).content") ?? ""
         observation.type = try string(object["type"], field: "\(field).type") ?? ""
         observation.date = try string(object["date"], field: "\(field).date") ?? ""
@@ -106,17 +107,17 @@ public struct SharedMemoryDocument: Sendable {
         case nil, is NSNull: break
         case let list as [Any]:
             observation.tags = try list.enumerated().map { index, tag throws(KnowledgeRuleError) in
-                guard let tag = tag as? String else { throw KnowledgeRuleError(field: "\(field).tags[\(index)]", "must be a string") }
+                guard let tag = tag as? String else { throw KnowledgeRuleError(field: "\(field).tags[\(index)]", reason: .invalidFormat, "must be a string") }
                 return tag
             }
-        default: throw KnowledgeRuleError(field: "\(field).tags", "must be an array of strings")
+        default: throw KnowledgeRuleError(field: "\(field).tags", reason: .invalidFormat, "must be an array of strings")
         }
         observation.metadata = try stringMap(object["metadata"], field: "\(field).metadata")
         return observation
     }
 
     private static func relation(_ raw: Any, field: String) throws(KnowledgeRuleError) -> Kb_Graph_V1_Relation {
-        guard let object = raw as? [String: Any] else { throw KnowledgeRuleError(field: field, "must be an object") }
+        guard let object = raw as? [String: Any] else { throw KnowledgeRuleError(field: field, reason: .invalidFormat, "must be an object") }
         var relation = Kb_Graph_V1_Relation()
         relation.from = try string(object["from"], field: "\(field).from") ?? ""
         relation.to = try string(object["to"], field: "\(field).to") ?? ""
@@ -254,7 +255,7 @@ public struct SharedMemoryDocument: Sendable {
         switch value {
         case nil, is NSNull: return nil
         case let text as String: return text
-        default: throw KnowledgeRuleError(field: field, "must be a string")
+        default: throw KnowledgeRuleError(field: field, reason: .invalidFormat, "must be a string")
         }
     }
 
@@ -263,7 +264,7 @@ public struct SharedMemoryDocument: Sendable {
         case nil, is NSNull: return nil
         case let number as NSNumber where !isBoolean(value!):
             return number.doubleValue
-        default: throw KnowledgeRuleError(field: field, "must be a number")
+        default: throw KnowledgeRuleError(field: field, reason: .invalidFormat, "must be a number")
         }
     }
 
@@ -271,7 +272,7 @@ public struct SharedMemoryDocument: Sendable {
     private static func significance(_ value: Any?, field: String) throws(KnowledgeRuleError) -> Int32 {
         guard let significance = try number(value, field: field) else { return 0 }
         guard significance == significance.rounded(), (1...10).contains(significance) else {
-            throw KnowledgeRuleError(field: field, "must be a whole number 1–10 (got \(significance))")
+            throw KnowledgeRuleError(field: field, reason: .outOfRange, "must be a whole number 1–10 (got \(significance))")
         }
         return Int32(significance)
     }
@@ -279,7 +280,7 @@ public struct SharedMemoryDocument: Sendable {
     /// A number in (0, 1], or 0 when absent (the range's top is checked with the entity).
     private static func confidence(_ value: Any?, field: String) throws(KnowledgeRuleError) -> Double {
         guard let confidence = try number(value, field: field) else { return 0 }
-        guard confidence > 0 else { throw KnowledgeRuleError(field: field, "must be a number in (0, 1] (got \(confidence))") }
+        guard confidence > 0 else { throw KnowledgeRuleError(field: field, reason: .outOfRange, "must be a number in (0, 1] (got \(confidence))") }
         return confidence
     }
 
@@ -294,7 +295,7 @@ public struct SharedMemoryDocument: Sendable {
         switch value {
         case nil, is NSNull: return nil
         case let object as [String: Any]: return object
-        default: throw KnowledgeRuleError(field: field, "must be an object")
+        default: throw KnowledgeRuleError(field: field, reason: .invalidFormat, "must be an object")
         }
     }
 
@@ -308,7 +309,7 @@ public struct SharedMemoryDocument: Sendable {
             case is NSNull: continue
             default:
                 guard let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes]) else {
-                    throw KnowledgeRuleError(field: "\(field).\(key)", "is not representable")
+                    throw KnowledgeRuleError(field: "\(field).\(key)", reason: .invalidFormat, "is not representable")
                 }
                 map[key] = String(decoding: data, as: UTF8.self)
             }
@@ -320,13 +321,13 @@ public struct SharedMemoryDocument: Sendable {
         switch value {
         case nil, is NSNull: return 0
         case let text as String:
-            guard let milliseconds = parseISO(text) else { throw KnowledgeRuleError(field: field, "must be an ISO 8601 date such as 2025-10-22T09:30:00.000Z (got \"\(text)\")") }
-            guard milliseconds >= 0 else { throw KnowledgeRuleError(field: field, "must not be before 1970") }
+            guard let milliseconds = parseISO(text) else { throw KnowledgeRuleError(field: field, reason: .invalidFormat, "must be an ISO 8601 date such as 2025-10-22T09:30:00.000Z (got \"\(text)\")") }
+            guard milliseconds >= 0 else { throw KnowledgeRuleError(field: field, reason: .outOfRange, "must not be before 1970") }
             return milliseconds
         case let number as NSNumber:
-            guard number.doubleValue >= 0, number.doubleValue < 1e15 else { throw KnowledgeRuleError(field: field, "must be Unix milliseconds") }
+            guard number.doubleValue >= 0, number.doubleValue < 1e15 else { throw KnowledgeRuleError(field: field, reason: .outOfRange, "must be Unix milliseconds") }
             return number.int64Value
-        default: throw KnowledgeRuleError(field: field, "must be an ISO 8601 date")
+        default: throw KnowledgeRuleError(field: field, reason: .invalidFormat, "must be an ISO 8601 date")
         }
     }
 

@@ -58,6 +58,12 @@ func event(_ id: String, usd: Double? = nil, provider: String = "openai", model:
     return event
 }
 
+/// The members of the `error` object of an HTTP error body, each as text; nil when the body is
+/// not one.
+func errorBody(_ text: String) -> [String: String]? {
+    (json(text)["error"] as? [String: Any])?.mapValues { "\($0)" }
+}
+
 func json(_ text: String) -> [String: Any] {
     (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:]
 }
@@ -105,9 +111,21 @@ struct BudgetServiceTests {
 
         let refused = try #require(await budget.admin("POST", "/internal/budget/freeze", body: #"{"reason":"spike"}"#))
         #expect(refused.status == 401)
+        #expect(errorBody(refused.body) == ["status": "401", "code": "unauthenticated", "message": "missing or wrong 'Authorization: Bearer <KB_AUTH_TOKEN>'"], "\(refused.body)")
+        let wrongToken = try #require(await budget.admin("POST", "/internal/budget/freeze", body: #"{"reason":"spike"}"#, token: "s3cres"))
+        #expect(wrongToken.status == 401)
         #expect(try await client.call(BudgetMethods.getStatus, .init()).frozen == false, "a refused freeze changes nothing")
+        // Errors have the one HTTP error body of the system (VKB's): status, code, field, reason, message.
         let badBody = try #require(await budget.admin("POST", "/internal/budget/freeze", body: "[1,2", token: "s3cret"))
         #expect(badBody.status == 400)
+        let badBodyError = errorBody(badBody.body)
+        #expect(badBodyError?["status"] == "400" && badBodyError?["code"] == "invalid_argument", "\(badBody.body)")
+        #expect(badBodyError?["field"] == "body" && badBodyError?["reason"] == "INVALID_FORMAT", "\(badBody.body)")
+        // A rule the ledger checks arrives with its field and reason from the RPC error.
+        let longReason = try #require(await budget.admin("POST", "/internal/budget/freeze", body: #"{"reason":"\#(String(repeating: "x", count: 501))"}"#, token: "s3cret"))
+        #expect(longReason.status == 400)
+        #expect(errorBody(longReason.body) == ["status": "400", "code": "invalid_argument", "field": "reason", "reason": "TOO_LONG", "message": "must be at most 500 bytes (found 501)"], "\(longReason.body)")
+        #expect(try await client.call(BudgetMethods.getStatus, .init()).frozen == false, "a refused freeze changes nothing")
         let frozen = try #require(await budget.admin("POST", "/internal/budget/freeze", body: #"{"reason":"cost spike in extraction"}"#, token: "s3cret"))
         #expect(frozen.status == 200)
         #expect(json(frozen.body)["mode"] as? String == "blocked")

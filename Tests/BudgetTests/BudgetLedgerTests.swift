@@ -74,17 +74,20 @@ struct BudgetLedgerTests {
             }
             #expect(bad?.code == .invalidArgument)
             #expect(bad?.message.hasPrefix("events[1].cost_usd:") == true)
-            for (event, field) in [(costEvent("", usd: 1), "event.request_id"), (costEvent("x", provider: "", usd: 1), "event.provider"),
-                                   (costEvent("x", usd: 1, input: -1), "event.input_tokens"), (costEvent("x", usd: -2), "event.cost_usd"),
-                                   (costEvent("x", usd: .infinity), "event.cost_usd"), (costEvent("x", usd: 1, at: 5), "event.timestamp_ms"),
-                                   (costEvent("x\u{0}y", usd: 1), "event.request_id")] {
+            #expect(bad?.field == "events[1].cost_usd" && bad?.reason == .outOfRange, "the field and reason travel structured too")
+            for (event, field, reason) in [(costEvent("", usd: 1), "event.request_id", RPCError.Reason.required), (costEvent("x", provider: "", usd: 1), "event.provider", .required),
+                                           (costEvent("x", usd: 1, input: -1), "event.input_tokens", .outOfRange), (costEvent("x", usd: -2), "event.cost_usd", .outOfRange),
+                                           (costEvent("x", usd: .infinity), "event.cost_usd", .outOfRange), (costEvent("x", usd: 1, at: 5), "event.timestamp_ms", .outOfRange),
+                                           (costEvent("x\u{0}y", usd: 1), "event.request_id", .invalidFormat)] {
                 let error = await rpcError { try await ledger.record(event) }
                 #expect(error?.code == .invalidArgument && error?.message.hasPrefix(field) == true, "\(field): \(String(describing: error))")
+                #expect(error?.field == field && error?.reason == reason, "\(field): \(String(describing: error?.reason))")
             }
             let tooMany = await rpcError {
                 _ = try await ledger.recordCosts(.with { $0.events = (0...BudgetLedger.maximumBatch).map { costEvent("many-\($0)", usd: 0.001) } })
             }
             #expect(tooMany?.code == .invalidArgument && tooMany?.message.hasPrefix("events: at most 10000") == true)
+            #expect(tooMany?.field == "events" && tooMany?.reason == .tooMany)
             #expect(try ledger.store.counts().events == 3)
             #expect(ledger.status().spendUsd == 1.0)
         }

@@ -68,6 +68,7 @@ struct ProtobufCInteropTests {
         #expect(lines.contains("record: id=c-1 cost=0.125 duplicate=1 stamped=yes"))
         #expect(lines.contains("admit: decision=0 reservation=yes reserved=0.500"))
         #expect(lines.contains("status: limit=10.00 spend=1.505 mode=0 frozen=0"))
+        #expect(lines.contains("record: code=3 field=event.request_id reason=REQUIRED message=event.request_id: is required"), "the status's field and reason decode in protobuf-c: \(lines)")
         #expect(lines.contains("unknown: code=12"))
         #expect(await service.stop() == 0)
     }

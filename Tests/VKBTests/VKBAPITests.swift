@@ -143,6 +143,35 @@ struct VKBAPITests {
         await system.stop()
     }
 
+    @Test("a bad name only the graph store checks comes back with the field and reason of its RPC status, not parsed from text")
+    func graphStoreErrorsKeepTheirField() async throws {
+        let system = try await VKBUnderTest.start()
+        try await system.seed()
+        // VKB passes the focus and the entity filter on unchecked: the graph store's
+        // INVALID_ARGUMENT names the field in its status, and VKB's body carries it.
+        let focus = try await system.get("/api/graph?focus=coding:bad%2Fname")
+        #expect(focus.status == 400, "\(focus.body)")
+        #expect(focus.errorField == "focus", "\(focus.body)")
+        #expect(focus.errorReason == "NAME_INVALID", "\(focus.body)")
+        #expect(focus.errorMessage.hasPrefix("may hold only letters"), "the field is not repeated in the message: \(focus.body)")
+        #expect((focus.json["error"] as? [String: Any])?["code"] as? String == "invalid_argument")
+        let entity = try await system.get("/api/relations?team=coding&entity=a%2Fb")
+        #expect(entity.status == 400 && entity.errorField == "entity" && entity.errorReason == "NAME_INVALID", "\(entity.body)")
+        let long = try await system.get("/api/relations?team=coding&entity=" + String(repeating: "x", count: 201))
+        #expect(long.status == 400 && long.errorField == "entity" && long.errorReason == "TOO_LONG", "\(long.body)")
+        // A relation to a missing entity: the graph store's FAILED_PRECONDITION names
+        // relations[0].to with NOT_FOUND; VKB's flat body calls the end `to`.
+        let ghost = try await system.request("POST", "/api/relations", json: ["team": "coding", "from": "RetryPolicy", "to": "Ghost", "relationType": "x"])
+        #expect(ghost.status == 404 && ghost.errorField == "to" && ghost.errorReason == "NOT_FOUND", "\(ghost.body)")
+        #expect(ghost.errorMessage == "entity 'Ghost' does not exist in team 'coding'", "\(ghost.body)")
+        // Rules VKB checks itself carry the same reasons.
+        let name = try await system.request("POST", "/api/entities", json: ["team": "coding", "name": "<b>", "entityType": "X"])
+        #expect(name.status == 400 && name.errorField == "name" && name.errorReason == "NAME_INVALID", "\(name.body)")
+        let missing = try await system.request("POST", "/api/import", json: ["entities": [["name": "Fine", "entityType": "X"]], "relations": [["from": "Fine", "to": "Missing", "relationType": "r"]]])
+        #expect(missing.status == 400 && missing.errorField == "relations[0].to" && missing.errorReason == "NOT_FOUND", "\(missing.body)")
+        await system.stop()
+    }
+
     @Test("security: loopback bind, CSP and no-sniff headers, token for writes only, same-origin writes, body size limit, write rate limit with 429")
     func security() async throws {
         let system = try await VKBUnderTest.start(environment: ["KB_AUTH_TOKEN": "s3cret", "KB_VKB_WRITE_RATE_LIMIT": "5", "KB_VKB_MAX_BODY_BYTES": "4096"])

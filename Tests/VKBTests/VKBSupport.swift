@@ -88,5 +88,7 @@ enum VKBFixtures {
 extension HTTPResult {
     /// `error.field` of a JSON error body.
     var errorField: String? { (json["error"] as? [String: Any])?["field"] as? String }
+    /// `error.reason` of a JSON error body (`RPCError.Reason`'s UPPER_SNAKE words).
+    var errorReason: String? { (json["error"] as? [String: Any])?["reason"] as? String }
     var errorMessage: String { (json["error"] as? [String: Any])?["message"] as? String ?? body }
 }

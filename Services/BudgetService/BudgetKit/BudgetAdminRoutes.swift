@@ -14,7 +14,9 @@ import NIOCore
 ///     POST /internal/budget/unfreeze
 ///
 /// When `KB_AUTH_TOKEN` is set, the POSTs need `Authorization: Bearer <token>` (401 otherwise).
-/// Errors are JSON `{"error": "..."}` with 400 (bad body), 401, or 503 (database unavailable).
+/// Errors are the system's one HTTP error body (KBRuntime's `APIError`),
+/// `{"error": {"status", "code", "field", "reason", "message"}}`: 400 (bad body, naming the
+/// field), 401, 413, 503 (database unavailable).
 public enum BudgetAdminRoutes {
     /// The largest request body read.
     static let maximumBody = 64 * 1024
@@ -44,15 +46,15 @@ public enum BudgetAdminRoutes {
                 let body = try await request.body.collect(upTo: maximumBody)
                 if body.readableBytes > 0 {
                     guard let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any] else {
-                        return error(.badRequest, "the body must be a JSON object like {\"reason\": \"...\"}")
+                        return APIError.invalid("body", reason: .invalidFormat, "must be a JSON object like {\"reason\": \"...\"}").response
                     }
                     if let given = object["reason"] {
-                        guard let text = given as? String else { return error(.badRequest, "reason: must be a string") }
+                        guard let text = given as? String else { return APIError.invalid("reason", reason: .invalidFormat, "must be a string").response }
                         reason = text
                     }
                 }
             } catch {
-                return self.error(.contentTooLarge, "the body is larger than \(maximumBody) bytes")
+                return APIError(.contentTooLarge, "body_too_large", field: "body", reason: .tooLong, "the body is larger than \(maximumBody) bytes").response
             }
             let finalReason = reason
             return await respond {
@@ -95,24 +97,16 @@ public enum BudgetAdminRoutes {
         do {
             return json(try await body(), status: .ok)
         } catch let failure as RPCError {
-            switch failure.code {
-            case .invalidArgument: return error(.badRequest, failure.message)
-            case .unavailable: return error(.serviceUnavailable, failure.message)
-            default: return error(.internalServerError, failure.message)
-            }
+            return APIError(failure).response
         } catch {
-            return self.error(.internalServerError, "\(error)")
+            return APIError(.internalServerError, "internal", "\(error)").response
         }
     }
 
     static func unauthorized(_ request: Request, token: String?) -> Response? {
         guard let token else { return nil }
-        if request.headers[.authorization] == "Bearer \(token)" { return nil }
-        return error(.unauthorized, "missing or wrong 'Authorization: Bearer <KB_AUTH_TOKEN>'")
-    }
-
-    static func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
-        json(["error": message], status: status)
+        if BearerToken.matches(request.headers[.authorization], token: token) { return nil }
+        return APIError(.unauthorized, "unauthenticated", "missing or wrong 'Authorization: Bearer <KB_AUTH_TOKEN>'").response
     }
 
     static func json(_ object: [String: Any], status: HTTPResponse.Status) -> Response {

@@ -116,7 +116,7 @@ public final class BudgetLedger: @unchecked Sendable {
 
     /// Records one event (idempotent by request id).
     public func recordCost(_ request: Kb_Budget_V1_RecordCostRequest) async throws -> Kb_Budget_V1_RecordCostResponse {
-        guard request.hasEvent else { throw RPCError.invalidArgument(field: "event", "is required") }
+        guard request.hasEvent else { throw RPCError.invalidArgument(field: "event", reason: .required, "is required") }
         let event = try ledgerEvent(request.event, field: "event")
         let outcome = try await store.record([event], fetchDuplicates: true) { [self] results in applyRecorded(results) }
         var response = Kb_Budget_V1_RecordCostResponse()
@@ -128,7 +128,7 @@ public final class BudgetLedger: @unchecked Sendable {
     /// Records a batch atomically: every event is checked first; one bad event writes nothing.
     public func recordCosts(_ request: Kb_Budget_V1_RecordCostsRequest) async throws -> Kb_Budget_V1_RecordCostsResponse {
         guard request.events.count <= Self.maximumBatch else {
-            throw RPCError.invalidArgument(field: "events", "at most \(Self.maximumBatch) events per call (found \(request.events.count))")
+            throw RPCError.invalidArgument(field: "events", reason: .tooMany, "at most \(Self.maximumBatch) events per call (found \(request.events.count))")
         }
         var events: [LedgerEvent] = []
         events.reserveCapacity(request.events.count)
@@ -170,30 +170,30 @@ public final class BudgetLedger: @unchecked Sendable {
         let operation = try Self.text(event.operation, field: "\(field).operation", required: false, maximum: 100)
         let project = try Self.text(event.project, field: "\(field).project", required: false, maximum: 200)
         guard event.inputTokens >= 0, event.inputTokens <= 1_000_000_000 else {
-            throw RPCError.invalidArgument(field: "\(field).input_tokens", "must be between 0 and 1000000000 (found \(event.inputTokens))")
+            throw RPCError.invalidArgument(field: "\(field).input_tokens", reason: .outOfRange, "must be between 0 and 1000000000 (found \(event.inputTokens))")
         }
         guard event.outputTokens >= 0, event.outputTokens <= 1_000_000_000 else {
-            throw RPCError.invalidArgument(field: "\(field).output_tokens", "must be between 0 and 1000000000 (found \(event.outputTokens))")
+            throw RPCError.invalidArgument(field: "\(field).output_tokens", reason: .outOfRange, "must be between 0 and 1000000000 (found \(event.outputTokens))")
         }
         guard event.latencyMs >= 0, event.latencyMs <= 86_400_000 else {
-            throw RPCError.invalidArgument(field: "\(field).latency_ms", "must be between 0 and 86400000 (found \(event.latencyMs))")
+            throw RPCError.invalidArgument(field: "\(field).latency_ms", reason: .outOfRange, "must be between 0 and 86400000 (found \(event.latencyMs))")
         }
         let now = options.clock()
         let timestamp = event.timestampMs == 0 ? now : event.timestampMs
         guard timestamp >= 946_684_800_000, timestamp <= now + BudgetCalendar.dayMilliseconds else {
-            throw RPCError.invalidArgument(field: "\(field).timestamp_ms", "must be Unix milliseconds between 2000 and one day from now (found \(event.timestampMs))")
+            throw RPCError.invalidArgument(field: "\(field).timestamp_ms", reason: .outOfRange, "must be Unix milliseconds between 2000 and one day from now (found \(event.timestampMs))")
         }
         let cost: Int64
         if event.hasCostUsd {
             let usd = event.costUsd.value
             guard usd.isFinite, usd >= 0, usd <= Self.maximumUSD else {
-                throw RPCError.invalidArgument(field: "\(field).cost_usd", "must be a finite amount between 0 and \(Int(Self.maximumUSD)) (found \(usd))")
+                throw RPCError.invalidArgument(field: "\(field).cost_usd", reason: .outOfRange, "must be a finite amount between 0 and \(Int(Self.maximumUSD)) (found \(usd))")
             }
             cost = Nanos.from(usd: usd)
         } else if let computed = options.prices.costNanos(provider: provider, model: model, inputTokens: event.inputTokens, outputTokens: event.outputTokens) {
             cost = computed
         } else {
-            throw RPCError.invalidArgument(field: "\(field).model", "no price for model '\(model)' of provider '\(provider)': send cost_usd or add the model to the price table (KB_BUDGET_PRICES_FILE)")
+            throw RPCError.invalidArgument(field: "\(field).model", reason: .notFound, "no price for model '\(model)' of provider '\(provider)': send cost_usd or add the model to the price table (KB_BUDGET_PRICES_FILE)")
         }
         return LedgerEvent(requestId: requestId, createdAtMs: timestamp, provider: provider, model: model, operation: operation, project: project,
                            inputTokens: event.inputTokens, outputTokens: event.outputTokens, costNanos: cost, latencyMs: event.latencyMs)
@@ -201,18 +201,18 @@ public final class BudgetLedger: @unchecked Sendable {
 
     static func text(_ value: String, field: String, required: Bool, maximum: Int) throws -> String {
         if value.isEmpty {
-            if required { throw RPCError.invalidArgument(field: field, "is required") }
+            if required { throw RPCError.invalidArgument(field: field, reason: .required, "is required") }
             return value
         }
         guard value.utf8.count <= maximum else {
-            throw RPCError.invalidArgument(field: field, "must be at most \(maximum) bytes (found \(value.utf8.count))")
+            throw RPCError.invalidArgument(field: field, reason: .tooLong, "must be at most \(maximum) bytes (found \(value.utf8.count))")
         }
         // ASCII text (nearly all of it) is checked byte by byte; other text scalar by scalar.
         let utf8 = value.utf8
         let asciiControl = utf8.contains { $0 < 0x20 || $0 == 0x7F }
         let nonASCII = utf8.contains { $0 >= 0x80 }
         guard !asciiControl, !nonASCII || !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw RPCError.invalidArgument(field: field, "must not contain control characters")
+            throw RPCError.invalidArgument(field: field, reason: .invalidFormat, "must not contain control characters")
         }
         return value
     }
@@ -277,10 +277,10 @@ public final class BudgetLedger: @unchecked Sendable {
         let requestId = try Self.text(request.requestID, field: "request_id", required: false, maximum: 200)
         let estimateUSD = request.estimatedCostUsd
         guard estimateUSD.isFinite, estimateUSD >= 0, estimateUSD <= Self.maximumUSD else {
-            throw RPCError.invalidArgument(field: "estimated_cost_usd", "must be a finite amount between 0 and \(Int(Self.maximumUSD)) (found \(estimateUSD))")
+            throw RPCError.invalidArgument(field: "estimated_cost_usd", reason: .outOfRange, "must be a finite amount between 0 and \(Int(Self.maximumUSD)) (found \(estimateUSD))")
         }
         guard request.reservationTtlMs >= 0 else {
-            throw RPCError.invalidArgument(field: "reservation_ttl_ms", "must not be negative (found \(request.reservationTtlMs))")
+            throw RPCError.invalidArgument(field: "reservation_ttl_ms", reason: .outOfRange, "must not be negative (found \(request.reservationTtlMs))")
         }
         let maximumTTL = options.maximumReservationTTL.milliseconds
         let ttl = request.reservationTtlMs == 0 ? options.reservationTTL.milliseconds : min(request.reservationTtlMs, maximumTTL)
@@ -340,7 +340,7 @@ public final class BudgetLedger: @unchecked Sendable {
 
     /// Releases a reservation (the call was not made). False when it was unknown or already gone.
     public func release(_ request: Kb_Budget_V1_ReleaseReservationRequest) throws -> Kb_Budget_V1_ReleaseReservationResponse {
-        guard !request.reservationID.isEmpty else { throw RPCError.invalidArgument(field: "reservation_id", "is required") }
+        guard !request.reservationID.isEmpty else { throw RPCError.invalidArgument(field: "reservation_id", reason: .required, "is required") }
         lock.lock()
         defer { lock.unlock() }
         var response = Kb_Budget_V1_ReleaseReservationResponse()
@@ -354,7 +354,7 @@ public final class BudgetLedger: @unchecked Sendable {
     public func setLimit(_ request: Kb_Budget_V1_SetLimitRequest) async throws -> Kb_Budget_V1_BudgetStatus {
         let usd = request.limitUsd
         guard usd.isFinite, usd > 0, usd <= Self.maximumUSD else {
-            throw RPCError.invalidArgument(field: "limit_usd", "must be a finite amount above 0 and at most \(Int(Self.maximumUSD)) (found \(usd))")
+            throw RPCError.invalidArgument(field: "limit_usd", reason: .outOfRange, "must be a finite amount above 0 and at most \(Int(Self.maximumUSD)) (found \(usd))")
         }
         let nanos = Nanos.from(usd: usd)
         try await store.update(settings: ["limit_nanos": String(nanos)], action: "set-limit", detail: Self.dollars(nanos), at: options.clock()) { [self] in
@@ -415,7 +415,7 @@ public final class BudgetLedger: @unchecked Sendable {
     /// Events newest first, with filters; the cursor continues after the last row returned.
     public func listEvents(_ request: Kb_Budget_V1_ListEventsRequest) throws -> Kb_Budget_V1_ListEventsResponse {
         guard request.limit >= 0, request.limit <= 1000 else {
-            throw RPCError.invalidArgument(field: "limit", "must be between 0 and 1000 (found \(request.limit))")
+            throw RPCError.invalidArgument(field: "limit", reason: .outOfRange, "must be between 0 and 1000 (found \(request.limit))")
         }
         let limit = request.limit == 0 ? 100 : Int(request.limit)
         var filter = LedgerQueries.EventFilter()
@@ -428,7 +428,7 @@ public final class BudgetLedger: @unchecked Sendable {
         if !request.cursor.isEmpty {
             let parts = request.cursor.split(separator: ".")
             guard parts.count == 2, let ms = Int64(parts[0]), let id = Int64(parts[1]) else {
-                throw RPCError.invalidArgument(field: "cursor", "is not a cursor this service returned")
+                throw RPCError.invalidArgument(field: "cursor", reason: .invalidFormat, "is not a cursor this service returned")
             }
             filter.after = (ms, id)
         }
@@ -464,10 +464,10 @@ public final class BudgetLedger: @unchecked Sendable {
 
     /// A consistent copy of the database at `path` on the server, while serving.
     public func backup(_ request: Kb_Budget_V1_BackupRequest) throws -> Kb_Budget_V1_BackupResponse {
-        guard !request.path.isEmpty else { throw RPCError.invalidArgument(field: "path", "is required") }
+        guard !request.path.isEmpty else { throw RPCError.invalidArgument(field: "path", reason: .required, "is required") }
         let destination = URL(fileURLWithPath: request.path).standardizedFileURL
         guard !FileManager.default.fileExists(atPath: destination.path) else {
-            throw RPCError(.alreadyExists, "path: \(destination.path) already exists")
+            throw RPCError(.alreadyExists, field: "path", reason: nil, "\(destination.path) already exists")
         }
         let bytes: Int64
         do {

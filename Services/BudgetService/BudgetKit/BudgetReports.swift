@@ -26,16 +26,16 @@ extension BudgetLedger {
             let period = BudgetCalendar.Period(containing: now)
             (from, to) = (period.startMs, period.endMs)
         case .custom:
-            guard request.fromMs > 0 else { throw RPCError.invalidArgument(field: "from_ms", "is required for a custom range") }
+            guard request.fromMs > 0 else { throw RPCError.invalidArgument(field: "from_ms", reason: .required, "is required for a custom range") }
             guard request.toMs > request.fromMs else {
-                throw RPCError.invalidArgument(field: "to_ms", "must be after from_ms (found \(request.toMs) ≤ \(request.fromMs))")
+                throw RPCError.invalidArgument(field: "to_ms", reason: .inconsistent, "must be after from_ms (found \(request.toMs) ≤ \(request.fromMs))")
             }
             guard (request.toMs - request.fromMs) / day <= Self.maximumReportDays else {
-                throw RPCError.invalidArgument(field: "to_ms", "a range may span at most \(Self.maximumReportDays) days")
+                throw RPCError.invalidArgument(field: "to_ms", reason: .outOfRange, "a range may span at most \(Self.maximumReportDays) days")
             }
             (from, to) = (request.fromMs, request.toMs)
         case .UNRECOGNIZED(let value):
-            throw RPCError.invalidArgument(field: "period", "unknown period \(value)")
+            throw RPCError.invalidArgument(field: "period", reason: .unknownValue, "unknown period \(value)")
         }
         let project = request.project.isEmpty ? nil : request.project
         let rows = try store.read { db in try Self.rows(db, from: from, to: to, project: project) }

@@ -79,7 +79,7 @@ extension GraphStore {
     /// `directory` (which must not exist) while the store keeps serving, then writes a manifest.
     /// Blocking: call it off the event loops.
     public func backup(to directory: String) throws -> Kb_Graph_V1_BackupResponse {
-        guard directory.hasPrefix("/") else { throw RPCError.invalidArgument(field: "directory", "must be an absolute path (got '\(directory)')") }
+        guard directory.hasPrefix("/") else { throw RPCError.invalidArgument(field: "directory", reason: .invalidFormat, "must be an absolute path (got '\(directory)')") }
         let url = URL(fileURLWithPath: directory).standardizedFileURL
         guard !FileManager.default.fileExists(atPath: url.path) else { throw RPCError(.alreadyExists, "backup directory \(url.path) already exists") }
         var isFolder: ObjCBool = false

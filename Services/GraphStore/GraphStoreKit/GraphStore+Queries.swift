@@ -47,14 +47,14 @@ extension GraphStore {
         try Self.check { () throws(KnowledgeRuleError) in
             for (index, type) in request.entityTypes.enumerated() { try KnowledgeRules.checkType(type, field: "entity_types[\(index)]") }
             guard request.minConfidence.isFinite, (0...1).contains(request.minConfidence) else {
-                throw KnowledgeRuleError(field: "min_confidence", "must be in [0, 1] (got \(request.minConfidence))")
+                throw KnowledgeRuleError(field: "min_confidence", reason: .outOfRange, "must be in [0, 1] (got \(request.minConfidence))")
             }
-            guard request.modifiedAfterMs >= 0, request.modifiedBeforeMs >= 0 else { throw KnowledgeRuleError(field: "modified_after_ms", "must not be negative") }
-            if case .UNRECOGNIZED(let raw) = request.sort { throw KnowledgeRuleError(field: "sort", "unknown sort \(raw)") }
+            guard request.modifiedAfterMs >= 0, request.modifiedBeforeMs >= 0 else { throw KnowledgeRuleError(field: "modified_after_ms", reason: .outOfRange, "must not be negative") }
+            if case .UNRECOGNIZED(let raw) = request.sort { throw KnowledgeRuleError(field: "sort", reason: .unknownValue, "unknown sort \(raw)") }
         }
         let queryWords = TextIndex.words(request.text, minimumLength: 1)
         if !request.text.isEmpty && queryWords.isEmpty {
-            throw RPCError.invalidArgument(field: "text", "must contain a letter or a digit")
+            throw RPCError.invalidArgument(field: "text", reason: .invalidFormat, "must contain a letter or a digit")
         }
         let sort: Kb_Graph_V1_EntitySort = request.sort == .relevance && queryWords.isEmpty ? .name : request.sort
         let cursor = try EntityCursor(request.cursor, sort: sort, descending: request.descending)
@@ -193,7 +193,7 @@ extension GraphStore {
         try Self.check { () throws(KnowledgeRuleError) in
             if !request.entity.isEmpty { try KnowledgeRules.checkName(request.entity, field: "entity") }
             for (index, type) in request.relationTypes.enumerated() { try KnowledgeRules.checkType(type, field: "relation_types[\(index)]") }
-            if case .UNRECOGNIZED(let raw) = request.direction { throw KnowledgeRuleError(field: "direction", "unknown direction \(raw)") }
+            if case .UNRECOGNIZED(let raw) = request.direction { throw KnowledgeRuleError(field: "direction", reason: .unknownValue, "unknown direction \(raw)") }
         }
         let after: [UInt8]?
         if request.cursor.isEmpty {
@@ -201,7 +201,7 @@ extension GraphStore {
         } else if let decoded = Data(base64URL: request.cursor), decoded.first == GraphKey.outbound {
             after = Array(decoded)
         } else {
-            throw RPCError.invalidArgument(field: "cursor", "is not a cursor of QueryRelations")
+            throw RPCError.invalidArgument(field: "cursor", reason: .invalidFormat, "is not a cursor of QueryRelations")
         }
         let types = Set(request.relationTypes)
         let snapshot = db.snapshot()
@@ -279,12 +279,12 @@ extension GraphStore {
     // MARK: Request pieces
 
     static func limit(_ value: Int32, default defaultValue: Int) throws -> Int {
-        guard value >= 0, value <= maxLimit else { throw RPCError.invalidArgument(field: "limit", "must be 0 (default \(defaultValue)) to \(maxLimit) (got \(value))") }
+        guard value >= 0, value <= maxLimit else { throw RPCError.invalidArgument(field: "limit", reason: .outOfRange, "must be 0 (default \(defaultValue)) to \(maxLimit) (got \(value))") }
         return value == 0 ? defaultValue : Int(value)
     }
 
     static func teams(_ teams: [String]) throws -> [String] {
-        guard !teams.isEmpty else { throw RPCError.invalidArgument(field: "teams", "must name at least one team") }
+        guard !teams.isEmpty else { throw RPCError.invalidArgument(field: "teams", reason: .required, "must name at least one team") }
         try check { () throws(KnowledgeRuleError) in
             for (index, team) in teams.enumerated() { try KnowledgeRules.checkTeam(team, field: "teams[\(index)]") }
         }
@@ -340,10 +340,10 @@ struct EntityCursor {
     /// Decodes a client's cursor; nil for none. A cursor of another sort is INVALID_ARGUMENT.
     init?(_ text: String, sort: Kb_Graph_V1_EntitySort, descending: Bool) throws {
         guard !text.isEmpty else { return nil }
-        guard let data = Data(base64URL: text), data.count >= 2 else { throw RPCError.invalidArgument(field: "cursor", "is not a cursor of QueryEntities") }
+        guard let data = Data(base64URL: text), data.count >= 2 else { throw RPCError.invalidArgument(field: "cursor", reason: .invalidFormat, "is not a cursor of QueryEntities") }
         let bytes = Array(data)
         guard Int(bytes[0]) == sort.rawValue, bytes[1] == (descending ? 1 : 0) else {
-            throw RPCError.invalidArgument(field: "cursor", "belongs to a query with another sort or direction")
+            throw RPCError.invalidArgument(field: "cursor", reason: .inconsistent, "belongs to a query with another sort or direction")
         }
         self.init(sort: sort, descending: descending, orderKey: Array(bytes.dropFirst(2)))
     }

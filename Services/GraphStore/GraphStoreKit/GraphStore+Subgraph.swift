@@ -19,15 +19,15 @@ extension GraphStore {
         try Self.check { () throws(KnowledgeRuleError) in
             for (index, type) in request.entityTypes.enumerated() { try KnowledgeRules.checkType(type, field: "entity_types[\(index)]") }
             for (index, type) in request.relationTypes.enumerated() { try KnowledgeRules.checkType(type, field: "relation_types[\(index)]") }
-            if case .UNRECOGNIZED(let raw) = request.source { throw KnowledgeRuleError(field: "source", "unknown source \(raw)") }
+            if case .UNRECOGNIZED(let raw) = request.source { throw KnowledgeRuleError(field: "source", reason: .unknownValue, "unknown source \(raw)") }
             guard request.maxEntities >= 0, Int(request.maxEntities) <= Self.maxSubgraphEntities else {
-                throw KnowledgeRuleError(field: "max_entities", "must be 0 (default \(Self.defaultSubgraphEntities)) to \(Self.maxSubgraphEntities) (got \(request.maxEntities))")
+                throw KnowledgeRuleError(field: "max_entities", reason: .outOfRange, "must be 0 (default \(Self.defaultSubgraphEntities)) to \(Self.maxSubgraphEntities) (got \(request.maxEntities))")
             }
             if !request.focus.isEmpty {
                 try KnowledgeRules.checkName(request.focus, field: "focus")
                 try KnowledgeRules.checkTeam(request.focusTeam, field: "focus_team")
                 guard request.depth >= 0, Int(request.depth) <= Self.maxSubgraphDepth else {
-                    throw KnowledgeRuleError(field: "depth", "must be 1–\(Self.maxSubgraphDepth) (got \(request.depth))")
+                    throw KnowledgeRuleError(field: "depth", reason: .outOfRange, "must be 1–\(Self.maxSubgraphDepth) (got \(request.depth))")
                 }
             }
         }
@@ -39,7 +39,7 @@ extension GraphStore {
 
         if !request.focus.isEmpty {
             guard teams.contains(request.focusTeam) else {
-                throw RPCError.invalidArgument(field: "focus_team", "must be one of the teams asked for")
+                throw RPCError.invalidArgument(field: "focus_team", reason: .inconsistent, "must be one of the teams asked for")
             }
             var around = Kb_Graph_V1_NeighborsRequest()
             around.team = request.focusTeam

@@ -48,11 +48,11 @@ extension GraphStore {
         try Self.check { () throws(KnowledgeRuleError) in
             try KnowledgeRules.checkTeam(request.team)
             try KnowledgeRules.checkName(request.name, field: "name")
-            guard request.depth >= 1, Int(request.depth) <= Self.maxDepth else { throw KnowledgeRuleError(field: "depth", "must be 1–\(Self.maxDepth) (got \(request.depth))") }
+            guard request.depth >= 1, Int(request.depth) <= Self.maxDepth else { throw KnowledgeRuleError(field: "depth", reason: .outOfRange, "must be 1–\(Self.maxDepth) (got \(request.depth))") }
             guard request.maxEntities >= 0, Int(request.maxEntities) <= Self.maxMaxEntities else {
-                throw KnowledgeRuleError(field: "max_entities", "must be 0 (default \(Self.defaultMaxEntities)) to \(Self.maxMaxEntities) (got \(request.maxEntities))")
+                throw KnowledgeRuleError(field: "max_entities", reason: .outOfRange, "must be 0 (default \(Self.defaultMaxEntities)) to \(Self.maxMaxEntities) (got \(request.maxEntities))")
             }
-            if case .UNRECOGNIZED(let raw) = request.direction { throw KnowledgeRuleError(field: "direction", "unknown direction \(raw)") }
+            if case .UNRECOGNIZED(let raw) = request.direction { throw KnowledgeRuleError(field: "direction", reason: .unknownValue, "unknown direction \(raw)") }
         }
         let cap = request.maxEntities == 0 ? Self.defaultMaxEntities : Int(request.maxEntities)
         let team = request.team
@@ -116,15 +116,15 @@ extension GraphStore {
             try KnowledgeRules.checkTeam(request.team)
             try KnowledgeRules.checkName(request.from, field: "from")
             try KnowledgeRules.checkName(request.to, field: "to")
-            guard request.maxDepth >= 0, Int(request.maxDepth) <= Self.maxDepth else { throw KnowledgeRuleError(field: "max_depth", "must be 0 (default \(Self.maxDepth)) to \(Self.maxDepth) (got \(request.maxDepth))") }
-            if case .UNRECOGNIZED(let raw) = request.direction { throw KnowledgeRuleError(field: "direction", "unknown direction \(raw)") }
+            guard request.maxDepth >= 0, Int(request.maxDepth) <= Self.maxDepth else { throw KnowledgeRuleError(field: "max_depth", reason: .outOfRange, "must be 0 (default \(Self.maxDepth)) to \(Self.maxDepth) (got \(request.maxDepth))") }
+            if case .UNRECOGNIZED(let raw) = request.direction { throw KnowledgeRuleError(field: "direction", reason: .unknownValue, "unknown direction \(raw)") }
         }
         let team = request.team
         let maxDepth = request.maxDepth == 0 ? Self.maxDepth : Int(request.maxDepth)
         let types = Set(request.relationTypes)
         let snapshot = db.snapshot()
         for (field, name) in [("from", request.from), ("to", request.to)] where try db.get(GraphKey.entity(team, name), snapshot: snapshot) == nil {
-            throw RPCError(.notFound, "\(field): entity '\(name)' not found in team '\(team)'")
+            throw RPCError(.notFound, field: field, reason: .notFound, "entity '\(name)' not found in team '\(team)'")
         }
         var response = Kb_Graph_V1_ShortestPathResponse()
         if request.from == request.to {

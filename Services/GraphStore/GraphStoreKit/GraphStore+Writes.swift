@@ -9,7 +9,7 @@ extension GraphStore {
     public func putEntities(_ request: Kb_Graph_V1_PutEntitiesRequest) async throws -> Kb_Graph_V1_PutEntitiesResponse {
         try Self.check { () throws(KnowledgeRuleError) in
             try KnowledgeRules.checkTeam(request.team)
-            guard !request.entities.isEmpty else { throw KnowledgeRuleError(field: "entities", "must hold at least one entity") }
+            guard !request.entities.isEmpty else { throw KnowledgeRuleError(field: "entities", reason: .required, "must hold at least one entity") }
             for (index, entity) in request.entities.enumerated() {
                 try KnowledgeRules.check(entity, field: "entities[\(index)]", isUpdate: true)
             }
@@ -66,7 +66,7 @@ extension GraphStore {
     public func putRelations(_ request: Kb_Graph_V1_PutRelationsRequest) async throws -> Kb_Graph_V1_PutRelationsResponse {
         try Self.check { () throws(KnowledgeRuleError) in
             try KnowledgeRules.checkTeam(request.team)
-            guard !request.relations.isEmpty else { throw KnowledgeRuleError(field: "relations", "must hold at least one relation") }
+            guard !request.relations.isEmpty else { throw KnowledgeRuleError(field: "relations", reason: .required, "must hold at least one relation") }
             for (index, relation) in request.relations.enumerated() { try KnowledgeRules.check(relation, field: "relations[\(index)]") }
         }
         return try await commits.commit { transaction in
@@ -74,7 +74,7 @@ extension GraphStore {
             let team = request.team
             for (index, input) in request.relations.enumerated() {
                 for (end, name) in [("from", input.from), ("to", input.to)] where try !transaction.contains(GraphKey.entity(team, name)) {
-                    throw RPCError(.failedPrecondition, "relations[\(index)].\(end): entity '\(name)' does not exist in team '\(team)'")
+                    throw RPCError(.failedPrecondition, field: "relations[\(index)].\(end)", reason: .notFound, "entity '\(name)' does not exist in team '\(team)'")
                 }
                 let key = GraphKey.outbound(team, input.from, input.relationType, input.to)
                 if try transaction.contains(key) {
@@ -123,9 +123,9 @@ extension GraphStore {
 
     // MARK: Pieces of a write
 
-    /// Runs the rule checks, turning a broken rule into INVALID_ARGUMENT with field and rule.
+    /// Runs the rule checks, turning a broken rule into INVALID_ARGUMENT with its field, reason and rule.
     static func check(_ body: () throws(KnowledgeRuleError) -> Void) throws {
-        do { try body() } catch { throw RPCError.invalidArgument(field: error.field, error.rule) }
+        do { try body() } catch { throw RPCError.invalidArgument(field: error.field, reason: error.reason, error.rule) }
     }
 
     /// An entity as it would be stored if new: defaults filled, observations deduplicated,
@@ -155,7 +155,7 @@ extension GraphStore {
         let key = prepared.key
         guard let oldBytes = try transaction.get(key) else {
             guard !input.entityType.isEmpty else {
-                throw RPCError.invalidArgument(field: "entities[\(index)].entity_type", "must be 1–\(KnowledgeRules.maxTypeLength) characters for a new entity (got 0)")
+                throw RPCError.invalidArgument(field: "entities[\(index)].entity_type", reason: .required, "must be 1–\(KnowledgeRules.maxTypeLength) characters for a new entity (got 0)")
             }
             transaction.entityDelta += 1
             transaction.put(key, prepared.bytes)

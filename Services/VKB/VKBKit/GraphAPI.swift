@@ -3,6 +3,7 @@ import Hummingbird
 import KBKnowledge
 import KBProto
 import KBRPC
+import KBRuntime
 import NIOCore
 
 /// The HTTP API (described by `Web/openapi.json`), every call one or a few graph-store RPCs.
@@ -120,7 +121,7 @@ public struct GraphAPI: Sendable {
             let buffer = try await request.body.collect(upTo: configuration.maxBodyBytes)
             return Data(buffer: buffer)
         } catch {
-            throw APIError(.contentTooLarge, "body_too_large", field: "body", "the body is larger than \(configuration.maxBodyBytes) bytes (KB_VKB_MAX_BODY_BYTES)")
+            throw APIError(.contentTooLarge, "body_too_large", field: "body", reason: .tooLong, "the body is larger than \(configuration.maxBodyBytes) bytes (KB_VKB_MAX_BODY_BYTES)")
         }
     }
 
@@ -394,8 +395,7 @@ public struct GraphAPI: Sendable {
             do {
                 try await transfer.checkRelationEnds(document)
             } catch let rejected as KnowledgeTransfer.ImportRejected {
-                let field = rejected.description.split(separator: ":").first.map(String.init) ?? "relations"
-                throw APIError.invalid(field, String(rejected.description.dropFirst(field.count + 2)))
+                throw APIError.invalid(rejected.field, reason: rejected.reason, rejected.rule)
             }
         }
         let teams = Set(document.entities.map(\.team)).union(document.relations.map(\.team)).sorted()

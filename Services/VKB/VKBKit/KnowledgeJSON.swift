@@ -1,6 +1,7 @@
 import Foundation
 import KBKnowledge
 import KBProto
+import KBRuntime
 
 /// How entities and relations look in the API (the shared-memory JSON's field names, with a node
 /// id `team:name`), and how request bodies become protobuf messages.

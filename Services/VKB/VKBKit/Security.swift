@@ -1,6 +1,8 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import KBRPC
+import KBRuntime
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -72,7 +74,7 @@ public struct SecurityMiddleware: RouterMiddleware {
 
     private func check(_ request: Request, context: Context) throws(APIError) {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBodyBytes {
-            throw APIError(.contentTooLarge, "body_too_large", field: "body", "the body is \(length) bytes; the limit is \(maxBodyBytes) (KB_VKB_MAX_BODY_BYTES)")
+            throw APIError(.contentTooLarge, "body_too_large", field: "body", reason: .tooLong, "the body is \(length) bytes; the limit is \(maxBodyBytes) (KB_VKB_MAX_BODY_BYTES)")
         }
         let isWrite = [.post, .put, .patch, .delete].contains(request.method)
         let client = context.remoteAddress?.ipAddress ?? "unknown"
@@ -89,7 +91,7 @@ public struct SecurityMiddleware: RouterMiddleware {
             if hasBody, !(request.headers[.contentType]?.lowercased().hasPrefix("application/json") ?? false) {
                 throw APIError(.unsupportedMediaType, "unsupported_media_type", field: "body", "a request body must be sent as 'Content-Type: application/json'")
             }
-            if let authToken, request.headers[.authorization] != "Bearer \(authToken)" {
+            if let authToken, !BearerToken.matches(request.headers[.authorization], token: authToken) {
                 throw APIError(.unauthorized, "unauthenticated", "writes need 'Authorization: Bearer <KB_AUTH_TOKEN>'")
             }
             if let writeLimiter, let wait = writeLimiter.take(client) {

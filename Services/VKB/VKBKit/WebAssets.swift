@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import KBRuntime
 import Logging
 import NIOCore
 

@@ -19,32 +19,32 @@ public struct PayloadFilter: Sendable {
     }
 
     static func check(_ filter: Kb_Vector_V1_Filter, field: String, depth: Int) throws {
-        guard depth < 8 else { throw RPCError.invalidArgument(field: field, "filters may nest at most 8 deep") }
+        guard depth < 8 else { throw RPCError.invalidArgument(field: field, reason: .tooMany, "filters may nest at most 8 deep") }
         for (name, conditions) in [("must", filter.must), ("should", filter.should), ("must_not", filter.mustNot)] {
             for (index, condition) in conditions.enumerated() {
                 let path = "\(field).\(name)[\(index)]"
                 switch condition.kind {
                 case .match(let match):
-                    guard !match.key.isEmpty else { throw RPCError.invalidArgument(field: "\(path).match.key", "is required") }
+                    guard !match.key.isEmpty else { throw RPCError.invalidArgument(field: "\(path).match.key", reason: .required, "is required") }
                     switch match.value.kind {
                     case .keyword, .integer, .boolean: break
-                    default: throw RPCError.invalidArgument(field: "\(path).match.value", "must be a keyword, an integer or a boolean")
+                    default: throw RPCError.invalidArgument(field: "\(path).match.value", reason: .invalidFormat, "must be a keyword, an integer or a boolean")
                     }
                 case .range(let range):
-                    guard !range.key.isEmpty else { throw RPCError.invalidArgument(field: "\(path).range.key", "is required") }
-                    guard range.hasLower || range.hasUpper else { throw RPCError.invalidArgument(field: "\(path).range", "needs a lower or an upper bound") }
+                    guard !range.key.isEmpty else { throw RPCError.invalidArgument(field: "\(path).range.key", reason: .required, "is required") }
+                    guard range.hasLower || range.hasUpper else { throw RPCError.invalidArgument(field: "\(path).range", reason: .required, "needs a lower or an upper bound") }
                     guard !range.hasLower || range.lower.value.isFinite, !range.hasUpper || range.upper.value.isFinite else {
-                        throw RPCError.invalidArgument(field: "\(path).range", "bounds must be finite")
+                        throw RPCError.invalidArgument(field: "\(path).range", reason: .outOfRange, "bounds must be finite")
                     }
                 case .any(let any):
-                    guard !any.key.isEmpty else { throw RPCError.invalidArgument(field: "\(path).any.key", "is required") }
-                    guard !any.keywords.isEmpty || !any.integers.isEmpty else { throw RPCError.invalidArgument(field: "\(path).any", "needs keywords or integers") }
+                    guard !any.key.isEmpty else { throw RPCError.invalidArgument(field: "\(path).any.key", reason: .required, "is required") }
+                    guard !any.keywords.isEmpty || !any.integers.isEmpty else { throw RPCError.invalidArgument(field: "\(path).any", reason: .required, "needs keywords or integers") }
                 case .hasID_p:
                     break
                 case .filter(let nested):
                     try check(nested, field: "\(path).filter", depth: depth + 1)
                 case nil:
-                    throw RPCError.invalidArgument(field: path, "is empty")
+                    throw RPCError.invalidArgument(field: path, reason: .required, "is empty")
                 }
             }
         }

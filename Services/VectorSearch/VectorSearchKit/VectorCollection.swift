@@ -233,22 +233,22 @@ public final class VectorCollection: @unchecked Sendable {
         let dimension = Int(config.dimension)
         let hasVector = !request.vector.isEmpty
         let text = request.textQuery
-        guard hasVector || !text.isEmpty else { throw RPCError.invalidArgument(field: "vector", "is required unless text_query is given") }
+        guard hasVector || !text.isEmpty else { throw RPCError.invalidArgument(field: "vector", reason: .required, "is required unless text_query is given") }
         if hasVector {
             guard request.vector.count == dimension else {
-                throw RPCError.invalidArgument(field: "vector", "has \(request.vector.count) values; collection '\(config.name)' has dimension \(dimension)")
+                throw RPCError.invalidArgument(field: "vector", reason: .inconsistent, "has \(request.vector.count) values; collection '\(config.name)' has dimension \(dimension)")
             }
-            guard request.vector.allSatisfy(\.isFinite) else { throw RPCError.invalidArgument(field: "vector", "must hold finite numbers (found NaN or infinity)") }
+            guard request.vector.allSatisfy(\.isFinite) else { throw RPCError.invalidArgument(field: "vector", reason: .outOfRange, "must hold finite numbers (found NaN or infinity)") }
         }
-        guard request.limit >= 0, request.limit <= 1000 else { throw RPCError.invalidArgument(field: "limit", "must be between 0 and 1000 (found \(request.limit))") }
-        guard request.ef >= 0, request.ef <= 10000 else { throw RPCError.invalidArgument(field: "ef", "must be between 0 and 10000 (found \(request.ef))") }
+        guard request.limit >= 0, request.limit <= 1000 else { throw RPCError.invalidArgument(field: "limit", reason: .outOfRange, "must be between 0 and 1000 (found \(request.limit))") }
+        guard request.ef >= 0, request.ef <= 10000 else { throw RPCError.invalidArgument(field: "ef", reason: .outOfRange, "must be between 0 and 10000 (found \(request.ef))") }
         if !text.isEmpty && config.textField.isEmpty {
-            throw RPCError(.failedPrecondition, "text_query: collection '\(config.name)' has no text field for keyword search")
+            throw RPCError(.failedPrecondition, field: "text_query", reason: .inconsistent, "collection '\(config.name)' has no text field for keyword search")
         }
         let vectorWeight = request.hasVectorWeight ? request.vectorWeight.value : 0.7
         let keywordWeight = request.hasKeywordWeight ? request.keywordWeight.value : 0.3
         guard vectorWeight.isFinite, keywordWeight.isFinite, vectorWeight >= 0, keywordWeight >= 0, vectorWeight + keywordWeight > 0 else {
-            throw RPCError.invalidArgument(field: "vector_weight", "weights must be finite, not negative, and not both zero")
+            throw RPCError.invalidArgument(field: "vector_weight", reason: .outOfRange, "weights must be finite, not negative, and not both zero")
         }
         let limit = request.limit == 0 ? 10 : Int(request.limit)
         let filter = request.hasFilter ? try PayloadFilter(request.filter) : nil

@@ -50,7 +50,7 @@ public final class VectorSearchService: Service, @unchecked Sendable {
         router.register(VectorSearchMethods.listCollections) { _, _ in .with { $0.collections = store.all.map(\.info) } }
         router.register(VectorSearchMethods.describeCollection) { request, _ in try store.collection(request.name).info }
         router.register(VectorSearchMethods.deleteCollection) { request, _ in
-            guard VectorStore.isValidName(request.name) else { throw RPCError.invalidArgument(field: "name", "is not a collection name") }
+            guard VectorStore.isValidName(request.name) else { throw RPCError.invalidArgument(field: "name", reason: .nameInvalid, "is not a collection name") }
             var response = Kb_Vector_V1_DeleteCollectionResponse()
             response.deleted = try await store.delete(request.name)
             return response
@@ -61,7 +61,7 @@ public final class VectorSearchService: Service, @unchecked Sendable {
             return response
         }
         router.register(VectorSearchMethods.getPoints) { request, _ in
-            guard request.ids.count <= 10_000 else { throw RPCError.invalidArgument(field: "ids", "at most 10000 ids per call") }
+            guard request.ids.count <= 10_000 else { throw RPCError.invalidArgument(field: "ids", reason: .tooMany, "at most 10000 ids per call") }
             let collection = try store.collection(request.collection)
             var response = Kb_Vector_V1_GetPointsResponse()
             response.points = collection.points(request.ids, withPayload: request.withPayload, withVector: request.withVector)
@@ -74,13 +74,17 @@ public final class VectorSearchService: Service, @unchecked Sendable {
         }
         router.register(VectorSearchMethods.search) { request, _ in try Self.search(store, request) }
         router.register(VectorSearchMethods.searchBatch) { request, _ in
-            guard request.searches.count <= 100 else { throw RPCError.invalidArgument(field: "searches", "at most 100 searches per call") }
+            guard request.searches.count <= 100 else { throw RPCError.invalidArgument(field: "searches", reason: .tooMany, "at most 100 searches per call") }
             var response = Kb_Vector_V1_SearchBatchResponse()
             for (index, search) in request.searches.enumerated() {
                 do {
                     response.responses.append(try Self.search(store, search))
-                } catch let error as RPCError {
-                    throw RPCError(error.code, "searches[\(index)]: \(error.message)")
+                } catch var error as RPCError {
+                    // The search's field, under its place in the batch: `vector` → `searches[2].vector`.
+                    let path = "searches[\(index)]"
+                    error.message = path + (error.field == nil ? ": " : ".") + error.message
+                    error.field = path + (error.field.map { ".\($0)" } ?? "")
+                    throw error
                 }
             }
             return response
@@ -91,8 +95,8 @@ public final class VectorSearchService: Service, @unchecked Sendable {
             return response
         }
         router.register(VectorSearchMethods.restoreCollection) { request, context in
-            guard VectorStore.isValidName(request.name) else { throw RPCError.invalidArgument(field: "name", "is not a collection name") }
-            guard !request.path.isEmpty else { throw RPCError.invalidArgument(field: "path", "is required") }
+            guard VectorStore.isValidName(request.name) else { throw RPCError.invalidArgument(field: "name", reason: .nameInvalid, "is not a collection name") }
+            guard !request.path.isEmpty else { throw RPCError.invalidArgument(field: "path", reason: .required, "is required") }
             let collection = try await store.restore(request.name, from: request.path)
             context.logger.notice("collection restored", metadata: ["collection": "\(request.name)", "points": "\(collection.pointCount)"])
             return collection.info

@@ -142,15 +142,15 @@ public final class VectorStore: @unchecked Sendable {
     static func checked(_ requested: Kb_Vector_V1_CollectionConfig) throws -> Kb_Vector_V1_CollectionConfig {
         var config = requested
         guard isValidName(config.name), config.name != ".", config.name != ".." else {
-            throw RPCError.invalidArgument(field: "config.name", "must be 1-128 letters, digits, '_', '-' or '.' (found '\(config.name)')")
+            throw RPCError.invalidArgument(field: "config.name", reason: .nameInvalid, "must be 1-128 letters, digits, '_', '-' or '.' (found '\(config.name)')")
         }
-        guard (1...65536).contains(config.dimension) else { throw RPCError.invalidArgument(field: "config.dimension", "must be between 1 and 65536 (found \(config.dimension))") }
-        if case .UNRECOGNIZED(let value) = config.distance { throw RPCError.invalidArgument(field: "config.distance", "unknown distance \(value)") }
+        guard (1...65536).contains(config.dimension) else { throw RPCError.invalidArgument(field: "config.dimension", reason: .outOfRange, "must be between 1 and 65536 (found \(config.dimension))") }
+        if case .UNRECOGNIZED(let value) = config.distance { throw RPCError.invalidArgument(field: "config.distance", reason: .unknownValue, "unknown distance \(value)") }
         if config.hnsw.m == 0 { config.hnsw.m = 16 }
         if config.hnsw.efConstruct == 0 { config.hnsw.efConstruct = 100 }
-        guard (2...128).contains(config.hnsw.m) else { throw RPCError.invalidArgument(field: "config.hnsw.m", "must be between 2 and 128 (found \(config.hnsw.m))") }
-        guard (8...4096).contains(config.hnsw.efConstruct) else { throw RPCError.invalidArgument(field: "config.hnsw.ef_construct", "must be between 8 and 4096 (found \(config.hnsw.efConstruct))") }
-        guard config.textField.utf8.count <= 128 else { throw RPCError.invalidArgument(field: "config.text_field", "must be at most 128 bytes") }
+        guard (2...128).contains(config.hnsw.m) else { throw RPCError.invalidArgument(field: "config.hnsw.m", reason: .outOfRange, "must be between 2 and 128 (found \(config.hnsw.m))") }
+        guard (8...4096).contains(config.hnsw.efConstruct) else { throw RPCError.invalidArgument(field: "config.hnsw.ef_construct", reason: .outOfRange, "must be between 8 and 4096 (found \(config.hnsw.efConstruct))") }
+        guard config.textField.utf8.count <= 128 else { throw RPCError.invalidArgument(field: "config.text_field", reason: .tooLong, "must be at most 128 bytes") }
         return config
     }
 
@@ -160,17 +160,17 @@ public final class VectorStore: @unchecked Sendable {
     public func upsert(_ request: Kb_Vector_V1_UpsertPointsRequest) async throws -> Int {
         let collection = try self.collection(request.collection)
         let dimension = Int(collection.config.dimension)
-        guard request.points.count <= 10_000 else { throw RPCError.invalidArgument(field: "points", "at most 10000 points per call (found \(request.points.count))") }
+        guard request.points.count <= 10_000 else { throw RPCError.invalidArgument(field: "points", reason: .tooMany, "at most 10000 points per call (found \(request.points.count))") }
         for (index, point) in request.points.enumerated() {
-            guard !point.id.isEmpty, point.id.utf8.count <= 256 else { throw RPCError.invalidArgument(field: "points[\(index)].id", "must be 1-256 bytes") }
+            guard !point.id.isEmpty, point.id.utf8.count <= 256 else { throw RPCError.invalidArgument(field: "points[\(index)].id", reason: .tooLong, "must be 1-256 bytes") }
             guard point.vector.count == dimension else {
-                throw RPCError.invalidArgument(field: "points[\(index)].vector", "has \(point.vector.count) values; collection '\(request.collection)' has dimension \(dimension)")
+                throw RPCError.invalidArgument(field: "points[\(index)].vector", reason: .inconsistent, "has \(point.vector.count) values; collection '\(request.collection)' has dimension \(dimension)")
             }
-            guard point.vector.allSatisfy(\.isFinite) else { throw RPCError.invalidArgument(field: "points[\(index)].vector", "must hold finite numbers (found NaN or infinity)") }
+            guard point.vector.allSatisfy(\.isFinite) else { throw RPCError.invalidArgument(field: "points[\(index)].vector", reason: .outOfRange, "must hold finite numbers (found NaN or infinity)") }
             for (key, value) in point.payload {
-                guard !key.isEmpty, key.utf8.count <= 128 else { throw RPCError.invalidArgument(field: "points[\(index)].payload", "field names must be 1-128 bytes") }
-                if case .float(let number)? = value.kind, !number.isFinite { throw RPCError.invalidArgument(field: "points[\(index)].payload.\(key)", "must be finite") }
-                if value.kind == nil { throw RPCError.invalidArgument(field: "points[\(index)].payload.\(key)", "has no value") }
+                guard !key.isEmpty, key.utf8.count <= 128 else { throw RPCError.invalidArgument(field: "points[\(index)].payload", reason: .tooLong, "field names must be 1-128 bytes") }
+                if case .float(let number)? = value.kind, !number.isFinite { throw RPCError.invalidArgument(field: "points[\(index)].payload.\(key)", reason: .outOfRange, "must be finite") }
+                if value.kind == nil { throw RPCError.invalidArgument(field: "points[\(index)].payload.\(key)", reason: .required, "has no value") }
             }
         }
         // A batch naming an id twice keeps its last version.
@@ -392,7 +392,7 @@ public final class VectorStore: @unchecked Sendable {
         let collection = try self.collection(name)
         let target = path.flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
             ?? directory.appendingPathComponent("snapshots").appendingPathComponent("\(name)-\(Int(Date().timeIntervalSince1970))")
-        guard !FileManager.default.fileExists(atPath: target.path) else { throw RPCError(.alreadyExists, "path: \(target.path) already exists") }
+        guard !FileManager.default.fileExists(atPath: target.path) else { throw RPCError(.alreadyExists, field: "path", reason: nil, "\(target.path) already exists") }
         var response = Kb_Vector_V1_SnapshotCollectionResponse()
         var failure: Error?
         try await commit(WriteBatch()) { [self] in
@@ -446,7 +446,7 @@ public final class VectorStore: @unchecked Sendable {
         } catch let error as RPCError {
             throw error
         } catch {
-            throw RPCError(.invalidArgument, "path: \(path) is not a usable collection snapshot: \(error)")
+            throw RPCError(.invalidArgument, field: "path", reason: .invalidFormat, "\(path) is not a usable collection snapshot: \(error)")
         }
         var batch = WriteBatch()
         for prefix in [Self.key("p", name), Self.key("l", name)] {

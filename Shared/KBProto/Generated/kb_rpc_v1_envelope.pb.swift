@@ -136,6 +136,16 @@ public nonisolated struct Kb_Rpc_V1_Status: Sendable {
   /// A message a person can act on; empty when code is OK.
   public var message: String = String()
 
+  /// The request field at fault, as a dotted path from the request message with zero-based
+  /// indexes, e.g. "entities[0].name" or "events[3].cost_usd"; empty when no one field is at fault.
+  public var field: String = String()
+
+  /// Why the request failed, machine-readable, in UPPER_SNAKE; empty when unspecified. The set
+  /// (RPCError.Reason): REQUIRED, TOO_LONG, TOO_MANY, INVALID_FORMAT, NAME_INVALID, OUT_OF_RANGE,
+  /// NOT_ALLOWED, DUPLICATE, MISMATCH, NOT_FOUND. Clients switch on it; new values may be added,
+  /// so treat an unknown one like an empty one.
+  public var reason: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -191,7 +201,7 @@ nonisolated extension Kb_Rpc_V1_Code: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Kb_Rpc_V1_Status: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Status"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{1}message\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{1}message\0\u{1}field\0\u{1}reason\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -201,6 +211,8 @@ nonisolated extension Kb_Rpc_V1_Status: SwiftProtobuf.Message, SwiftProtobuf._Me
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularEnumField(value: &self.code) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.field) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.reason) }()
       default: break
       }
     }
@@ -213,12 +225,20 @@ nonisolated extension Kb_Rpc_V1_Status: SwiftProtobuf.Message, SwiftProtobuf._Me
     if !self.message.isEmpty {
       try visitor.visitSingularStringField(value: self.message, fieldNumber: 2)
     }
+    if !self.field.isEmpty {
+      try visitor.visitSingularStringField(value: self.field, fieldNumber: 3)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Kb_Rpc_V1_Status, rhs: Kb_Rpc_V1_Status) -> Bool {
     if lhs.code != rhs.code {return false}
     if lhs.message != rhs.message {return false}
+    if lhs.field != rhs.field {return false}
+    if lhs.reason != rhs.reason {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -222,7 +222,9 @@ static void record_cost(int fd, uint64_t id, const char *token, const char *requ
     request.event = &event;
     Kb__Rpc__V1__Envelope *response = CALL_PACKED(fd, id, "kb.budget.v1.Budget/RecordCost", token, kb__budget__v1__record_cost_request, &request);
     if (status_code(response) != 0) {
-        printf("record: code=%d message=%s\n", status_code(response), response->status->message);
+        /* field and reason: proto3 fields 3 and 4 of kb.rpc.v1.Status, empty when unset. */
+        printf("record: code=%d field=%s reason=%s message=%s\n", status_code(response), response->status->field,
+               response->status->reason, response->status->message);
     } else {
         Kb__Budget__V1__RecordCostResponse *recorded =
             kb__budget__v1__record_cost_response__unpack(NULL, response->payload.len, response->payload.data);
@@ -261,6 +263,9 @@ static void budget_calls(int fd, const char *token) {
     printf("status: limit=%.2f spend=%.3f mode=%d frozen=%d\n", status->limit_usd, status->spend_usd, (int)status->mode, status->frozen);
     kb__budget__v1__budget_status__free_unpacked(status, NULL);
     kb__rpc__v1__envelope__free_unpacked(response, NULL);
+
+    /* No request id: INVALID_ARGUMENT naming the field, structured. */
+    record_cost(fd, 15, token, "", 1);
 }
 
 int main(int argc, char **argv) {
