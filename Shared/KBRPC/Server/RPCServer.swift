@@ -82,7 +82,6 @@ public final class RPCServer: Service, Sendable {
         self.environment = RPCServerHandler.Environment(
             handlers: router.handlers,
             configuration: configuration,
-            expectedAuthorization: configuration.authToken.map { Array("Bearer \($0)".utf8) },
             metrics: RPCServerMetrics(factory: metricsFactory, methods: router.methods),
             logger: logger,
             registry: registry
@@ -176,13 +175,6 @@ public final class RPCServer: Service, Sendable {
             }
             .bind(host: configuration.host, port: configuration.port)
             .get()
-    }
-
-    /// Compares two byte strings in time that depends only on their lengths.
-    static func constantTimeEquals(_ x: [UInt8], _ y: [UInt8]) -> Bool {
-        var difference = UInt8(x.count == y.count ? 0 : 1)
-        for i in 0..<min(x.count, y.count) { difference |= x[i] ^ y[i] }
-        return difference == 0
     }
 }
 

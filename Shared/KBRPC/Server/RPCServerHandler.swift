@@ -23,7 +23,6 @@ final class RPCServerHandler: ChannelDuplexHandler {
     struct Environment: Sendable {
         let handlers: [String: RPCRouter.ErasedHandler]
         let configuration: RPCServer.Configuration
-        let expectedAuthorization: [UInt8]?
         let metrics: RPCServerMetrics
         let logger: Logger
         let registry: RPCServer.ConnectionRegistry
@@ -410,11 +409,11 @@ final class RPCServerHandler: ChannelDuplexHandler {
         if request.method.isEmpty {
             return RPCError(.invalidArgument, "envelope has no method")
         }
-        if let expected = environment.expectedAuthorization, !RPCServer.unauthenticatedMethods.contains(request.method) {
+        if let token = environment.configuration.authToken, !RPCServer.unauthenticatedMethods.contains(request.method) {
             guard let presented = request.metadata["authorization"] else {
                 return RPCError(.unauthenticated, "missing authorization metadata: send 'authorization: Bearer <KB_AUTH_TOKEN>'")
             }
-            guard RPCServer.constantTimeEquals(Array(presented.utf8), expected) else {
+            guard BearerToken.matches(presented, token: token) else {
                 return RPCError(.unauthenticated, "invalid token")
             }
         }
