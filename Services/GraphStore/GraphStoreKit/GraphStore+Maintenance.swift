@@ -178,7 +178,7 @@ extension GraphStore {
             expectedIndex[GraphKey.text, default: 0] += Int64(words.count)
             expected[team, default: TeamCounters()].entities += 1
             expected[team, default: TeamCounters()].byType[entity.entityType, default: 0] += 1
-            expected[team, default: TeamCounters()].bySource[Self.sourceName(entity.source), default: 0] += 1
+            expected[team, default: TeamCounters()].bySource[entity.source.name, default: 0] += 1
             return true
         }
 

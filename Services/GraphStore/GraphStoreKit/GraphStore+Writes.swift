@@ -207,8 +207,8 @@ extension GraphStore {
             }
         }
         if old?.source != new?.source {
-            if let old { try transaction.add(-1, to: GraphKey.sourceCounter(sourceName(old.source)), team: team) }
-            if let new { try transaction.add(1, to: GraphKey.sourceCounter(sourceName(new.source)), team: team) }
+            if let old { try transaction.add(-1, to: GraphKey.sourceCounter(old.source.name), team: team) }
+            if let new { try transaction.add(1, to: GraphKey.sourceCounter(new.source.name), team: team) }
         }
         if (old == nil) != (new == nil) {
             try transaction.add(new == nil ? -1 : 1, to: GraphKey.entitiesCounter, team: team)
@@ -243,9 +243,5 @@ extension GraphStore {
         try transaction.add(-1, to: GraphKey.relationTypeCounter(type), team: team)
         transaction.relationDelta -= 1
         return true
-    }
-
-    static func sourceName(_ source: Kb_Graph_V1_Source) -> String {
-        source == .auto ? "auto" : "manual"
     }
 }
