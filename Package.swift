@@ -358,7 +358,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KBRuntimeTests",
-            dependencies: ["KBRuntime", "KBRPC", "KBProto", "KBTestSupport"],
+            dependencies: ["KBRuntime", "KBRPC", "KBProto", "KBTime", "KBTestSupport"],
             path: "Tests/KBRuntimeTests"
         ),
         .testTarget(

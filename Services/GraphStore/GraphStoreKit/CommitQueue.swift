@@ -1,6 +1,5 @@
 import Foundation
 import KBLevelDB
-import KBRPC
 import KBRuntime
 import KBTime
 
@@ -30,7 +29,7 @@ final class CommitQueue: @unchecked Sendable {
         self.onGroup = onGroup
         queue = GroupCommitQueue(
             name: "graph-store commit", maxJobsPerGroup: maxOperationsPerGroup,
-            closedError: { RPCError(.unavailable, "graph store is shutting down") }
+            closedError: { GraphStoreError(.unavailable, "graph store is shutting down") }
         ) { [unowned self] jobs in self.runGroup(jobs) }
     }
 
@@ -42,7 +41,7 @@ final class CommitQueue: @unchecked Sendable {
         try await queue.submit { transaction in try body(transaction) } as! R
     }
 
-    /// Finishes what is queued, then stops the thread. Later commits fail with UNAVAILABLE.
+    /// Finishes what is queued, then stops the thread. Later commits fail with `.unavailable`.
     func close() {
         queue.close()
     }
@@ -78,7 +77,7 @@ final class CommitQueue: @unchecked Sendable {
                 let elapsed = ContinuousClock.now - start
                 onGroup(GroupReport(operations: jobs.count, keys: batch.count, seconds: elapsed.inSeconds, entityDelta: entityDelta, relationDelta: relationDelta))
             } catch {
-                let failure = RPCError(.internal, "graph store write failed: \(error)")
+                let failure = GraphStoreError(.internalError, "graph store write failed: \(error)")
                 outcomes = outcomes.map { $0.flatMap { _ in .failure(failure) } }
             }
         }

@@ -159,7 +159,7 @@ extension GraphStore {
             response.entities += 1
             guard let team = GraphKey.team(of: key) else { problem("entity key without a team"); return true }
             let name = String(decoding: key.dropFirst(GraphKey.teamPrefix(GraphKey.entity, team).count), as: UTF8.self)
-            guard let entity = try? Self.decodeEntity(value) else { problem("entity \(team):\(name) does not decode"); return true }
+            guard let entity = try? Self.storedEntity(value) else { problem("entity \(team):\(name) does not decode"); return true }
             if entity.name != name || entity.team != team { problem("entity \(team):\(name) holds the record of \(entity.team):\(entity.name)") }
             if try db.get(GraphKey.entityType(team, entity.entityType, name), snapshot: snapshot) == nil { problem("entity \(team):\(name) is missing from the type index") }
             if try db.get(GraphKey.modified(team, entity.lastModifiedMs, name), snapshot: snapshot) == nil { problem("entity \(team):\(name) is missing from the time index") }

@@ -82,6 +82,13 @@ public final class GroupCommitQueue<Job, Output: Sendable>: @unchecked Sendable 
         }
     }
 
+    /// How many jobs wait for a group (not counting the group being written).
+    public var waitingCount: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return pending.count
+    }
+
     /// Runs what is queued, then stops the thread; later `submit`s throw `closedError()`.
     /// Idempotent.
     public func close() {
