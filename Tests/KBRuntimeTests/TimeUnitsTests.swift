@@ -26,7 +26,7 @@ struct TimeUnitsTests {
         let duration = Duration.seconds(2) + .microseconds(1500)
         #expect(duration.inNanoseconds == 2_001_500_000)
         #expect(duration.inMilliseconds == 2001)
-        #expect(duration.inSeconds == 2.0015)
+        #expect(abs(duration.inSeconds - 2.0015) < 1e-12)
         #expect(Duration.seconds(Int64.max).inNanoseconds == .max)
     }
 }

@@ -1,3 +1,4 @@
+import KBKnowledge
 import KBProto
 
 /// The graph store's key layout in LevelDB. Every read is a range scan over one of these prefixes.

@@ -54,10 +54,10 @@ public final class GroupCommitQueue<Job, Output: Sendable>: @unchecked Sendable 
     /// Throws `closedError()` after `close()`, and `CancellationError` when the calling task is
     /// cancelled before the job is taken into a group (the job is then never run).
     public func submit(_ job: Job) async throws -> Output {
-        condition.lock()
-        let id = nextId
-        nextId &+= 1
-        condition.unlock()
+        let id = condition.withLock {
+            defer { nextId &+= 1 }
+            return nextId
+        }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Output, any Error>) in
                 condition.lock()
