@@ -26,7 +26,7 @@ public final class BudgetLedger: @unchecked Sendable {
         /// The price table.
         public var prices = PriceTable()
         /// Now, in Unix milliseconds (tests move it).
-        public var clock: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+        public var clock: @Sendable () -> Int64 = { UnixTime.nowMilliseconds() }
 
         public init() {}
     }

@@ -12,7 +12,7 @@ final class CommitQueue: @unchecked Sendable {
     struct GroupReport: Sendable {
         var operations: Int
         var keys: Int
-        var seconds: Double
+        var duration: Duration
         var entityDelta: Int
         var relationDelta: Int
     }
@@ -54,7 +54,7 @@ final class CommitQueue: @unchecked Sendable {
         let group = GroupOverlay()
         var outcomes: [Result<any Sendable, any Error>] = []
         var entityDelta = 0, relationDelta = 0
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let now = UnixTime.nowMilliseconds()
         for job in jobs {
             let transaction = GraphTransaction(db: db, overlay: group, now: now)
             do {
@@ -75,7 +75,7 @@ final class CommitQueue: @unchecked Sendable {
             do {
                 try db.write(batch, sync: true)
                 let elapsed = ContinuousClock.now - start
-                onGroup(GroupReport(operations: jobs.count, keys: batch.count, seconds: elapsed.inSeconds, entityDelta: entityDelta, relationDelta: relationDelta))
+                onGroup(GroupReport(operations: jobs.count, keys: batch.count, duration: elapsed, entityDelta: entityDelta, relationDelta: relationDelta))
             } catch {
                 let failure = GraphStoreError(.internalError, "graph store write failed: \(error)")
                 outcomes = outcomes.map { $0.flatMap { _ in .failure(failure) } }

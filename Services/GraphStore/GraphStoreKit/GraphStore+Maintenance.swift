@@ -3,6 +3,7 @@ import KBKnowledge
 import KBLevelDB
 import KBProto
 import KBRPC
+import KBTime
 
 extension GraphStore {
     /// The counters of every team (or of `teams`), from the `C` keys alone.
@@ -113,7 +114,7 @@ extension GraphStore {
         }
         let manifest: [String: Any] = [
             "format": "kb-graph-leveldb-1",
-            "created_at": SharedMemoryDocument.iso(Int64(Date().timeIntervalSince1970 * 1000)),
+            "created_at": SharedMemoryDocument.iso(UnixTime.nowMilliseconds()),
             "entities": response.entities,
             "relations": response.relations,
             "source": path,

@@ -2,6 +2,7 @@ import Foundation
 import KBKnowledge
 import KBLevelDB
 import KBProto
+import KBTime
 
 /// What `putEntities` did.
 public struct PutEntitiesOutcome: Sendable {
@@ -39,7 +40,7 @@ extension GraphStore {
     public func putEntities(team: String, _ entities: [EntityInput], returningEntities: Bool = true) async throws -> PutEntitiesOutcome {
         // What a new entity would be, computed here on the caller's thread in parallel with other
         // requests, so the single commit thread only checks and copies it.
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let now = UnixTime.nowMilliseconds()
         let prepared = try entities.map { try PreparedEntity($0, team: team, now: now) }
         return try await commits.commit { transaction in
             var outcome = PutEntitiesOutcome(entities: [], created: 0, updated: 0)

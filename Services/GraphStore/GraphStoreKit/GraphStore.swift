@@ -7,6 +7,7 @@ import Metrics
 import ServiceLifecycle
 import SwiftProtobuf
 import Synchronization
+import KBTime
 
 /// The knowledge graph of every team, in one LevelDB database: entities, relations, and the
 /// indexes that make each read a range scan (see `GraphKey`).
@@ -63,7 +64,7 @@ public final class GraphStore: Service, Sendable {
         commits = CommitQueue(db: db) { report in
             groups.increment()
             operations.increment(by: report.operations)
-            duration.recordNanoseconds(Int64(report.seconds * 1e9))
+            duration.recordNanoseconds(report.duration.inNanoseconds)
             let now = totals.counts.withLock { totals in
                 totals.entities += report.entityDelta
                 totals.relations += report.relationDelta
