@@ -52,12 +52,16 @@ let package = Package(
             ],
             path: "Shared/KBRPC"
         ),
+        /// Time in the system's units, once: UTC civil dates (budget periods, ISO timestamps) and
+        /// `Duration` in nanoseconds, milliseconds and seconds. No dependencies, so every target may use it.
+        .target(name: "KBTime", path: "Shared/KBTime"),
         /// The service runtime: config, logging, metrics registry, admin HTTP, lifecycle, data-directory lock.
         .target(
             name: "KBRuntime",
             dependencies: [
                 "KBRPC",
                 "KBProto",
+                "KBTime",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -82,7 +86,7 @@ let package = Package(
         /// backup, integrity check and offline restore of a database file.
         .target(
             name: "KBSQLite",
-            dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["KBTime", .product(name: "GRDB", package: "GRDB.swift")],
             path: "Shared/KBSQLite"
         ),
 
@@ -90,7 +94,7 @@ let package = Package(
         /// shared-memory JSON format, and import/export over the graph store's RPC.
         .target(
             name: "KBKnowledge",
-            dependencies: ["KBProto", "KBRPC"],
+            dependencies: ["KBProto", "KBRPC", "KBTime"],
             path: "Shared/KBKnowledge"
         ),
 
@@ -100,7 +104,7 @@ let package = Package(
         .target(
             name: "GraphStoreKit",
             dependencies: [
-                "KBKnowledge", "KBLevelDB", "KBProto", "KBRPC", "KBRuntime",
+                "KBKnowledge", "KBLevelDB", "KBProto", "KBRPC", "KBRuntime", "KBTime",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -121,7 +125,7 @@ let package = Package(
         .target(
             name: "BudgetKit",
             dependencies: [
-                "KBSQLite", "KBProto", "KBRPC", "KBRuntime",
+                "KBSQLite", "KBProto", "KBRPC", "KBRuntime", "KBTime",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -166,7 +170,7 @@ let package = Package(
         .target(
             name: "VectorSearchKit",
             dependencies: [
-                "VectorIndex", "KBLevelDB", "KBProto", "KBRPC", "KBRuntime",
+                "VectorIndex", "KBLevelDB", "KBProto", "KBRPC", "KBRuntime", "KBTime",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -187,7 +191,7 @@ let package = Package(
         .target(
             name: "VKBKit",
             dependencies: [
-                "KBKnowledge", "KBProto", "KBRPC", "KBRuntime",
+                "KBKnowledge", "KBProto", "KBRPC", "KBRuntime", "KBTime",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -354,7 +358,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KBRuntimeTests",
-            dependencies: ["KBRuntime", "KBRPC", "KBProto", "KBTestSupport"],
+            dependencies: ["KBRuntime", "KBRPC", "KBProto", "KBTime", "KBTestSupport"],
             path: "Tests/KBRuntimeTests"
         ),
         .testTarget(

@@ -1,6 +1,7 @@
 import Foundation
 import KBProto
 import KBRPC
+import KBTime
 
 /// The shared-memory JSON file (ARCHITECTURE §5): what `ukb export` writes, `ukb import` reads
 /// and VKB accepts by drag-and-drop.
@@ -79,12 +80,11 @@ public struct SharedMemoryDocument: Sendable {
         }
         entity.significance = try significance(object["significance"], field: "\(field).significance")
         entity.confidence = try confidence(object["confidence"], field: "\(field).confidence")
-        if let source = try string(object["source"], field: "\(field).source") {
-            switch source {
-            case "manual": entity.source = .manual
-            case "auto": entity.source = .auto
-            default: throw KnowledgeRuleError(field: "\(field).source", reason: .unknownValue, "must be \"manual\" or \"auto\" (got \"\(source)\")")
+        if let text = try string(object["source"], field: "\(field).source") {
+            guard let source = Kb_Graph_V1_Source(name: text) else {
+                throw KnowledgeRuleError(field: "\(field).source", reason: .unknownValue, "must be \"manual\" or \"auto\" (got \"\(text)\")")
             }
+            entity.source = source
         }
         entity.metadata = try stringMap(object["metadata"], field: "\(field).metadata")
         entity.createdAtMs = try timestamp(object["created_at"] ?? object["created"] ?? object["createdAt"], field: "\(field).created_at")
@@ -165,7 +165,7 @@ public struct SharedMemoryDocument: Sendable {
             "observations": entity.observations.map(json(observation:)),
             "significance": Int(entity.significance == 0 ? 5 : entity.significance),
             "confidence": entity.confidence == 0 ? 1.0 : entity.confidence,
-            "source": entity.source == .auto ? "auto" : "manual",
+            "source": entity.source.name,
         ]
         if !entity.team.isEmpty { object["team"] = entity.team }
         if !entity.metadata.isEmpty { object["metadata"] = entity.metadata }
@@ -209,16 +209,8 @@ public struct SharedMemoryDocument: Sendable {
         let fraction = Int(milliseconds - seconds * 1000)
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let secondOfDay = Int(seconds - days * 86_400)
-        // Days since 1970-01-01 to a civil date (Howard Hinnant's days_from_civil, inverted).
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthIndex = (5 * dayOfYear + 2) / 153
-        let day = Int(dayOfYear - (153 * monthIndex + 2) / 5 + 1)
-        let month = Int(monthIndex < 10 ? monthIndex + 3 : monthIndex - 9)
-        let year = Int(yearOfEra + era * 400 + (month <= 2 ? 1 : 0))
+        let date = CivilDate(dayNumber: days)
+        let (year, month, day) = (date.year, date.month, date.day)
         var bytes: [UInt8] = []
         bytes.reserveCapacity(24)
         func digits(_ value: Int, _ count: Int) {

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import KBTime
 
 /// The one way the system opens SQLite: through GRDB, in WAL mode, with `synchronous = FULL` so
 /// that a committed transaction is on disk before the commit returns (an acknowledged write
@@ -47,7 +48,7 @@ public enum SQLiteDatabase {
     public static func open(path: String, options: Options = Options()) throws -> DatabasePool {
         var configuration = Configuration()
         configuration.journalMode = .wal
-        configuration.busyMode = .timeout(options.busyTimeout.timeInterval)
+        configuration.busyMode = .timeout(options.busyTimeout.inSeconds)
         configuration.maximumReaderCount = options.maximumReaderCount
         configuration.label = options.label
         configuration.foreignKeysEnabled = true
@@ -150,12 +151,5 @@ public enum SQLiteDatabase {
         try handle.close()
         try manager.moveItem(at: staging, to: target)
         return kept
-    }
-}
-
-extension Duration {
-    /// Seconds as a `TimeInterval`.
-    var timeInterval: TimeInterval {
-        Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }

@@ -34,6 +34,30 @@ func relation(_ from: String, _ type: String, _ to: String) -> Kb_Graph_V1_Relat
     }
 }
 
+/// The RPC face's methods on the store, so these tests state the behaviour a caller sees (rule
+/// checks, translation, status codes) without a server.
+extension GraphStore {
+    func putEntities(_ request: Kb_Graph_V1_PutEntitiesRequest) async throws -> Kb_Graph_V1_PutEntitiesResponse {
+        try await GraphStoreService.putEntities(request, in: self)
+    }
+
+    func deleteEntities(_ request: Kb_Graph_V1_DeleteEntitiesRequest) async throws -> Kb_Graph_V1_DeleteEntitiesResponse {
+        try await GraphStoreService.deleteEntities(request, in: self)
+    }
+
+    func putRelations(_ request: Kb_Graph_V1_PutRelationsRequest) async throws -> Kb_Graph_V1_PutRelationsResponse {
+        try await GraphStoreService.putRelations(request, in: self)
+    }
+
+    func deleteRelations(_ request: Kb_Graph_V1_DeleteRelationsRequest) async throws -> Kb_Graph_V1_DeleteRelationsResponse {
+        try await GraphStoreService.deleteRelations(request, in: self)
+    }
+
+    func getEntity(_ request: Kb_Graph_V1_GetEntityRequest) throws -> Kb_Graph_V1_GetEntityResponse {
+        try GraphStoreService.getEntity(request, in: self)
+    }
+}
+
 extension GraphStore {
     @discardableResult
     func put(_ team: String, _ entities: [Kb_Graph_V1_Entity]) async throws -> Kb_Graph_V1_PutEntitiesResponse {
@@ -54,13 +78,17 @@ extension GraphStore {
     }
 }
 
-/// The RPC status code of what `body` throws, or nil when it does not throw.
+/// The RPC status code of what `body` throws (a store error as the RPC face maps it), or nil
+/// when it does not throw.
 func code(_ body: () async throws -> Void) async -> (RPCError.Code, String)? {
     do {
         try await body()
         return nil
     } catch let error as RPCError {
         return (error.code, error.message)
+    } catch let error as GraphStoreError {
+        let status = GraphStoreService.rpcError(error)
+        return (status.code, status.message)
     } catch {
         return (.unknown, "\(error)")
     }

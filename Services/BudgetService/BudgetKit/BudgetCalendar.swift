@@ -1,59 +1,31 @@
+import KBTime
+
 /// Days and months in UTC, the budget's clock: a period is a UTC calendar month ("2026-11"), a
-/// day a UTC date. Pure integer arithmetic (Howard Hinnant's civil-date algorithms), no
-/// `Calendar`, so it is exact and cheap on the recording path.
+/// day a UTC date. The dates are `CivilDate` (KBTime): integer arithmetic, no `Calendar`, so
+/// exact and cheap on the recording path.
 public enum BudgetCalendar {
     /// Milliseconds in a day.
-    public static let dayMilliseconds: Int64 = 86_400_000
+    public static let dayMilliseconds: Int64 = CivilDate.dayMilliseconds
 
     /// A UTC calendar date.
-    public struct Date: Hashable, Sendable, Comparable {
-        public var year: Int
-        public var month: Int
-        public var day: Int
-
-        public static func < (lhs: Date, rhs: Date) -> Bool {
-            (lhs.year, lhs.month, lhs.day) < (rhs.year, rhs.month, rhs.day)
-        }
-    }
+    public typealias Date = CivilDate
 
     /// Days since 1970-01-01 of the instant `ms` (floor, also for instants before 1970).
-    public static func dayNumber(ms: Int64) -> Int64 {
-        ms >= 0 ? ms / dayMilliseconds : -((-ms + dayMilliseconds - 1) / dayMilliseconds)
-    }
+    public static func dayNumber(ms: Int64) -> Int64 { CivilDate.dayNumber(ms: ms) }
 
     /// The date of day number `days`.
-    public static func date(dayNumber days: Int64) -> Date {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        return Date(year: Int(year), month: Int(month), day: Int(day))
-    }
+    public static func date(dayNumber days: Int64) -> Date { CivilDate(dayNumber: days) }
 
     /// The day number of a date.
     public static func dayNumber(year: Int, month: Int, day: Int) -> Int64 {
-        let y = Int64(month <= 2 ? year - 1 : year)
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let m = Int64(month)
-        let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + Int64(day) - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
+        CivilDate(year: year, month: month, day: day).dayNumber
     }
 
     /// The date of the instant `ms`.
-    public static func date(ms: Int64) -> Date { date(dayNumber: dayNumber(ms: ms)) }
+    public static func date(ms: Int64) -> Date { CivilDate(ms: ms) }
 
     /// Days in the month of `year`/`month`.
-    public static func daysInMonth(year: Int, month: Int) -> Int {
-        let next = month == 12 ? (year + 1, 1) : (year, month + 1)
-        return Int(dayNumber(year: next.0, month: next.1, day: 1) - dayNumber(year: year, month: month, day: 1))
-    }
+    public static func daysInMonth(year: Int, month: Int) -> Int { CivilDate.daysInMonth(year: year, month: month) }
 
     /// A month: its name and its bounds as day numbers and milliseconds.
     public struct Period: Hashable, Sendable {
@@ -98,13 +70,7 @@ public enum BudgetCalendar {
     }
 
     /// "YYYY-MM-DD" of day number `days`.
-    public static func dayName(_ days: Int64) -> String {
-        let date = date(dayNumber: days)
-        return "\(pad(date.year, 4))-\(pad(date.month, 2))-\(pad(date.day, 2))"
-    }
+    public static func dayName(_ days: Int64) -> String { CivilDate(dayNumber: days).description }
 
-    static func pad(_ value: Int, _ width: Int) -> String {
-        let text = String(value)
-        return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
-    }
+    static func pad(_ value: Int, _ width: Int) -> String { CivilDate.pad(value, width) }
 }

@@ -3,6 +3,7 @@ import GRDB
 import KBProto
 import KBRPC
 import KBSQLite
+import KBTime
 
 /// The budget: the ledger of paid LLM calls (in `BudgetStore`), the monthly limit, the routing
 /// mode derived from the month's spend, admission with reservations, reports and period
@@ -25,7 +26,7 @@ public final class BudgetLedger: @unchecked Sendable {
         /// The price table.
         public var prices = PriceTable()
         /// Now, in Unix milliseconds (tests move it).
-        public var clock: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+        public var clock: @Sendable () -> Int64 = { UnixTime.nowMilliseconds() }
 
         public init() {}
     }
@@ -282,8 +283,8 @@ public final class BudgetLedger: @unchecked Sendable {
         guard request.reservationTtlMs >= 0 else {
             throw RPCError.invalidArgument(field: "reservation_ttl_ms", reason: .outOfRange, "must not be negative (found \(request.reservationTtlMs))")
         }
-        let maximumTTL = options.maximumReservationTTL.milliseconds
-        let ttl = request.reservationTtlMs == 0 ? options.reservationTTL.milliseconds : min(request.reservationTtlMs, maximumTTL)
+        let maximumTTL = options.maximumReservationTTL.inMilliseconds
+        let ttl = request.reservationTtlMs == 0 ? options.reservationTTL.inMilliseconds : min(request.reservationTtlMs, maximumTTL)
         let estimate = Nanos.from(usd: estimateUSD)
         let now = options.clock()
 
@@ -572,9 +573,4 @@ struct ExpiryHeap {
             parent = smallest
         }
     }
-}
-
-extension Duration {
-    /// Whole milliseconds.
-    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }

@@ -4,6 +4,7 @@ import KBRPC
 import KBRuntime
 import KBSQLite
 import Metrics
+import KBTime
 
 /// One recorded LLM call, as stored.
 public struct LedgerEvent: Sendable, Hashable {
@@ -389,16 +390,12 @@ final class LedgerTransaction {
 /// then answers each caller. Concurrent recorders share one fsync; an acknowledged event
 /// survives `kill -9`. A failed group fails every write in it and changes nothing.
 final class GroupCommitter: @unchecked Sendable {
-    private final class Job {
-        let run: (LedgerTransaction) throws -> Void
-        let finish: (Error?) -> Void
-        init(run: @escaping (LedgerTransaction) throws -> Void, finish: @escaping (Error?) -> Void) {
-            self.run = run
-            self.finish = finish
-        }
+    /// One write: `run` inside the group's transaction, `applied` on the commit thread with its
+    /// result once the group is on disk, before its caller resumes.
+    private struct Job {
+        let run: (LedgerTransaction) throws -> any Sendable
+        let applied: (any Sendable) -> Void
     }
-
-    private final class ResultBox<R>: @unchecked Sendable { var value: R? }
 
     private let pool: DatabasePool
     private let path: String
@@ -409,15 +406,16 @@ final class GroupCommitter: @unchecked Sendable {
     private let jobCounter = Counter(label: "kb_budget_commit_writes_total")
     private let eventCounter = Counter(label: "kb_budget_commit_events_total")
     private let commitTimer = Timer(label: "kb_budget_commit_seconds")
-    private var queue: GroupCommitQueue<Job>!
+    private var queue: GroupCommitQueue<Job, any Sendable>!
 
     init(pool: DatabasePool, path: String, archivedPeriods: Set<String>) {
         self.pool = pool
         self.path = path
         self.archivedPeriods = archivedPeriods
-        queue = GroupCommitQueue(name: "budget commit", maxJobsPerGroup: 1024) { [unowned self] jobs in
-            self.runGroup(jobs)
-        }
+        queue = GroupCommitQueue(
+            name: "budget commit", maxJobsPerGroup: 1024,
+            closedError: { RPCError(.unavailable, "budget service is shutting down") }
+        ) { [unowned self] jobs in self.runGroup(jobs) }
     }
 
     var lastFailure: SQLiteDatabase.Failure? {
@@ -427,22 +425,10 @@ final class GroupCommitter: @unchecked Sendable {
     }
 
     /// Runs `body` in the next group; once the group is on disk, `applied` runs on the commit
-    /// thread with the result and then the caller resumes with it.
+    /// thread with the result and then the caller resumes with it. A caller cancelled before its
+    /// write joins a group gets `CancellationError` and nothing of it is written.
     func commit<R: Sendable>(_ body: @escaping (LedgerTransaction) throws -> R, applied: @escaping (R) -> Void) async throws -> R {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<R, Error>) in
-            let box = ResultBox<R>()
-            let job = Job(run: { box.value = try body($0) }) { error in
-                if let error {
-                    continuation.resume(throwing: error)
-                } else {
-                    applied(box.value!)
-                    continuation.resume(returning: box.value!)
-                }
-            }
-            if !queue.enqueue(job) {
-                continuation.resume(throwing: RPCError(.unavailable, "budget service is shutting down"))
-            }
-        }
+        try await queue.submit(Job(run: { try body($0) }, applied: { applied($0 as! R) })) as! R
     }
 
     func close() {
@@ -453,23 +439,23 @@ final class GroupCommitter: @unchecked Sendable {
         queue.close()
     }
 
-    private func runGroup(_ jobs: [Job]) {
+    private func runGroup(_ jobs: [Job]) -> [Result<any Sendable, any Error>] {
         var periods = archivedPeriods
         var events = 0
+        var results: [any Sendable] = []
         let start = ContinuousClock.now
         do {
             try pool.writeWithoutTransaction { db in
                 try db.inTransaction(.immediate) {
                     let transaction = LedgerTransaction(db: db, archivedPeriods: archivedPeriods)
-                    for job in jobs { try job.run(transaction) }
+                    results = try jobs.map { try $0.run(transaction) }
                     try transaction.writeDailyTotals()
                     periods = transaction.archivedPeriods
                     events = transaction.inserted.count
                     return .commit
                 }
             }
-            let elapsed = ContinuousClock.now - start
-            commitTimer.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+            commitTimer.recordNanoseconds((ContinuousClock.now - start).inNanoseconds)
             groupCounter.increment()
             jobCounter.increment(by: jobs.count)
             eventCounter.increment(by: events)
@@ -482,12 +468,12 @@ final class GroupCommitter: @unchecked Sendable {
                 setFailure(sqlite)
                 failure = BudgetStore.unavailable(sqlite)
             }
-            for job in jobs { job.finish(failure) }
-            return
+            return jobs.map { _ in .failure(failure) }
         }
         archivedPeriods = periods
         setFailure(nil)
-        for job in jobs { job.finish(nil) }
+        for (job, result) in zip(jobs, results) { job.applied(result) }
+        return results.map { .success($0) }
     }
 
     private func setFailure(_ value: SQLiteDatabase.Failure?) {

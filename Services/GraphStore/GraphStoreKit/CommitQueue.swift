@@ -1,7 +1,7 @@
 import Foundation
 import KBLevelDB
-import KBRPC
 import KBRuntime
+import KBTime
 
 /// Group commit: write operations queue here and one thread applies them in order, as many as
 /// are waiting, then writes all their changes in one synced LevelDB batch. Each caller is
@@ -12,49 +12,36 @@ final class CommitQueue: @unchecked Sendable {
     struct GroupReport: Sendable {
         var operations: Int
         var keys: Int
-        var seconds: Double
+        var duration: Duration
         var entityDelta: Int
         var relationDelta: Int
     }
 
-    private final class Job {
-        let run: (GraphTransaction) throws -> Void
-        let finish: (Error?) -> Void
-        init(run: @escaping (GraphTransaction) throws -> Void, finish: @escaping (Error?) -> Void) {
-            self.run = run
-            self.finish = finish
-        }
-    }
-
-    private final class ResultBox<R>: @unchecked Sendable { var value: R? }
+    /// One write operation: runs on the commit thread against the group's view of the store.
+    private typealias Job = (GraphTransaction) throws -> any Sendable
 
     private let db: LevelDB
     private let onGroup: @Sendable (GroupReport) -> Void
-    private var queue: GroupCommitQueue<Job>!
+    private var queue: GroupCommitQueue<Job, any Sendable>!
 
     init(db: LevelDB, maxOperationsPerGroup: Int = 512, onGroup: @escaping @Sendable (GroupReport) -> Void = { _ in }) {
         self.db = db
         self.onGroup = onGroup
-        queue = GroupCommitQueue(name: "graph-store commit", maxJobsPerGroup: maxOperationsPerGroup) { [unowned self] jobs in
-            self.runGroup(jobs)
-        }
+        queue = GroupCommitQueue(
+            name: "graph-store commit", maxJobsPerGroup: maxOperationsPerGroup,
+            closedError: { GraphStoreError(.unavailable, "graph store is shutting down") }
+        ) { [unowned self] jobs in self.runGroup(jobs) }
     }
 
     /// Runs `body` in the next group and returns its result once the group is on disk.
     /// A throw from `body` is returned to this caller alone; nothing of its changes is written.
+    /// A caller cancelled before its operation joins a group gets `CancellationError`, and
+    /// nothing is written.
     func commit<R: Sendable>(_ body: @escaping @Sendable (GraphTransaction) throws -> R) async throws -> R {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<R, Error>) in
-            let box = ResultBox<R>()
-            let job = Job(run: { box.value = try body($0) }) { error in
-                if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: box.value!) }
-            }
-            if !queue.enqueue(job) {
-                continuation.resume(throwing: RPCError(.unavailable, "graph store is shutting down"))
-            }
-        }
+        try await queue.submit { transaction in try body(transaction) } as! R
     }
 
-    /// Finishes what is queued, then stops the thread. Later commits fail with UNAVAILABLE.
+    /// Finishes what is queued, then stops the thread. Later commits fail with `.unavailable`.
     func close() {
         queue.close()
     }
@@ -63,21 +50,20 @@ final class CommitQueue: @unchecked Sendable {
         queue.close()
     }
 
-    private func runGroup(_ jobs: [Job]) {
+    private func runGroup(_ jobs: [Job]) -> [Result<any Sendable, any Error>] {
         let group = GroupOverlay()
-        var outcomes: [Error?] = []
+        var outcomes: [Result<any Sendable, any Error>] = []
         var entityDelta = 0, relationDelta = 0
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let now = UnixTime.nowMilliseconds()
         for job in jobs {
             let transaction = GraphTransaction(db: db, overlay: group, now: now)
             do {
-                try job.run(transaction)
+                outcomes.append(.success(try job(transaction)))
                 entityDelta += transaction.entityDelta
                 relationDelta += transaction.relationDelta
-                outcomes.append(nil)
             } catch {
                 transaction.rollBack()
-                outcomes.append(error)
+                outcomes.append(.failure(error))
             }
         }
         if !group.entries.isEmpty || group.blind.count > 0 {
@@ -89,12 +75,12 @@ final class CommitQueue: @unchecked Sendable {
             do {
                 try db.write(batch, sync: true)
                 let elapsed = ContinuousClock.now - start
-                onGroup(GroupReport(operations: jobs.count, keys: batch.count, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, entityDelta: entityDelta, relationDelta: relationDelta))
+                onGroup(GroupReport(operations: jobs.count, keys: batch.count, duration: elapsed, entityDelta: entityDelta, relationDelta: relationDelta))
             } catch {
-                let failure = RPCError(.internal, "graph store write failed: \(error)")
-                outcomes = outcomes.map { $0 ?? failure }
+                let failure = GraphStoreError(.internalError, "graph store write failed: \(error)")
+                outcomes = outcomes.map { $0.flatMap { _ in .failure(failure) } }
             }
         }
-        for (job, outcome) in zip(jobs, outcomes) { job.finish(outcome) }
+        return outcomes
     }
 }

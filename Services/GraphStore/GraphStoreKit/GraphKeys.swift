@@ -1,3 +1,4 @@
+import KBKnowledge
 import KBProto
 
 /// The graph store's key layout in LevelDB. Every read is a range scan over one of these prefixes.
@@ -83,9 +84,9 @@ enum GraphKey {
     }
 
     /// The significance entry's value: what the drawing filters look at, without the record.
-    static func significanceValue(_ entity: Kb_Graph_V1_Entity) -> [UInt8] {
+    static func significanceValue(_ entity: Entity) -> [UInt8] {
         // The source as the filters see it: anything but automatic counts as manual.
-        [UInt8(clamping: (entity.source == .auto ? Kb_Graph_V1_Source.auto : .manual).rawValue)] + Array(entity.entityType.utf8)
+        [UInt8(clamping: Kb_Graph_V1_Source(entity.source).rawValue)] + Array(entity.entityType.utf8)
     }
 
     /// Everything of `name` in `kind`: `kind` · team · name · 0 (adjacency of one entity).

@@ -3,6 +3,7 @@ import KBKnowledge
 import KBLevelDB
 import KBProto
 import KBRPC
+import KBTime
 
 extension GraphStore {
     /// The counters of every team (or of `teams`), from the `C` keys alone.
@@ -113,7 +114,7 @@ extension GraphStore {
         }
         let manifest: [String: Any] = [
             "format": "kb-graph-leveldb-1",
-            "created_at": SharedMemoryDocument.iso(Int64(Date().timeIntervalSince1970 * 1000)),
+            "created_at": SharedMemoryDocument.iso(UnixTime.nowMilliseconds()),
             "entities": response.entities,
             "relations": response.relations,
             "source": path,
@@ -159,7 +160,7 @@ extension GraphStore {
             response.entities += 1
             guard let team = GraphKey.team(of: key) else { problem("entity key without a team"); return true }
             let name = String(decoding: key.dropFirst(GraphKey.teamPrefix(GraphKey.entity, team).count), as: UTF8.self)
-            guard let entity = try? Self.decodeEntity(value) else { problem("entity \(team):\(name) does not decode"); return true }
+            guard let entity = try? Self.storedEntity(value) else { problem("entity \(team):\(name) does not decode"); return true }
             if entity.name != name || entity.team != team { problem("entity \(team):\(name) holds the record of \(entity.team):\(entity.name)") }
             if try db.get(GraphKey.entityType(team, entity.entityType, name), snapshot: snapshot) == nil { problem("entity \(team):\(name) is missing from the type index") }
             if try db.get(GraphKey.modified(team, entity.lastModifiedMs, name), snapshot: snapshot) == nil { problem("entity \(team):\(name) is missing from the time index") }
@@ -178,7 +179,7 @@ extension GraphStore {
             expectedIndex[GraphKey.text, default: 0] += Int64(words.count)
             expected[team, default: TeamCounters()].entities += 1
             expected[team, default: TeamCounters()].byType[entity.entityType, default: 0] += 1
-            expected[team, default: TeamCounters()].bySource[Self.sourceName(entity.source), default: 0] += 1
+            expected[team, default: TeamCounters()].bySource[entity.source.name, default: 0] += 1
             return true
         }
 

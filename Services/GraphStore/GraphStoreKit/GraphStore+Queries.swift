@@ -9,29 +9,27 @@ extension GraphStore {
     static let defaultRelationLimit = 100
     static let maxLimit = 1000
 
-    /// One entity with its outbound and inbound relations; NOT_FOUND when absent.
-    public func getEntity(_ request: Kb_Graph_V1_GetEntityRequest) throws -> Kb_Graph_V1_GetEntityResponse {
-        try Self.check { () throws(KnowledgeRuleError) in
-            try KnowledgeRules.checkTeam(request.team)
-            try KnowledgeRules.checkName(request.name, field: "name")
-        }
+    /// The entity `name` of `team` with its outbound and inbound relations, read on one
+    /// snapshot; `GraphStoreError` `.notFound` when it does not exist.
+    public func getEntity(team: String, name: String) throws -> EntityWithRelations {
         let snapshot = db.snapshot()
-        guard let entity = try entity(request.team, request.name, snapshot: snapshot) else {
-            throw RPCError(.notFound, "entity '\(request.name)' not found in team '\(request.team)'")
+        guard let bytes = try db.get(GraphKey.entity(team, name), snapshot: snapshot) else {
+            throw GraphStoreError(.notFound, "entity '\(name)' not found in team '\(team)'")
         }
-        var response = Kb_Graph_V1_GetEntityResponse()
-        response.entity = entity
-        try db.forEach(prefix: GraphKey.adjacencyPrefix(GraphKey.outbound, request.team, request.name), snapshot: snapshot) { _, value in
-            response.outbound.append(try Self.decodeRelation(value))
+        var result = EntityWithRelations(entity: try Self.storedEntity(bytes), outbound: [], inbound: [])
+        try db.forEach(prefix: GraphKey.adjacencyPrefix(GraphKey.outbound, team, name), snapshot: snapshot) { _, value in
+            result.outbound.append(try Self.storedRelation(value))
             return true
         }
-        let inboundPrefix = GraphKey.adjacencyPrefix(GraphKey.inbound, request.team, request.name)
+        let inboundPrefix = GraphKey.adjacencyPrefix(GraphKey.inbound, team, name)
         try db.forEach(prefix: inboundPrefix, snapshot: snapshot) { key, _ in
             let parts = GraphKey.components(key, after: inboundPrefix)
-            if let relation = try relation(request.team, parts[1], parts[0], request.name, snapshot: snapshot) { response.inbound.append(relation) }
+            if let bytes = try db.get(GraphKey.outbound(team, parts[1], parts[0], name), snapshot: snapshot) {
+                result.inbound.append(try Self.storedRelation(bytes))
+            }
             return true
         }
-        return response
+        return result
     }
 
     // MARK: Entities

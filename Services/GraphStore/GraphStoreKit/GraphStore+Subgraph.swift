@@ -63,7 +63,7 @@ extension GraphStore {
             // scan stops at the cap); with both a type and a source filter the scan counts them.
             var counted: Int64?
             let counters = try self.counters(teams: teams, snapshot: snapshot)
-            let sourceName = Self.sourceName(request.source)
+            let sourceName = request.source.name
             if request.source == .unspecified {
                 counted = counters.values.reduce(0) { total, team in
                     total + (entityTypes.isEmpty ? team.entities : entityTypes.reduce(0) { $0 + (team.byType[$1] ?? 0) })

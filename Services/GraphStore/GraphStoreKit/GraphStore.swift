@@ -7,6 +7,7 @@ import Metrics
 import ServiceLifecycle
 import SwiftProtobuf
 import Synchronization
+import KBTime
 
 /// The knowledge graph of every team, in one LevelDB database: entities, relations, and the
 /// indexes that make each read a range scan (see `GraphKey`).
@@ -63,7 +64,7 @@ public final class GraphStore: Service, Sendable {
         commits = CommitQueue(db: db) { report in
             groups.increment()
             operations.increment(by: report.operations)
-            duration.recordNanoseconds(Int64(report.seconds * 1e9))
+            duration.recordNanoseconds(report.duration.inNanoseconds)
             let now = totals.counts.withLock { totals in
                 totals.entities += report.entityDelta
                 totals.relations += report.relationDelta
@@ -81,7 +82,7 @@ public final class GraphStore: Service, Sendable {
         var batch = WriteBatch()
         try db.forEach(prefix: [GraphKey.entity]) { key, value in
             guard let team = GraphKey.team(of: key) else { return true }
-            let entity = try decodeEntity(value)
+            let entity = try storedEntity(value)
             batch.put(GraphKey.significance(team, entity.significance, entity.name), GraphKey.significanceValue(entity))
             if batch.count >= 10_000 {
                 try db.write(batch)
@@ -102,7 +103,7 @@ public final class GraphStore: Service, Sendable {
         close()
     }
 
-    /// Finishes queued writes; later writes fail with UNAVAILABLE.
+    /// Finishes queued writes; later writes fail with `GraphStoreError.Code.unavailable`.
     public func close() {
         commits.close()
     }
@@ -124,16 +125,24 @@ public final class GraphStore: Service, Sendable {
         return try Self.decodeRelation(bytes)
     }
 
+    /// A stored entity record as a value.
+    static func storedEntity(_ bytes: [UInt8]) throws -> Entity { Entity(try decodeEntity(bytes)) }
+
+    /// A stored relation record as a value.
+    static func storedRelation(_ bytes: [UInt8]) throws -> Relation { Relation(try decodeRelation(bytes)) }
+
+    /// An entity's record bytes (the `kb.graph.v1.Entity` encoding).
+    static func record(_ entity: Entity) throws -> [UInt8] { try entity.message.serializedBytes() }
+
+    /// A relation's record bytes (the `kb.graph.v1.Relation` encoding).
+    static func record(_ relation: Relation) throws -> [UInt8] { try relation.message.serializedBytes() }
+
     static func decodeEntity(_ bytes: [UInt8]) throws -> Kb_Graph_V1_Entity {
-        do { return try Kb_Graph_V1_Entity(serializedBytes: bytes) } catch { throw RPCError(.dataLoss, "stored entity does not decode: \(error)") }
+        do { return try Kb_Graph_V1_Entity(serializedBytes: bytes) } catch { throw GraphStoreError(.dataLoss, "stored entity does not decode: \(error)") }
     }
 
     static func decodeRelation(_ bytes: [UInt8]) throws -> Kb_Graph_V1_Relation {
-        do { return try Kb_Graph_V1_Relation(serializedBytes: bytes) } catch { throw RPCError(.dataLoss, "stored relation does not decode: \(error)") }
-    }
-
-    static func encode(_ message: some SwiftProtobuf.Message) throws -> [UInt8] {
-        try message.serializedBytes()
+        do { return try Kb_Graph_V1_Relation(serializedBytes: bytes) } catch { throw GraphStoreError(.dataLoss, "stored relation does not decode: \(error)") }
     }
 }
 

@@ -11,27 +11,28 @@ public enum GraphStoreService {
     /// scans, traversals, backup and verify run on NIO's blocking pool so they never stall the
     /// event loops that carry other requests.
     public static func register(_ store: GraphStore, on router: inout RPCRouter) {
-        router.register(GraphStoreMethods.putEntities) { request, _ in try await store.putEntities(request) }
-        router.register(GraphStoreMethods.deleteEntities) { request, _ in try await store.deleteEntities(request) }
-        router.register(GraphStoreMethods.putRelations) { request, _ in try await store.putRelations(request) }
-        router.register(GraphStoreMethods.deleteRelations) { request, _ in try await store.deleteRelations(request) }
-        router.register(GraphStoreMethods.getEntity) { request, _ in try store.getEntity(request) }
-        router.register(GraphStoreMethods.queryEntities) { request, _ in try await blocking { try store.queryEntities(request) } }
-        router.register(GraphStoreMethods.queryRelations) { request, _ in try await blocking { try store.queryRelations(request) } }
+        router.register(GraphStoreMethods.putEntities) { request, _ in try await putEntities(request, in: store) }
+        router.register(GraphStoreMethods.deleteEntities) { request, _ in try await deleteEntities(request, in: store) }
+        router.register(GraphStoreMethods.putRelations) { request, _ in try await putRelations(request, in: store) }
+        router.register(GraphStoreMethods.deleteRelations) { request, _ in try await deleteRelations(request, in: store) }
+        router.register(GraphStoreMethods.getEntity) { request, _ in try getEntity(request, in: store) }
+        // Not translated yet (they take and give messages); their store errors are mapped here.
+        router.register(GraphStoreMethods.queryEntities) { request, _ in try await mapped { try await blocking { try store.queryEntities(request) } } }
+        router.register(GraphStoreMethods.queryRelations) { request, _ in try await mapped { try await blocking { try store.queryRelations(request) } } }
         router.register(GraphStoreMethods.neighbors) { request, _ in
-            request.depth <= 1 ? try store.neighbors(request) : try await blocking { try store.neighbors(request) }
+            try await mapped { request.depth <= 1 ? try store.neighbors(request) : try await blocking { try store.neighbors(request) } }
         }
-        router.register(GraphStoreMethods.subgraph) { request, _ in try await blocking { try store.subgraph(request) } }
-        router.register(GraphStoreMethods.shortestPath) { request, _ in try await blocking { try store.shortestPath(request) } }
-        router.register(GraphStoreMethods.listTeams) { _, _ in try store.listTeams() }
-        router.register(GraphStoreMethods.getStats) { request, _ in try store.stats(request) }
+        router.register(GraphStoreMethods.subgraph) { request, _ in try await mapped { try await blocking { try store.subgraph(request) } } }
+        router.register(GraphStoreMethods.shortestPath) { request, _ in try await mapped { try await blocking { try store.shortestPath(request) } } }
+        router.register(GraphStoreMethods.listTeams) { _, _ in try await mapped { try store.listTeams() } }
+        router.register(GraphStoreMethods.getStats) { request, _ in try await mapped { try store.stats(request) } }
         router.register(GraphStoreMethods.backup) { request, context in
-            let response = try await blocking { try store.backup(to: request.directory) }
+            let response = try await mapped { try await blocking { try store.backup(to: request.directory) } }
             context.logger.info("backup written", metadata: ["directory": "\(response.directory)", "entities": "\(response.entities)", "relations": "\(response.relations)"])
             return response
         }
         router.register(GraphStoreMethods.verify) { _, context in
-            let response = try await blocking { try store.verify() }
+            let response = try await mapped { try await blocking { try store.verify() } }
             if !response.ok { context.logger.error("verify found problems", metadata: ["problems": "\(response.problems.joined(separator: "; "))"]) }
             return response
         }

@@ -66,7 +66,7 @@ enum TextIndex {
     }
 
     /// The index entries of an entity: each word with its hit counts.
-    static func entries(of entity: Kb_Graph_V1_Entity) -> [String: Hits] {
+    static func entries(of entity: Entity) -> [String: Hits] {
         var hits: [String: Hits] = [:]
         for word in words(entity.name) {
             hits[word, default: Hits()].name &+= 1

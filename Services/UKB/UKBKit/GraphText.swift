@@ -30,7 +30,7 @@ public enum GraphText {
         let entity = response.entity
         var lines = [
             "\(entity.name)  (\(entity.entityType))",
-            "  team: \(entity.team)   source: \(entity.source == .auto ? "auto" : "manual")   significance: \(entity.significance)   confidence: \(format(entity.confidence))",
+            "  team: \(entity.team)   source: \(entity.source.name)   significance: \(entity.significance)   confidence: \(format(entity.confidence))",
             "  created: \(SharedMemoryDocument.iso(entity.createdAtMs))   modified: \(SharedMemoryDocument.iso(entity.lastModifiedMs))",
         ]
         for (key, value) in entity.metadata.sorted(by: { $0.key < $1.key }) { lines.append("  \(key): \(value)") }

@@ -62,11 +62,9 @@ struct Query: AsyncParsableCommand {
             request.descending = descending
             request.cursor = cursor ?? ""
             request.minConfidence = minConfidence ?? 0
-            switch source {
-            case nil: break
-            case "manual": request.source = .manual
-            case "auto": request.source = .auto
-            case let other?: fail("--source must be manual or auto (got \(other))")
+            if let source {
+                guard let value = Kb_Graph_V1_Source(name: source) else { fail("--source must be manual or auto (got \(source))") }
+                request.source = value
             }
             switch sort {
             case "name": request.sort = .name

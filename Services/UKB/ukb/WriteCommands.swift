@@ -61,11 +61,9 @@ struct AddEntity: AsyncParsableCommand {
             entity.observations = observations.map { text in .with { $0.content = text } }
             entity.significance = significance ?? 0
             entity.confidence = confidence ?? 0
-            switch source {
-            case nil: break
-            case "manual": entity.source = .manual
-            case "auto": entity.source = .auto
-            case let other?: fail("--source must be manual or auto (got \(other))")
+            if let source {
+                guard let value = Kb_Graph_V1_Source(name: source) else { fail("--source must be manual or auto (got \(source))") }
+                entity.source = value
             }
             entity.metadata = keyValues(metadata, option: "--metadata")
             entities = [entity]

@@ -106,9 +106,10 @@ public struct GraphAPI: Sendable {
     static func source(_ request: Request) throws(APIError) -> Kb_Graph_V1_Source {
         switch request.uri.queryParameters.get("source") ?? "" {
         case "", "all": return .unspecified
-        case "manual": return .manual
-        case "auto", "automatic": return .auto
-        case let other: throw APIError.invalid("source", "must be manual or auto (got '\(other)')")
+        case "automatic": return .auto
+        case let text:
+            guard let source = Kb_Graph_V1_Source(name: text) else { throw APIError.invalid("source", "must be manual or auto (got '\(text)')") }
+            return source
         }
     }
 

@@ -6,8 +6,6 @@ import KBRuntime
 /// How entities and relations look in the API (the shared-memory JSON's field names, with a node
 /// id `team:name`), and how request bodies become protobuf messages.
 public enum KnowledgeJSON {
-    static func source(_ source: Kb_Graph_V1_Source) -> String { source == .auto ? "auto" : "manual" }
-
     static func time(_ milliseconds: Int64) -> JSONValue {
         milliseconds > 0 ? .string(SharedMemoryDocument.iso(milliseconds)) : .null
     }
@@ -40,7 +38,7 @@ public enum KnowledgeJSON {
             ("entityType", .string(entity.entityType)),
             ("significance", .integer(Int64(entity.significance == 0 ? 5 : entity.significance))),
             ("confidence", .number(entity.confidence == 0 ? 1 : entity.confidence)),
-            ("source", .string(source(entity.source))),
+            ("source", .string(entity.source.name)),
         ]
     }
 
@@ -119,12 +117,9 @@ public enum KnowledgeJSON {
             guard confidence > 0, confidence <= 1 else { throw APIError.invalid("confidence", "must be a number in (0, 1]") }
             entity.confidence = confidence
         }
-        if let source = try string(object, "source") {
-            switch source {
-            case "manual": entity.source = .manual
-            case "auto": entity.source = .auto
-            default: throw APIError.invalid("source", "must be manual or auto")
-            }
+        if let text = try string(object, "source") {
+            guard let source = Kb_Graph_V1_Source(name: text) else { throw APIError.invalid("source", "must be manual or auto") }
+            entity.source = source
         } else if !isUpdate {
             entity.source = .manual
         }

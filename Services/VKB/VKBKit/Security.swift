@@ -6,6 +6,7 @@ import KBRuntime
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import KBTime
 
 /// VKB's request context: Hummingbird's basic one plus the client's address (for the rate
 /// limit).
@@ -131,7 +132,7 @@ public final class RateLimiter: Sendable {
             }
             var bucket = buckets[client] ?? Bucket(tokens: capacity, updated: now)
             let elapsed = now - bucket.updated
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = elapsed.inSeconds
             bucket.tokens = min(capacity, bucket.tokens + seconds * perSecond)
             bucket.updated = now
             defer { buckets[client] = bucket }

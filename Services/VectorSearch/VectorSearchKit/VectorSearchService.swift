@@ -6,6 +6,7 @@ import Logging
 import Metrics
 import NIOPosix
 import ServiceLifecycle
+import KBTime
 
 /// The RPC face of a `VectorStore`: one short handler per method of `kb.vector.v1.VectorSearch`,
 /// the default collections, the health component and the search latency histogram.
@@ -114,7 +115,7 @@ public final class VectorSearchService: Service, @unchecked Sendable {
         let response = try collection.search(request)
         let elapsed = ContinuousClock.now - start
         Timer(label: "knowledge_vector_search_latency_seconds", dimensions: [("dimension", String(collection.config.dimension))])
-            .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+            .recordNanoseconds(elapsed.inNanoseconds)
         return response
     }
 

@@ -32,19 +32,14 @@ public final class VectorStore: @unchecked Sendable {
     private var collections: [String: VectorCollection] = [:]
     private var sequences: [String: UInt64] = [:]
     private var sinceSnapshot: [String: Int] = [:]
-    private var queue: GroupCommitQueue<Job>!
+    private var queue: GroupCommitQueue<Job, Void>!
 
-    final class Job {
+    /// One write: `prepare` completes `batch` on the commit thread (so log sequence numbers
+    /// follow commit order); `apply` runs once the group is on disk.
+    struct Job {
         var batch: WriteBatch
         let prepare: (inout WriteBatch) -> Void
         let apply: () -> Void
-        let finish: (Error?) -> Void
-        init(batch: WriteBatch, prepare: @escaping (inout WriteBatch) -> Void, apply: @escaping () -> Void, finish: @escaping (Error?) -> Void) {
-            self.batch = batch
-            self.prepare = prepare
-            self.apply = apply
-            self.finish = finish
-        }
     }
 
     /// Opens the store in `directory` and loads every collection.
@@ -56,7 +51,10 @@ public final class VectorStore: @unchecked Sendable {
         var options = LevelDB.Options()
         options.writeBufferSize = 16 << 20
         db = try LevelDB(path: directory.appendingPathComponent("leveldb").path, options: options)
-        queue = GroupCommitQueue(name: "vector commit", maxJobsPerGroup: 256) { [unowned self] jobs in self.runGroup(jobs) }
+        queue = GroupCommitQueue(
+            name: "vector commit", maxJobsPerGroup: 256,
+            closedError: { RPCError(.unavailable, "vector-search is shutting down") }
+        ) { [unowned self] jobs in self.runGroup(jobs) }
         for (key, value) in try db.scan(prefix: [UInt8(ascii: "c")]) {
             let name = String(decoding: key.dropFirst(), as: UTF8.self)
             let config = try Kb_Vector_V1_CollectionConfig(serializedBytes: value)
@@ -242,18 +240,14 @@ public final class VectorStore: @unchecked Sendable {
 
     /// Queues `batch` (filled by `prepare` on the commit thread, so log sequence numbers follow
     /// commit order); once it is on disk runs `apply` on the commit thread, then returns.
+    /// A caller cancelled before its write joins a group gets `CancellationError`.
     func commit(_ batch: WriteBatch, prepare: @escaping (inout WriteBatch) -> Void = { _ in }, apply: @escaping () -> Void) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-            let job = Job(batch: batch, prepare: prepare, apply: apply, finish: { error in
-                if let error { continuation.resume(throwing: error) } else { continuation.resume() }
-            })
-            if !queue.enqueue(job) { continuation.resume(throwing: RPCError(.unavailable, "vector-search is shutting down")) }
-        }
+        try await queue.submit(Job(batch: batch, prepare: prepare, apply: apply))
     }
 
-    private func runGroup(_ jobs: [Job]) {
+    private func runGroup(_ jobs: [Job]) -> [Result<Void, any Error>] {
         var group = WriteBatch()
-        for job in jobs {
+        for var job in jobs {
             job.prepare(&job.batch)
             group.append(job.batch)
         }
@@ -261,13 +255,10 @@ public final class VectorStore: @unchecked Sendable {
             try db.write(group, sync: true)
         } catch {
             let failure = RPCError(.internal, "vector store write failed: \(error)")
-            for job in jobs { job.finish(failure) }
-            return
+            return jobs.map { _ in .failure(failure) }
         }
-        for job in jobs {
-            job.apply()
-            job.finish(nil)
-        }
+        for job in jobs { job.apply() }
+        return jobs.map { _ in .success(()) }
     }
 
     // MARK: Graph snapshots and loading

@@ -1,6 +1,7 @@
 import Foundation
 import KBProto
 import Synchronization
+import KBTime
 
 /// The state of a service or of one of its parts.
 public enum HealthStatus: String, Sendable, Codable, Comparable {
@@ -141,7 +142,7 @@ public final class HealthRegistry: Sendable {
             status: components.values.map(\.status).max() ?? .healthy,
             service: service,
             version: version,
-            uptimeSeconds: Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18,
+            uptimeSeconds: uptime.inSeconds,
             components: components
         )
     }
