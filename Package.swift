@@ -86,12 +86,19 @@ let package = Package(
             path: "Shared/KBSQLite"
         ),
 
-        /// The knowledge model shared by services and clients: the rules of names and fields, the
-        /// shared-memory JSON format, and import/export over the graph store's RPC.
+        /// The knowledge model shared by services and clients: the rules of names and fields and
+        /// the shared-memory JSON format. No networking.
         .target(
             name: "KBKnowledge",
-            dependencies: ["KBProto", "KBRPC"],
+            dependencies: ["KBProto"],
             path: "Shared/KBKnowledge"
+        ),
+        /// The transfer client: import and export of shared-memory JSON over the graph store's RPC
+        /// (`ukb import/export`, VKB's drag-and-drop).
+        .target(
+            name: "KBKnowledgeTransfer",
+            dependencies: ["KBKnowledge", "KBProto", "KBRPC"],
+            path: "Shared/KBKnowledgeTransfer"
         ),
 
         // MARK: Services
@@ -187,7 +194,7 @@ let package = Package(
         .target(
             name: "VKBKit",
             dependencies: [
-                "KBKnowledge", "KBProto", "KBRPC", "KBRuntime",
+                "KBKnowledge", "KBKnowledgeTransfer", "KBProto", "KBRPC", "KBRuntime",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -213,24 +220,24 @@ let package = Package(
         .target(
             name: "UKBKit",
             dependencies: ["KBKnowledge", "KBProto", "KBRPC"],
-            path: "Services/UKB/UKBKit"
+            path: "Tools/UKB/UKBKit"
         ),
         /// `ukb`: the knowledge CLI, a client of graph-store.
         .executableTarget(
             name: "ukb",
             dependencies: [
-                "UKBKit", "KBKnowledge", "KBProto", "KBRPC", "KBRuntime",
+                "UKBKit", "KBKnowledge", "KBKnowledgeTransfer", "KBProto", "KBRPC", "KBRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
-            path: "Services/UKB/ukb"
+            path: "Tools/UKB/ukb"
         ),
 
         /// The launcher's logic: the service catalog, process supervision, health polling.
         .target(
             name: "LauncherKit",
             dependencies: ["KBRuntime", "KBRPC", "KBProto"],
-            path: "Services/Launcher/LauncherKit"
+            path: "Tools/Launcher/LauncherKit"
         ),
         /// `kb`: start, watch and stop the whole system on one machine.
         .executableTarget(
@@ -240,7 +247,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
-            path: "Services/Launcher/kb"
+            path: "Tools/Launcher/kb"
         ),
 
         // MARK: Benchmarks (run on demand: swift run -c release rpc-benchmark)
