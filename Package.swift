@@ -219,7 +219,7 @@ let package = Package(
         /// The logic of `ukb`: import and export over RPC, text output, the progress bar.
         .target(
             name: "UKBKit",
-            dependencies: ["KBKnowledge", "KBProto", "KBRPC"],
+            dependencies: ["KBKnowledge", "KBProto", "KBRPC", "KBRuntime"],
             path: "Tools/UKB/UKBKit"
         ),
         /// `ukb`: the knowledge CLI, a client of graph-store.
@@ -361,7 +361,12 @@ let package = Package(
         ),
         .testTarget(
             name: "KBRuntimeTests",
-            dependencies: ["KBRuntime", "KBRPC", "KBProto", "KBTestSupport"],
+            dependencies: [
+                "KBRuntime", "KBRPC", "KBProto", "KBTestSupport",
+                // The configuration declarations of every service, checked against the README.
+                "BudgetKit", "GraphStoreKit", "UKBKit", "VKBKit", "VectorSearchKit",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             path: "Tests/KBRuntimeTests"
         ),
         .testTarget(

@@ -1,6 +1,6 @@
 import KBProto
 
-/// A piece of knowledge that breaks a rule of the data model (ARCHITECTURE §5).
+/// A piece of knowledge that breaks a rule of the data model (docs/ARCHITECTURE.md §5).
 ///
 /// `field` is a path into the request or file (`entities[3].name`), `rule` says what the value
 /// must be; services turn it into `INVALID_ARGUMENT`, the CLI prints it as one line.

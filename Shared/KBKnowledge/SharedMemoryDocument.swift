@@ -1,7 +1,7 @@
 import Foundation
 import KBProto
 
-/// The shared-memory JSON file (ARCHITECTURE §5): what `ukb export` writes, `ukb import` reads
+/// The shared-memory JSON file (docs/ARCHITECTURE.md §5): what `ukb export` writes, `ukb import` reads
 /// and VKB accepts by drag-and-drop.
 ///
 /// ```json

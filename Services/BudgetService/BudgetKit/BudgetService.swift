@@ -228,3 +228,14 @@ public final class BudgetService: Service, @unchecked Sendable {
         }
     }
 }
+
+extension BudgetService: RPCService {
+    /// The service itself: its timer publishes the gauges and reopens a failed database, and its
+    /// shutdown closes the ledger.
+    public var lifecycleServices: [any Service] { [self] }
+
+    /// The runbook endpoints of the operations guide (`/internal/budget/…`).
+    public func addAdminRoutes(to router: Router<BasicRequestContext>, configuration: ServiceConfiguration) {
+        BudgetAdminRoutes.add(to: router, service: self, authToken: configuration.authToken)
+    }
+}

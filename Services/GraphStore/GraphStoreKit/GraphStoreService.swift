@@ -3,14 +3,26 @@ import KBProto
 import KBRPC
 import KBRuntime
 import NIOPosix
+import ServiceLifecycle
 
 /// The RPC face of a `GraphStore`: one short handler per method of `kb.graph.v1.GraphStore`,
 /// and the store's health component.
-public enum GraphStoreService {
+public struct GraphStoreService: RPCService {
+    /// The store behind the face.
+    public let store: GraphStore
+
+    /// The face of `store`.
+    public init(store: GraphStore) {
+        self.store = store
+    }
+
+    /// The store, closed after the RPC server stops.
+    public var lifecycleServices: [any Service] { [store] }
+
     /// Registers every GraphStore method on `router`. Point reads answer on the calling thread;
     /// scans, traversals, backup and verify run on NIO's blocking pool so they never stall the
     /// event loops that carry other requests.
-    public static func register(_ store: GraphStore, on router: inout RPCRouter) {
+    public func register(on router: inout RPCRouter) {
         router.register(GraphStoreMethods.putEntities) { request, _ in try await store.putEntities(request) }
         router.register(GraphStoreMethods.deleteEntities) { request, _ in try await store.deleteEntities(request) }
         router.register(GraphStoreMethods.putRelations) { request, _ in try await store.putRelations(request) }
@@ -38,7 +50,7 @@ public enum GraphStoreService {
     }
 
     /// The `store` health component: counts from the counters, unhealthy when LevelDB fails.
-    public static func registerHealth(_ store: GraphStore, on health: HealthRegistry) {
+    public func registerHealth(on health: HealthRegistry) {
         health.register("store") {
             do {
                 let teams = try store.listTeams().teams
@@ -57,7 +69,7 @@ public enum GraphStoreService {
     }
 
     /// Runs blocking work on NIO's thread pool.
-    static func blocking<R: Sendable>(_ body: @escaping @Sendable () throws -> R) async throws -> R {
+    func blocking<R: Sendable>(_ body: @escaping @Sendable () throws -> R) async throws -> R {
         try await NIOThreadPool.singleton.runIfActive(body)
     }
 }

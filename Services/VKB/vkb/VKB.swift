@@ -44,7 +44,7 @@ enum VKBProcess {
         let configuration: VKBConfiguration
         do {
             runtime = try ServiceRuntime(descriptor: .vkb)
-            configuration = try VKBConfiguration(source: runtime.configuration.source, authToken: runtime.configuration.authToken)
+            configuration = try runtime.load(VKBConfiguration.self)
         } catch {
             ServiceRuntime.exitOnStartupError(error, service: "vkb")
         }

@@ -136,3 +136,8 @@ public final class VectorSearchService: Service, @unchecked Sendable {
         }
     }
 }
+
+extension VectorSearchService: RPCService {
+    /// The service itself, whose shutdown closes the store.
+    public var lifecycleServices: [any Service] { [self] }
+}
