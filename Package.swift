@@ -377,7 +377,10 @@ let package = Package(
         ),
         .testTarget(
             name: "VKBTests",
-            dependencies: ["VKBKit", "KBKnowledge", "KBProto", "KBRPC", "KBTestSupport"],
+            dependencies: [
+                "VKBKit", "KBKnowledge", "KBProto", "KBRPC", "KBRuntime", "KBTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             path: "Tests/VKBTests",
             exclude: ["browser"]
         ),
