@@ -39,7 +39,7 @@ struct AdminRouteTests {
             health.register("disk") { ComponentHealth(.unhealthy, ["error": "read-only"]) }
             try await client.execute(uri: "/health", method: .get) { response in
                 #expect(response.status == .serviceUnavailable)
-                #expect(try json(response)["status"] as? String == "unhealthy")
+                try #expect(json(response)["status"] as? String == "unhealthy")
             }
         }
     }
@@ -52,12 +52,12 @@ struct AdminRouteTests {
             try await client.execute(uri: "/health/live", method: .get) { #expect($0.status == .ok) }
             try await client.execute(uri: "/health/ready", method: .get) { response in
                 #expect(response.status == .serviceUnavailable)
-                #expect(try json(response)["ready"] as? Bool == false)
+                try #expect(json(response)["ready"] as? Bool == false)
             }
             health.setReady(true)
             try await client.execute(uri: "/health/ready", method: .get) { response in
                 #expect(response.status == .ok)
-                #expect(try json(response)["ready"] as? Bool == true)
+                try #expect(json(response)["ready"] as? Bool == true)
             }
         }
     }
@@ -94,12 +94,12 @@ struct AdminRouteTests {
             }
             try await client.execute(uri: "/internal/budget/status", method: .get) { response in
                 #expect(response.status == .ok)
-                #expect(try json(response)["frozen"] as? Bool == false)
+                try #expect(json(response)["frozen"] as? Bool == false)
             }
             try await client.execute(uri: "/internal/budget/freeze?reason=drill", method: .post, headers: [.authorization: "Bearer secret"]) { response in
                 #expect(response.status == .ok)
-                #expect(try json(response)["frozen"] as? Bool == true)
-                #expect(try json(response)["freeze_reason"] as? String == "drill")
+                try #expect(json(response)["frozen"] as? Bool == true)
+                try #expect(json(response)["freeze_reason"] as? String == "drill")
             }
         }
     }

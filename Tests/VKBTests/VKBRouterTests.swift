@@ -83,7 +83,7 @@ struct VKBRouterTests {
             let jsonType: HTTPFields = [.contentType: "application/json"]
             try await client.execute(uri: "/api/entities", method: .post, headers: jsonType, body: entity) { response in
                 #expect(response.status == .unauthorized)
-                #expect((try json(response)["error"] as? [String: Any])?["code"] as? String == "unauthenticated")
+                try #expect((json(response)["error"] as? [String: Any])?["code"] as? String == "unauthenticated")
                 #expect(response.headers[.contentSecurityPolicy] == SecurityMiddleware.contentSecurityPolicy)
             }
             var crossOrigin = jsonType
