@@ -90,12 +90,19 @@ let package = Package(
             path: "Shared/KBSQLite"
         ),
 
-        /// The knowledge model shared by services and clients: the rules of names and fields, the
-        /// shared-memory JSON format, and import/export over the graph store's RPC.
+        /// The knowledge model shared by services and clients: the rules of names and fields and
+        /// the shared-memory JSON format. No networking (it uses only KBRPC's error reasons).
         .target(
             name: "KBKnowledge",
             dependencies: ["KBProto", "KBRPC", "KBTime"],
             path: "Shared/KBKnowledge"
+        ),
+        /// The transfer client: import and export of shared-memory JSON over the graph store's RPC
+        /// (`ukb import/export`, VKB's drag-and-drop).
+        .target(
+            name: "KBKnowledgeTransfer",
+            dependencies: ["KBKnowledge", "KBProto", "KBRPC"],
+            path: "Shared/KBKnowledgeTransfer"
         ),
 
         // MARK: Services
@@ -191,7 +198,7 @@ let package = Package(
         .target(
             name: "VKBKit",
             dependencies: [
-                "KBKnowledge", "KBProto", "KBRPC", "KBRuntime", "KBTime",
+                "KBKnowledge", "KBKnowledgeTransfer", "KBProto", "KBRPC", "KBRuntime", "KBTime",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -216,25 +223,25 @@ let package = Package(
         /// The logic of `ukb`: import and export over RPC, text output, the progress bar.
         .target(
             name: "UKBKit",
-            dependencies: ["KBKnowledge", "KBProto", "KBRPC"],
-            path: "Services/UKB/UKBKit"
+            dependencies: ["KBKnowledge", "KBProto", "KBRPC", "KBRuntime"],
+            path: "Tools/UKB/UKBKit"
         ),
         /// `ukb`: the knowledge CLI, a client of graph-store.
         .executableTarget(
             name: "ukb",
             dependencies: [
-                "UKBKit", "KBKnowledge", "KBProto", "KBRPC", "KBRuntime",
+                "UKBKit", "KBKnowledge", "KBKnowledgeTransfer", "KBProto", "KBRPC", "KBRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
-            path: "Services/UKB/ukb"
+            path: "Tools/UKB/ukb"
         ),
 
         /// The launcher's logic: the service catalog, process supervision, health polling.
         .target(
             name: "LauncherKit",
             dependencies: ["KBRuntime", "KBRPC", "KBProto"],
-            path: "Services/Launcher/LauncherKit"
+            path: "Tools/Launcher/LauncherKit"
         ),
         /// `kb`: start, watch and stop the whole system on one machine.
         .executableTarget(
@@ -244,7 +251,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
-            path: "Services/Launcher/kb"
+            path: "Tools/Launcher/kb"
         ),
 
         // MARK: Benchmarks (run on demand: swift run -c release rpc-benchmark)
@@ -358,7 +365,12 @@ let package = Package(
         ),
         .testTarget(
             name: "KBRuntimeTests",
-            dependencies: ["KBRuntime", "KBRPC", "KBProto", "KBTime", "KBTestSupport"],
+            dependencies: [
+                "KBRuntime", "KBRPC", "KBProto", "KBTime", "KBTestSupport",
+                // The configuration declarations of every service, checked against the README.
+                "BudgetKit", "GraphStoreKit", "UKBKit", "VKBKit", "VectorSearchKit",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             path: "Tests/KBRuntimeTests"
         ),
         .testTarget(
@@ -369,7 +381,10 @@ let package = Package(
         ),
         .testTarget(
             name: "VKBTests",
-            dependencies: ["VKBKit", "KBKnowledge", "KBProto", "KBRPC", "KBTestSupport"],
+            dependencies: [
+                "VKBKit", "KBKnowledge", "KBProto", "KBRPC", "KBRuntime", "KBTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             path: "Tests/VKBTests",
             exclude: ["browser"]
         ),

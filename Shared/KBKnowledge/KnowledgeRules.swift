@@ -1,7 +1,7 @@
 import KBProto
 import KBRPC
 
-/// A piece of knowledge that breaks a rule of the data model (ARCHITECTURE §5).
+/// A piece of knowledge that breaks a rule of the data model (docs/ARCHITECTURE.md §5).
 ///
 /// `field` is a path into the request or file (`entities[3].name`), `rule` says what the value
 /// must be, `reason` which rule in a word a program can switch on; services turn it into

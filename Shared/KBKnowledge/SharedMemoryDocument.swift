@@ -3,7 +3,7 @@ import KBProto
 import KBRPC
 import KBTime
 
-/// The shared-memory JSON file (ARCHITECTURE §5): what `ukb export` writes, `ukb import` reads
+/// The shared-memory JSON file (docs/ARCHITECTURE.md §5): what `ukb export` writes, `ukb import` reads
 /// and VKB accepts by drag-and-drop.
 ///
 /// ```json

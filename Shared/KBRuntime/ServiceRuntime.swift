@@ -10,8 +10,9 @@ import ServiceLifecycle
 /// What every service executable shares: configuration, logging, metrics, health, the data
 /// directory lock, the RPC server, the admin HTTP server and graceful shutdown.
 ///
-/// A service's `main` reads top-down: `ServiceRuntime(descriptor:)` → open its stores in
-/// `runtime.dataDirectory` → register handlers on a router → `runtime.run(router:)`.
+/// A service's `main` is one call, `ServiceRuntime.main(descriptor, restore:) { runtime in … }`,
+/// whose closure reads top-down: its configuration (`runtime.load(…)`) → its stores in
+/// `runtime.dataDirectory` → its `RPCService` face, returned; the runtime does the rest.
 public final class ServiceRuntime: Sendable {
     /// The checked configuration.
     public let configuration: ServiceConfiguration
@@ -35,6 +36,11 @@ public final class ServiceRuntime: Sendable {
         self.logger = logger
         self.health = HealthRegistry(service: descriptor.name, version: configuration.version)
         self.lock = try configuration.serviceDataDirectory.map { try DataDirectoryLock(directory: $0, owner: descriptor.name) }
+    }
+
+    /// Reads the service's own configuration from the same source as the shared settings.
+    public func load<Configuration: ServiceOwnConfiguration>(_ type: Configuration.Type) throws -> Configuration {
+        try Configuration(source: configuration.source, shared: configuration)
     }
 
     /// The service's own data folder, created and locked; nil for a service that owns none.
@@ -116,11 +122,70 @@ public final class ServiceRuntime: Sendable {
     public static func exitOnStartupError(_ error: any Error, service: String) -> Never {
         let code: Int32
         switch error {
-        case is ConfigError: code = 78
-        case is DataDirectoryLock.Error: code = 75
-        default: code = 1
+        case is ConfigError: code = ServiceExitCode.configuration
+        case is DataDirectoryLock.Error: code = ServiceExitCode.inUse
+        default: code = ServiceExitCode.failure
         }
-        FileHandle.standardError.write(Data("\(service): \(error)\n".utf8))
+        fail("\(service): \(error)", code: code)
+    }
+
+    /// The whole life of an RPC service executable.
+    ///
+    /// `<service> restore BACKUP` (when `restore` is given) restores offline and exits 0, 64 on a
+    /// wrong usage, 75 while the service runs on the data directory, 1 on any other failure.
+    /// Otherwise it reads the shared configuration, locks the data directory, calls `start` (read
+    /// the service's own configuration, open its stores, return its face), registers the face's
+    /// handlers, health and admin routes, and serves until SIGTERM or SIGINT: exit 0 after a clean
+    /// stop, 78/75/1 when starting fails (see `exitOnStartupError`), 1 when serving fails.
+    public static func main<Face: RPCService>(
+        _ descriptor: ServiceDescriptor,
+        restore: RestoreCommand? = nil,
+        arguments: [String] = Array(CommandLine.arguments.dropFirst()),
+        start: (ServiceRuntime) async throws -> Face
+    ) async -> Never {
+        useEventLoopsForConcurrency()
+        let name = descriptor.name
+        if let first = arguments.first {
+            guard let restore, first == "restore" else {
+                fail("usage: \(name)\(restore.map { " | \(name) restore \($0.argument)" } ?? "")", code: ServiceExitCode.usage)
+            }
+            guard arguments.count == 2 else { fail("usage: \(name) restore \(restore.argument)", code: ServiceExitCode.usage) }
+            do {
+                let runtime = try ServiceRuntime(descriptor: descriptor)
+                for line in try restore.restore(URL(fileURLWithPath: arguments[1]).standardizedFileURL, runtime) { print(line) }
+                exit(ServiceExitCode.ok)
+            } catch let error as DataDirectoryLock.Error {
+                fail("\(name) restore: refused, \(restore.subject) is in use: \(error)", code: ServiceExitCode.inUse)
+            } catch {
+                fail("\(name) restore: \(error)", code: ServiceExitCode.failure)
+            }
+        }
+
+        let runtime: ServiceRuntime
+        let face: Face
+        do {
+            runtime = try ServiceRuntime(descriptor: descriptor)
+            face = try await start(runtime)
+        } catch {
+            exitOnStartupError(error, service: name)
+        }
+        face.registerHealth(on: runtime.health)
+        var router = RPCRouter()
+        face.register(on: &router)
+        let admin = AdminServer.router(health: runtime.health)
+        face.addAdminRoutes(to: admin, configuration: runtime.configuration)
+        do {
+            try await runtime.run(router: router, services: face.lifecycleServices, adminRouter: admin)
+        } catch {
+            runtime.logger.critical("\(name) stopped on an error", metadata: ["error": "\(error)"])
+            fail("\(name): \(error)", code: ServiceExitCode.failure)
+        }
+        exit(ServiceExitCode.ok)
+    }
+
+    /// Prints `message` as one line on stderr and exits with `code`.
+    static func fail(_ message: String, code: Int32) -> Never {
+        FileHandle.standardError.write(Data("\(message)\n".utf8))
         exit(code)
     }
 }

@@ -1,37 +1,58 @@
 import Foundation
 import KBRuntime
 
-/// The budget service's own configuration keys (README, "Configuration").
-public enum BudgetConfiguration {
-    /// Every key, with its default and meaning.
-    public static let documentedKeys: [(key: String, defaultValue: String, meaning: String)] = [
-        ("KB_BUDGET_MONTHLY_LIMIT_USD", "8.33", "the monthly limit until an operator sets one with 'kb budget set-limit' (which is kept in the database and wins)"),
-        ("KB_BUDGET_PRICES_FILE", "(unset)", "a JSON price table laid over the built-in one: {\"prices\": [{\"provider\", \"model\", \"input_per_million\", \"output_per_million\"}], \"local_providers\": [...]}"),
-        ("KB_BUDGET_RESERVATION_TTL_SECONDS", "300", "how long an admission reservation holds when the caller names no time"),
-        ("KB_BUDGET_BUSY_TIMEOUT_MS", "5000", "how long a write waits for another process's lock on the database before failing with UNAVAILABLE"),
+/// The budget service's own configuration (README, "Configuration"): each key declared once, its
+/// default taken from `BudgetLedger.Options`.
+public struct BudgetConfiguration: ServiceOwnConfiguration {
+    /// The budget service's keys.
+    public enum Keys {
+        private static let defaults = BudgetLedger.Options()
+
+        public static let monthlyLimitUSD = ConfigKey.number(
+            "KB_BUDGET_MONTHLY_LIMIT_USD", default: defaults.defaultLimitUSD, above: 0, atMost: BudgetLedger.maximumUSD, unit: "an amount of dollars",
+            meaning: "the monthly limit until an operator sets one with `kb budget set-limit` (kept in the database, and it wins)"
+        )
+        public static let pricesFile = ConfigKey<PriceTable?>(
+            "KB_BUDGET_PRICES_FILE", default: nil, documentedDefault: "unset",
+            meaning: #"a JSON price table laid over the built-in one: `{"prices": [{"provider", "model", "input_per_million", "output_per_million"}], "local_providers": [...]}`; `"model": "*"` covers a provider's every model"#
+        ) { path in
+            do {
+                return try PriceTable.loading(file: URL(fileURLWithPath: path))
+            } catch {
+                throw InvalidConfigValue("\(error)")
+            }
+        }
+        public static let reservationTTLSeconds = ConfigKey.integer(
+            "KB_BUDGET_RESERVATION_TTL_SECONDS", default: Int(defaults.reservationTTL.components.seconds), range: 1...86_400,
+            meaning: "how long an admission reservation holds when the caller names no time"
+        )
+        public static let busyTimeoutMilliseconds = ConfigKey.integer(
+            "KB_BUDGET_BUSY_TIMEOUT_MS", default: Int(defaults.busyTimeout.components.seconds * 1000 + defaults.busyTimeout.components.attoseconds / 1_000_000_000_000_000), range: 0...600_000,
+            meaning: "how long a write waits for another process's lock on the database before failing with `UNAVAILABLE`"
+        )
+    }
+
+    /// Every key in the README's order.
+    public static let keys: [ConfigKeyDocumentation] = [
+        Keys.monthlyLimitUSD.documentation,
+        Keys.pricesFile.documentation,
+        Keys.reservationTTLSeconds.documentation,
+        Keys.busyTimeoutMilliseconds.documentation,
     ]
 
     /// The database file inside the service's data folder.
     public static let databaseFileName = "knowledge.db"
 
-    /// Reads the ledger options from `source`; the error names the bad key.
-    public static func options(from source: ConfigSource) throws -> BudgetLedger.Options {
+    /// The ledger's options as configured.
+    public var options: BudgetLedger.Options
+
+    /// Reads the keys from `source`; the error names the bad key.
+    public init(source: ConfigSource, shared: ServiceConfiguration) throws {
         var options = BudgetLedger.Options()
-        if let raw = source.string("KB_BUDGET_MONTHLY_LIMIT_USD") {
-            guard let value = Double(raw.trimmingCharacters(in: .whitespaces)), value.isFinite, value > 0, value <= BudgetLedger.maximumUSD else {
-                throw ConfigError(key: "KB_BUDGET_MONTHLY_LIMIT_USD", "'\(raw)' is not an amount of dollars above 0 and at most \(Int(BudgetLedger.maximumUSD))")
-            }
-            options.defaultLimitUSD = value
-        }
-        if let file = source.string("KB_BUDGET_PRICES_FILE") {
-            do {
-                options.prices = try PriceTable.loading(file: URL(fileURLWithPath: file))
-            } catch {
-                throw ConfigError(key: "KB_BUDGET_PRICES_FILE", "\(error)")
-            }
-        }
-        options.reservationTTL = .seconds(try source.integer("KB_BUDGET_RESERVATION_TTL_SECONDS", default: 300, range: 1...86_400))
-        options.busyTimeout = .milliseconds(try source.integer("KB_BUDGET_BUSY_TIMEOUT_MS", default: 5000, range: 0...600_000))
-        return options
+        options.defaultLimitUSD = try source.value(of: Keys.monthlyLimitUSD)
+        if let prices = try source.value(of: Keys.pricesFile) { options.prices = prices }
+        options.reservationTTL = .seconds(try source.value(of: Keys.reservationTTLSeconds))
+        options.busyTimeout = .milliseconds(try source.value(of: Keys.busyTimeoutMilliseconds))
+        self.options = options
     }
 }

@@ -113,22 +113,17 @@ public final class BudgetService: Service, @unchecked Sendable {
     // MARK: RPC
 
     /// Registers every method of `kb.budget.v1.Budget`. Writes wait for the group commit; reads
-    /// that scan (reports, listings, backup, verify) run on NIO's blocking pool.
+    /// that scan SQLite (reports, listings, backup, verify) run on the server's blocking pool;
+    /// status, admission, releases and prices are in-memory reads answered on the event loop.
     public func register(on router: inout RPCRouter) {
         // Recording and admission leave the gauges to the once-a-second tick (hot paths).
         router.register(BudgetMethods.recordCost) { request, _ in try await self.current().recordCost(request) }
         router.register(BudgetMethods.recordCosts) { request, _ in try await self.current().recordCosts(request) }
-        router.register(BudgetMethods.listEvents) { request, _ in
-            let ledger = try self.current()
-            return try await Self.blocking { try ledger.listEvents(request) }
-        }
-        router.register(BudgetMethods.getStatus) { _, _ in try self.current().status() }
-        router.register(BudgetMethods.admit) { request, _ in try self.current().admit(request) }
-        router.register(BudgetMethods.releaseReservation) { request, _ in try self.current().release(request) }
-        router.register(BudgetMethods.getReport) { request, _ in
-            let ledger = try self.current()
-            return try await Self.blocking { try ledger.report(request) }
-        }
+        router.register(BudgetMethods.listEvents, on: .threadPool) { request, _ in try self.current().listEvents(request) }
+        router.register(BudgetMethods.getStatus, on: .eventLoop) { _, _ in try self.current().status() }
+        router.register(BudgetMethods.admit, on: .eventLoop) { request, _ in try self.current().admit(request) }
+        router.register(BudgetMethods.releaseReservation, on: .eventLoop) { request, _ in try self.current().release(request) }
+        router.register(BudgetMethods.getReport, on: .threadPool) { request, _ in try self.current().report(request) }
         router.register(BudgetMethods.resetPeriod) { _, context in
             let response = try await self.current().resetPeriod()
             context.logger.notice("monthly reset", metadata: ["archived_period": "\(response.archivedPeriod)", "archived_events": "\(response.archivedEvents)", "already_done": "\(response.alreadyDone)"])
@@ -153,23 +148,17 @@ public final class BudgetService: Service, @unchecked Sendable {
             self.publish()
             return status
         }
-        router.register(BudgetMethods.listPrices) { _, _ in try self.current().listPrices() }
-        router.register(BudgetMethods.backup) { request, context in
-            let ledger = try self.current()
-            let response = try await Self.blocking { try ledger.backup(request) }
+        router.register(BudgetMethods.listPrices, on: .eventLoop) { _, _ in try self.current().listPrices() }
+        router.register(BudgetMethods.backup, on: .threadPool) { request, context in
+            let response = try self.current().backup(request)
             context.logger.info("backup written", metadata: ["path": "\(response.path)", "events": "\(response.events)", "bytes": "\(response.bytes)"])
             return response
         }
-        router.register(BudgetMethods.verify) { _, context in
-            let ledger = try self.current()
-            let response = try await Self.blocking { try ledger.verify() }
+        router.register(BudgetMethods.verify, on: .threadPool) { _, context in
+            let response = try self.current().verify()
             if !response.ok { context.logger.error("verify found problems", metadata: ["problems": "\(response.problems.joined(separator: "; "))"]) }
             return response
         }
-    }
-
-    static func blocking<R: Sendable>(_ body: @escaping @Sendable () throws -> R) async throws -> R {
-        try await NIOThreadPool.singleton.runIfActive(body)
     }
 
     // MARK: Health
@@ -226,5 +215,16 @@ public final class BudgetService: Service, @unchecked Sendable {
             defer { group.cancelAll() }
             return try await group.next()!
         }
+    }
+}
+
+extension BudgetService: RPCService {
+    /// The service itself: its timer publishes the gauges and reopens a failed database, and its
+    /// shutdown closes the ledger.
+    public var lifecycleServices: [any Service] { [self] }
+
+    /// The runbook endpoints of the operations guide (`/internal/budget/…`).
+    public func addAdminRoutes(to router: Router<BasicRequestContext>, configuration: ServiceConfiguration) {
+        BudgetAdminRoutes.add(to: router, service: self, authToken: configuration.authToken)
     }
 }

@@ -90,6 +90,11 @@ extension GraphStoreService {
     }
 
     /// Runs `body`, turning a `GraphStoreError` into the `RPCError` a caller sees.
+    static func mapped<R>(_ body: () throws -> R) throws -> R {
+        do { return try body() } catch let error as GraphStoreError { throw rpcError(error) }
+    }
+
+    /// Runs `body`, turning a `GraphStoreError` into the `RPCError` a caller sees.
     static func mapped<R>(_ body: () async throws -> R) async throws -> R {
         do { return try await body() } catch let error as GraphStoreError { throw rpcError(error) }
     }

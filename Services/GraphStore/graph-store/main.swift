@@ -2,51 +2,18 @@
 //
 //   graph-store                 serve (configuration from the environment, README)
 //   graph-store restore DIR     replace the store in the data directory with the backup in DIR;
-//                               refuses while a graph-store runs on that directory
-import Foundation
+//                               refuses (exit 75) while a graph-store runs on that directory
 import GraphStoreKit
-import KBRPC
 import KBRuntime
 
-ServiceRuntime.useEventLoopsForConcurrency()
-let arguments = Array(CommandLine.arguments.dropFirst())
-
-if arguments.first == "restore" {
-    guard arguments.count == 2 else {
-        FileHandle.standardError.write(Data("usage: graph-store restore BACKUP_DIR\n".utf8))
-        exit(64)
-    }
-    do {
-        let runtime = try ServiceRuntime(descriptor: .graphStore)
-        let report = try GraphStore.restore(from: URL(fileURLWithPath: arguments[1]).standardizedFileURL, into: runtime.dataDirectory!)
-        print("restored \(report.entities) entities and \(report.relations) relations from \(arguments[1])")
-        if let previous = report.previous { print("the replaced store was kept in \(previous.path)") }
-        exit(0)
-    } catch let error as DataDirectoryLock.Error {
-        FileHandle.standardError.write(Data("graph-store restore: refused, the store is in use: \(error)\n".utf8))
-        exit(75)
-    } catch {
-        FileHandle.standardError.write(Data("graph-store restore: \(error)\n".utf8))
-        exit(1)
-    }
+let restore = RestoreCommand(argument: "BACKUP_DIR", subject: "the store") { backup, runtime in
+    let report = try GraphStore.restore(from: backup, into: runtime.dataDirectory!)
+    return ["restored \(report.entities) entities and \(report.relations) relations from \(backup.path)"]
+        + (report.previous.map { ["the replaced store was kept in \($0.path)"] } ?? [])
 }
 
-let runtime: ServiceRuntime
-let store: GraphStore
-do {
-    runtime = try ServiceRuntime(descriptor: .graphStore)
-    store = try GraphStore(directory: runtime.dataDirectory!)
-} catch {
-    ServiceRuntime.exitOnStartupError(error, service: "graph-store")
-}
-GraphStoreService.registerHealth(store, on: runtime.health)
-var router = RPCRouter()
-GraphStoreService.register(store, on: &router)
-do {
-    try await runtime.run(router: router, services: [store])
-} catch {
-    runtime.logger.critical("graph-store stopped on an error", metadata: ["error": "\(error)"])
-    store.close()
-    FileHandle.standardError.write(Data("graph-store: \(error)\n".utf8))
-    exit(1)
+await ServiceRuntime.main(.graphStore, restore: restore) { runtime in
+    _ = try runtime.load(GraphStoreConfiguration.self)
+    let store = try GraphStore(directory: runtime.dataDirectory!)
+    return GraphStoreService(store: store)
 }

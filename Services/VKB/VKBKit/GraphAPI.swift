@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import KBKnowledge
+import KBKnowledgeTransfer
 import KBProto
 import KBRPC
 import KBRuntime

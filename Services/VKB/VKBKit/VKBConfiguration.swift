@@ -3,39 +3,54 @@ import KBRPC
 import KBRuntime
 
 /// VKB's own settings (README, "Configuration"), beside the ones every service shares
-/// (`KB_VKB_PORT`, `KB_VKB_HOST`, `KB_AUTH_TOKEN`, …).
-public struct VKBConfiguration: Sendable {
-    /// Every VKB key, with its default and meaning, as the README documents them.
-    public static let documentedKeys: [(key: String, defaultValue: String, meaning: String)] = [
-        ("KB_VKB_PORT", "8080", "VKB's HTTP port (API, page, /health, /metrics); 0 picks a free one"),
-        ("KB_VKB_HOST", "127.0.0.1", "VKB's bind address; loopback unless set (e.g. 0.0.0.0 in a container)"),
-        ("KB_VKB_WRITE_RATE_LIMIT", "100", "write requests (POST, PATCH, DELETE) per minute per client address; 0 turns the limit off"),
-        ("KB_VKB_READ_RATE_LIMIT", "0", "read requests per minute per client address; 0 (default) means no limit"),
-        ("KB_VKB_MAX_BODY_BYTES", "16777216", "largest request body (an import file); larger is 413"),
-        ("KB_VKB_GRAPH_MAX_NODES", "5000", "default cap of /api/graph (a request may ask for up to 20000)"),
-        ("KB_VKB_D3_PATH", "/usr/share/nodejs/d3/dist/d3.min.js", "the d3 bundle served to the page (Debian's node-d3)"),
-        ("KB_VKB_WEB_DIR", "(built in)", "serve the page's files from this folder instead of the built-in copy"),
-        ("KB_GRAPH_STORE_ADDR", "127.0.0.1:7101", "where VKB finds the graph store"),
+/// (`KB_VKB_PORT`, `KB_VKB_HOST`, `KB_AUTH_TOKEN`, `KB_GRAPH_STORE_ADDR`, …); each key declared once.
+public struct VKBConfiguration: ServiceOwnConfiguration {
+    /// VKB's keys.
+    public enum Keys {
+        public static let writeRateLimit = ConfigKey.integer("KB_VKB_WRITE_RATE_LIMIT", default: 100, range: 0...1_000_000, meaning: "VKB writes (POST, PUT, PATCH, DELETE) per minute per client address; 0 turns the limit off")
+        public static let readRateLimit = ConfigKey.integer("KB_VKB_READ_RATE_LIMIT", default: 0, range: 0...100_000_000, meaning: "VKB reads per minute per client address; 0 means no limit")
+        public static let maxBodyBytes = ConfigKey.integer("KB_VKB_MAX_BODY_BYTES", default: 16 << 20, range: 1024...(1 << 30), meaning: "largest request body VKB reads (an import file); larger is 413")
+        public static let graphMaxNodes = ConfigKey.integer("KB_VKB_GRAPH_MAX_NODES", default: 5000, range: 1...20_000, meaning: "default cap of `/api/graph` (a request may ask for up to 20,000)")
+        public static let d3Path = ConfigKey.text("KB_VKB_D3_PATH", default: "/usr/share/nodejs/d3/dist/d3.min.js", meaning: "the d3 bundle served to the page (Debian's `node-d3`)")
+        public static let webDirectory = ConfigKey.optionalText("KB_VKB_WEB_DIR", documentedDefault: "built in", meaning: "serve the page's files from this folder instead (edits show without a rebuild)")
+    }
+
+    /// Every key in the README's order.
+    public static let keys: [ConfigKeyDocumentation] = [
+        Keys.writeRateLimit.documentation,
+        Keys.readRateLimit.documentation,
+        Keys.maxBodyBytes.documentation,
+        Keys.graphMaxNodes.documentation,
+        Keys.d3Path.documentation,
+        Keys.webDirectory.documentation,
     ]
 
+    /// Writes allowed per minute per client address; 0 means no limit.
     public var writeRatePerMinute: Int
+    /// Reads allowed per minute per client address; 0 means no limit.
     public var readRatePerMinute: Int
+    /// The largest request body read.
     public var maxBodyBytes: Int
+    /// The default node cap of `/api/graph`.
     public var graphMaxNodes: Int
+    /// The d3 bundle served to the page.
     public var d3Path: String
+    /// The page's files on disk, when not the built-in copy.
     public var webDirectory: URL?
+    /// The shared token writes need, if any (`KB_AUTH_TOKEN`).
     public var authToken: String?
+    /// Where and how VKB calls the graph store.
     public var graphStore: RPCClient.Configuration
 
     /// Reads and checks the keys; the error names the first bad one.
-    public init(source: ConfigSource, authToken: String?) throws {
-        writeRatePerMinute = try source.integer("KB_VKB_WRITE_RATE_LIMIT", default: 100, range: 0...1_000_000)
-        readRatePerMinute = try source.integer("KB_VKB_READ_RATE_LIMIT", default: 0, range: 0...100_000_000)
-        maxBodyBytes = try source.integer("KB_VKB_MAX_BODY_BYTES", default: 16 << 20, range: 1024...(1 << 30))
-        graphMaxNodes = try source.integer("KB_VKB_GRAPH_MAX_NODES", default: 5000, range: 1...20_000)
-        d3Path = source.string("KB_VKB_D3_PATH", default: "/usr/share/nodejs/d3/dist/d3.min.js")
-        webDirectory = source.string("KB_VKB_WEB_DIR").map { URL(fileURLWithPath: $0, isDirectory: true) }
-        self.authToken = authToken
+    public init(source: ConfigSource, shared: ServiceConfiguration) throws {
+        writeRatePerMinute = try source.value(of: Keys.writeRateLimit)
+        readRatePerMinute = try source.value(of: Keys.readRateLimit)
+        maxBodyBytes = try source.value(of: Keys.maxBodyBytes)
+        graphMaxNodes = try source.value(of: Keys.graphMaxNodes)
+        d3Path = try source.value(of: Keys.d3Path)
+        webDirectory = try source.value(of: Keys.webDirectory).map { URL(fileURLWithPath: $0, isDirectory: true) }
+        authToken = shared.authToken
         var graphStore = try source.clientConfiguration(for: .graphStore)
         graphStore.connectTimeout = .seconds(2)
         graphStore.defaultTimeout = .seconds(15)

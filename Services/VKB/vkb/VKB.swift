@@ -44,7 +44,7 @@ enum VKBProcess {
         let configuration: VKBConfiguration
         do {
             runtime = try ServiceRuntime(descriptor: .vkb)
-            configuration = try VKBConfiguration(source: runtime.configuration.source, authToken: runtime.configuration.authToken)
+            configuration = try runtime.load(VKBConfiguration.self)
         } catch {
             ServiceRuntime.exitOnStartupError(error, service: "vkb")
         }
@@ -79,9 +79,9 @@ struct Management: ParsableArguments {
         let probe = try Launcher(environment: environment, binDirectory: bin, print: { _ in })
         let portFile = probe.runDirectory.appendingPathComponent("vkb.port")
         if let port {
-            environment["KB_VKB_PORT"] = String(port)
-        } else if environment["KB_VKB_PORT"] == nil, let saved = try? String(contentsOf: portFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), Int(saved) != nil {
-            environment["KB_VKB_PORT"] = saved
+            environment[ServiceDescriptor.vkb.adminPortKey] = String(port)
+        } else if environment[ServiceDescriptor.vkb.adminPortKey] == nil, let saved = try? String(contentsOf: portFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), Int(saved) != nil {
+            environment[ServiceDescriptor.vkb.adminPortKey] = saved
         }
         return try Launcher(environment: environment, binDirectory: bin)
     }
@@ -119,7 +119,7 @@ struct Start: AsyncParsableCommand {
         await warnWithoutGraphStore(launcher)
         let url = "http://\(vkb.probeHost):\(vkb.configuration.adminPort)/"
         if foreground {
-            if let port { setenv("KB_VKB_PORT", String(port), 1) }
+            if let port { setenv(ServiceDescriptor.vkb.adminPortKey, String(port), 1) }
             if !noBrowser { openBrowser(url) }
             try await VKBProcess.serve(pidFile: launcher.pidFile("vkb"))
             return

@@ -45,11 +45,15 @@ public final class VectorSearchService: Service, @unchecked Sendable {
         store.close()
     }
 
+    /// Registers every method of `kb.vector.v1.VectorSearch`. Writes, snapshots, restores and
+    /// rebuilds run on tasks (they wait for the store's group commit or its own work); searches
+    /// and point reads run on the server's blocking pool; listing and describing collections
+    /// are in-memory reads answered on the event loop.
     public func register(on router: inout RPCRouter) {
         let store = self.store
         router.register(VectorSearchMethods.createCollection) { request, _ in try await store.create(request.config).info }
-        router.register(VectorSearchMethods.listCollections) { _, _ in .with { $0.collections = store.all.map(\.info) } }
-        router.register(VectorSearchMethods.describeCollection) { request, _ in try store.collection(request.name).info }
+        router.register(VectorSearchMethods.listCollections, on: .eventLoop) { _, _ in .with { $0.collections = store.all.map(\.info) } }
+        router.register(VectorSearchMethods.describeCollection, on: .eventLoop) { request, _ in try store.collection(request.name).info }
         router.register(VectorSearchMethods.deleteCollection) { request, _ in
             guard VectorStore.isValidName(request.name) else { throw RPCError.invalidArgument(field: "name", reason: .nameInvalid, "is not a collection name") }
             var response = Kb_Vector_V1_DeleteCollectionResponse()
@@ -61,7 +65,7 @@ public final class VectorSearchService: Service, @unchecked Sendable {
             response.upserted = Int64(try await store.upsert(request))
             return response
         }
-        router.register(VectorSearchMethods.getPoints) { request, _ in
+        router.register(VectorSearchMethods.getPoints, on: .threadPool) { request, _ in
             guard request.ids.count <= 10_000 else { throw RPCError.invalidArgument(field: "ids", reason: .tooMany, "at most 10000 ids per call") }
             let collection = try store.collection(request.collection)
             var response = Kb_Vector_V1_GetPointsResponse()
@@ -73,8 +77,8 @@ public final class VectorSearchService: Service, @unchecked Sendable {
             response.deleted = Int64(try await store.deletePoints(request))
             return response
         }
-        router.register(VectorSearchMethods.search) { request, _ in try Self.search(store, request) }
-        router.register(VectorSearchMethods.searchBatch) { request, _ in
+        router.register(VectorSearchMethods.search, on: .threadPool) { request, _ in try Self.search(store, request) }
+        router.register(VectorSearchMethods.searchBatch, on: .threadPool) { request, _ in
             guard request.searches.count <= 100 else { throw RPCError.invalidArgument(field: "searches", reason: .tooMany, "at most 100 searches per call") }
             var response = Kb_Vector_V1_SearchBatchResponse()
             for (index, search) in request.searches.enumerated() {
@@ -140,4 +144,9 @@ public final class VectorSearchService: Service, @unchecked Sendable {
             return ComponentHealth(status, details)
         }
     }
+}
+
+extension VectorSearchService: RPCService {
+    /// The service itself, whose shutdown closes the store.
+    public var lifecycleServices: [any Service] { [self] }
 }

@@ -14,7 +14,7 @@ public struct ConfigSource: Sendable {
     /// Reads `environment` and, if it names one in `KB_CONFIG_FILE`, the config file.
     public init(environment: [String: String]) throws {
         var merged: [String: String] = [:]
-        if let path = environment["KB_CONFIG_FILE"], !path.isEmpty {
+        if let path = environment[ServiceConfiguration.Keys.configFile.name], !path.isEmpty {
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
                 throw ConfigError(key: "KB_CONFIG_FILE", "cannot read '\(path)'")
             }
@@ -38,41 +38,5 @@ public struct ConfigSource: Sendable {
     public func string(_ key: String) -> String? {
         guard let value = values[key], !value.isEmpty else { return nil }
         return value
-    }
-
-    /// `key` as a string, or `defaultValue` when unset.
-    public func string(_ key: String, default defaultValue: String) -> String {
-        string(key) ?? defaultValue
-    }
-
-    /// `key` as an integer within `range`, or `defaultValue` when unset.
-    public func integer(_ key: String, default defaultValue: Int, range: ClosedRange<Int>) throws -> Int {
-        guard let raw = string(key) else { return defaultValue }
-        guard let value = Int(raw.trimmingCharacters(in: .whitespaces)) else {
-            throw ConfigError(key: key, "'\(raw)' is not a whole number")
-        }
-        guard range.contains(value) else {
-            throw ConfigError(key: key, "\(value) is outside \(range.lowerBound)...\(range.upperBound)")
-        }
-        return value
-    }
-
-    /// `key` as a TCP port (1–65535, or 0 for "any free port" when `allowZero`).
-    public func port(_ key: String, default defaultValue: Int, allowZero: Bool = true) throws -> Int {
-        do {
-            return try integer(key, default: defaultValue, range: (allowZero ? 0 : 1)...65535)
-        } catch let error as ConfigError {
-            throw ConfigError(key: key, "\(error.message); expected a TCP port (1-65535\(allowZero ? ", or 0 for any free port" : ""))")
-        }
-    }
-
-    /// `key` as one of `choices` (case-insensitive), or `defaultValue` when unset.
-    public func choice(_ key: String, default defaultValue: String, from choices: [String]) throws -> String {
-        guard let raw = string(key) else { return defaultValue }
-        let lowered = raw.lowercased()
-        guard choices.contains(lowered) else {
-            throw ConfigError(key: key, "'\(raw)' is not one of \(choices.joined(separator: ", "))")
-        }
-        return lowered
     }
 }

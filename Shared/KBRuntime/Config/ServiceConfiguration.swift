@@ -2,26 +2,68 @@ import Foundation
 import KBRPC
 import Logging
 
-/// The settings every service shares, read from the environment (README, "Configuration").
-public struct ServiceConfiguration: Sendable {
-    /// Every key read here, with its default and meaning, as the README documents them.
-    public static let documentedKeys: [(key: String, defaultValue: String, meaning: String)] = [
-        ("KB_DATA_DIR", ".data", "where every service keeps its data, each in its own folder"),
-        ("KB_AUTH_TOKEN", "(unset)", "shared token; when set every RPC but health checks needs 'authorization: Bearer <token>'"),
-        ("KB_BIND_HOST", "127.0.0.1", "the address services bind unless KB_<SERVICE>_HOST says otherwise"),
-        ("KB_<SERVICE>_HOST", "KB_BIND_HOST", "one service's bind address"),
-        ("KB_<SERVICE>_PORT", "7101-7104", "one service's RPC port (graph-store 7101, vector-search 7102, inference-gateway 7103, budget-service 7104); 0 picks a free one"),
-        ("KB_<SERVICE>_ADMIN_PORT", "9101-9104", "one service's HTTP admin port (/health, /health/live, /health/ready, /metrics)"),
-        ("KB_<SERVICE>_ADDR", "127.0.0.1:<port>", "where clients find a service, e.g. KB_GRAPH_STORE_ADDR=127.0.0.1:7101"),
-        ("KB_LOG_LEVEL", "info", "trace, debug, info, notice, warning, error or critical"),
-        ("KB_LOG_FORMAT", "auto", "json (one object per line), text, or auto: text on a terminal, json otherwise"),
-        ("KB_RPC_MAX_FRAME_BYTES", "16777216", "largest frame accepted; a longer one is refused before its body is read"),
-        ("KB_RPC_MAX_CONCURRENT_PER_CONNECTION", "64", "requests handled at once per connection; more wait unread (backpressure)"),
-        ("KB_RPC_MAX_CONNECTIONS", "4096", "connections served at once; more are refused with RESOURCE_EXHAUSTED"),
-        ("KB_RPC_IDLE_TIMEOUT_SECONDS", "300", "a connection silent this long with nothing in flight is closed"),
-        ("KB_RPC_DEFAULT_DEADLINE_MS", "30000", "deadline of a request that names none"),
-        ("KB_SHUTDOWN_GRACE_SECONDS", "10", "how long SIGTERM waits for in-flight requests"),
-        ("KB_CONFIG_FILE", "(unset)", "a file of KEY=VALUE lines read under the environment"),
+/// The settings every service shares, read from the environment (README, "Configuration"); each
+/// key is declared once in `ServiceConfiguration.Keys`.
+public struct ServiceConfiguration: DeclaredConfiguration {
+    /// The keys every service reads. Those named after a service (`KB_<SERVICE>_PORT`) are
+    /// functions of its descriptor, whose default ports are the catalog's.
+    public enum Keys {
+        public static let dataDirectory = ConfigKey.text("KB_DATA_DIR", default: ".data", meaning: "where every service keeps its data, each in its own folder; also the launcher's `run/` and `logs/`")
+        public static let authToken = ConfigKey.optionalText("KB_AUTH_TOKEN", meaning: "shared token; when set every RPC but health checks needs `authorization: Bearer <token>`")
+        public static let bindHost = ConfigKey.text("KB_BIND_HOST", default: "127.0.0.1", meaning: "the address services bind unless `KB_<SERVICE>_HOST` says otherwise")
+        public static let logLevel = ConfigKey.choice("KB_LOG_LEVEL", default: "info", from: Logger.Level.allCases.map(\.rawValue), meaning: "`trace`, `debug`, `info`, `notice`, `warning`, `error`, `critical`")
+        public static let logFormat = ConfigKey.choice("KB_LOG_FORMAT", default: "auto", from: ["auto", "json", "text"], meaning: "`json` (one object per line), `text`, or `auto`: text on a terminal, JSON otherwise")
+        public static let maxFrameBytes = ConfigKey.integer("KB_RPC_MAX_FRAME_BYTES", default: Frame.defaultMaxLength, range: 1024...(1 << 30), meaning: "largest frame accepted (1024 … 1 GiB)")
+        public static let maxConcurrentPerConnection = ConfigKey.integer("KB_RPC_MAX_CONCURRENT_PER_CONNECTION", default: 64, range: 1...100_000, meaning: "requests handled at once per connection; further frames wait unread (backpressure)")
+        public static let maxConnections = ConfigKey.integer("KB_RPC_MAX_CONNECTIONS", default: 4096, range: 1...1_000_000, meaning: "connections served at once; more are refused with `RESOURCE_EXHAUSTED`")
+        public static let idleTimeoutSeconds = ConfigKey.integer("KB_RPC_IDLE_TIMEOUT_SECONDS", default: 300, range: 1...86_400, meaning: "a connection silent this long with nothing in flight is closed")
+        public static let defaultDeadlineMilliseconds = ConfigKey.integer("KB_RPC_DEFAULT_DEADLINE_MS", default: 30_000, range: 1...3_600_000, meaning: "deadline of a request that names none")
+        public static let shutdownGraceSeconds = ConfigKey.integer("KB_SHUTDOWN_GRACE_SECONDS", default: 10, range: 0...3600, meaning: "how long SIGTERM waits for in-flight requests")
+        /// Read by `ConfigSource` itself, before every other key.
+        public static let configFile = ConfigKey.optionalText("KB_CONFIG_FILE", meaning: "a file of `KEY=VALUE` lines (`#` comments) read under the environment")
+
+        /// One service's bind address; unset means `KB_BIND_HOST`.
+        public static func host(_ service: ServiceDescriptor) -> ConfigKey<String?> {
+            .optionalText(service.hostKey, documentedDefault: "`KB_BIND_HOST`", meaning: "one service's bind address")
+        }
+        /// One service's RPC port.
+        public static func port(_ service: ServiceDescriptor, allowZero: Bool = true) -> ConfigKey<Int> {
+            .port(service.portKey, default: service.defaultPort ?? 0, documentedDefault: "7101–7104 (`KB_VKB_PORT`: 8080)", allowZero: allowZero, meaning: "one service's RPC port; 0 picks a free one")
+        }
+        /// One service's admin HTTP port (VKB's only port).
+        public static func adminPort(_ service: ServiceDescriptor) -> ConfigKey<Int> {
+            .port(service.adminPortKey, default: service.defaultAdminPort, documentedDefault: "9101–9104", meaning: "one service's admin HTTP port")
+        }
+        /// Where clients find a service; unset means loopback on its port.
+        public static func address(_ service: ServiceDescriptor) -> ConfigKey<String?> {
+            .optionalText(service.addressKey, documentedDefault: "`127.0.0.1:<port>`", meaning: "where clients find a service, e.g. `KB_GRAPH_STORE_ADDR=127.0.0.1:7101`")
+        }
+
+        /// A pattern row (`KB_<SERVICE>_PORT`) of the README for a key declared per service.
+        static func pattern<Value>(_ key: (ServiceDescriptor) -> ConfigKey<Value>, suffix: String) -> ConfigKeyDocumentation {
+            let documentation = key(.graphStore).documentation
+            return ConfigKeyDocumentation(name: "KB_<SERVICE>_\(suffix)", documentedDefault: documentation.documentedDefault, meaning: documentation.meaning)
+        }
+    }
+
+    /// Every shared key in the README's order.
+    public static let keys: [ConfigKeyDocumentation] = [
+        Keys.dataDirectory.documentation,
+        Keys.authToken.documentation,
+        Keys.bindHost.documentation,
+        Keys.pattern(Keys.host, suffix: "HOST"),
+        Keys.pattern({ Keys.port($0) }, suffix: "PORT"),
+        Keys.pattern(Keys.adminPort, suffix: "ADMIN_PORT"),
+        Keys.pattern(Keys.address, suffix: "ADDR"),
+        Keys.logLevel.documentation,
+        Keys.logFormat.documentation,
+        Keys.maxFrameBytes.documentation,
+        Keys.maxConcurrentPerConnection.documentation,
+        Keys.maxConnections.documentation,
+        Keys.idleTimeoutSeconds.documentation,
+        Keys.defaultDeadlineMilliseconds.documentation,
+        Keys.shutdownGraceSeconds.documentation,
+        Keys.configFile.documentation,
     ]
 
     /// Which service this is.
@@ -52,27 +94,26 @@ public struct ServiceConfiguration: Sendable {
         self.descriptor = descriptor
         self.version = version
         self.source = source
-        dataDirectory = URL(fileURLWithPath: source.string("KB_DATA_DIR", default: ".data"), isDirectory: true).standardizedFileURL
-        host = source.string(descriptor.hostKey) ?? source.string("KB_BIND_HOST", default: "127.0.0.1")
-        if let defaultPort = descriptor.defaultPort {
-            port = try source.port(descriptor.portKey, default: defaultPort)
+        dataDirectory = URL(fileURLWithPath: try source.value(of: Keys.dataDirectory), isDirectory: true).standardizedFileURL
+        host = try source.value(of: Keys.host(descriptor)) ?? source.value(of: Keys.bindHost)
+        if descriptor.defaultPort != nil {
+            port = try source.value(of: Keys.port(descriptor))
         }
-        adminPort = try source.port(descriptor.adminPortKey, default: descriptor.defaultAdminPort)
-        authToken = source.string("KB_AUTH_TOKEN")
-        let level = try source.choice("KB_LOG_LEVEL", default: "info", from: Logger.Level.allCases.map(\.rawValue))
-        logLevel = Logger.Level(rawValue: level)!
-        logFormat = try source.choice("KB_LOG_FORMAT", default: "auto", from: ["auto", "json", "text"])
+        adminPort = try source.value(of: Keys.adminPort(descriptor))
+        authToken = try source.value(of: Keys.authToken)
+        logLevel = Logger.Level(rawValue: try source.value(of: Keys.logLevel))!
+        logFormat = try source.value(of: Keys.logFormat)
 
         var rpc = RPCServer.Configuration()
         rpc.host = host
         rpc.port = port ?? 0
         rpc.authToken = authToken
-        rpc.maxFrameLength = try source.integer("KB_RPC_MAX_FRAME_BYTES", default: Frame.defaultMaxLength, range: 1024...(1 << 30))
-        rpc.maxConcurrentRequestsPerConnection = try source.integer("KB_RPC_MAX_CONCURRENT_PER_CONNECTION", default: 64, range: 1...100_000)
-        rpc.maxConnections = try source.integer("KB_RPC_MAX_CONNECTIONS", default: 4096, range: 1...1_000_000)
-        rpc.idleTimeout = .seconds(try source.integer("KB_RPC_IDLE_TIMEOUT_SECONDS", default: 300, range: 1...86_400))
-        rpc.defaultDeadline = .milliseconds(try source.integer("KB_RPC_DEFAULT_DEADLINE_MS", default: 30_000, range: 1...3_600_000))
-        rpc.shutdownGracePeriod = .seconds(try source.integer("KB_SHUTDOWN_GRACE_SECONDS", default: 10, range: 0...3600))
+        rpc.maxFrameLength = try source.value(of: Keys.maxFrameBytes)
+        rpc.maxConcurrentRequestsPerConnection = try source.value(of: Keys.maxConcurrentPerConnection)
+        rpc.maxConnections = try source.value(of: Keys.maxConnections)
+        rpc.idleTimeout = .seconds(try source.value(of: Keys.idleTimeoutSeconds))
+        rpc.defaultDeadline = .milliseconds(try source.value(of: Keys.defaultDeadlineMilliseconds))
+        rpc.shutdownGracePeriod = .seconds(try source.value(of: Keys.shutdownGraceSeconds))
         self.rpc = rpc
     }
 
@@ -93,19 +134,19 @@ extension ConfigSource {
     /// (or default) RPC port, with the shared token. For services and CLIs that call another
     /// service (`ukb` → graph-store, VKB → graph-store, gateway → budget-service).
     public func clientConfiguration(for peer: ServiceDescriptor) throws -> RPCClient.Configuration {
-        guard let defaultPort = peer.defaultPort else {
+        guard peer.defaultPort != nil else {
             throw ConfigError(key: peer.addressKey, "\(peer.name) has no RPC port")
         }
-        let port = try self.port(peer.portKey, default: defaultPort, allowZero: false)
-        let address = string(peer.addressKey) ?? "127.0.0.1:\(port)"
+        let port = try value(of: ServiceConfiguration.Keys.port(peer, allowZero: false))
+        let address = try value(of: ServiceConfiguration.Keys.address(peer)) ?? "127.0.0.1:\(port)"
         var configuration: RPCClient.Configuration
         do {
             configuration = try RPCClient.Configuration(address: address)
         } catch {
             throw ConfigError(key: peer.addressKey, "'\(address)' is not host:port")
         }
-        configuration.authToken = string("KB_AUTH_TOKEN")
-        configuration.maxFrameLength = try integer("KB_RPC_MAX_FRAME_BYTES", default: Frame.defaultMaxLength, range: 1024...(1 << 30))
+        configuration.authToken = try value(of: ServiceConfiguration.Keys.authToken)
+        configuration.maxFrameLength = try value(of: ServiceConfiguration.Keys.maxFrameBytes)
         return configuration
     }
 }

@@ -67,7 +67,7 @@ public struct HealthReport: Sendable {
     public var uptimeSeconds: Double
     public var components: [String: ComponentHealth]
 
-    /// The JSON of `GET /health` (ARCHITECTURE §4).
+    /// The JSON of `GET /health` (docs/ARCHITECTURE.md §4).
     public func jsonData() -> Data {
         var componentObjects: [String: Any] = [:]
         for (name, component) in components {

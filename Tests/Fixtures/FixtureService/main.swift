@@ -25,7 +25,7 @@ do {
     ServiceRuntime.exitOnStartupError(error, service: descriptor.name)
 }
 
-let forcedHealth = try? runtime.configuration.source.choice("KB_FIXTURE_HEALTH", default: "healthy", from: ["healthy", "degraded", "unhealthy"])
+let forcedHealth = try? runtime.configuration.source.value(of: .choice("KB_FIXTURE_HEALTH", default: "healthy", from: ["healthy", "degraded", "unhealthy"], meaning: "the health the fixture reports (tests only)"))
 runtime.health.register("fixture") {
     ComponentHealth(HealthStatus(rawValue: forcedHealth ?? "healthy") ?? .healthy, ["echoes": "PutEntities"])
 }

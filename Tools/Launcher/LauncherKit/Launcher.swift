@@ -32,8 +32,9 @@ public struct Launcher: Sendable {
     /// A launcher reading `environment` (KB_* keys) and finding executables in `binDirectory`.
     public init(environment: [String: String], binDirectory: URL, print: @escaping @Sendable (String) -> Void = { Swift.print($0) }) throws {
         var environment = environment
-        let data = URL(fileURLWithPath: environment["KB_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? ".data", isDirectory: true).standardizedFileURL
-        environment["KB_DATA_DIR"] = data.path  // children see one absolute path, whatever their cwd
+        let dataKey = ServiceConfiguration.Keys.dataDirectory
+        let data = URL(fileURLWithPath: try ConfigSource(environment: environment).value(of: dataKey), isDirectory: true).standardizedFileURL
+        environment[dataKey.name] = data.path  // children see one absolute path, whatever their cwd
         self.environment = environment
         self.binDirectory = binDirectory
         self.dataDirectory = data

@@ -32,9 +32,9 @@ struct Common: ParsableArguments {
     var json = false
 
     /// The team named by --team or KB_TEAM, if any.
-    var explicitTeam: String? { team ?? ProcessInfo.processInfo.environment["KB_TEAM"].flatMap { $0.isEmpty ? nil : $0 } }
+    var explicitTeam: String? { team ?? (try? ConfigSource.fromProcess()).flatMap(UKBConfiguration.team(in:)) }
     /// The team to use.
-    var resolvedTeam: String { explicitTeam ?? "default" }
+    var resolvedTeam: String { explicitTeam ?? UKBConfiguration.defaultTeam }
 }
 
 /// Runs a command body against graph-store: any failure becomes one line on stderr and exit status 1.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KBKnowledge
+import KBKnowledgeTransfer
 import KBProto
 import KBRPC
 import KBRuntime
