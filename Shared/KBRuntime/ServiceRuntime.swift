@@ -64,6 +64,20 @@ public final class ServiceRuntime: Sendable {
             return await health.report().proto
         }
         let rpc = RPCServer(configuration: configuration.rpc, router: router, logger: logger, metricsFactory: MetricsRegistry.factory)
+        // The connection table and the bytes held in unfinished frames: a full table is
+        // "degraded" (new clients are refused), so an operator sees a lock-out as it happens.
+        health.register("rpc") {
+            let connections = rpc.connections, frames = rpc.partialFrameBytes
+            let full = connections.open >= connections.limit || frames.held >= frames.limit
+            var details: [String: HealthDetail] = [
+                "connections": .integer(Int64(connections.open)),
+                "connection_limit": .integer(Int64(connections.limit)),
+                "partial_frame_bytes": .integer(Int64(frames.held)),
+                "partial_frame_budget": .integer(Int64(frames.limit)),
+            ]
+            if full { details["reason"] = "connection table or partial-frame budget is full: new clients are refused" }
+            return ComponentHealth(full ? .degraded : .healthy, details)
+        }
         let admin = AdminServer.application(
             router: adminRouter ?? AdminServer.router(health: health),
             host: configuration.host,

@@ -16,6 +16,9 @@ public struct ServiceConfiguration: DeclaredConfiguration {
         public static let maxFrameBytes = ConfigKey.integer("KB_RPC_MAX_FRAME_BYTES", default: Frame.defaultMaxLength, range: 1024...(1 << 30), meaning: "largest frame accepted (1024 … 1 GiB)")
         public static let maxConcurrentPerConnection = ConfigKey.integer("KB_RPC_MAX_CONCURRENT_PER_CONNECTION", default: 64, range: 1...100_000, meaning: "requests handled at once per connection; further frames wait unread (backpressure)")
         public static let maxConnections = ConfigKey.integer("KB_RPC_MAX_CONNECTIONS", default: 4096, range: 1...1_000_000, meaning: "connections served at once; more are refused with `RESOURCE_EXHAUSTED`")
+        public static let maxConnectionsPerAddress = ConfigKey.integer("KB_RPC_MAX_CONNECTIONS_PER_ADDRESS", default: 1024, range: 1...1_000_000, meaning: "connections served at once from one client address, so one client cannot lock the others out")
+        public static let frameTimeoutSeconds = ConfigKey.integer("KB_RPC_FRAME_TIMEOUT_SECONDS", default: 10, range: 1...3600, meaning: "how long one frame may take to arrive whole from its first byte (a client dripping bytes is closed)")
+        public static let partialFrameBudgetBytes = ConfigKey.integer("KB_RPC_PARTIAL_FRAME_BUDGET_BYTES", default: 268_435_456, range: 1_048_576...68_719_476_736, meaning: "bytes the service holds in unfinished frames over 64 KiB; a new large frame past it is refused with `RESOURCE_EXHAUSTED`")
         public static let idleTimeoutSeconds = ConfigKey.integer("KB_RPC_IDLE_TIMEOUT_SECONDS", default: 300, range: 1...86_400, meaning: "a connection silent this long with nothing in flight is closed")
         public static let defaultDeadlineMilliseconds = ConfigKey.integer("KB_RPC_DEFAULT_DEADLINE_MS", default: 30_000, range: 1...3_600_000, meaning: "deadline of a request that names none")
         public static let shutdownGraceSeconds = ConfigKey.integer("KB_SHUTDOWN_GRACE_SECONDS", default: 10, range: 0...3600, meaning: "how long SIGTERM waits for in-flight requests")
@@ -60,6 +63,9 @@ public struct ServiceConfiguration: DeclaredConfiguration {
         Keys.maxFrameBytes.documentation,
         Keys.maxConcurrentPerConnection.documentation,
         Keys.maxConnections.documentation,
+        Keys.maxConnectionsPerAddress.documentation,
+        Keys.frameTimeoutSeconds.documentation,
+        Keys.partialFrameBudgetBytes.documentation,
         Keys.idleTimeoutSeconds.documentation,
         Keys.defaultDeadlineMilliseconds.documentation,
         Keys.shutdownGraceSeconds.documentation,
@@ -111,6 +117,9 @@ public struct ServiceConfiguration: DeclaredConfiguration {
         rpc.maxFrameLength = try source.value(of: Keys.maxFrameBytes)
         rpc.maxConcurrentRequestsPerConnection = try source.value(of: Keys.maxConcurrentPerConnection)
         rpc.maxConnections = try source.value(of: Keys.maxConnections)
+        rpc.maxConnectionsPerAddress = try source.value(of: Keys.maxConnectionsPerAddress)
+        rpc.frameArrivalTimeout = .seconds(try source.value(of: Keys.frameTimeoutSeconds))
+        rpc.partialFrameBudget = try source.value(of: Keys.partialFrameBudgetBytes)
         rpc.idleTimeout = .seconds(try source.value(of: Keys.idleTimeoutSeconds))
         rpc.defaultDeadline = .milliseconds(try source.value(of: Keys.defaultDeadlineMilliseconds))
         rpc.shutdownGracePeriod = .seconds(try source.value(of: Keys.shutdownGraceSeconds))
