@@ -316,5 +316,5 @@ for callers in callerCounts {
 rpcServer.beginShutdown()
 serverTask.cancel()
 asyncEcho.task.cancel()
-try await echoServer.close()
-try? await asyncEcho.channel.close()
+try await echoServer.close().get()
+try? await asyncEcho.channel.close().get()
