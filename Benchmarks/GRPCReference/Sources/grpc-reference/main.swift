@@ -13,6 +13,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import GRPCProtobuf
+import NIOCore
 import NIOPosix
 import SwiftProtobuf
 
@@ -78,8 +79,8 @@ try await withThrowingDiscardingTaskGroup { group in
             try await running.waitForAll()
             return figures
         }
-        print(RoundTripLine(system: "grpc-swift-2", callers: callers, connections: connections, figures: figures).encoded)
-        fflush(stdout)
+        // Written unbuffered: the parent reads each line as the rows finish.
+        FileHandle.standardOutput.write(Data((RoundTripLine(system: "grpc-swift-2", callers: callers, connections: connections, figures: figures).encoded + "\n").utf8))
     }
     server.beginGracefulShutdown()
 }
