@@ -27,6 +27,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        // What the benchmarks share; its own package so the gRPC reference uses it too.
+        .package(path: "Benchmarks/BenchmarkSupport"),
     ],
     targets: [
         // MARK: Shared libraries
@@ -255,37 +257,39 @@ let package = Package(
         ),
 
         // MARK: Benchmarks (run on demand: swift run -c release rpc-benchmark)
+        // Their shared helpers are the package Benchmarks/BenchmarkSupport; the gRPC reference is
+        // the package Benchmarks/GRPCReference, which this package never builds.
 
-        /// What the benchmarks share (free ports, seconds, percentiles).
-        .target(name: "BenchmarkSupport", path: "Benchmarks/BenchmarkSupport"),
         .executableTarget(
             name: "rpc-benchmark",
             dependencies: [
+                .product(name: "BenchmarkSupport", package: "BenchmarkSupport"),
                 "KBRPC",
                 "KBProto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/RPCBenchmark"
         ),
 
         .executableTarget(
             name: "graph-benchmark",
-            dependencies: ["BenchmarkSupport", "KBLevelDB", "KBProto", "KBRPC", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: [.product(name: "BenchmarkSupport", package: "BenchmarkSupport"), "KBLevelDB", "KBProto", "KBRPC", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             path: "Benchmarks/GraphBenchmark",
             exclude: ["kuzu_reference.py"]
         ),
 
         .executableTarget(
             name: "budget-benchmark",
-            dependencies: ["BenchmarkSupport", "BudgetKit", "KBProto", "KBRPC", "KBSQLite", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: [.product(name: "BenchmarkSupport", package: "BenchmarkSupport"), "BudgetKit", "KBProto", "KBRPC", "KBRuntime", "KBSQLite", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             path: "Benchmarks/BudgetBenchmark"
         ),
 
         .executableTarget(
             name: "vector-benchmark",
-            dependencies: ["BenchmarkSupport", "VectorIndex", "KBProto", "KBRPC"],
+            dependencies: [.product(name: "BenchmarkSupport", package: "BenchmarkSupport"), "VectorIndex", "KBProto", "KBRPC"],
             path: "Benchmarks/VectorBenchmark",
             exclude: ["references.py"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
@@ -293,7 +297,7 @@ let package = Package(
 
         .executableTarget(
             name: "vkb-benchmark",
-            dependencies: ["BenchmarkSupport", "KBKnowledge", "KBProto", "KBRPC"],
+            dependencies: [.product(name: "BenchmarkSupport", package: "BenchmarkSupport"), "KBKnowledge", "KBProto", "KBRPC"],
             path: "Benchmarks/VKBBenchmark",
             exclude: ["browser_bench.py", "reference_server.js"]
         ),

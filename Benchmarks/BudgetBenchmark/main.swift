@@ -2,14 +2,21 @@
 //
 //   swift build -c release && .build/release/budget-benchmark [--events N] [--seconds S]
 //
-// Starts the real `budget-service` (built beside this binary) on a temporary folder and
-// measures over loopback RPC: the durable recording rate (events/s; every acknowledged event is
-// committed with synchronous=FULL) with 1 client (one event per call, and batches of 100) and
-// 16 concurrent clients (one event per call); Admit p50/p99 with one client; then it loads N
-// events (default 1,000,000) into the current month and times the monthly report and a custom
-// range report. In the same run, the floor: SQLite's own rate for the same inserts into the same
-// schema in one big transaction (GRDB, this machine), and its rate with one synced transaction
-// per event.
+// Starts the budget service as a process on a temporary folder and measures over loopback RPC:
+// the durable recording rate (events/s; every acknowledged event is committed with
+// synchronous=FULL) with 1 client (one event per call, and batches of 100) and 16 concurrent
+// clients (one event per call); Admit p50/p99 with one client; then it loads N events (default
+// 1,000,000) into the month and times the monthly report and a custom range report. In the same
+// run, the floor: SQLite's own rate for the same inserts into the same schema in one big
+// transaction (GRDB, this machine), and its rate with one synced transaction per event.
+//
+// The data lives in a fixed period whatever the day of the run: the service's ledger clock is
+// pinned to 2026-06-15T12:00Z (BenchmarkSupport.PinnedClock) and moves with real time from
+// there, so the month's load is spread over the same 14.5 days and the custom range has the
+// same partial first and last day on every run. For that the service process is this binary
+// run as `budget-benchmark --serve` (the budget-service's own setup, BudgetKit and
+// ServiceRuntime, with `BudgetLedger.Options.clock` injected): the real `budget-service` reads
+// the wall clock.
 import BudgetKit
 import BenchmarkSupport
 import Foundation
@@ -19,25 +26,41 @@ import FoundationNetworking
 import GRDB
 import KBProto
 import KBRPC
+import KBRuntime
 import KBSQLite
 import NIOCore
 import NIOPosix
 
+if CommandLine.arguments.dropFirst().first == "--serve" {
+    // The budget service with its ledger clock pinned; configuration from the environment as
+    // budget-service's (the parent sets it).
+    _ = ServiceRuntime.useEventLoopsForConcurrency()
+    let runtime = try ServiceRuntime(descriptor: .budgetService)
+    var options = try BudgetConfiguration.options(from: runtime.configuration.source)
+    options.clock = PinnedClock.advancing()
+    let path = runtime.dataDirectory!.appendingPathComponent(BudgetConfiguration.databaseFileName).path
+    let service = BudgetService(path: path, options: options, logger: runtime.logger)
+    service.registerHealth(on: runtime.health)
+    var router = RPCRouter()
+    service.register(on: &router)
+    let admin = AdminServer.router(health: runtime.health)
+    BudgetAdminRoutes.add(to: admin, service: service, authToken: runtime.configuration.authToken)
+    try await runtime.run(router: router, services: [service], adminRouter: admin)
+    exit(0)
+}
+
 NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
 
-func option(_ name: String, default value: Int) -> Int {
-    let arguments = CommandLine.arguments
-    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count, let parsed = Int(arguments[index + 1]) else { return value }
-    return parsed
-}
-let loadEvents = option("--events", default: 1_000_000)
-let phaseSeconds = Double(option("--seconds", default: 5))
+let arguments = BenchmarkArguments()
+let loadEvents = arguments.integer("--events", default: 1_000_000)
+let phaseSeconds = Double(arguments.integer("--seconds", default: 5))
 
 let work = FileManager.default.temporaryDirectory.appendingPathComponent("budget-benchmark-\(getpid())")
 try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
 defer { try? FileManager.default.removeItem(at: work) }
 
-let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+/// "Now" for the data the benchmark makes: the pinned instant (the service's clock starts there).
+let nowMs = PinnedClock.startMs
 
 let providers: [(String, String)] = [("openai", "gpt-4o-mini"), ("groq", "llama-3.3-70b-versatile"), ("anthropic", "claude-3-5-haiku-latest"), ("gemini", "gemini-2.0-flash"), ("openrouter", "deepseek/deepseek-chat"), ("ollama", "llama3.1")]
 let operations = ["extract", "classify", "embed", "summarize", "dedupe"]
@@ -95,21 +118,17 @@ let floorBulk = try sqliteFloor(count: 200_000, perEventTransactions: false)
 print("SQLite floor: 1,000 inserts, one synced transaction each…")
 let floorSynced = try sqliteFloor(count: 1000, perEventTransactions: true)
 
-// MARK: Our service, as a process
-
+// MARK: Our service, as a process (this binary with --serve: the clock pinned)
 
 let port = freePort()
 let adminPort = freePort()
-let service = Process()
-service.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("budget-service")
-service.environment = ProcessInfo.processInfo.environment.merging([
+let service = try startProcess(siblingExecutable("budget-benchmark"), arguments: ["--serve"], environment: [
     "KB_DATA_DIR": work.appendingPathComponent("data").path,
     "KB_BUDGET_SERVICE_PORT": "\(port)",
     "KB_BUDGET_SERVICE_ADMIN_PORT": "\(adminPort)",
     "KB_LOG_LEVEL": "warning",
     "KB_BUDGET_MONTHLY_LIMIT_USD": "1000000",
-]) { $1 }
-try service.run()
+])
 defer { service.terminate(); service.waitUntilExit() }
 
 let configuration = {
@@ -119,38 +138,20 @@ let configuration = {
     return configuration
 }()
 let client = RPCClient(configuration: configuration)
-let deadline = ContinuousClock.now + .seconds(30)
-while (try? await client.call(HealthMethods.check, .init(), options: CallOptions(timeout: .seconds(1)))) == nil {
-    guard ContinuousClock.now < deadline else { print("budget-service did not start"); exit(1) }
-    try await Task.sleep(for: .milliseconds(100))
+try await waitUntilReady("the budget service (budget-benchmark --serve)") {
+    (try? await client.call(HealthMethods.check, .init(), options: CallOptions(timeout: .seconds(1)))) != nil
 }
 
 /// Calls `body` from `clients` concurrent clients (each its own connection) for `phaseSeconds`;
 /// returns calls per second and the sorted latencies in seconds.
 func run(clients count: Int, _ body: @escaping @Sendable (RPCClient, Int, Int) async throws -> Void) async throws -> (perSecond: Double, latencies: [Double]) {
     let clients = (0..<count).map { _ in RPCClient(configuration: configuration) }
-    for (index, client) in clients.enumerated() { _ = try await client.call(HealthMethods.check, .init()); _ = index }
-    let start = ContinuousClock.now
-    let end = start + .milliseconds(Int64(phaseSeconds * 1000))
-    let samples = try await withThrowingTaskGroup(of: [Double].self) { group in
-        for caller in 0..<count {
-            group.addTask {
-                var timings: [Double] = []
-                var index = 0
-                while ContinuousClock.now < end {
-                    let begin = ContinuousClock.now
-                    try await body(clients[caller], caller, index)
-                    timings.append(seconds(ContinuousClock.now - begin))
-                    index += 1
-                }
-                return timings
-            }
-        }
-        return try await group.reduce(into: []) { $0 += $1 }.sorted()
+    for client in clients { _ = try await client.call(HealthMethods.check, .init()) }
+    let figures = try await measureClosedLoop(callers: count, window: .milliseconds(Int64(phaseSeconds * 1000)), warmUp: .zero) { caller, index in
+        try await body(clients[caller], caller, index)
     }
-    let elapsed = seconds(ContinuousClock.now - start)
     for client in clients { await client.close() }
-    return (Double(samples.count) / elapsed, samples)
+    return (figures.throughput, figures.latenciesMicros.map { $0 / 1e6 })
 }
 
 let run1 = UUID().uuidString.prefix(8)
@@ -254,7 +255,7 @@ func rate(_ value: Double) -> String { String(format: "%9.0f", value) }
 func ms(_ value: Double) -> String { String(format: "%8.3f ms", value * 1000) }
 print("""
 
-budget-benchmark (\(ProcessInfo.processInfo.activeProcessorCount) cores; every acknowledged event durable: SQLite WAL, synchronous=FULL, group commit)
+budget-benchmark (\(ProcessInfo.processInfo.activeProcessorCount) cores; every acknowledged event durable: SQLite WAL, synchronous=FULL, group commit; ledger clock pinned to 2026-06-15T12:00Z)
 
 | recording (over loopback RPC) | events/s | p50 | p99 |
 |---|---|---|---|

@@ -40,17 +40,6 @@ let (entityCount, relationsPerEntity, queriesPerRow) = settings()
 
 // MARK: The graph (deterministic)
 
-struct Generator {
-    var state: UInt64 = 0x9E37_79B9_7F4A_7C15
-    mutating func next() -> UInt64 {
-        state ^= state << 13
-        state ^= state >> 7
-        state ^= state << 17
-        return state
-    }
-    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-}
-
 let vocabulary = ["cache", "retry", "timeout", "token", "session", "index", "query", "schema", "migration", "latency", "throughput", "queue",
                   "lock", "deadlock", "memory", "leak", "pool", "connection", "socket", "thread", "async", "actor", "batch", "stream",
                   "parser", "encoder", "decoder", "buffer", "checksum", "snapshot", "backup", "restore", "replica", "shard", "leader",
@@ -62,7 +51,7 @@ let relationTypes = ["uses", "depends_on", "fixes", "causes", "implements", "doc
 func entityName(_ index: Int) -> String { String(format: "entity %06d", index) }
 
 func makeGraph() -> (entities: [Kb_Graph_V1_Entity], relations: [Kb_Graph_V1_Relation], starts: [String], searches: [String]) {
-    var generator = Generator()
+    var generator = SeededRandom()
     func sentence(_ words: Int) -> String { (0..<words).map { _ in vocabulary[generator.below(vocabulary.count)] }.joined(separator: " ") }
     let entities: [Kb_Graph_V1_Entity] = (0..<entityCount).map { index in
         .with {
@@ -122,16 +111,13 @@ let floor = try levelDBFloor()
 
 
 let port = freePort()
-let service = Process()
-service.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("graph-store")
-service.environment = ProcessInfo.processInfo.environment.merging([
+let service = try startProcess(siblingExecutable("graph-store"), environment: [
     "KB_DATA_DIR": work.appendingPathComponent("data").path,
     "KB_GRAPH_STORE_PORT": "\(port)",
     "KB_GRAPH_STORE_ADMIN_PORT": "\(freePort())",
     "KB_LOG_LEVEL": "warning",
     "KB_RPC_MAX_FRAME_BYTES": "\(64 << 20)",
-]) { $1 }
-try service.run()
+])
 defer { service.terminate(); service.waitUntilExit() }
 
 let clientConfiguration = {
@@ -141,10 +127,8 @@ let clientConfiguration = {
     return configuration
 }()
 let client = RPCClient(configuration: clientConfiguration)
-let deadline = ContinuousClock.now + .seconds(30)
-while (try? await client.call(HealthMethods.check, .init(), options: CallOptions(timeout: .seconds(1)))) == nil {
-    guard ContinuousClock.now < deadline else { print("graph-store did not start"); exit(1) }
-    try await Task.sleep(for: .milliseconds(100))
+try await waitUntilReady("graph-store") {
+    (try? await client.call(HealthMethods.check, .init(), options: CallOptions(timeout: .seconds(1)))) != nil
 }
 
 // MARK: Import
@@ -257,18 +241,9 @@ do {
     try relationCSV.write(to: work.appendingPathComponent("relations.csv"), atomically: true, encoding: .utf8)
     try starts.joined(separator: "\n").write(to: work.appendingPathComponent("starts.txt"), atomically: true, encoding: .utf8)
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("kuzu_reference.py")
-    let python = Process()
-    python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    python.arguments = ["python3", script.path, work.path]
-    let output = Pipe(), errors = Pipe()
-    python.standardOutput = output
-    python.standardError = errors
-    try python.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    python.waitUntilExit()
-    kuzu = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-    if kuzu == nil { kuzuNote = "kuzu reference failed (pip install kuzu?): \(errorText.split(separator: "\n").last ?? "")" }
+    let python = try runToEnd("python3", [script.path, work.path])
+    kuzu = try? JSONSerialization.jsonObject(with: Data(python.standardOutput.utf8)) as? [String: Any]
+    if kuzu == nil { kuzuNote = "kuzu reference failed (pip install kuzu?): \(python.lastErrorLine)" }
 }
 
 // MARK: Report

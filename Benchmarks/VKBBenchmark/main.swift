@@ -17,44 +17,21 @@ import KBRPC
 import FoundationNetworking
 #endif
 
-var sizes = [10_000, 100_000]
-var iterations = 30
-var browser = true
-var arguments = Array(CommandLine.arguments.dropFirst())
-while !arguments.isEmpty {
-    let argument = arguments.removeFirst()
-    switch argument {
-    case "--sizes": sizes = (arguments.isEmpty ? "" : arguments.removeFirst()).split(separator: ",").compactMap { Int($0) }
-    case "--iterations": iterations = Int(arguments.isEmpty ? "" : arguments.removeFirst()) ?? iterations
-    case "--no-browser": browser = false
-    default: print("usage: vkb-benchmark [--sizes 10000,100000] [--iterations 30] [--no-browser]"); exit(64)
-    }
-}
+let arguments = BenchmarkArguments()
+let sizes = arguments.integers("--sizes", default: [10_000, 100_000])
+let iterations = arguments.integer("--iterations", default: 30)
+let browser = !arguments.flag("--no-browser")
 
-let binDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
 let sourceDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 let team = "bench"
 
 // MARK: Data
 
-/// A deterministic generator (SplitMix64).
-struct Generator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-}
-
 let vocabulary = (0..<600).map { "word\($0)" } + ["retry", "backoff", "timeout", "deadline", "cache", "index", "schema", "queue", "lock", "shard"]
 let types = ["Pattern", "Bug", "Decision", "Tool", "Library", "Service", "Incident", "Practice", "Question", "Note"]
 
 func dataset(_ size: Int) -> (entities: [Kb_Graph_V1_Entity], relations: [Kb_Graph_V1_Relation]) {
-    var random = Generator(state: UInt64(size))
+    var random = SeededRandom(seed: UInt64(size))
     var entities: [Kb_Graph_V1_Entity] = []
     entities.reserveCapacity(size)
     for index in 0..<size {
@@ -90,19 +67,6 @@ func dataset(_ size: Int) -> (entities: [Kb_Graph_V1_Entity], relations: [Kb_Gra
 
 // MARK: Processes
 
-func start(_ executable: URL, _ arguments: [String] = [], environment: [String: String], log: URL) throws -> Process {
-    let process = Process()
-    process.executableURL = executable
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    FileManager.default.createFile(atPath: log.path, contents: nil)
-    let handle = try FileHandle(forWritingTo: log)
-    process.standardOutput = handle
-    process.standardError = handle
-    try process.run()
-    return process
-}
-
 func get(_ url: String, timeout: TimeInterval = 120) async -> (status: Int, bytes: Int)? {
     var request = URLRequest(url: URL(string: url)!)
     request.timeoutInterval = timeout
@@ -110,14 +74,8 @@ func get(_ url: String, timeout: TimeInterval = 120) async -> (status: Int, byte
     return (http.statusCode, data.count)
 }
 
-func waitFor(_ url: String, _ what: String) async {
-    let deadline = ContinuousClock.now + .seconds(60)
-    while ContinuousClock.now < deadline {
-        if await get(url, timeout: 2)?.status == 200 { return }
-        try? await Task.sleep(for: .milliseconds(100))
-    }
-    print("\(what) did not start (\(url))")
-    exit(1)
+func waitFor(_ url: String, _ what: String) async throws {
+    try await waitUntilReady("\(what) (\(url))", within: .seconds(60)) { await get(url, timeout: 2)?.status == 200 }
 }
 
 /// p50 and p99 in milliseconds of `iterations` sequential GETs, after 3 warm-up ones.
@@ -149,7 +107,7 @@ for size in sizes {
     let work = FileManager.default.temporaryDirectory.appendingPathComponent("vkb-bench-\(size)-\(UUID().uuidString.prefix(6))")
     try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
     let storePort = freePort(), vkbPort = freePort(), referencePort = freePort()
-    let store = try start(binDirectory.appendingPathComponent("graph-store"), environment: [
+    let store = try startProcess(siblingExecutable("graph-store"), environment: [
         "KB_DATA_DIR": work.appendingPathComponent("data").path, "KB_GRAPH_STORE_PORT": "\(storePort)",
         "KB_GRAPH_STORE_ADMIN_PORT": "\(freePort())", "KB_LOG_LEVEL": "warning", "KB_RPC_MAX_FRAME_BYTES": "\(64 << 20)",
     ], log: work.appendingPathComponent("graph-store.log"))
@@ -157,10 +115,8 @@ for size in sizes {
     configuration.maxFrameLength = 64 << 20
     configuration.defaultTimeout = .seconds(600)
     let client = RPCClient(configuration: configuration)
-    let deadline = ContinuousClock.now + .seconds(30)
-    while (try? await client.call(HealthMethods.check, .init(), options: CallOptions(timeout: .seconds(1)))) == nil {
-        guard ContinuousClock.now < deadline else { print("graph-store did not start"); exit(1) }
-        try await Task.sleep(for: .milliseconds(100))
+    try await waitUntilReady("graph-store") {
+        (try? await client.call(HealthMethods.check, .init(), options: CallOptions(timeout: .seconds(1)))) != nil
     }
 
     let generated = dataset(size)
@@ -180,12 +136,12 @@ for size in sizes {
     }
     print("\n\(size) entities, \(generated.relations.count) relations (loaded in \(String(format: "%.1f", seconds(ContinuousClock.now - loadStart))) s)")
 
-    let vkb = try start(binDirectory.appendingPathComponent("vkb"), environment: [
+    let vkb = try startProcess(siblingExecutable("vkb"), environment: [
         "KB_DATA_DIR": work.appendingPathComponent("data").path, "KB_VKB_PORT": "\(vkbPort)",
         "KB_GRAPH_STORE_ADDR": "127.0.0.1:\(storePort)", "KB_LOG_LEVEL": "warning",
         "KB_RPC_MAX_FRAME_BYTES": "\(64 << 20)", "KB_VKB_READ_RATE_LIMIT": "0",
     ], log: work.appendingPathComponent("vkb.log"))
-    await waitFor("http://127.0.0.1:\(vkbPort)/health", "vkb")
+    try await waitFor("http://127.0.0.1:\(vkbPort)/health", "vkb")
 
     var reference: Process?
     if let nodeExecutable {
@@ -193,8 +149,8 @@ for size in sizes {
         var document = SharedMemoryDocument(entities: generated.entities, relations: generated.relations, team: team)
         for index in document.entities.indices { document.entities[index].team = team }
         try document.jsonData().write(to: file)
-        reference = try start(URL(fileURLWithPath: nodeExecutable), [sourceDirectory.appendingPathComponent("reference_server.js").path, "\(referencePort)", file.path], environment: [:], log: work.appendingPathComponent("reference.log"))
-        await waitFor("http://127.0.0.1:\(referencePort)/health", "the reference server")
+        reference = try startProcess(URL(fileURLWithPath: nodeExecutable), arguments: [sourceDirectory.appendingPathComponent("reference_server.js").path, "\(referencePort)", file.path], environment: [:], log: work.appendingPathComponent("reference.log"))
+        try await waitFor("http://127.0.0.1:\(referencePort)/health", "the reference server")
     }
 
     let queries: [(String, String)] = [
@@ -218,10 +174,7 @@ for size in sizes {
 
     if browser && size == sizes.first {
         print("\nin headless Chromium (the 5,000 most significant of \(size): the page's default cap)")
-        let python = Process()
-        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        python.arguments = ["python3", sourceDirectory.appendingPathComponent("browser_bench.py").path, "--url", "http://127.0.0.1:\(vkbPort)/", "--team", team]
-        try python.run()
+        let python = try startProcess(URL(fileURLWithPath: "/usr/bin/env"), arguments: ["python3", sourceDirectory.appendingPathComponent("browser_bench.py").path, "--url", "http://127.0.0.1:\(vkbPort)/", "--team", team])
         python.waitUntilExit()
         if python.terminationStatus != 0 { print("the browser benchmark failed (status \(python.terminationStatus))") }
     }

@@ -13,18 +13,14 @@ import KBProto
 import KBRPC
 import VectorIndex
 
-func option(_ name: String) -> String? {
-    let arguments = CommandLine.arguments
-    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
-    return arguments[index + 1]
-}
+let arguments = BenchmarkArguments()
 let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-let dataDirectory = URL(fileURLWithPath: option("--data") ?? packageRoot.deletingLastPathComponent().appendingPathComponent("shared/data/vectors/wordnet-minilm-384").path)
-let m = Int(option("--m") ?? "16")!
-let efConstruction = Int(option("--ef-construction") ?? "100")!
-let queryLimit = Int(option("--queries") ?? "1000")!
+let dataDirectory = URL(fileURLWithPath: arguments.string("--data") ?? packageRoot.deletingLastPathComponent().appendingPathComponent("shared/data/vectors/wordnet-minilm-384").path)
+let m = arguments.integer("--m", default: 16)
+let efConstruction = arguments.integer("--ef-construction", default: 100)
+let queryLimit = arguments.integer("--queries", default: 1000)
 let sweep = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256]
-let runReferences = !CommandLine.arguments.contains("--no-references")
+let runReferences = !arguments.flag("--no-references")
 
 func residentBytes() -> Int {
     guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
@@ -134,15 +130,9 @@ print(String(format: "brute force: recall@10 %.4f  QPS %.0f", exactRecall, exact
 var references: [[String: Any]] = []
 if runReferences {
     let script = packageRoot.appendingPathComponent("Benchmarks/VectorBenchmark/references.py")
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", script.path, dataDirectory.path, "\(m)", "\(efConstruction)", "\(queries.count)", sweep.map(String.init).joined(separator: ",")]
-    let output = Pipe()
-    process.standardOutput = output
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+    let python = try runToEnd("python3", [script.path, dataDirectory.path, "\(m)", "\(efConstruction)", "\(queries.count)", sweep.map(String.init).joined(separator: ",")])
+    FileHandle.standardError.write(Data(python.standardError.utf8))
+    for line in python.standardOutput.split(separator: "\n") {
         if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] { references.append(object) }
     }
 }
@@ -150,28 +140,22 @@ if runReferences {
 // MARK: Through the service, over loopback RPC
 
 
-struct BenchmarkFailure: Error, CustomStringConvertible { var description: String }
 struct ServiceFigures { var upsertRate: Double; var rows: [(ef: Int, recall: Double, qps: Double, p50: Double, p99: Double)] }
 func measureService() async throws -> ServiceFigures {
     let work = FileManager.default.temporaryDirectory.appendingPathComponent("vector-benchmark-\(getpid())")
     defer { try? FileManager.default.removeItem(at: work) }
     let port = freePort()
-    let service = Process()
-    service.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("vector-search")
-    service.environment = ProcessInfo.processInfo.environment.merging([
+    let service = try startProcess(siblingExecutable("vector-search"), environment: [
         "KB_DATA_DIR": work.path, "KB_VECTOR_SEARCH_PORT": "\(port)", "KB_VECTOR_SEARCH_ADMIN_PORT": "\(freePort())", "KB_LOG_LEVEL": "warning",
-    ]) { $1 }
-    try service.run()
+    ])
     defer { service.terminate(); service.waitUntilExit() }
     var configuration = RPCClient.Configuration(host: "127.0.0.1", port: port)
     configuration.connections = 1
     configuration.defaultTimeout = .seconds(600)
     let client = RPCClient(configuration: configuration)
     defer { Task { await client.close() } }
-    let deadline = ContinuousClock.now + .seconds(60)
-    while (try? await client.call(HealthMethods.check, .init(), options: CallOptions(timeout: .seconds(1)))) == nil {
-        guard ContinuousClock.now < deadline else { throw BenchmarkFailure(description: "vector-search did not start") }
-        try await Task.sleep(for: .milliseconds(100))
+    try await waitUntilReady("vector-search", within: .seconds(60)) {
+        (try? await client.call(HealthMethods.check, .init(), options: CallOptions(timeout: .seconds(1)))) != nil
     }
     _ = try await client.call(VectorSearchMethods.createCollection, .with {
         $0.config.name = "bench"; $0.config.dimension = Int32(dimension); $0.config.distance = .cosine
@@ -198,7 +182,7 @@ func measureService() async throws -> ServiceFigures {
         }
         let total = seconds(ContinuousClock.now - begin)
         timings.sort()
-        rows.append((ef, recall(results), Double(queries.count) / total, timings[timings.count / 2], timings[min(timings.count - 1, timings.count * 99 / 100)]))
+        rows.append((ef, recall(results), Double(queries.count) / total, percentile(timings, 0.5), percentile(timings, 0.99)))
     }
     return ServiceFigures(upsertRate: upsertRate, rows: rows)
 }
