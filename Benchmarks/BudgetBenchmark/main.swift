@@ -32,21 +32,14 @@ import NIOCore
 import NIOPosix
 
 if CommandLine.arguments.dropFirst().first == "--serve" {
-    // The budget service with its ledger clock pinned; configuration from the environment as
-    // budget-service's (the parent sets it).
-    _ = ServiceRuntime.useEventLoopsForConcurrency()
-    let runtime = try ServiceRuntime(descriptor: .budgetService)
-    var options = try BudgetConfiguration.options(from: runtime.configuration.source)
-    options.clock = PinnedClock.advancing()
-    let path = runtime.dataDirectory!.appendingPathComponent(BudgetConfiguration.databaseFileName).path
-    let service = BudgetService(path: path, options: options, logger: runtime.logger)
-    service.registerHealth(on: runtime.health)
-    var router = RPCRouter()
-    service.register(on: &router)
-    let admin = AdminServer.router(health: runtime.health)
-    BudgetAdminRoutes.add(to: admin, service: service, authToken: runtime.configuration.authToken)
-    try await runtime.run(router: router, services: [service], adminRouter: admin)
-    exit(0)
+    // budget-service itself (the same skeleton as its main.swift), with its ledger clock pinned;
+    // configuration from the environment (the parent sets it).
+    await ServiceRuntime.main(.budgetService, arguments: []) { runtime in
+        var configuration = try runtime.load(BudgetConfiguration.self)
+        configuration.options.clock = PinnedClock.advancing()
+        let database = runtime.dataDirectory!.appendingPathComponent(BudgetConfiguration.databaseFileName)
+        return BudgetService(path: database.path, options: configuration.options, logger: runtime.logger)
+    }
 }
 
 NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
