@@ -2,7 +2,7 @@ import KBProto
 
 /// The failure of an RPC: a status code a caller can switch on and a message a person can act on.
 public struct RPCError: Error, Hashable, Sendable, CustomStringConvertible {
-    /// A status code of the gRPC set, with the gRPC numbering (ARCHITECTURE §3).
+    /// A status code of the gRPC set, with the gRPC numbering (docs/ARCHITECTURE.md §3).
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         /// The wire value.
         public let rawValue: Int
