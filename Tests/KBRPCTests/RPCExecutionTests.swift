@@ -71,6 +71,24 @@ struct RPCExecutionTests {
         }
     }
 
+    @Test("an answer over the frame limit is refused with its id, and the connection goes on")
+    func oversizedAnswer() async throws {
+        var router = testRouter()
+        router.register(Self.onLoop, on: .eventLoop) { request, _ in
+            .with { $0.service = String(repeating: "x", count: Int(request.service) ?? 0) }
+        }
+        try await withServer(configure: { $0.maxFrameLength = 4096 }, router: router) { _, port in
+            let client = makeClient(port: port)
+            let error = await expectRPCError(.resourceExhausted) {
+                _ = try await client.call(Self.onLoop, .with { $0.service = "10000" })
+            }
+            #expect(error?.message.contains("4096") == true)
+            let small = try await client.call(Self.onLoop, .with { $0.service = "10" }).service
+            #expect(small.count == 10)
+            await client.close()
+        }
+    }
+
     @Test("requests followed by the client's write-side shutdown are all answered, then the server closes")
     func halfCloseIsAnswered() async throws {
         try await withServer { _, port in

@@ -105,8 +105,14 @@ public final class RPCClient: Sendable {
         let remaining = deadline - ContinuousClock.now
         let promise = channel.eventLoop.makePromise(of: Kb_Rpc_V1_Envelope.self)
         let call = OutboundCall(id: id, frame: frame, promise: promise, timeout: .nanoseconds(max(1, Self.nanoseconds(remaining))))
+        // A write that cannot reach the connection's handler (it closed meanwhile) fails the call
+        // at once instead of leaving it waiting on a promise nobody holds.
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { error in
+            promise.fail(RPCError(.unavailable, "could not send the request: \(error)"))
+        }
         let response: Kb_Rpc_V1_Envelope = try await withTaskCancellationHandler {
-            channel.write(call, promise: nil)
+            channel.write(call, promise: written)
             // Cancelled between connecting and writing: the cancel request must follow the write.
             if Task.isCancelled { channel.triggerUserOutboundEvent(CancelCall(id: id), promise: nil) }
             return try await promise.futureResult.get()

@@ -35,8 +35,7 @@ final class ResponseRouter: ChannelDuplexHandler {
     /// Set when the server said why it is closing (an envelope with id 0).
     private var closeReason: RPCError?
     private var flushScheduled = false
-    private var deadlineTimer: Scheduled<Void>?
-    private var deadlineTimerAt: NIODeadline = .distantFuture
+    private var deadlineTimer = DeadlineTimer()
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let call = unwrapOutboundIn(data)
@@ -53,7 +52,7 @@ final class ResponseRouter: ChannelDuplexHandler {
         }
         let deadline = NIODeadline.now() + call.timeout
         pending[call.id] = Waiting(promise: call.promise, deadline: deadline, timeout: call.timeout)
-        if deadlineTimer == nil || deadline < deadlineTimerAt { armDeadlineTimer(at: deadline, context: context) }
+        coverDeadline(deadline, context: context)
         // A failed write closes the channel, and channelInactive fails every pending call.
         context.write(wrapOutboundOut(call.frame), promise: nil)
         if !flushScheduled {
@@ -105,32 +104,23 @@ final class ResponseRouter: ChannelDuplexHandler {
         let reason = closeReason ?? RPCError(.unavailable, "connection closed")
         closeReason = reason
         failAll(with: reason)
-        deadlineTimer?.cancel()
-        deadlineTimer = nil
+        deadlineTimer.cancel()
         context.fireChannelInactive()
     }
 
-    private func armDeadlineTimer(at deadline: NIODeadline, context: ChannelHandlerContext) {
-        deadlineTimer?.cancel()
-        deadlineTimerAt = deadline
-        deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
-            self.expireDeadlines(context: context)
-        }
+    private func coverDeadline(_ deadline: NIODeadline, context: ChannelHandlerContext) {
+        deadlineTimer.cover(deadline, on: context.eventLoop) { self.expireDeadlines(context: context) }
     }
 
-    /// Fails every call past its deadline with `DEADLINE_EXCEEDED`; re-arms for the next one.
+    /// Fails every call past its deadline with `DEADLINE_EXCEEDED`; covers the next one.
     private func expireDeadlines(context: ChannelHandlerContext) {
-        deadlineTimer = nil
-        let now = NIODeadline.now()
-        var next: NIODeadline?
-        for (id, call) in pending {
-            guard call.deadline <= now else {
-                next = min(next ?? call.deadline, call.deadline)
-                continue
-            }
+        deadlineTimer.fired()
+        let (overdue, next) = DeadlineTimer.overdue(pending, at: .now()) { $0.deadline }
+        for id in overdue {
+            guard let call = pending[id] else { continue }
             fail(id: id, with: RPCError(.deadlineExceeded, "no response within \(call.timeout.nanoseconds / 1_000_000) ms"))
         }
-        if let next { armDeadlineTimer(at: next, context: context) }
+        if let next { coverDeadline(next, context: context) }
     }
 
     private func fail(id: UInt64, with error: RPCError) {

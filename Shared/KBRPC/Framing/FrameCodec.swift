@@ -120,6 +120,10 @@ public struct FrameDecoder: ByteToMessageDecoder {
     public let arrivalDeadline: TimeAmount?
     /// The budget large unfinished frames are charged to; nil for none.
     public let budget: PartialFrameBudget?
+    /// Time the server held reading back; not counted against the arrival deadline.
+    let pauses: ReadPauses?
+    /// `pauses` when the unfinished frame started.
+    private var pausedAtStart: TimeAmount = .zero
     /// When the first byte of the unfinished frame arrived.
     private var frameStarted: NIODeadline?
     /// The bytes of the unfinished frame charged to the budget.
@@ -127,9 +131,14 @@ public struct FrameDecoder: ByteToMessageDecoder {
 
     /// Creates a decoder that refuses bodies longer than `maxFrameLength` bytes.
     public init(maxFrameLength: Int = Frame.defaultMaxLength, arrivalDeadline: TimeAmount? = nil, budget: PartialFrameBudget? = nil) {
+        self.init(maxFrameLength: maxFrameLength, arrivalDeadline: arrivalDeadline, budget: budget, pauses: nil)
+    }
+
+    init(maxFrameLength: Int, arrivalDeadline: TimeAmount?, budget: PartialFrameBudget?, pauses: ReadPauses?) {
         self.maxFrameLength = maxFrameLength
         self.arrivalDeadline = arrivalDeadline
         self.budget = budget
+        self.pauses = pauses
     }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
@@ -160,10 +169,14 @@ public struct FrameDecoder: ByteToMessageDecoder {
     /// Checks an unfinished frame against the arrival deadline and the budget.
     private mutating func unfinished(have: Int, announced: Int?) throws {
         let now = NIODeadline.now()
-        if let started = frameStarted, let deadline = arrivalDeadline, now - started > deadline {
+        let paused = pauses?.paused(upTo: now) ?? .zero
+        if let started = frameStarted, let deadline = arrivalDeadline, (now - started) - (paused - pausedAtStart) > deadline {
             throw Frame.Error(code: .frameTooSlow, message: "a frame took longer than \(deadline.nanoseconds / 1_000_000_000) s to arrive (\(have) bytes of \(announced.map(String.init) ?? "?") arrived)")
         }
-        if frameStarted == nil { frameStarted = now }
+        if frameStarted == nil {
+            frameStarted = now
+            pausedAtStart = paused
+        }
         guard let budget, let announced, announced > budget.smallFrameLength, have > charged else { return }
         guard budget.take(have - charged) else {
             throw Frame.Error(code: .partialFramesBudgetSpent, message: "the server holds its limit of \(budget.limit) bytes in unfinished frames: retry later")

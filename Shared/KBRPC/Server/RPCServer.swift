@@ -124,6 +124,7 @@ public final class RPCServer: Service, Sendable {
         await withGracefulShutdownHandler {
             await withTaskCancellationHandler {
                 try? await channel.closeFuture.get()
+                self.registry.startDraining()
                 self.registry.drainAll()
                 let grace = self.group.any().scheduleTask(in: self.configuration.shutdownGracePeriod.timeAmount) {
                     self.logger.warning("shutdown grace period over: closing connections with requests in flight")
@@ -165,12 +166,14 @@ public final class RPCServer: Service, Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout.timeAmount))
+                    let pauses = ReadPauses()
                     try sync.addHandler(ByteToMessageHandler(FrameDecoder(
                         maxFrameLength: configuration.maxFrameLength,
                         arrivalDeadline: configuration.frameArrivalTimeout.timeAmount,
-                        budget: partialFrames
+                        budget: partialFrames,
+                        pauses: pauses
                     )))
-                    try sync.addHandler(RPCServerHandler(environment: environment))
+                    try sync.addHandler(RPCServerHandler(environment: environment, pauses: pauses))
                 }
             }
             .bind(host: configuration.host, port: configuration.port)

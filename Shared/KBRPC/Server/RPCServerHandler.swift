@@ -57,17 +57,21 @@ final class RPCServerHandler: ChannelDuplexHandler {
     private var needsFlush = false
     private var flushScheduled = false
     /// The one timer that answers overdue requests, armed for the earliest deadline.
-    private var deadlineTimer: Scheduled<Void>?
-    private var deadlineTimerAt: NIODeadline = .distantFuture
+    private var deadlineTimer = DeadlineTimer()
     /// Set by shutdown: new requests get UNAVAILABLE; the connection closes once idle.
     private var draining = false
     /// The client closed its side, or the stream broke: answer what was received, then close.
     private var inputEnded = false
+    /// Why the connection ends, told to the peer (an envelope with id 0) after the last answer.
+    private var connectionError: RPCError?
     private var closing = false
+    /// Time reading was held back, which the frame arrival deadline does not count.
+    private let pauses: ReadPauses
     private var registered = false
 
-    init(environment: Environment) {
+    init(environment: Environment, pauses: ReadPauses) {
         self.environment = environment
+        self.pauses = pauses
         self.logger = environment.logger
     }
 
@@ -110,8 +114,7 @@ final class RPCServerHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         cancelAll()
-        deadlineTimer?.cancel()
-        deadlineTimer = nil
+        deadlineTimer.cancel()
         backlog.removeAll()
         if registered {
             registered = false
@@ -141,20 +144,16 @@ final class RPCServerHandler: ChannelDuplexHandler {
             sendConnectionError(frameError.rpcError, context: context)
             return
         }
+        if inputEnded { return }  // already ending; reading has stopped
         logger.debug("connection failed: \(error)")
         context.close(promise: nil)
     }
 
-    /// Tells the peer why the connection ends (an envelope with id 0), answers what is already
-    /// running, then closes.
+    /// Stops reading, answers every request already received (running or waiting), then tells
+    /// the peer why the connection ends (an envelope with id 0) and closes.
     private func sendConnectionError(_ error: RPCError, context: ChannelHandlerContext) {
-        var envelope = Kb_Rpc_V1_Envelope()
-        envelope.status = error.status
+        if connectionError == nil { connectionError = error }
         inputEnded = true
-        backlog.removeAll()
-        if let frame = try? Frame.encode(envelope, allocator: context.channel.allocator) {
-            context.write(wrapOutboundOut(frame), promise: nil)
-        }
         closeIfDone(context: context)
     }
 
@@ -162,6 +161,13 @@ final class RPCServerHandler: ChannelDuplexHandler {
     private func closeIfDone(context: ChannelHandlerContext) {
         guard (draining || inputEnded), running == 0, backlog.isEmpty, !closing else { return }
         closing = true
+        if let connectionError {
+            var envelope = Kb_Rpc_V1_Envelope()
+            envelope.status = connectionError.status
+            if let frame = try? Frame.encode(envelope, allocator: context.channel.allocator) {
+                context.write(wrapOutboundOut(frame), promise: nil)
+            }
+        }
         // Written in order: the empty write completes after every response before it.
         let done = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: done)
@@ -212,7 +218,9 @@ final class RPCServerHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
+        if inputEnded { return }  // the stream is over (EOF or a broken frame): never read again
         if running >= environment.configuration.maxConcurrentRequestsPerConnection || !backlog.isEmpty {
+            if !readHeldBack { pauses.pause(at: .now()) }
             readHeldBack = true
         } else {
             context.read()
@@ -227,7 +235,8 @@ final class RPCServerHandler: ChannelDuplexHandler {
         }
         if readHeldBack && running < limit && backlog.isEmpty {
             readHeldBack = false
-            context.read()
+            pauses.resume(at: .now())
+            if !inputEnded { context.read() }
         }
         closeIfDone(context: context)
     }
@@ -306,9 +315,7 @@ final class RPCServerHandler: ChannelDuplexHandler {
         nextKey &+= 1
         running += 1
         pending[nextKey] = request
-        if deadlineTimer == nil || request.deadline < deadlineTimerAt {
-            armDeadlineTimer(at: request.deadline, context: context)
-        }
+        coverDeadline(request.deadline, context: context)
         return nextKey
     }
 
@@ -326,7 +333,7 @@ final class RPCServerHandler: ChannelDuplexHandler {
     private func answer(id: UInt64, label: String, started: NIODeadline, _ result: Result<[UInt8], any Error>, context: ChannelHandlerContext) {
         var response = Kb_Rpc_V1_Envelope()
         response.id = id
-        let code: RPCError.Code
+        var code: RPCError.Code
         switch result {
         case .success(let bytes):
             response.payload = Data(bytes)
@@ -336,12 +343,25 @@ final class RPCServerHandler: ChannelDuplexHandler {
             response.status = failure.status
             code = failure.code
         }
+        var frame = try? Frame.encode(response, allocator: context.channel.allocator)
+        let limit = environment.configuration.maxFrameLength
+        if frame == nil || frame!.readableBytes - Frame.headerLength > limit {
+            // An answer the client could not read (or that does not encode) is refused whole,
+            // with the request's id, rather than dropped or sent to break the connection.
+            let size = frame.map { "\($0.readableBytes - Frame.headerLength) bytes" } ?? "an answer that does not encode"
+            logger.warning("answer over the frame limit", metadata: ["method": .string(label), "size": "\(size)"])
+            var refusal = Kb_Rpc_V1_Envelope()
+            refusal.id = id
+            refusal.status = RPCError(.resourceExhausted, "the answer (\(size)) exceeds the frame limit of \(limit) bytes: ask for less (a smaller limit or page)").status
+            frame = try? Frame.encode(refusal, allocator: context.channel.allocator)
+            code = .resourceExhausted
+        }
         environment.metrics.record(method: label, code: code, nanoseconds: (NIODeadline.now() - started).nanoseconds)
-        write(response, context: context)
+        guard let frame else { return }
+        write(frame, context: context)
     }
 
-    private func write(_ envelope: Kb_Rpc_V1_Envelope, context: ChannelHandlerContext) {
-        guard let frame = try? Frame.encode(envelope, allocator: context.channel.allocator) else { return }
+    private func write(_ frame: ByteBuffer, context: ChannelHandlerContext) {
         context.write(wrapOutboundOut(frame), promise: nil)
         if inReadBurst {
             needsFlush = true
@@ -373,33 +393,25 @@ final class RPCServerHandler: ChannelDuplexHandler {
 
     // MARK: Deadlines
 
-    private func armDeadlineTimer(at deadline: NIODeadline, context: ChannelHandlerContext) {
-        deadlineTimer?.cancel()
-        deadlineTimerAt = deadline
-        deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
-            self.expireDeadlines(context: context)
-        }
+    private func coverDeadline(_ deadline: NIODeadline, context: ChannelHandlerContext) {
+        deadlineTimer.cover(deadline, on: context.eventLoop) { self.expireDeadlines(context: context) }
     }
 
     /// Answers `DEADLINE_EXCEEDED` for every request past its deadline and cancels its work;
-    /// re-arms the timer for the next deadline.
+    /// covers the next deadline.
     private func expireDeadlines(context: ChannelHandlerContext) {
-        deadlineTimer = nil
+        deadlineTimer.fired()
         let now = NIODeadline.now()
-        var next: NIODeadline?
-        for (key, request) in pending {
-            guard request.deadline <= now else {
-                next = min(next ?? request.deadline, request.deadline)
-                continue
-            }
-            pending.removeValue(forKey: key)
+        let (overdue, next) = DeadlineTimer.overdue(pending, at: now) { $0.deadline }
+        for key in overdue {
+            guard let request = pending.removeValue(forKey: key) else { continue }
             request.cancellation.cancel()
             request.task?.cancel()
             let late = now - request.started
             answer(id: request.id, label: request.label, started: request.started,
                    .failure(RPCError(.deadlineExceeded, "deadline exceeded after \(late.nanoseconds / 1_000_000) ms")), context: context)
         }
-        if let next { armDeadlineTimer(at: next, context: context) }
+        if let next { coverDeadline(next, context: context) }
     }
 
     // MARK: Admission
@@ -430,4 +442,33 @@ final class RPCServerHandler: ChannelDuplexHandler {
 extension Duration {
     /// The duration as NIO's `TimeAmount`, clamped so it cannot overflow.
     var timeAmount: TimeAmount { .nanoseconds(RPCClient.nanoseconds(self)) }
+}
+
+/// How long reading was held back on one connection (backpressure), so the frame arrival
+/// deadline does not count time the server itself refused to read. Confined to the
+/// connection's event loop, shared by its `FrameDecoder` and `RPCServerHandler`.
+public final class ReadPauses {
+    private var total: TimeAmount = .zero
+    private var since: NIODeadline?
+
+    /// No pause yet.
+    public init() {}
+
+    /// Reading stops at `now`.
+    func pause(at now: NIODeadline) {
+        if since == nil { since = now }
+    }
+
+    /// Reading resumes at `now`.
+    func resume(at now: NIODeadline) {
+        if let since {
+            total = total + (now - since)
+            self.since = nil
+        }
+    }
+
+    /// The time reading has been held back in all, up to `now`.
+    func paused(upTo now: NIODeadline) -> TimeAmount {
+        total + (since.map { now - $0 } ?? .zero)
+    }
 }
