@@ -242,7 +242,8 @@ struct Measurements {
 var logger = Logger(label: "rpc-benchmark")
 logger.logLevel = .warning
 var router = RPCRouter()
-router.register(echoMethod) { request, _ in request }
+// Answered on the event loop: the placement of a cheap handler (as budget Admit/GetStatus).
+router.register(echoMethod, on: .eventLoop) { request, _ in request }
 var serverConfiguration = RPCServer.Configuration()
 serverConfiguration.port = 0
 let rpcServer = RPCServer(configuration: serverConfiguration, router: router, logger: logger)
