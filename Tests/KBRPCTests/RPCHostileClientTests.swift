@@ -35,6 +35,37 @@ struct RPCHostileClientTests {
         }
     }
 
+    @Test("time the server itself held reading back (backpressure) does not count against the frame arrival deadline")
+    func backpressureIsNotSlowness() async throws {
+        try await withServer(configure: { $0.maxConcurrentRequestsPerConnection = 1; $0.frameArrivalTimeout = .seconds(1) }) { _, port in
+            let raw = try RawConnection(port: port, receiveTimeout: 10)
+            var slow = Kb_Rpc_V1_Envelope()
+            slow.id = 1
+            slow.method = sleepMethod.name
+            slow.payload = try Kb_Health_V1_HealthCheckRequest.with { $0.service = "2500" }.serializedData()
+            let first: [UInt8] = try slow.serializedBytes()
+            let second: [UInt8] = try healthRequestEnvelope(id: 2).serializedBytes()
+            let secondFrame = RawConnection.lengthPrefix(UInt32(second.count)) + second
+            // The slow request and half of the next frame in one write: the server starts the
+            // slow one (its only slot), holds the half frame, and stops reading for 2.5 s.
+            raw.send(RawConnection.lengthPrefix(UInt32(first.count)) + first + Array(secondFrame.prefix(6)))
+            // Two more bytes while reading is held: read together when the slot frees, they
+            // leave the frame still unfinished, so the deadline is checked then.
+            try await Task.sleep(for: .milliseconds(100))
+            raw.send(Array(secondFrame[6..<8]))
+            // The rest soon after the slow request ends (2.5 s): within 1 s of reading again,
+            // though 2.6 s after the frame's first byte.
+            try await Task.sleep(for: .milliseconds(2500))
+            raw.send(Array(secondFrame.dropFirst(8)))
+            var answered: [UInt64: Kb_Rpc_V1_Code] = [:]
+            for _ in 0..<2 {
+                let reply = try #require(try await offPool { try raw.readEnvelope() })
+                answered[reply.id] = reply.status.code
+            }
+            #expect(answered == [1: .ok, 2: .ok])
+        }
+    }
+
     @Test("one client address cannot take every connection: past its share it is refused, other addresses are served")
     func perAddressLimit() async throws {
         try await withServer(configure: { $0.maxConnectionsPerAddress = 3 }) { server, port in
