@@ -43,6 +43,7 @@ let package = Package(
         .target(
             name: "KBRPC",
             dependencies: [
+                "KBTime",
                 "KBProto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import KBTime
 import NIOCore
 
 /// One timer for the many deadlines of one connection, armed for the earliest of them, so a
@@ -36,4 +37,10 @@ struct DeadlineTimer {
         }
         return (keys, next)
     }
+}
+
+extension Duration {
+    /// The duration as NIO's `TimeAmount`, negative ones as zero (an absurdly long one saturates
+    /// instead of trapping).
+    var timeAmount: TimeAmount { .nanoseconds(max(0, inNanoseconds)) }
 }

@@ -1,5 +1,5 @@
 /// A `Duration` in the units metrics, logs and wire fields use: the one place those
-/// conversions are written (the RPC kit keeps its own clamped conversion for NIO's `TimeAmount`).
+/// conversions are written (the RPC kit builds NIO's `TimeAmount` on `inNanoseconds`).
 extension Duration {
     /// Whole nanoseconds (truncated; saturates at `Int64.max` for durations past ~292 years).
     public var inNanoseconds: Int64 {

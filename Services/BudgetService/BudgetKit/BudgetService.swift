@@ -6,8 +6,6 @@ import KBRuntime
 import KBSQLite
 import Logging
 import Metrics
-import NIOCore
-import NIOPosix
 import ServiceLifecycle
 
 /// The budget service as a running thing: owns the ledger (reopening the database when it could

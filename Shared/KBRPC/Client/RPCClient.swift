@@ -92,7 +92,7 @@ public final class RPCClient: Sendable {
         envelope.id = id
         envelope.method = method
         envelope.payload = payload
-        envelope.deadlineMs = UInt64(max(1, Self.milliseconds(timeout)))
+        envelope.deadlineMs = UInt64(max(1, timeout.timeAmount.nanoseconds / 1_000_000))
         envelope.metadata = options.metadata
         if let token = configuration.authToken { envelope.metadata["authorization"] = "Bearer \(token)" }
 
@@ -104,7 +104,7 @@ public final class RPCClient: Sendable {
         }
         let remaining = deadline - ContinuousClock.now
         let promise = channel.eventLoop.makePromise(of: Kb_Rpc_V1_Envelope.self)
-        let call = OutboundCall(id: id, frame: frame, promise: promise, timeout: .nanoseconds(max(1, Self.nanoseconds(remaining))))
+        let call = OutboundCall(id: id, frame: frame, promise: promise, timeout: .nanoseconds(max(1, remaining.timeAmount.nanoseconds)))
         // A write that cannot reach the connection's handler (it closed meanwhile) fails the call
         // at once instead of leaving it waiting on a promise nobody holds.
         let written = channel.eventLoop.makePromise(of: Void.self)
@@ -126,21 +126,6 @@ public final class RPCClient: Sendable {
     /// Closes every connection; later calls reconnect.
     public func close() async {
         for slot in slots { await slot.close() }
-    }
-
-    /// The duration in nanoseconds, clamped to 0...Int64.max (a caller's absurdly long timeout
-    /// must not trap on overflow).
-    static func nanoseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        guard seconds >= 0 else { return 0 }
-        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow { return .max }
-        let (total, overflowAgain) = whole.addingReportingOverflow(attoseconds / 1_000_000_000)
-        return overflowAgain ? .max : total
-    }
-
-    static func milliseconds(_ duration: Duration) -> Int64 {
-        nanoseconds(duration) / 1_000_000
     }
 }
 
@@ -207,7 +192,7 @@ final class ConnectionSlot: Sendable {
         let configuration = configuration
         let future = ClientBootstrap(group: eventLoop)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .connectTimeout(.nanoseconds(RPCClient.nanoseconds(configuration.connectTimeout)))
+            .connectTimeout(configuration.connectTimeout.timeAmount)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations

@@ -382,8 +382,7 @@ final class RPCServerHandler: ChannelDuplexHandler {
             return error
         case is CancellationError:
             return RPCError(.cancelled, "request cancelled")
-        case let error as NIOThreadPoolError.ThreadPoolInactive:
-            _ = error
+        case is NIOThreadPoolError.ThreadPoolInactive:
             return RPCError(.unavailable, "server is shutting down")
         default:
             logger.error("handler failed", metadata: ["method": .string(label), "error": "\(error)"])
@@ -437,11 +436,6 @@ final class RPCServerHandler: ChannelDuplexHandler {
         }
         return nil
     }
-}
-
-extension Duration {
-    /// The duration as NIO's `TimeAmount`, clamped so it cannot overflow.
-    var timeAmount: TimeAmount { .nanoseconds(RPCClient.nanoseconds(self)) }
 }
 
 /// How long reading was held back on one connection (backpressure), so the frame arrival
