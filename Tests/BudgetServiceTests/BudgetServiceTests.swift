@@ -255,6 +255,46 @@ struct BudgetServiceTests {
         await client.close()
     }
 
+    @Test("reservations are bounded: a TTL over one hour is refused, and one caller cannot hold more than its share of open reservations")
+    func reservationBounds() async throws {
+        let budget = try await BudgetServiceUnderTest.start(environment: ["KB_BUDGET_MONTHLY_LIMIT_USD": "8.33", "KB_BUDGET_MAX_OPEN_RESERVATIONS_PER_CALLER": "40"])
+        defer { Task { await budget.service.stop() } }
+        let client = budget.client()
+        func admit(_ id: String, ttlMs: Int64 = 0) async throws -> Kb_Budget_V1_AdmitResponse {
+            try await client.call(BudgetMethods.admit, .with {
+                $0.provider = "openai"; $0.model = "gpt-4o-mini"; $0.estimatedCostUsd = 0.001; $0.requestID = id; $0.reservationTtlMs = ttlMs
+            })
+        }
+        // The hostile case of the hardening issue: a reservation for 10^12 ms.
+        do {
+            _ = try await admit("forever", ttlMs: 1_000_000_000_000)
+            Issue.record("a 10^12 ms reservation was accepted")
+        } catch let error as RPCError {
+            #expect(error.code == .invalidArgument)
+            #expect(error.field == "reservation_ttl_ms")
+            #expect(error.message.contains("3600000"))
+        }
+        #expect(try await admit("an-hour", ttlMs: 3_600_000).decision == .allow)
+        for index in 1..<40 {
+            #expect(try await admit("call-\(index)", ttlMs: 3_600_000).decision == .allow)
+        }
+        // The 41st open reservation of this client is refused; nothing more is reserved.
+        do {
+            _ = try await admit("one-too-many")
+            Issue.record("a 41st open reservation was accepted")
+        } catch let error as RPCError {
+            #expect(error.code == .resourceExhausted)
+            #expect(error.message.contains("40 open reservations"))
+        }
+        let status = try await client.call(BudgetMethods.getStatus, .init())
+        #expect(abs(status.reservedUsd - 0.04) < 1e-9)
+        // Re-admitting a request id replaces its reservation (not a new one); recording one frees a slot.
+        #expect(try await admit("call-1").decision == .allow)
+        _ = try await client.call(BudgetMethods.recordCost, .with { $0.event = event("call-2", usd: 0.001) })
+        #expect(try await admit("after-record").decision == .allow)
+        await client.close()
+    }
+
     @Test("the monthly reset runbook: POST /internal/budget/reset archives last month once")
     func monthlyReset() async throws {
         let budget = try await BudgetServiceUnderTest.start()

@@ -23,8 +23,12 @@ public struct BudgetConfiguration: ServiceOwnConfiguration {
             }
         }
         public static let reservationTTLSeconds = ConfigKey.integer(
-            "KB_BUDGET_RESERVATION_TTL_SECONDS", default: Int(defaults.reservationTTL.components.seconds), range: 1...86_400,
-            meaning: "how long an admission reservation holds when the caller names no time"
+            "KB_BUDGET_RESERVATION_TTL_SECONDS", default: Int(defaults.reservationTTL.components.seconds), range: 1...Int(defaults.maximumReservationTTL.components.seconds),
+            meaning: "how long an admission reservation holds when the caller names no time (a caller may ask for up to one hour; longer is refused)"
+        )
+        public static let maximumOpenReservationsPerCaller = ConfigKey.integer(
+            "KB_BUDGET_MAX_OPEN_RESERVATIONS_PER_CALLER", default: defaults.maximumOpenReservationsPerCaller, range: 1...1_000_000,
+            meaning: "how many unexpired admission reservations one client address may hold; past it `Admit` answers `RESOURCE_EXHAUSTED`"
         )
         public static let busyTimeoutMilliseconds = ConfigKey.integer(
             "KB_BUDGET_BUSY_TIMEOUT_MS", default: Int(defaults.busyTimeout.components.seconds * 1000 + defaults.busyTimeout.components.attoseconds / 1_000_000_000_000_000), range: 0...600_000,
@@ -37,6 +41,7 @@ public struct BudgetConfiguration: ServiceOwnConfiguration {
         Keys.monthlyLimitUSD.documentation,
         Keys.pricesFile.documentation,
         Keys.reservationTTLSeconds.documentation,
+        Keys.maximumOpenReservationsPerCaller.documentation,
         Keys.busyTimeoutMilliseconds.documentation,
     ]
 
@@ -52,6 +57,7 @@ public struct BudgetConfiguration: ServiceOwnConfiguration {
         options.defaultLimitUSD = try source.value(of: Keys.monthlyLimitUSD)
         if let prices = try source.value(of: Keys.pricesFile) { options.prices = prices }
         options.reservationTTL = .seconds(try source.value(of: Keys.reservationTTLSeconds))
+        options.maximumOpenReservationsPerCaller = try source.value(of: Keys.maximumOpenReservationsPerCaller)
         options.busyTimeout = .milliseconds(try source.value(of: Keys.busyTimeoutMilliseconds))
         self.options = options
     }

@@ -19,8 +19,12 @@ public final class BudgetLedger: @unchecked Sendable {
         public var defaultLimitUSD: Double = 8.33
         /// How long an admission reservation holds when the caller names no time.
         public var reservationTTL: Duration = .seconds(300)
-        /// The longest reservation a caller may ask for.
+        /// The longest reservation a caller may ask for (a longer one is refused).
         public var maximumReservationTTL: Duration = .seconds(3600)
+        /// How many unexpired reservations one caller (one client address) may hold at once; an
+        /// admission past it is refused with `RESOURCE_EXHAUSTED` until some are settled,
+        /// released or expired — so no caller can hold the month's budget with reservations.
+        public var maximumOpenReservationsPerCaller = 1_000
         /// How long a write waits for another process's lock.
         public var busyTimeout: Duration = .seconds(5)
         /// The price table.
@@ -44,6 +48,8 @@ public final class BudgetLedger: @unchecked Sendable {
     struct Reservation {
         var id: String
         var requestId: String
+        /// Who holds it (the client's address), for the per-caller bound.
+        var caller: String
         var nanos: Int64
         var expiresAtMs: Int64
     }
@@ -58,6 +64,8 @@ public final class BudgetLedger: @unchecked Sendable {
         var reservations: [String: Reservation] = [:]
         var reservationByRequest: [String: String] = [:]
         var reservedNanos: Int64 = 0
+        /// Unexpired reservations per caller.
+        var openByCaller: [String: Int] = [:]
         /// Reservations by expiry, earliest first (entries of settled ones are skipped when popped).
         var expiries = ExpiryHeap()
 
@@ -70,6 +78,11 @@ public final class BudgetLedger: @unchecked Sendable {
         mutating func removeReservation(_ id: String) -> Bool {
             guard let reservation = reservations.removeValue(forKey: id) else { return false }
             reservedNanos -= reservation.nanos
+            if let open = openByCaller[reservation.caller], open > 1 {
+                openByCaller[reservation.caller] = open - 1
+            } else {
+                openByCaller.removeValue(forKey: reservation.caller)
+            }
             if !reservation.requestId.isEmpty, reservationByRequest[reservation.requestId] == id {
                 reservationByRequest.removeValue(forKey: reservation.requestId)
             }
@@ -272,7 +285,10 @@ public final class BudgetLedger: @unchecked Sendable {
     /// limit; 80% answers prefer-local. An allowed estimate is held as a reservation until a cost
     /// with the same request id is recorded, the reservation is released, or it expires — so
     /// concurrent callers can never together be admitted past the limit.
-    public func admit(_ request: Kb_Budget_V1_AdmitRequest) throws -> Kb_Budget_V1_AdmitResponse {
+    ///
+    /// `caller` identifies who asks (the service passes the client's address): one caller holds
+    /// at most `maximumOpenReservationsPerCaller` reservations at a time.
+    public func admit(_ request: Kb_Budget_V1_AdmitRequest, caller: String = "local") throws -> Kb_Budget_V1_AdmitResponse {
         let provider = try Self.text(request.provider, field: "provider", required: true, maximum: 100).lowercased()
         _ = try Self.text(request.model, field: "model", required: false, maximum: 200)
         let requestId = try Self.text(request.requestID, field: "request_id", required: false, maximum: 200)
@@ -284,7 +300,13 @@ public final class BudgetLedger: @unchecked Sendable {
             throw RPCError.invalidArgument(field: "reservation_ttl_ms", reason: .outOfRange, "must not be negative (found \(request.reservationTtlMs))")
         }
         let maximumTTL = options.maximumReservationTTL.inMilliseconds
-        let ttl = request.reservationTtlMs == 0 ? options.reservationTTL.inMilliseconds : min(request.reservationTtlMs, maximumTTL)
+        guard request.reservationTtlMs <= maximumTTL else {
+            throw RPCError.invalidArgument(
+                field: "reservation_ttl_ms", reason: .outOfRange,
+                "must be at most \(maximumTTL) ms (\(maximumTTL / 60_000) minutes) (found \(request.reservationTtlMs)): a reservation holds budget only while its call runs"
+            )
+        }
+        let ttl = request.reservationTtlMs == 0 ? min(options.reservationTTL.inMilliseconds, maximumTTL) : request.reservationTtlMs
         let estimate = Nanos.from(usd: estimateUSD)
         let now = options.clock()
 
@@ -301,6 +323,13 @@ public final class BudgetLedger: @unchecked Sendable {
         // A new admission for the same request id replaces the old one.
         if !requestId.isEmpty, let previous = state.reservationByRequest[requestId] {
             _ = state.removeReservation(previous)
+        }
+        let open = state.openByCaller[caller] ?? 0
+        guard open < options.maximumOpenReservationsPerCaller else {
+            throw RPCError(
+                .resourceExhausted,
+                "caller \(caller) already holds \(open) open reservations (at most \(options.maximumOpenReservationsPerCaller), KB_BUDGET_MAX_OPEN_RESERVATIONS_PER_CALLER): record the costs of finished calls or release the reservations of calls not made"
+            )
         }
         let period = BudgetCalendar.Period(containing: now)
         let spend = state.spend(of: period)
@@ -327,8 +356,9 @@ public final class BudgetLedger: @unchecked Sendable {
                 ? "prefer a local provider from 80% (\(used), \(figures)); a paid call is admitted"
                 : "within budget (\(used), \(figures))"
             let id = UUID().uuidString.lowercased()
-            let reservation = Reservation(id: id, requestId: requestId, nanos: estimate, expiresAtMs: now + ttl)
+            let reservation = Reservation(id: id, requestId: requestId, caller: caller, nanos: estimate, expiresAtMs: now + ttl)
             state.reservations[id] = reservation
+            state.openByCaller[caller, default: 0] += 1
             state.expiries.insert((reservation.expiresAtMs, id))
             state.reservedNanos += estimate
             if !requestId.isEmpty { state.reservationByRequest[requestId] = id }

@@ -110,6 +110,16 @@ public final class BudgetService: Service, @unchecked Sendable {
 
     // MARK: RPC
 
+    /// Who holds a reservation: the client's IP address without its port (`[IPv4]h/1.2.3.4:5` →
+    /// `1.2.3.4`), so one client's connections share one bound.
+    static func caller(of context: RPCContext) -> String {
+        var address = Substring(context.peer)
+        if let bracket = address.firstIndex(of: "]"), address.hasPrefix("[") { address = address[address.index(after: bracket)...] }
+        if let slash = address.lastIndex(of: "/") { address = address[address.index(after: slash)...] }
+        if let colon = address.lastIndex(of: ":") { address = address[..<colon] }
+        return address.isEmpty ? context.peer : String(address)
+    }
+
     /// Registers every method of `kb.budget.v1.Budget`. Writes wait for the group commit; reads
     /// that scan SQLite (reports, listings, backup, verify) run on the server's blocking pool;
     /// status, admission, releases and prices are in-memory reads answered on the event loop.
@@ -119,7 +129,7 @@ public final class BudgetService: Service, @unchecked Sendable {
         router.register(BudgetMethods.recordCosts) { request, _ in try await self.current().recordCosts(request) }
         router.register(BudgetMethods.listEvents, on: .threadPool) { request, _ in try self.current().listEvents(request) }
         router.register(BudgetMethods.getStatus, on: .eventLoop) { _, _ in try self.current().status() }
-        router.register(BudgetMethods.admit, on: .eventLoop) { request, _ in try self.current().admit(request) }
+        router.register(BudgetMethods.admit, on: .eventLoop) { request, context in try self.current().admit(request, caller: Self.caller(of: context)) }
         router.register(BudgetMethods.releaseReservation, on: .eventLoop) { request, _ in try self.current().release(request) }
         router.register(BudgetMethods.getReport, on: .threadPool) { request, _ in try self.current().report(request) }
         router.register(BudgetMethods.resetPeriod) { _, context in
