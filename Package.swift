@@ -76,6 +76,20 @@ let package = Package(
             path: "Shared/KBRuntime"
         ),
 
+        /// libcurl's C API with typed wrappers of its variadic calls (Debian's libcurl4-openssl-dev).
+        .target(
+            name: "CCurl",
+            path: "Shared/CCurl",
+            linkerSettings: [.linkedLibrary("curl")]
+        ),
+        /// The one HTTP client: an async wrapper of libcurl's multi interface (keep-alive reuse,
+        /// HTTP/2, time limits, streaming bodies with SSE and NDJSON parsing, cancellation).
+        .target(
+            name: "KBHTTPClient",
+            dependencies: ["CCurl"],
+            path: "Shared/KBHTTPClient"
+        ),
+
         /// LevelDB's C API (Debian's libleveldb-dev).
         .systemLibrary(name: "CLevelDB", path: "Shared/CLevelDB"),
         /// The one Swift wrapper of LevelDB: open, get, atomic synced batches, prefix scans, snapshots.
@@ -327,6 +341,16 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             path: "Tests/KBRPCTests"
+        ),
+        .testTarget(
+            name: "KBHTTPClientTests",
+            dependencies: [
+                "KBHTTPClient",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/KBHTTPClientTests"
         ),
         .testTarget(
             name: "KBLevelDBTests",
