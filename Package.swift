@@ -144,6 +144,14 @@ let package = Package(
             path: "Services/GraphStore/graph-store"
         ),
 
+        /// The inference gateway's logic (in progress, issue 13): provider wire formats over the
+        /// HTTP client, error classification, circuit breakers.
+        .target(
+            name: "InferenceKit",
+            dependencies: ["KBHTTPClient"],
+            path: "Services/InferenceGateway/InferenceKit"
+        ),
+
         /// The budget service's logic: price table, ledger with group commit, admission with
         /// reservations, reports, period management, admin runbook endpoints.
         .target(
@@ -328,6 +336,11 @@ let package = Package(
         /// Helpers the test targets share: free ports, service processes, HTTP GETs.
         .target(
             name: "KBTestSupport",
+            dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             path: "Tests/Support"
         ),
         .testTarget(
@@ -345,12 +358,14 @@ let package = Package(
         .testTarget(
             name: "KBHTTPClientTests",
             dependencies: [
-                "KBHTTPClient",
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                "KBHTTPClient", "KBTestSupport",
             ],
             path: "Tests/KBHTTPClientTests"
+        ),
+        .testTarget(
+            name: "InferenceKitTests",
+            dependencies: ["InferenceKit", "KBHTTPClient", "KBTestSupport"],
+            path: "Tests/InferenceKitTests"
         ),
         .testTarget(
             name: "KBLevelDBTests",

@@ -1,5 +1,6 @@
 import Foundation
 import KBHTTPClient
+import KBTestSupport
 import Testing
 
 /// The libcurl client against a loopback server that answers, hangs, drips, resets and streams.

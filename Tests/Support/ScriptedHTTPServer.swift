@@ -8,23 +8,90 @@ import NIOPosix
 /// `/ok` (keep-alive), `/echo` (method, headers and body back), `/status/N` (that status, with
 /// `retry-after` on 429), `/hang` (never answers), `/drip` (a byte a second), `/reset` (ten bytes
 /// of a 1,000-byte body, then a TCP reset), `/big` (4 MiB), `/sse` and `/ndjson` (chunked streams
-/// held at a gate until the test opens it).
-final class ScriptedHTTPServer: @unchecked Sendable {
+/// held at a gate until the test opens it) — and any path can be given a canned answer
+/// (`answer(_:with:)`), which is how mock LLM providers speak their exact wire formats.
+public final class ScriptedHTTPServer: @unchecked Sendable {
     let group: MultiThreadedEventLoopGroup
     let channel: Channel
-    let stats = NIOLockedValueBox(Stats())
+    public let stats = NIOLockedValueBox(Stats())
     let gate: EventLoopPromise<Void>
 
-    struct Stats {
-        var accepted = 0
-        var closed = 0
-        var requests: [String] = []
+    /// What the server saw.
+    public struct Stats: Sendable {
+        public var accepted = 0
+        public var closed = 0
+        /// `METHOD /path` of each request, in order.
+        public var requests: [String] = []
+        /// Each request in full, in order.
+        public var received: [ReceivedRequest] = []
+        /// Canned answers by path (a path without one uses the scripted behaviours).
+        var canned: [String: [CannedAnswer]] = [:]
     }
 
-    var port: Int { channel.localAddress!.port! }
-    func url(_ path: String) -> String { "http://127.0.0.1:\(port)\(path)" }
+    /// A request as received.
+    public struct ReceivedRequest: Sendable {
+        public var method: String
+        /// The path with its query.
+        public var path: String
+        public var headers: [(String, String)]
+        public var body: [UInt8]
 
-    init() throws {
+        /// A header's value by case-insensitive name.
+        public func header(_ name: String) -> String? {
+            headers.first { $0.0.lowercased() == name.lowercased() }?.1
+        }
+    }
+
+    /// A canned answer: status, headers, the body in chunks (each written and flushed apart,
+    /// chunked transfer encoding when `chunked`), then how the connection ends.
+    public struct CannedAnswer: Sendable {
+        public enum Ending: Sendable {
+            /// The answer is complete.
+            case complete
+            /// After the chunks, nothing more: the connection stays silent.
+            case hang
+            /// After the chunks, a TCP reset.
+            case reset
+        }
+
+        public var status: Int
+        public var headers: [(String, String)]
+        public var chunks: [[UInt8]]
+        public var chunked: Bool
+        public var ending: Ending
+
+        public init(status: Int = 200, headers: [(String, String)] = [("Content-Type", "application/json")], body: String, ending: Ending = .complete) {
+            self.init(status: status, headers: headers, chunks: [Array(body.utf8)], chunked: false, ending: ending)
+        }
+
+        public init(status: Int = 200, headers: [(String, String)], chunks: [[UInt8]], chunked: Bool, ending: Ending = .complete) {
+            self.status = status
+            self.headers = headers
+            self.chunks = chunks
+            self.chunked = chunked
+            self.ending = ending
+        }
+
+        /// A streamed answer (`text/event-stream` or NDJSON), chunked, one write per string.
+        public static func stream(_ parts: [String], contentType: String = "text/event-stream", ending: Ending = .complete) -> CannedAnswer {
+            CannedAnswer(headers: [("Content-Type", contentType)], chunks: parts.map { Array($0.utf8) }, chunked: true, ending: ending)
+        }
+    }
+
+    public var port: Int { channel.localAddress!.port! }
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
+    public func url(_ path: String) -> String { "http://127.0.0.1:\(port)\(path)" }
+
+    /// Answers requests to `path` (without query) with `answers`, one per request in order; the
+    /// last one repeats.
+    public func answer(_ path: String, with answers: CannedAnswer...) {
+        stats.withLockedValue { $0.canned[path] = answers }
+    }
+
+    /// The requests received so far.
+    public var received: [ReceivedRequest] { stats.withLockedValue { $0.received } }
+
+    public init() throws {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         gate = group.next().makePromise()
         let stats = self.stats
@@ -40,16 +107,16 @@ final class ScriptedHTTPServer: @unchecked Sendable {
     }
 
     /// Lets the held-back parts of `/sse` and `/ndjson` go.
-    func openGate() { gate.succeed() }
+    public func openGate() { gate.succeed() }
 
-    func stop() {
+    public func stop() {
         gate.succeed()
         try? channel.close().wait()
         try? group.syncShutdownGracefully()
     }
 
     /// Waits (at most `seconds`) until `condition` holds for the server's counters.
-    func wait(seconds: Double = 10, until condition: (Stats) -> Bool) async -> Bool {
+    public func wait(seconds: Double = 10, until condition: (Stats) -> Bool) async -> Bool {
         let end = Date().addingTimeInterval(seconds)
         while Date() < end {
             if condition(stats.withLockedValue { $0 }) { return true }
@@ -76,8 +143,22 @@ private final class ScriptedHandler: ChannelInboundHandler, @unchecked Sendable 
         var buffer = unwrapInboundIn(data)
         received += buffer.readBytes(length: buffer.readableBytes) ?? []
         while let request = takeRequest() {
-            stats.withLockedValue { $0.requests.append("\(request.method) \(request.path)") }
-            answer(request, context: context)
+            let route = String(request.path.split(separator: "?", maxSplits: 1).first ?? "")
+            let canned: ScriptedHTTPServer.CannedAnswer? = stats.withLockedValue { stats in
+                stats.requests.append("\(request.method) \(request.path)")
+                stats.received.append(.init(method: request.method, path: request.path, headers: request.headers, body: request.body))
+                guard var answers = stats.canned[route], let first = answers.first else { return nil }
+                if answers.count > 1 {
+                    answers.removeFirst()
+                    stats.canned[route] = answers
+                }
+                return first
+            }
+            if let canned {
+                play(canned, context: context)
+            } else {
+                answer(request, context: context)
+            }
         }
     }
 
@@ -114,6 +195,31 @@ private final class ScriptedHandler: ChannelInboundHandler, @unchecked Sendable 
         var head = "HTTP/1.1 \(status) Scripted\r\nContent-Length: \(body.count)\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         write(context, Array((head + "\r\n").utf8) + body)
+    }
+
+    private func play(_ canned: ScriptedHTTPServer.CannedAnswer, context: ChannelHandlerContext) {
+        var head = "HTTP/1.1 \(canned.status) Canned\r\n"
+        if canned.chunked {
+            head += "Transfer-Encoding: chunked\r\n"
+        } else {
+            head += "Content-Length: \(canned.chunks.reduce(0) { $0 + $1.count } + (canned.ending == .complete ? 0 : 1000))\r\n"
+        }
+        for (name, value) in canned.headers { head += "\(name): \(value)\r\n" }
+        write(context, Array((head + "\r\n").utf8))
+        for part in canned.chunks where !part.isEmpty {
+            write(context, canned.chunked ? Array((String(part.count, radix: 16) + "\r\n").utf8) + part + Array("\r\n".utf8) : part)
+        }
+        let channel = context.channel
+        switch canned.ending {
+        case .complete:
+            if canned.chunked { write(context, Array("0\r\n\r\n".utf8)) }
+        case .hang:
+            break
+        case .reset:
+            context.eventLoop.scheduleTask(in: .milliseconds(50)) {
+                _ = (channel as! SocketOptionProvider).setSoLinger(linger(l_onoff: 1, l_linger: 0)).flatMap { channel.close() }
+            }
+        }
     }
 
     private func chunk(_ text: String) -> [UInt8] {

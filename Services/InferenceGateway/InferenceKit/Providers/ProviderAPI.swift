@@ -1,0 +1,328 @@
+import Foundation
+import KBHTTPClient
+
+/// The wire format a provider speaks.
+public enum ProviderAPI: String, Sendable, Codable, CaseIterable {
+    /// `POST {base}/chat/completions` (OpenAI, Groq, OpenRouter, llama.cpp, vLLM, LM Studio).
+    case openAI = "openai"
+    /// `POST {base}/v1/messages` (Anthropic Messages).
+    case anthropic
+    /// `POST {base}/v1beta/models/{model}:generateContent` / `:streamGenerateContent?alt=sse`.
+    case gemini
+    /// `POST {base}/api/chat` (NDJSON when streaming), `/api/embed`.
+    case ollama
+}
+
+/// Where and how to call one provider.
+public struct ProviderEndpoint: Sendable {
+    public var api: ProviderAPI
+    /// e.g. `https://api.openai.com/v1`, `https://api.anthropic.com`, `http://127.0.0.1:11434`.
+    public var baseURL: String
+    /// nil for servers that need none (local ones).
+    public var apiKey: String?
+    public var timeouts: HTTPTimeouts
+
+    public init(api: ProviderAPI, baseURL: String, apiKey: String?, timeouts: HTTPTimeouts = HTTPTimeouts()) {
+        self.api = api
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.apiKey = apiKey
+        self.timeouts = timeouts
+    }
+}
+
+/// A provider's wire format: the request it takes and the answers and streams it gives.
+/// Pure functions over bytes, so each format is tested on the exact bytes providers send.
+public struct ProviderCodec: Sendable {
+    public let endpoint: ProviderEndpoint
+
+    public init(endpoint: ProviderEndpoint) { self.endpoint = endpoint }
+
+    // MARK: Requests
+
+    /// The HTTP request for a chat completion.
+    public func request(_ chat: ChatRequest, stream: Bool) throws -> HTTPRequest {
+        var headers: [(name: String, value: String)] = [("Content-Type", "application/json")]
+        var body: [String: Any] = [:]
+        let url: String
+        switch endpoint.api {
+        case .openAI:
+            url = endpoint.baseURL + "/chat/completions"
+            if let key = endpoint.apiKey { headers.append(("Authorization", "Bearer \(key)")) }
+            body["model"] = chat.model
+            body["messages"] = chat.messages.map { ["role": $0.role, "content": $0.content] }
+            if let maxTokens = chat.maxTokens { body["max_tokens"] = maxTokens }
+            if let temperature = chat.temperature { body["temperature"] = temperature }
+            if stream {
+                body["stream"] = true
+                body["stream_options"] = ["include_usage": true]
+            }
+        case .anthropic:
+            url = endpoint.baseURL + "/v1/messages"
+            if let key = endpoint.apiKey { headers.append(("x-api-key", key)) }
+            headers.append(("anthropic-version", "2023-06-01"))
+            body["model"] = chat.model
+            body["max_tokens"] = chat.maxTokens ?? 1024
+            let system = chat.messages.filter { $0.role == "system" }.map(\.content)
+            if !system.isEmpty { body["system"] = system.joined(separator: "\n\n") }
+            body["messages"] = chat.messages.filter { $0.role != "system" }.map { ["role": $0.role, "content": $0.content] }
+            if let temperature = chat.temperature { body["temperature"] = temperature }
+            if stream { body["stream"] = true }
+        case .gemini:
+            let model = chat.model.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? chat.model
+            url = endpoint.baseURL + "/v1beta/models/\(model)" + (stream ? ":streamGenerateContent?alt=sse" : ":generateContent")
+            if let key = endpoint.apiKey { headers.append(("x-goog-api-key", key)) }
+            body["contents"] = chat.messages.filter { $0.role != "system" }.map {
+                ["role": $0.role == "assistant" ? "model" : "user", "parts": [["text": $0.content]]]
+            }
+            let system = chat.messages.filter { $0.role == "system" }.map(\.content)
+            if !system.isEmpty { body["systemInstruction"] = ["parts": [["text": system.joined(separator: "\n\n")]]] }
+            var generation: [String: Any] = [:]
+            if let maxTokens = chat.maxTokens { generation["maxOutputTokens"] = maxTokens }
+            if let temperature = chat.temperature { generation["temperature"] = temperature }
+            if !generation.isEmpty { body["generationConfig"] = generation }
+        case .ollama:
+            url = endpoint.baseURL + "/api/chat"
+            if let key = endpoint.apiKey { headers.append(("Authorization", "Bearer \(key)")) }
+            body["model"] = chat.model
+            body["messages"] = chat.messages.map { ["role": $0.role, "content": $0.content] }
+            body["stream"] = stream
+            var options: [String: Any] = [:]
+            if let maxTokens = chat.maxTokens { options["num_predict"] = maxTokens }
+            if let temperature = chat.temperature { options["temperature"] = temperature }
+            if !options.isEmpty { body["options"] = options }
+        }
+        let data = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
+        return HTTPRequest(method: "POST", url: url, headers: headers, body: [UInt8](data), timeouts: endpoint.timeouts)
+    }
+
+    // MARK: Whole answers
+
+    /// A successful (2xx) non-streamed answer.
+    public func result(_ body: [UInt8]) throws -> ChatResult {
+        let object = try Self.object(body)
+        switch endpoint.api {
+        case .openAI:
+            guard let choice = (object["choices"] as? [[String: Any]])?.first, let message = choice["message"] as? [String: Any] else {
+                throw Self.malformed("no choices[0].message")
+            }
+            let usage = (object["usage"] as? [String: Any]).map { TokenUsage(inputTokens: Self.int($0["prompt_tokens"]), outputTokens: Self.int($0["completion_tokens"])) }
+            return ChatResult(content: message["content"] as? String ?? "", finishReason: choice["finish_reason"] as? String ?? "stop", usage: usage, model: object["model"] as? String ?? "")
+        case .anthropic:
+            guard let content = object["content"] as? [[String: Any]] else { throw Self.malformed("no content") }
+            let text = content.filter { $0["type"] as? String == "text" }.compactMap { $0["text"] as? String }.joined()
+            let usage = (object["usage"] as? [String: Any]).map { TokenUsage(inputTokens: Self.int($0["input_tokens"]), outputTokens: Self.int($0["output_tokens"])) }
+            return ChatResult(content: text, finishReason: Self.anthropicFinish(object["stop_reason"] as? String), usage: usage, model: object["model"] as? String ?? "")
+        case .gemini:
+            let (text, finish) = try Self.geminiCandidate(object)
+            guard let finish else { throw Self.malformed("no candidates[0].finishReason") }
+            return ChatResult(content: text, finishReason: finish, usage: Self.geminiUsage(object), model: object["modelVersion"] as? String ?? "")
+        case .ollama:
+            guard let message = object["message"] as? [String: Any] else { throw Self.malformed("no message") }
+            return ChatResult(
+                content: message["content"] as? String ?? "", finishReason: Self.ollamaFinish(object["done_reason"] as? String),
+                usage: Self.ollamaUsage(object), model: object["model"] as? String ?? ""
+            )
+        }
+    }
+
+    // MARK: Streams
+
+    /// The events of a successful (2xx) streamed answer. The sequence throws a `transient`
+    /// failure when the stream ends before the provider's end marker, and the provider's failure
+    /// when it sends an error inside the stream.
+    public func events(_ body: HTTPBody) -> AsyncThrowingStream<ChatStreamEvent, Error> {
+        let api = endpoint.api
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    var parser = StreamParser(api: api)
+                    switch api {
+                    case .ollama:
+                        for try await line in body.lines() {
+                            for event in try parser.ndjson(line) { continuation.yield(event) }
+                            if parser.ended { break }
+                        }
+                    case .openAI, .anthropic, .gemini:
+                        for try await event in body.serverSentEvents() {
+                            for parsed in try parser.sse(event) { continuation.yield(parsed) }
+                            if parser.ended { break }
+                        }
+                    }
+                    guard parser.ended else {
+                        throw ProviderFailure(.transient, "the stream ended before its end marker (\(parser.endMarker))")
+                    }
+                    continuation.finish()
+                } catch let error as HTTPClientError {
+                    continuation.finish(throwing: ProviderFailure.transport(error))
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    /// Turns a provider's stream into events; `ended` once its end marker arrived.
+    struct StreamParser {
+        let api: ProviderAPI
+        var ended = false
+        var finishReason: String?
+        var inputTokens = 0
+
+        var endMarker: String {
+            switch api {
+            case .openAI: "data: [DONE]"
+            case .anthropic: "event: message_stop"
+            case .gemini: "a candidate with finishReason"
+            case .ollama: "a line with \"done\": true"
+            }
+        }
+
+        mutating func sse(_ event: ServerSentEvent) throws -> [ChatStreamEvent] {
+            switch api {
+            case .openAI:
+                if event.data == "[DONE]" {
+                    ended = true
+                    return [.finished(reason: finishReason ?? "stop")]
+                }
+                let object = try ProviderCodec.object(Array(event.data.utf8))
+                if object["error"] != nil { throw ProviderCodec.streamError(object) }
+                var events: [ChatStreamEvent] = []
+                if let choice = (object["choices"] as? [[String: Any]])?.first {
+                    if let text = (choice["delta"] as? [String: Any])?["content"] as? String, !text.isEmpty { events.append(.text(text)) }
+                    if let reason = choice["finish_reason"] as? String { finishReason = reason }
+                }
+                if let usage = object["usage"] as? [String: Any] {
+                    events.append(.usage(TokenUsage(inputTokens: ProviderCodec.int(usage["prompt_tokens"]), outputTokens: ProviderCodec.int(usage["completion_tokens"]))))
+                }
+                return events
+            case .anthropic:
+                let object = try ProviderCodec.object(Array(event.data.utf8))
+                switch object["type"] as? String ?? event.event {
+                case "message_start":
+                    let usage = (object["message"] as? [String: Any])?["usage"] as? [String: Any]
+                    inputTokens = ProviderCodec.int(usage?["input_tokens"])
+                    return [.usage(TokenUsage(inputTokens: inputTokens, outputTokens: ProviderCodec.int(usage?["output_tokens"])))]
+                case "content_block_delta":
+                    let delta = object["delta"] as? [String: Any]
+                    if delta?["type"] as? String == "text_delta", let text = delta?["text"] as? String, !text.isEmpty { return [.text(text)] }
+                    return []
+                case "message_delta":
+                    if let reason = (object["delta"] as? [String: Any])?["stop_reason"] as? String { finishReason = ProviderCodec.anthropicFinish(reason) }
+                    guard let usage = object["usage"] as? [String: Any] else { return [] }
+                    // Cumulative: the latest replaces what came before.
+                    if usage["input_tokens"] != nil { inputTokens = ProviderCodec.int(usage["input_tokens"]) }
+                    return [.usage(TokenUsage(inputTokens: inputTokens, outputTokens: ProviderCodec.int(usage["output_tokens"])))]
+                case "message_stop":
+                    ended = true
+                    return [.finished(reason: finishReason ?? "stop")]
+                case "error":
+                    throw ProviderCodec.streamError(object)
+                default:
+                    return []  // ping, content_block_start / stop
+                }
+            case .gemini:
+                let object = try ProviderCodec.object(Array(event.data.utf8))
+                if object["error"] != nil { throw ProviderCodec.streamError(object) }
+                let (text, finish) = try ProviderCodec.geminiCandidate(object, allowEmpty: true)
+                var events: [ChatStreamEvent] = text.isEmpty ? [] : [.text(text)]
+                if let usage = ProviderCodec.geminiUsage(object) { events.append(.usage(usage)) }
+                if let finish {
+                    ended = true
+                    events.append(.finished(reason: finish))
+                }
+                return events
+            case .ollama:
+                return []
+            }
+        }
+
+        mutating func ndjson(_ line: [UInt8]) throws -> [ChatStreamEvent] {
+            let object = try ProviderCodec.object(line)
+            if let error = object["error"] as? String { throw ProviderFailure(.transient, error) }
+            var events: [ChatStreamEvent] = []
+            if let text = (object["message"] as? [String: Any])?["content"] as? String, !text.isEmpty { events.append(.text(text)) }
+            if object["done"] as? Bool == true {
+                if let usage = ProviderCodec.ollamaUsage(object) { events.append(.usage(usage)) }
+                ended = true
+                events.append(.finished(reason: ProviderCodec.ollamaFinish(object["done_reason"] as? String)))
+            }
+            return events
+        }
+    }
+
+    // MARK: Helpers
+
+    static func object(_ bytes: [UInt8]) throws -> [String: Any] {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
+            throw malformed("the answer is not a JSON object: \(String(decoding: bytes.prefix(200), as: UTF8.self))")
+        }
+        return object
+    }
+
+    static func malformed(_ detail: String) -> ProviderFailure {
+        ProviderFailure(.transient, "malformed answer: \(detail)")
+    }
+
+    static func streamError(_ object: [String: Any]) -> ProviderFailure {
+        let data = (try? JSONSerialization.data(withJSONObject: object)) ?? Data()
+        let message = ProviderFailure.errorMessage([UInt8](data)) ?? "an error event in the stream"
+        let lowered = message.lowercased()
+        if lowered.contains("insufficient_quota") || lowered.contains("per day") { return ProviderFailure(.exhausted, message) }
+        if lowered.contains("invalid_request") || lowered.contains("authentication") || lowered.contains("permission") {
+            return ProviderFailure(.request, message)
+        }
+        return ProviderFailure(.transient, message)  // overloaded_error, api_error, server errors
+    }
+
+    static func int(_ value: Any?) -> Int {
+        switch value {
+        case let value as Int: value
+        case let value as Double: Int(value)
+        case let value as NSNumber: value.intValue
+        default: 0
+        }
+    }
+
+    static func anthropicFinish(_ reason: String?) -> String {
+        switch reason {
+        case "end_turn", "stop_sequence", nil: "stop"
+        case "max_tokens": "length"
+        case "tool_use": "tool_calls"
+        case let other?: other
+        }
+    }
+
+    static func ollamaFinish(_ reason: String?) -> String {
+        reason == "length" ? "length" : "stop"
+    }
+
+    static func ollamaUsage(_ object: [String: Any]) -> TokenUsage? {
+        guard object["prompt_eval_count"] != nil || object["eval_count"] != nil else { return nil }
+        return TokenUsage(inputTokens: int(object["prompt_eval_count"]), outputTokens: int(object["eval_count"]))
+    }
+
+    static func geminiUsage(_ object: [String: Any]) -> TokenUsage? {
+        guard let usage = object["usageMetadata"] as? [String: Any] else { return nil }
+        return TokenUsage(inputTokens: int(usage["promptTokenCount"]), outputTokens: int(usage["candidatesTokenCount"]))
+    }
+
+    static func geminiCandidate(_ object: [String: Any], allowEmpty: Bool = false) throws -> (text: String, finish: String?) {
+        guard let candidate = (object["candidates"] as? [[String: Any]])?.first else {
+            if allowEmpty { return ("", nil) }
+            let blocked = (object["promptFeedback"] as? [String: Any])?["blockReason"] as? String
+            throw blocked.map { ProviderFailure(.request, "the prompt was blocked: \($0)") } ?? malformed("no candidates")
+        }
+        let parts = (candidate["content"] as? [String: Any])?["parts"] as? [[String: Any]] ?? []
+        let text = parts.compactMap { $0["text"] as? String }.joined()
+        let finish: String? = (candidate["finishReason"] as? String).map {
+            switch $0 {
+            case "STOP": "stop"
+            case "MAX_TOKENS": "length"
+            case "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT": "content_filter"
+            default: $0.lowercased()
+            }
+        }
+        return (text, finish)
+    }
+}

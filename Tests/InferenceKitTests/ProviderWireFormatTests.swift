@@ -1,0 +1,242 @@
+import Foundation
+import InferenceKit
+import KBHTTPClient
+import KBTestSupport
+import Testing
+
+/// Each provider's exact wire format, non-streaming and streaming, with usage and every failure,
+/// spoken by a loopback mock server.
+@Suite("Provider adapters against mock servers that speak each provider's wire format", .serialized)
+struct ProviderWireFormatTests {
+    static let key = "sk-test-0123456789abcdefSECRET"
+    static let chat = ChatRequest(
+        messages: [ChatMessage(role: "system", content: "Be brief."), ChatMessage(role: "user", content: "Say hello")],
+        model: "m-1", maxTokens: 50, temperature: 0
+    )
+
+    func withProvider(_ api: ProviderAPI, key: String? = ProviderWireFormatTests.key, lowSpeed: Bool = false, _ body: (ScriptedHTTPServer, ProviderClient) async throws -> Void) async throws {
+        let server = try ScriptedHTTPServer()
+        let http = HTTPClient()
+        defer {
+            http.shutdown()
+            server.stop()
+        }
+        let base = api == .openAI ? server.baseURL + "/v1" : server.baseURL
+        let timeouts = lowSpeed ? HTTPTimeouts(total: .seconds(30), lowSpeedBytesPerSecond: 1, lowSpeedTime: .seconds(1)) : HTTPTimeouts(total: .seconds(30))
+        try await body(server, ProviderClient(name: api.rawValue, endpoint: ProviderEndpoint(api: api, baseURL: base, apiKey: key, timeouts: timeouts), http: http))
+    }
+
+    func json(_ bytes: [UInt8]) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+    }
+
+    func collect(_ stream: AsyncThrowingStream<ChatStreamEvent, Error>) async throws -> (text: String, usage: TokenUsage?, finish: String?) {
+        var text = "", usage: TokenUsage?, finish: String?
+        for try await event in stream {
+            switch event {
+            case .text(let piece): text += piece
+            case .usage(let latest): usage = latest
+            case .finished(let reason): finish = reason
+            }
+        }
+        return (text, usage, finish)
+    }
+
+    func failure(_ body: () async throws -> Void) async -> ProviderFailure? {
+        do {
+            try await body()
+            return nil
+        } catch let failure as ProviderFailure {
+            return failure
+        } catch {
+            Issue.record("not a ProviderFailure: \(error)")
+            return nil
+        }
+    }
+
+    // MARK: OpenAI-compatible
+
+    @Test("OpenAI: the request, a whole answer with usage, and a stream with include_usage and [DONE]")
+    func openAI() async throws {
+        try await withProvider(.openAI) { server, client in
+            server.answer("/v1/chat/completions", with: .init(body: """
+                {"id":"chatcmpl-1","object":"chat.completion","created":1733000000,"model":"m-1-2024","choices":[{"index":0,"message":{"role":"assistant","content":"Hello!","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15},"system_fingerprint":"fp"}
+                """), .stream([
+                    #"data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m-1","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}],"usage":null}"# + "\n\n",
+                    #"data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m-1","choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}],"usage":null}"# + "\n\n",
+                    #"data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m-1","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":null}],"usage":null}"# + "\n\n" +
+                    #"data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m-1","choices":[{"index":0,"delta":{},"finish_reason":"length"}],"usage":null}"# + "\n\n",
+                    #"data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m-1","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":2,"total_tokens":14}}"# + "\n\n",
+                    "data: [DONE]\n\n",
+                ]))
+            let result = try await client.complete(Self.chat)
+            #expect(result == ChatResult(content: "Hello!", finishReason: "stop", usage: TokenUsage(inputTokens: 12, outputTokens: 3), model: "m-1-2024"))
+            let request = try #require(server.received.first)
+            #expect(request.path == "/v1/chat/completions")
+            #expect(request.header("authorization") == "Bearer \(Self.key)")
+            let body = try json(request.body)
+            #expect(body["model"] as? String == "m-1")
+            #expect(body["max_tokens"] as? Int == 50)
+            #expect((body["messages"] as? [[String: String]])?.map { $0["role"]! } == ["system", "user"])
+            #expect(body["stream"] == nil)
+
+            let streamed = try await collect(try await client.stream(Self.chat))
+            #expect(streamed.text == "Hello")
+            #expect(streamed.usage == TokenUsage(inputTokens: 12, outputTokens: 2))
+            #expect(streamed.finish == "length")
+            let streamBody = try json(try #require(server.received.last).body)
+            #expect(streamBody["stream"] as? Bool == true)
+            #expect((streamBody["stream_options"] as? [String: Bool])?["include_usage"] == true)
+        }
+    }
+
+    @Test("OpenAI errors: 429 with retry-after is transient, insufficient_quota is exhausted, 401 is configuration (key redacted), context length is the request's, 5xx transient")
+    func openAIErrors() async throws {
+        try await withProvider(.openAI) { server, client in
+            server.answer("/v1/chat/completions",
+                with: .init(status: 429, headers: [("Content-Type", "application/json"), ("retry-after", "7")], body: #"{"error":{"message":"Rate limit reached for m-1","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#),
+                .init(status: 429, body: #"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#),
+                .init(status: 401, body: #"{"error":{"message":"Incorrect API key provided: \#(Self.key). You can find your API key at https://platform.openai.com/account/api-keys.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#),
+                .init(status: 400, body: #"{"error":{"message":"This model's maximum context length is 128000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#),
+                .init(status: 503, headers: [("Content-Type", "text/html")], body: "<html>Service Unavailable</html>"),
+                .init(body: "{not json")
+            )
+            let limited = await failure { _ = try await client.complete(Self.chat) }
+            #expect(limited?.kind == .transient && limited?.status == 429 && limited?.retryAfterMs == 7000)
+            #expect(limited?.message.contains("rate_limit_exceeded") == true)
+            #expect(await failure { _ = try await client.complete(Self.chat) }?.kind == .exhausted)
+            let unauthorized = await failure { _ = try await client.complete(Self.chat) }
+            #expect(unauthorized?.kind == .configuration)
+            #expect(unauthorized?.message.contains("SECRET") == false, "the key never appears in an error")
+            #expect(unauthorized?.message.contains("sk-test-") == false)
+            let tooLong = await failure { _ = try await client.complete(Self.chat) }
+            #expect(tooLong?.kind == .request && tooLong?.message.contains("context_length_exceeded") == true)
+            #expect(await failure { _ = try await client.complete(Self.chat) }?.kind == .transient)
+            let malformed = await failure { _ = try await client.complete(Self.chat) }
+            #expect(malformed?.kind == .transient && malformed?.message.contains("malformed") == true)
+        }
+    }
+
+    @Test("a stream cut before [DONE] (reset mid-stream, or a clean end without the marker) fails transient after the text that came")
+    func cutStreams() async throws {
+        try await withProvider(.openAI) { server, client in
+            let first = #"data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m-1","choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}]}"# + "\n\n"
+            server.answer("/v1/chat/completions", with: .stream([first], ending: .reset), .stream([first]))
+            for _ in 0..<2 {
+                var text = ""
+                let cut = await failure {
+                    for try await event in try await client.stream(Self.chat) {
+                        if case .text(let piece) = event { text += piece }
+                    }
+                }
+                #expect(text == "Hel")
+                #expect(cut?.kind == .transient, "\(String(describing: cut))")
+            }
+        }
+    }
+
+    @Test("a provider that hangs with no bytes fails transient at the low-speed limit")
+    func hang() async throws {
+        try await withProvider(.openAI, lowSpeed: true) { server, client in
+            server.answer("/v1/chat/completions", with: .stream([], ending: .hang))
+            let hung = await failure { _ = try await collect(try await client.stream(Self.chat)) }
+            #expect(hung?.kind == .transient)
+        }
+    }
+
+    // MARK: Anthropic
+
+    @Test("Anthropic Messages: system apart, x-api-key and version headers, content blocks, and the SSE events with cumulative usage")
+    func anthropic() async throws {
+        try await withProvider(.anthropic) { server, client in
+            server.answer("/v1/messages", with: .init(body: """
+                {"id":"msg_01","type":"message","role":"assistant","model":"claude-x","content":[{"type":"text","text":"Hello"},{"type":"text","text":" there"}],"stop_reason":"max_tokens","stop_sequence":null,"usage":{"input_tokens":21,"output_tokens":50}}
+                """), .stream([
+                    "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-x\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\n",
+                    "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\nevent: ping\ndata: {\"type\": \"ping\"}\n\n",
+                    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\n",
+                    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"!\"}}\n\nevent: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+                    "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":15}}\n\n",
+                    "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+                ]), .init(status: 529, body: #"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#),
+                .stream(["event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n",
+                         "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"])
+            )
+            let result = try await client.complete(Self.chat)
+            #expect(result == ChatResult(content: "Hello there", finishReason: "length", usage: TokenUsage(inputTokens: 21, outputTokens: 50), model: "claude-x"))
+            let request = try #require(server.received.first)
+            #expect(request.header("x-api-key") == Self.key && request.header("anthropic-version") == "2023-06-01")
+            #expect(request.header("authorization") == nil)
+            let body = try json(request.body)
+            #expect(body["system"] as? String == "Be brief.")
+            #expect((body["messages"] as? [[String: String]])?.map { $0["role"]! } == ["user"])
+            #expect(body["max_tokens"] as? Int == 50)
+
+            let streamed = try await collect(try await client.stream(Self.chat))
+            #expect(streamed.text == "Hello!")
+            #expect(streamed.usage == TokenUsage(inputTokens: 25, outputTokens: 15), "message_delta's usage is cumulative: it replaces, not adds")
+            #expect(streamed.finish == "stop")
+
+            let overloaded = await failure { _ = try await client.complete(Self.chat) }
+            #expect(overloaded?.kind == .transient && overloaded?.status == 529)
+            let midStream = await failure { _ = try await collect(try await client.stream(Self.chat)) }
+            #expect(midStream?.kind == .transient && midStream?.message.contains("overloaded_error") == true)
+        }
+    }
+
+    // MARK: Gemini
+
+    @Test("Gemini: contents with model/user roles, systemInstruction, generationConfig, the key in a header; SSE stream ends at finishReason")
+    func gemini() async throws {
+        try await withProvider(.gemini) { server, client in
+            server.answer("/v1beta/models/m-1:generateContent", with: .init(body: """
+                {"candidates":[{"content":{"parts":[{"text":"Hi"},{"text":"!"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":8,"candidatesTokenCount":2,"totalTokenCount":10},"modelVersion":"gemini-x"}
+                """), .init(status: 429, body: #"{"error":{"code":429,"message":"Quota exceeded for quota metric 'Generate Content API requests per day'","status":"RESOURCE_EXHAUSTED"}}"#))
+            server.answer("/v1beta/models/m-1:streamGenerateContent", with: .stream([
+                "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Hel\"}],\"role\": \"model\"},\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 8,\"candidatesTokenCount\": 1,\"totalTokenCount\": 9},\"modelVersion\": \"gemini-x\"}\r\n\r\n",
+                "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"lo\"}],\"role\": \"model\"},\"finishReason\": \"STOP\",\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 8,\"candidatesTokenCount\": 2,\"totalTokenCount\": 10},\"modelVersion\": \"gemini-x\"}\r\n\r\n",
+            ]))
+            let result = try await client.complete(Self.chat)
+            #expect(result == ChatResult(content: "Hi!", finishReason: "stop", usage: TokenUsage(inputTokens: 8, outputTokens: 2), model: "gemini-x"))
+            let request = try #require(server.received.first)
+            #expect(request.header("x-goog-api-key") == Self.key)
+            #expect(!request.path.contains("key="), "the key stays out of the URL")
+            let body = try json(request.body)
+            #expect(((body["systemInstruction"] as? [String: Any])?["parts"] as? [[String: String]])?.first?["text"] == "Be brief.")
+            #expect((body["contents"] as? [[String: Any]])?.map { $0["role"] as! String } == ["user"])
+            #expect((body["generationConfig"] as? [String: Any])?["maxOutputTokens"] as? Int == 50)
+
+            let streamed = try await collect(try await client.stream(Self.chat))
+            #expect(streamed.text == "Hello" && streamed.finish == "stop" && streamed.usage == TokenUsage(inputTokens: 8, outputTokens: 2))
+            #expect(try #require(server.received.last).path == "/v1beta/models/m-1:streamGenerateContent?alt=sse")
+
+            let daily = await failure { _ = try await client.complete(Self.chat) }
+            #expect(daily?.kind == .exhausted, "a daily RESOURCE_EXHAUSTED takes the provider out")
+        }
+    }
+
+    // MARK: Ollama
+
+    @Test("Ollama: /api/chat with options, a whole answer, and the NDJSON stream ending at done:true with counts")
+    func ollama() async throws {
+        try await withProvider(.ollama, key: nil) { server, client in
+            server.answer("/api/chat", with: .init(body: """
+                {"model":"llama3.2","created_at":"2024-12-01T00:00:00Z","message":{"role":"assistant","content":"Hello!"},"done_reason":"stop","done":true,"total_duration":5,"load_duration":1,"prompt_eval_count":26,"prompt_eval_duration":1,"eval_count":3,"eval_duration":1}
+                """), .stream([
+                    "{\"model\":\"llama3.2\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"Hel\"},\"done\":false}\n",
+                    "{\"model\":\"llama3.2\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"lo\"},\"done\":false}\n{\"model\":\"llama3.2\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done_reason\":\"stop\",\"done\":true,\"prompt_eval_count\":26,\"eval_count\":2}\n",
+                ], contentType: "application/x-ndjson"), .init(status: 404, body: #"{"error":"model \"m-1\" not found, try pulling it first"}"#))
+            let result = try await client.complete(Self.chat)
+            #expect(result == ChatResult(content: "Hello!", finishReason: "stop", usage: TokenUsage(inputTokens: 26, outputTokens: 3), model: "llama3.2"))
+            let body = try json(try #require(server.received.first).body)
+            #expect(body["stream"] as? Bool == false)
+            #expect((body["options"] as? [String: Any])?["num_predict"] as? Int == 50)
+            #expect(try #require(server.received.first).header("authorization") == nil)
+
+            let streamed = try await collect(try await client.stream(Self.chat))
+            #expect(streamed.text == "Hello" && streamed.usage == TokenUsage(inputTokens: 26, outputTokens: 2) && streamed.finish == "stop")
+            let missing = await failure { _ = try await client.complete(Self.chat) }
+            #expect(missing?.kind == .request && missing?.message.contains("not found") == true)
+        }
+    }
+}
