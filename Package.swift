@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         // What the benchmarks share; its own package so the gRPC reference uses it too.
         .package(path: "Benchmarks/BenchmarkSupport"),
     ],
@@ -148,7 +149,7 @@ let package = Package(
         /// HTTP client, error classification, circuit breakers.
         .target(
             name: "InferenceKit",
-            dependencies: ["KBHTTPClient"],
+            dependencies: ["KBHTTPClient", .product(name: "Yams", package: "Yams")],
             path: "Services/InferenceGateway/InferenceKit"
         ),
 

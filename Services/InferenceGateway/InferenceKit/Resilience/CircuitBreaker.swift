@@ -24,6 +24,11 @@ public final class CircuitBreaker: Sendable {
         /// Trial calls allowed at once while half-open, and the successes that close it.
         public var halfOpenRequests: Int
 
+        /// The guide's names: `failureThreshold`, `resetTimeout` (ms), `halfOpenRequests`.
+        enum CodingKeys: String, CodingKey {
+            case failureThreshold, resetTimeoutMs = "resetTimeout", halfOpenRequests
+        }
+
         /// Creates settings.
         public init(failureThreshold: Int, resetTimeoutMs: Int64, halfOpenRequests: Int) {
             self.failureThreshold = failureThreshold

@@ -1,0 +1,344 @@
+import Foundation
+import KBHTTPClient
+import Synchronization
+
+/// A chat completion as a gateway client asks for it.
+public struct GatewayChat: Sendable {
+    public var messages: [ChatMessage]
+    /// A model name (routes to the providers serving it), `provider/model`, or empty (each
+    /// provider's default model).
+    public var model: String
+    /// Try this provider first (then the strategy's order).
+    public var provider: String
+    /// A strategy other than the active one.
+    public var strategy: String
+    public var maxTokens: Int?
+    public var temperature: Double?
+    /// Never call a paid provider.
+    public var localOnly: Bool
+    /// Local providers first, then the strategy's order.
+    public var preferLocal: Bool
+
+    public init(messages: [ChatMessage], model: String = "", provider: String = "", strategy: String = "", maxTokens: Int? = nil, temperature: Double? = nil, localOnly: Bool = false, preferLocal: Bool = false) {
+        self.messages = messages
+        self.model = model
+        self.provider = provider
+        self.strategy = strategy
+        self.maxTokens = maxTokens
+        self.temperature = temperature
+        self.localOnly = localOnly
+        self.preferLocal = preferLocal
+    }
+}
+
+/// One try of one provider.
+public struct Attempt: Sendable, Equatable {
+    public var provider: String
+    public var model: String
+    /// `ok`, or the failure (`transient (HTTP 503): ...`), or `skipped: circuit open`.
+    public var outcome: String
+    public var milliseconds: Int64
+}
+
+/// The answer, who gave it, and what it took.
+public struct GatewayAnswer: Sendable {
+    public var result: ChatResult
+    public var provider: String
+    public var attempts: [Attempt]
+    /// Time spent waiting on providers (the rest of the request's time is the gateway's own).
+    public var providerNanoseconds: Int64
+}
+
+/// A streamed answer's events, with the provider that serves it.
+public enum GatewayStreamEvent: Sendable, Equatable {
+    /// The provider whose answer follows (sent once, before any text).
+    case provider(String, model: String)
+    case text(String)
+    case usage(TokenUsage)
+    case finished(reason: String)
+}
+
+/// No provider could answer; every attempt is listed.
+public struct RoutingFailure: Error, CustomStringConvertible, Sendable {
+    /// The last failure's kind decides the status a caller sees.
+    public var kind: ProviderFailure.Kind
+    public var message: String
+    public var attempts: [Attempt]
+
+    public var description: String {
+        "\(message)" + (attempts.isEmpty ? "" : "; attempts: " + attempts.map { "\($0.provider)/\($0.model): \($0.outcome)" }.joined(separator: "; "))
+    }
+}
+
+/// How transient failures are retried before the next provider is tried.
+public struct RetryPolicy: Sendable {
+    /// Tries of one provider (the first included).
+    public var attemptsPerProvider = 2
+    /// The first back-off; doubled each retry, with up to 50% random jitter.
+    public var initialBackoff: Duration = .milliseconds(200)
+    /// The longest back-off (a longer `retry-after` moves on to the next provider instead).
+    public var maximumBackoff: Duration = .seconds(5)
+
+    public init() {}
+}
+
+/// Routes a request over the providers: the strategy's order, circuit breakers, retries with
+/// back-off on transient failures, then the next provider, all within the request's deadline.
+public final class InferenceRouter: Sendable {
+    /// A provider as the router uses it.
+    public struct Route: Sendable {
+        public let name: String
+        public let provider: ProvidersFile.Provider
+        /// False when it needs a key the environment does not hold: listed, never called.
+        public let configured: Bool
+        public let client: ProviderClient?
+        public let breaker: CircuitBreaker
+    }
+
+    public let file: ProvidersFile
+    public let routes: [String: Route]
+    let retry: RetryPolicy
+    let latency: Mutex<[String: Double]>
+
+    /// Builds the routes; keys come from `environment` (a provider whose key variable is unset
+    /// or empty is not configured).
+    public init(file: ProvidersFile, environment: [String: String], http: HTTPClient, retry: RetryPolicy = RetryPolicy(), clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) {
+        self.file = file
+        self.retry = retry
+        var routes: [String: Route] = [:]
+        for (name, provider) in file.providers {
+            let key = provider.apiKeyEnv.flatMap { environment[$0] }.flatMap { $0.isEmpty ? nil : $0 }
+            let configured = provider.apiKeyEnv == nil || key != nil
+            let client = configured ? ProviderClient(name: name, endpoint: ProviderEndpoint(api: provider.api, baseURL: provider.baseURL, apiKey: key, timeouts: provider.timeouts), http: http) : nil
+            let settings = provider.circuitBreaker ?? .defaults(for: name, local: provider.local)
+            routes[name] = Route(name: name, provider: provider, configured: configured, client: client, breaker: CircuitBreaker(provider: name, settings: settings, clock: clock))
+        }
+        self.routes = routes
+        latency = Mutex([:])
+    }
+
+    /// The providers to try for `chat`, in order, with the model each is asked for.
+    public func plan(_ chat: GatewayChat) throws -> [(route: Route, model: String)] {
+        let strategyName = chat.strategy.isEmpty ? file.activeStrategy : chat.strategy
+        guard let strategy = file.strategies[strategyName] else {
+            throw RoutingFailure(kind: .request, message: "unknown strategy \(strategyName.debugDescription) (known: \(file.strategies.keys.sorted().joined(separator: ", ")))", attempts: [])
+        }
+        var names = strategy.priority
+        for name in file.providers.keys.sorted() where !names.contains(name) { names.append(name) }
+        if strategy.byLatency == true {
+            let measured = latency.withLock { $0 }
+            let position = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
+            names.sort { (measured[$0] ?? .infinity, position[$0]!) < (measured[$1] ?? .infinity, position[$1]!) }
+        }
+        // `provider/model` or a model served by some providers narrows the choice.
+        var model = chat.model
+        var only: Set<String>?
+        if let slash = model.firstIndex(of: "/"), routes[String(model[..<slash])] != nil {
+            only = [String(model[..<slash])]
+            model = String(model[model.index(after: slash)...])
+        } else if !model.isEmpty {
+            let serving = Set(routes.values.filter { $0.provider.models.contains(model) }.map(\.name))
+            if !serving.isEmpty { only = serving }
+        }
+        if !chat.provider.isEmpty {
+            guard routes[chat.provider] != nil else {
+                throw RoutingFailure(kind: .request, message: "unknown provider \(chat.provider.debugDescription) (known: \(routes.keys.sorted().joined(separator: ", ")))", attempts: [])
+            }
+            names.removeAll { $0 == chat.provider }
+            names.insert(chat.provider, at: 0)
+        }
+        if chat.preferLocal {
+            names = names.filter { routes[$0]?.provider.local == true } + names.filter { routes[$0]?.provider.local != true }
+        }
+        return names.compactMap { name in
+            guard let route = routes[name], only?.contains(name) ?? true else { return nil }
+            if chat.localOnly, !route.provider.local { return nil }
+            let chosen = model.isEmpty || only == nil ? (route.provider.models.first ?? model) : model
+            return (route, chosen)
+        }
+    }
+
+    /// A whole answer from the first provider that gives one.
+    public func complete(_ chat: GatewayChat, deadline: ContinuousClock.Instant) async throws -> GatewayAnswer {
+        var attempts: [Attempt] = []
+        var providerNanoseconds: Int64 = 0
+        var last: ProviderFailure?
+        for (route, model) in try plan(chat) {
+            guard let client = route.client else {
+                attempts.append(Attempt(provider: route.name, model: model, outcome: "skipped: not configured (\(route.provider.apiKeyEnv ?? "no key") is not set)", milliseconds: 0))
+                continue
+            }
+            let request = ChatRequest(messages: chat.messages, model: model, maxTokens: chat.maxTokens, temperature: chat.temperature)
+            var backoff = retry.initialBackoff
+            tries: for tryNumber in 1...max(1, retry.attemptsPerProvider) {
+                guard ContinuousClock.now < deadline else { break }
+                guard let permit = route.breaker.acquire() else {
+                    attempts.append(Attempt(provider: route.name, model: model, outcome: "skipped: circuit open", milliseconds: 0))
+                    break tries
+                }
+                let started = ContinuousClock.now
+                do {
+                    let result = try await withDeadline(deadline) { try await client.complete(request) }
+                    let elapsed = ContinuousClock.now - started
+                    providerNanoseconds += elapsed.nanoseconds
+                    route.breaker.succeeded(permit)
+                    record(latency: elapsed, for: route.name)
+                    attempts.append(Attempt(provider: route.name, model: model, outcome: "ok", milliseconds: elapsed.nanoseconds / 1_000_000))
+                    return GatewayAnswer(result: result, provider: route.name, attempts: attempts, providerNanoseconds: providerNanoseconds)
+                } catch {
+                    let elapsed = ContinuousClock.now - started
+                    providerNanoseconds += elapsed.nanoseconds
+                    let failure = Self.failure(error)
+                    attempts.append(Attempt(provider: route.name, model: model, outcome: failure.description, milliseconds: elapsed.nanoseconds / 1_000_000))
+                    last = failure
+                    switch failure.kind {
+                    case .cancelled:
+                        route.breaker.released(permit)
+                        throw CancellationError()
+                    case .request:
+                        route.breaker.released(permit)
+                        throw RoutingFailure(kind: .request, message: "\(route.name) refused the request: \(failure.message)", attempts: attempts)
+                    case .configuration:
+                        route.breaker.released(permit)
+                        break tries
+                    case .exhausted:
+                        route.breaker.exhausted(untilMs: failure.retryAfterMs.map { Int64(Date().timeIntervalSince1970 * 1000) + $0 }, reason: failure.message)
+                        break tries
+                    case .transient:
+                        route.breaker.failed(permit, reason: failure.description, retryAfterMs: failure.retryAfterMs)
+                        guard tryNumber < retry.attemptsPerProvider else { break tries }
+                        var wait = backoff + backoff * Double.random(in: 0...0.5)
+                        if let retryAfter = failure.retryAfterMs {
+                            guard .milliseconds(retryAfter) <= retry.maximumBackoff else { break tries }
+                            wait = max(wait, .milliseconds(retryAfter))
+                        }
+                        guard ContinuousClock.now + wait < deadline else { break tries }
+                        try await Task.sleep(for: wait)
+                        backoff = min(backoff * 2, retry.maximumBackoff)
+                    }
+                }
+            }
+        }
+        if ContinuousClock.now >= deadline {
+            throw RoutingFailure(kind: .transient, message: "the deadline passed before a provider answered", attempts: attempts)
+        }
+        throw RoutingFailure(kind: last?.kind ?? .configuration, message: last == nil ? "no provider can serve this request (none configured or all circuits open)" : "every provider failed", attempts: attempts)
+    }
+
+    /// A streamed answer. Providers are tried in order until one starts streaming text; a
+    /// failure before the first text falls back to the next provider, a failure after it ends
+    /// the stream with that error (never a clean end with a truncated answer).
+    public func stream(_ chat: GatewayChat, deadline: ContinuousClock.Instant) -> AsyncThrowingStream<GatewayStreamEvent, Error> {
+        AsyncThrowingStream { continuation in
+            let task = Task {
+                var attempts: [Attempt] = []
+                var last: ProviderFailure?
+                do {
+                    for (route, model) in try plan(chat) {
+                        guard let client = route.client else { continue }
+                        guard let permit = route.breaker.acquire() else {
+                            attempts.append(Attempt(provider: route.name, model: model, outcome: "skipped: circuit open", milliseconds: 0))
+                            continue
+                        }
+                        let started = ContinuousClock.now
+                        var sentText = false
+                        var pending: [GatewayStreamEvent] = [.provider(route.name, model: model)]
+                        do {
+                            let request = ChatRequest(messages: chat.messages, model: model, maxTokens: chat.maxTokens, temperature: chat.temperature)
+                            let events = try await withDeadline(deadline) { try await client.stream(request) }
+                            for try await event in events {
+                                let mapped: GatewayStreamEvent = switch event {
+                                case .text(let text): .text(text)
+                                case .usage(let usage): .usage(usage)
+                                case .finished(let reason): .finished(reason: reason)
+                                }
+                                if case .text = mapped, !sentText {
+                                    sentText = true
+                                    for early in pending { continuation.yield(early) }
+                                    pending = []
+                                }
+                                if sentText { continuation.yield(mapped) } else { pending.append(mapped) }
+                                if ContinuousClock.now >= deadline { throw ProviderFailure(.transient, "the deadline passed mid-stream") }
+                            }
+                            for early in pending { continuation.yield(early) }
+                            route.breaker.succeeded(permit)
+                            record(latency: ContinuousClock.now - started, for: route.name)
+                            continuation.finish()
+                            return
+                        } catch {
+                            let failure = Self.failure(error)
+                            last = failure
+                            attempts.append(Attempt(provider: route.name, model: model, outcome: failure.description, milliseconds: (ContinuousClock.now - started).nanoseconds / 1_000_000))
+                            switch failure.kind {
+                            case .transient: route.breaker.failed(permit, reason: failure.description, retryAfterMs: failure.retryAfterMs)
+                            case .exhausted: route.breaker.exhausted(untilMs: nil, reason: failure.message)
+                            case .request, .configuration, .cancelled: route.breaker.released(permit)
+                            }
+                            if sentText || failure.kind == .request || failure.kind == .cancelled || ContinuousClock.now >= deadline {
+                                throw RoutingFailure(kind: failure.kind, message: sentText ? "\(route.name)'s stream failed after text was sent: \(failure.message)" : failure.message, attempts: attempts)
+                            }
+                        }
+                    }
+                    throw RoutingFailure(kind: last?.kind ?? .configuration, message: last == nil ? "no provider can serve this request (none configured or all circuits open)" : "every provider failed", attempts: attempts)
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            // The deadline bounds the whole stream, a provider that stalls mid-answer included.
+            let watchdog = Task {
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                guard !Task.isCancelled else { return }
+                continuation.finish(throwing: RoutingFailure(kind: .transient, message: "the deadline passed before the stream ended", attempts: []))
+                task.cancel()
+            }
+            continuation.onTermination = { _ in
+                task.cancel()
+                watchdog.cancel()
+            }
+        }
+    }
+
+    /// Each configured provider's moving-average latency (seconds), for `latency-optimized`.
+    public var measuredLatency: [String: Double] { latency.withLock { $0 } }
+
+    private func record(latency elapsed: Duration, for provider: String) {
+        let seconds = Double(elapsed.nanoseconds) / 1e9
+        latency.withLock { averages in
+            averages[provider] = averages[provider].map { $0 * 0.8 + seconds * 0.2 } ?? seconds
+        }
+    }
+
+    static func failure(_ error: Error) -> ProviderFailure {
+        switch error {
+        case let failure as ProviderFailure: failure
+        case let error as HTTPClientError: .transport(error)
+        case is CancellationError: ProviderFailure(.cancelled, "cancelled")
+        case is DeadlineExceeded: ProviderFailure(.transient, "the request's deadline passed")
+        default: ProviderFailure(.transient, "\(error)")
+        }
+    }
+}
+
+/// The request's deadline passed while waiting on a provider.
+struct DeadlineExceeded: Error {}
+
+/// Runs `body`, cancelling it when `deadline` passes (it then throws `DeadlineExceeded`).
+func withDeadline<T: Sendable>(_ deadline: ContinuousClock.Instant, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(until: deadline, clock: .continuous)
+            throw DeadlineExceeded()
+        }
+        defer { group.cancelAll() }
+        return try await group.next()!
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds.
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,173 @@
+import Foundation
+import InferenceKit
+import KBHTTPClient
+import KBTestSupport
+import Testing
+
+/// Routing over mock providers: strategy order, retries, fallback, breakers, deadlines, streams.
+@Suite("Inference router over mock providers", .serialized)
+struct InferenceRouterTests {
+    static let ok = ScriptedHTTPServer.CannedAnswer(body: #"{"id":"c","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"answer"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}"#)
+    static let unavailable = ScriptedHTTPServer.CannedAnswer(status: 503, body: #"{"error":{"message":"upstream unavailable","type":"server_error"}}"#)
+    static let badRequest = ScriptedHTTPServer.CannedAnswer(status: 400, body: #"{"error":{"message":"messages: required","type":"invalid_request_error"}}"#)
+    static func chunk(_ text: String) -> String {
+        #"data: {"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"\#(text)"},"finish_reason":null}]}"# + "\n\n"
+    }
+    static let streamOK = ScriptedHTTPServer.CannedAnswer.stream([chunk("Hel"), chunk("lo"), #"data: {"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"# + "\n\n", "data: [DONE]\n\n"])
+
+    struct Mocks {
+        let servers: [String: ScriptedHTTPServer]
+        let http = HTTPClient()
+        func stop() {
+            http.shutdown()
+            for server in servers.values { server.stop() }
+        }
+        func requests(_ name: String) -> Int { servers[name]!.received.count }
+    }
+
+    /// Providers `a` (local), `b` and `c` (paid, keys in the environment), `nokey` (paid, no key).
+    func withRouter(priority: [String] = ["a", "b", "c", "nokey"], breaker: CircuitBreaker.Settings = .standard, _ body: (InferenceRouter, Mocks) async throws -> Void) async throws {
+        var servers: [String: ScriptedHTTPServer] = [:]
+        for name in ["a", "b", "c", "nokey"] { servers[name] = try ScriptedHTTPServer() }
+        let mocks = Mocks(servers: servers)
+        defer { mocks.stop() }
+        var providers: [String: ProvidersFile.Provider] = [:]
+        for (name, server) in servers {
+            var provider = ProvidersFile.Provider(api: .openAI, baseURL: server.baseURL + "/v1", apiKeyEnv: name == "a" ? nil : "KEY_\(name.uppercased())", local: name == "a", models: ["\(name)-model"], circuitBreaker: breaker)
+            provider.lowSpeedTimeSeconds = 30
+            providers[name] = provider
+        }
+        let file = ProvidersFile(providers: providers, strategies: ["test": .init(priority: priority)], activeStrategy: "test")
+        var retry = RetryPolicy()
+        retry.initialBackoff = .milliseconds(10)
+        let router = InferenceRouter(file: file, environment: ["KEY_B": "key-b-0123456789", "KEY_C": "key-c-0123456789"], http: mocks.http, retry: retry)
+        try await body(router, mocks)
+    }
+
+    static let chat = GatewayChat(messages: [ChatMessage(role: "user", content: "hi")])
+    static var deadline: ContinuousClock.Instant { .now + .seconds(20) }
+
+    @Test("transient failures are retried, then the next provider answers; every attempt is reported")
+    func fallback() async throws {
+        try await withRouter { router, mocks in
+            mocks.servers["a"]!.answer("/v1/chat/completions", with: Self.unavailable)
+            mocks.servers["b"]!.answer("/v1/chat/completions", with: Self.ok)
+            let answer = try await router.complete(Self.chat, deadline: Self.deadline)
+            #expect(answer.provider == "b")
+            #expect(answer.result.content == "answer")
+            #expect(answer.attempts.map(\.provider) == ["a", "a", "b"])
+            #expect(answer.attempts.last?.outcome == "ok")
+            #expect(answer.attempts.first?.outcome.contains("HTTP 503") == true)
+            #expect(mocks.requests("a") == 2)
+            #expect(router.routes["a"]!.breaker.snapshot.failures == 2)
+            // The model asked for is the provider's default.
+            let sent = try JSONSerialization.jsonObject(with: Data(mocks.servers["b"]!.received[0].body)) as? [String: Any]
+            #expect(sent?["model"] as? String == "b-model")
+        }
+    }
+
+    @Test("an open circuit is skipped without a call; a provider without its key is never called")
+    func breakersAndKeys() async throws {
+        try await withRouter(priority: ["nokey", "a", "b"], breaker: .init(failureThreshold: 2, resetTimeoutMs: 60_000, halfOpenRequests: 1)) { router, mocks in
+            mocks.servers["a"]!.answer("/v1/chat/completions", with: Self.unavailable)
+            mocks.servers["b"]!.answer("/v1/chat/completions", with: Self.ok)
+            _ = try await router.complete(Self.chat, deadline: Self.deadline)
+            #expect(router.routes["a"]!.breaker.snapshot.state == .open)
+            let second = try await router.complete(Self.chat, deadline: Self.deadline)
+            #expect(second.attempts.map(\.outcome).contains("skipped: circuit open"))
+            #expect(second.attempts.first?.outcome.contains("not configured") == true)
+            #expect(mocks.requests("a") == 2, "no call while the circuit is open")
+            #expect(mocks.requests("nokey") == 0)
+            #expect(router.routes["nokey"]!.configured == false)
+        }
+    }
+
+    @Test("a request error stops the chain (no retry, no breaker); retry-after is honoured on the same provider")
+    func requestErrorsAndRetryAfter() async throws {
+        try await withRouter { router, mocks in
+            mocks.servers["a"]!.answer("/v1/chat/completions", with: Self.badRequest)
+            do {
+                _ = try await router.complete(Self.chat, deadline: Self.deadline)
+                Issue.record("a 400 was retried elsewhere")
+            } catch let failure as RoutingFailure {
+                #expect(failure.kind == .request)
+            }
+            #expect(mocks.requests("b") == 0)
+            #expect(router.routes["a"]!.breaker.snapshot.failures == 0)
+
+            mocks.servers["a"]!.answer("/v1/chat/completions", with: .init(status: 429, headers: [("Content-Type", "application/json"), ("retry-after-ms", "150")], body: #"{"error":{"message":"slow down"}}"#), Self.ok)
+            let started = ContinuousClock.now
+            let answer = try await router.complete(Self.chat, deadline: Self.deadline)
+            #expect(answer.provider == "a")
+            #expect(ContinuousClock.now - started >= .milliseconds(150), "the retry waited for retry-after")
+        }
+    }
+
+    @Test("the request's deadline bounds the whole chain: a hanging provider does not pass it, later providers are not tried after it")
+    func deadline() async throws {
+        try await withRouter { router, mocks in
+            mocks.servers["a"]!.answer("/v1/chat/completions", with: .stream([], ending: .hang))
+            mocks.servers["b"]!.answer("/v1/chat/completions", with: Self.ok)
+            do {
+                _ = try await router.complete(Self.chat, deadline: .now + .milliseconds(500))
+                Issue.record("answered past the deadline")
+            } catch let failure as RoutingFailure {
+                #expect(failure.message.contains("deadline"))
+            }
+            #expect(mocks.requests("b") == 0)
+        }
+    }
+
+    @Test("local-only never calls a paid provider; prefer-local puts local ones first; provider/model picks one")
+    func localOnlyAndModels() async throws {
+        try await withRouter(priority: ["b", "c", "a"]) { router, mocks in
+            for name in ["a", "b", "c"] { mocks.servers[name]!.answer("/v1/chat/completions", with: Self.ok) }
+            var chat = Self.chat
+            chat.localOnly = true
+            #expect(try await router.complete(chat, deadline: Self.deadline).provider == "a")
+            chat.localOnly = false
+            chat.preferLocal = true
+            #expect(try await router.complete(chat, deadline: Self.deadline).provider == "a")
+            #expect(mocks.requests("b") == 0 && mocks.requests("c") == 0)
+            chat.preferLocal = false
+            chat.model = "c/special-model"
+            let answer = try await router.complete(chat, deadline: Self.deadline)
+            #expect(answer.provider == "c")
+            let sent = try JSONSerialization.jsonObject(with: Data(mocks.servers["c"]!.received[0].body)) as? [String: Any]
+            #expect(sent?["model"] as? String == "special-model")
+            chat.model = "b-model"
+            #expect(try await router.complete(chat, deadline: Self.deadline).provider == "b")
+
+            // Only paid providers left and local-only: refused without a call.
+            let none = GatewayChat(messages: Self.chat.messages, model: "b-model", localOnly: true)
+            await #expect(throws: RoutingFailure.self) { _ = try await router.complete(none, deadline: Self.deadline) }
+        }
+    }
+
+    func collect(_ stream: AsyncThrowingStream<GatewayStreamEvent, Error>) async -> (events: [GatewayStreamEvent], error: Error?) {
+        var events: [GatewayStreamEvent] = []
+        do {
+            for try await event in stream { events.append(event) }
+            return (events, nil)
+        } catch {
+            return (events, error)
+        }
+    }
+
+    @Test("a stream that fails before its first text falls back; one that fails after it ends with an error, never a clean end")
+    func streamFallback() async throws {
+        try await withRouter { router, mocks in
+            mocks.servers["a"]!.answer("/v1/chat/completions", with: .stream([": nothing yet\n\n"], ending: .reset))
+            mocks.servers["b"]!.answer("/v1/chat/completions", with: Self.streamOK)
+            let fellBack = await collect(router.stream(Self.chat, deadline: Self.deadline))
+            #expect(fellBack.error == nil)
+            #expect(fellBack.events == [.provider("b", model: "b-model"), .text("Hel"), .text("lo"), .finished(reason: "stop")])
+
+            mocks.servers["a"]!.answer("/v1/chat/completions", with: .stream([Self.chunk("par")], ending: .reset))
+            let cut = await collect(router.stream(Self.chat, deadline: Self.deadline))
+            #expect(cut.events == [.provider("a", model: "a-model"), .text("par")])
+            #expect((cut.error as? RoutingFailure)?.message.contains("after text was sent") == true)
+            #expect(mocks.requests("b") == 1, "no fallback once text reached the caller")
+        }
+    }
+}
