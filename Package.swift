@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "budget-service", targets: ["budget-service"]),
         .executable(name: "vector-search", targets: ["vector-search"]),
         .executable(name: "vkb", targets: ["vkb"]),
+        .executable(name: "inference-gateway", targets: ["inference-gateway"]),
         .library(name: "KBRPC", targets: ["KBRPC"]),
         .library(name: "KBRuntime", targets: ["KBRuntime"]),
         .library(name: "KBProto", targets: ["KBProto"]),
@@ -149,8 +150,22 @@ let package = Package(
         /// HTTP client, error classification, circuit breakers.
         .target(
             name: "InferenceKit",
-            dependencies: ["KBHTTPClient", .product(name: "Yams", package: "Yams")],
+            dependencies: [
+                "KBHTTPClient", "KBProto", "KBRPC", "KBRuntime",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             path: "Services/InferenceGateway/InferenceKit"
+        ),
+        /// `inference-gateway`: serves kb.inference.v1.InferenceGateway.
+        .executableTarget(
+            name: "inference-gateway",
+            dependencies: ["InferenceKit", "KBRuntime"],
+            path: "Services/InferenceGateway/inference-gateway"
         ),
 
         /// The budget service's logic: price table, ledger with group commit, admission with
@@ -365,7 +380,7 @@ let package = Package(
         ),
         .testTarget(
             name: "InferenceKitTests",
-            dependencies: ["InferenceKit", "KBHTTPClient", "KBTestSupport"],
+            dependencies: ["InferenceKit", "KBHTTPClient", "KBProto", "KBRPC", "KBTestSupport"],
             path: "Tests/InferenceKitTests"
         ),
         .testTarget(
@@ -413,7 +428,7 @@ let package = Package(
             dependencies: [
                 "KBRuntime", "KBRPC", "KBProto", "KBTime", "KBTestSupport",
                 // The configuration declarations of every service, checked against the README.
-                "BudgetKit", "GraphStoreKit", "UKBKit", "VKBKit", "VectorSearchKit",
+                "BudgetKit", "GraphStoreKit", "InferenceKit", "UKBKit", "VKBKit", "VectorSearchKit",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             path: "Tests/KBRuntimeTests"

@@ -1,6 +1,7 @@
 import BudgetKit
 import Foundation
 import GraphStoreKit
+import InferenceKit
 import KBRuntime
 import KBTestSupport
 import Testing
@@ -14,6 +15,7 @@ let declaredConfigurations: [(owner: String, keys: [ConfigKeyDocumentation])] = 
     ("ukb", UKBConfiguration.keys),
     ("graph-store", GraphStoreConfiguration.keys),
     ("budget-service", BudgetConfiguration.keys),
+    ("inference-gateway", InferenceConfiguration.keys),
     ("vector-search", VectorSearchConfiguration.keys),
     ("vkb", VKBConfiguration.keys),
 ]

@@ -1,0 +1,252 @@
+import Foundation
+import Hummingbird
+import KBHTTPClient
+import KBProto
+import KBRPC
+import KBRuntime
+import Logging
+import Metrics
+import NIOCore
+import ServiceLifecycle
+
+/// The inference gateway's configuration (README, "Configuration").
+public struct InferenceConfiguration: ServiceOwnConfiguration {
+    public enum Keys {
+        public static let providersFile = ConfigKey<ProvidersFile>(
+            "KB_INFERENCE_PROVIDERS_FILE", default: .builtIn, documentedDefault: "unset (built-in providers)",
+            meaning: "a JSON or YAML file of providers (`api`, `base_url`, `api_key_env`, `local`, `models`, `circuit_breaker`, timeouts), `strategies` and `activeStrategy`, laid over the built-in ones; API keys come only from the environment (`GROQ_API_KEY`, `OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, `GEMINI_API_KEY`, `OPENROUTER_API_KEY`)"
+        ) { path in
+            do {
+                return try ProvidersFile.load(path: path)
+            } catch {
+                throw InvalidConfigValue("\(error)")
+            }
+        }
+    }
+
+    public static let keys: [ConfigKeyDocumentation] = [Keys.providersFile.documentation]
+
+    public var providers: ProvidersFile
+
+    public init(source: ConfigSource, shared: ServiceConfiguration) throws {
+        providers = try source.value(of: Keys.providersFile)
+    }
+}
+
+/// The inference gateway as a running thing: the router over the providers, the RPC methods,
+/// health per provider, the breaker gauges and the guide's circuit-breaker endpoints.
+///
+/// Not built yet (issue 13): budget enforcement with budget-service, the caches, `Embed`, the
+/// OpenAI-compatible HTTP front. Those methods answer `UNIMPLEMENTED` saying so.
+public final class InferenceGatewayService: Service, Sendable {
+    public let router: InferenceRouter
+    let http: HTTPClient
+    let logger: Logger
+
+    public init(configuration: InferenceConfiguration, environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger) {
+        http = HTTPClient()
+        router = InferenceRouter(file: configuration.providers, environment: environment, http: http)
+        self.logger = logger
+        let configured = router.routes.values.filter(\.configured).map(\.name).sorted()
+        logger.info("inference providers", metadata: [
+            "configured": "\(configured.joined(separator: ","))",
+            "not_configured": "\(router.routes.values.filter { !$0.configured }.map(\.name).sorted().joined(separator: ","))",
+            "strategy": "\(configuration.providers.activeStrategy)",
+        ])
+    }
+
+    /// Publishes the breaker gauges every second; closes the HTTP client at shutdown.
+    public func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                self.publish()
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
+        http.shutdown()
+    }
+
+    func publish() {
+        for route in router.routes.values {
+            Gauge(label: "knowledge_circuit_breaker_state", dimensions: [("provider", route.name)]).record(route.breaker.snapshot.state.rawValue)
+        }
+    }
+
+    // MARK: RPC
+
+    public func register(on rpc: inout RPCRouter) {
+        rpc.register(InferenceGatewayMethods.complete) { request, context in try await self.complete(request, context: context) }
+        rpc.register(InferenceGatewayMethods.listProviders, on: .eventLoop) { _, _ in self.listProviders() }
+        rpc.register(InferenceGatewayMethods.getCircuitBreakers, on: .eventLoop) { _, _ in
+            .with { $0.breakers = self.router.routes.keys.sorted().map { self.breakerStatus(self.router.routes[$0]!) } }
+        }
+        rpc.register(InferenceGatewayMethods.resetCircuitBreaker, on: .eventLoop) { request, context in
+            guard let route = self.router.routes[request.provider] else {
+                throw RPCError(.notFound, field: "provider", reason: .notFound, "unknown provider \(request.provider.debugDescription) (known: \(self.router.routes.keys.sorted().joined(separator: ", ")))")
+            }
+            route.breaker.reset()
+            context.logger.notice("circuit breaker reset", metadata: ["provider": "\(route.name)"])
+            self.publish()
+            return self.breakerStatus(route)
+        }
+        rpc.register(InferenceGatewayMethods.embed) { _, _ in
+            throw RPCError(.unimplemented, "Embed is not built yet (issue 13: local embeddings and the embedding cache)")
+        }
+        rpc.register(InferenceGatewayMethods.getCacheStats) { _, _ in
+            throw RPCError(.unimplemented, "the inference caches are not built yet (issue 13)")
+        }
+    }
+
+    func complete(_ request: Kb_Inference_V1_CompletionRequest, context: RPCContext) async throws -> Kb_Inference_V1_CompletionResponse {
+        guard !request.messages.isEmpty else { throw RPCError.invalidArgument(field: "messages", reason: .required, "at least one message is required") }
+        for (index, message) in request.messages.enumerated() where !["system", "user", "assistant"].contains(message.role) {
+            throw RPCError.invalidArgument(field: "messages[\(index)].role", reason: .unknownValue, "must be system, user or assistant (found \(message.role.debugDescription))")
+        }
+        guard request.maxTokens >= 0 else { throw RPCError.invalidArgument(field: "max_tokens", reason: .outOfRange, "must not be negative") }
+        if request.hasTemperature, !(0...2).contains(request.temperature.value) {
+            throw RPCError.invalidArgument(field: "temperature", reason: .outOfRange, "must be between 0 and 2 (found \(request.temperature.value))")
+        }
+        let chat = GatewayChat(
+            messages: request.messages.map { ChatMessage(role: $0.role, content: $0.content) },
+            model: request.model, provider: request.provider,
+            maxTokens: request.maxTokens > 0 ? Int(request.maxTokens) : nil,
+            temperature: request.hasTemperature ? Double(request.temperature.value) : nil,
+            localOnly: request.localOnly
+        )
+        let started = ContinuousClock.now
+        do {
+            let answer = try await router.complete(chat, deadline: context.deadline)
+            let elapsed = ContinuousClock.now - started
+            Timer(label: "knowledge_inference_latency_seconds", dimensions: [("provider", answer.provider), ("operation", request.operation.isEmpty ? "complete" : request.operation)]).record(duration: elapsed)
+            if let usage = answer.result.usage {
+                Counter(label: "knowledge_inference_tokens_total", dimensions: [("provider", answer.provider), ("direction", "input")]).increment(by: usage.inputTokens)
+                Counter(label: "knowledge_inference_tokens_total", dimensions: [("provider", answer.provider), ("direction", "output")]).increment(by: usage.outputTokens)
+            }
+            if answer.attempts.count > 1 {
+                Counter(label: "knowledge_inference_fallbacks_total", dimensions: [("provider", answer.provider)]).increment(by: answer.attempts.count - 1)
+            }
+            publish()
+            return .with {
+                $0.content = answer.result.content
+                $0.provider = answer.provider
+                $0.model = answer.result.model.isEmpty ? (answer.attempts.last?.model ?? "") : answer.result.model
+                $0.inputTokens = Int64(answer.result.usage?.inputTokens ?? 0)
+                $0.outputTokens = Int64(answer.result.usage?.outputTokens ?? 0)
+                $0.latencyMs = elapsed.milliseconds
+                $0.finishReason = answer.result.finishReason
+            }
+        } catch let failure as RoutingFailure {
+            publish()
+            for attempt in failure.attempts where attempt.outcome != "ok" && !attempt.outcome.hasPrefix("skipped") {
+                Counter(label: "knowledge_inference_errors_total", dimensions: [("provider", attempt.provider)]).increment()
+            }
+            context.logger.warning("completion failed", metadata: ["error": "\(failure)"])
+            throw Self.rpcError(failure)
+        }
+    }
+
+    static func rpcError(_ failure: RoutingFailure) -> RPCError {
+        switch failure.kind {
+        case .request: RPCError(.invalidArgument, failure.description)
+        case .configuration: RPCError(.failedPrecondition, failure.description)
+        case .exhausted: RPCError(.resourceExhausted, failure.description)
+        case .cancelled: RPCError(.cancelled, failure.description)
+        case .transient: failure.message.contains("deadline") ? RPCError(.deadlineExceeded, failure.description) : RPCError(.unavailable, failure.description)
+        }
+    }
+
+    func listProviders() -> Kb_Inference_V1_ListProvidersResponse {
+        .with {
+            $0.providers = router.routes.keys.sorted().map { name in
+                let route = router.routes[name]!
+                return .with {
+                    $0.name = name
+                    $0.models = route.provider.models
+                    $0.local = route.provider.local
+                    $0.configured = route.configured
+                    $0.circuit = Kb_Inference_V1_CircuitState(rawValue: route.breaker.snapshot.state.rawValue) ?? .circuitClosed
+                }
+            }
+        }
+    }
+
+    func breakerStatus(_ route: InferenceRouter.Route) -> Kb_Inference_V1_CircuitBreakerStatus {
+        let snapshot = route.breaker.snapshot
+        return .with {
+            $0.provider = route.name
+            $0.state = Kb_Inference_V1_CircuitState(rawValue: snapshot.state.rawValue) ?? .circuitClosed
+            $0.consecutiveFailures = Int32(clamping: snapshot.failures)
+            $0.lastFailureMs = snapshot.lastFailureMs
+            $0.nextAttemptMs = snapshot.nextAttemptMs
+        }
+    }
+
+    // MARK: Health and admin routes
+
+    public func registerHealth(on health: HealthRegistry) {
+        for name in router.routes.keys.sorted() {
+            let route = router.routes[name]!
+            health.register("provider_\(name)") {
+                let snapshot = route.breaker.snapshot
+                var details: [String: HealthDetail] = [
+                    "circuitBreaker": .string(snapshot.state.name.lowercased()),
+                    "configured": .string(route.configured ? "yes" : "no (\(route.provider.apiKeyEnv ?? "") is not set)"),
+                ]
+                if snapshot.state == .open { details["reason"] = .string(snapshot.reason) }
+                // An unconfigured provider is not a fault of the gateway; an open circuit degrades it.
+                return ComponentHealth(snapshot.state == .open ? .degraded : .healthy, details)
+            }
+        }
+    }
+
+    /// `GET /internal/circuit-breakers` (also the guide's `/internal/circuit-breaker/status`):
+    /// `{provider: {state, failures, lastFailure, nextAttempt}}`; `POST
+    /// /internal/circuit-breakers/{provider}/reset` (also `/internal/circuit-breaker/reset/{provider}`).
+    public func addAdminRoutes(to router: Router<BasicRequestContext>, configuration: ServiceConfiguration) {
+        let status: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, _ in self.breakersJSON() }
+        router.get("/internal/circuit-breakers", use: status)
+        router.get("/internal/circuit-breaker/status", use: status)
+        let token = configuration.authToken
+        let reset: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, context in
+            if let token, !BearerToken.matches(request.headers[.authorization], token: token) {
+                return APIError(.unauthorized, "unauthenticated", "missing or wrong 'Authorization: Bearer <KB_AUTH_TOKEN>'").response
+            }
+            let name = context.parameters.get("provider") ?? ""
+            guard let route = self.router.routes[name] else {
+                return APIError(.notFound, "not_found", field: "provider", reason: .notFound, "unknown provider \(name.debugDescription)").response
+            }
+            route.breaker.reset()
+            self.logger.notice("circuit breaker reset by an operator", metadata: ["provider": "\(name)"])
+            self.publish()
+            return self.breakersJSON()
+        }
+        router.post("/internal/circuit-breakers/:provider/reset", use: reset)
+        router.post("/internal/circuit-breaker/reset/:provider", use: reset)
+    }
+
+    func breakersJSON() -> Response {
+        var object: [String: Any] = [:]
+        let iso = ISO8601DateFormatter()
+        for (name, route) in router.routes {
+            let snapshot = route.breaker.snapshot
+            var entry: [String: Any] = ["state": snapshot.state.name.lowercased().replacingOccurrences(of: "_", with: "-"), "failures": snapshot.failures, "configured": route.configured]
+            if snapshot.lastFailureMs > 0 { entry["lastFailure"] = iso.string(from: Date(timeIntervalSince1970: Double(snapshot.lastFailureMs) / 1000)) }
+            if snapshot.state == .open {
+                entry["nextAttempt"] = iso.string(from: Date(timeIntervalSince1970: Double(snapshot.nextAttemptMs) / 1000))
+                entry["reason"] = snapshot.reason
+            }
+            object[name] = entry
+        }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+extension InferenceGatewayService: RPCService {
+    public var lifecycleServices: [any Service] { [self] }
+}
+
+extension Duration {
+    /// Whole milliseconds.
+    var milliseconds: Int64 { nanoseconds / 1_000_000 }
+}
