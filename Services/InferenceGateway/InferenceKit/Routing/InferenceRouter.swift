@@ -18,8 +18,16 @@ public struct GatewayChat: Sendable {
     public var localOnly: Bool
     /// Local providers first, then the strategy's order.
     public var preferLocal: Bool
+    /// The caller's id of the request (budget records carry it, with the provider); empty: one is made.
+    public var requestId: String
+    /// What the call is for (`extract`, ...) and for which project: cost reports group by them.
+    public var operation: String
+    public var project: String
 
-    public init(messages: [ChatMessage], model: String = "", provider: String = "", strategy: String = "", maxTokens: Int? = nil, temperature: Double? = nil, localOnly: Bool = false, preferLocal: Bool = false) {
+    public init(messages: [ChatMessage], model: String = "", provider: String = "", strategy: String = "", maxTokens: Int? = nil, temperature: Double? = nil, localOnly: Bool = false, preferLocal: Bool = false, requestId: String = "", operation: String = "", project: String = "") {
+        self.requestId = requestId.isEmpty ? UUID().uuidString.lowercased() : requestId
+        self.operation = operation
+        self.project = project
         self.messages = messages
         self.model = model
         self.provider = provider
@@ -97,13 +105,16 @@ public final class InferenceRouter: Sendable {
 
     public let file: ProvidersFile
     public let routes: [String: Route]
+    /// Admission and cost recording of paid calls (nil: no budget enforcement).
+    public let budget: BudgetGate?
     let retry: RetryPolicy
     let latency: Mutex<[String: Double]>
 
     /// Builds the routes; keys come from `environment` (a provider whose key variable is unset
     /// or empty is not configured).
-    public init(file: ProvidersFile, environment: [String: String], http: HTTPClient, retry: RetryPolicy = RetryPolicy(), clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) {
+    public init(file: ProvidersFile, environment: [String: String], http: HTTPClient, budget: BudgetGate? = nil, retry: RetryPolicy = RetryPolicy(), clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) {
         self.file = file
+        self.budget = budget
         self.retry = retry
         var routes: [String: Route] = [:]
         for (name, provider) in file.providers {
@@ -119,6 +130,12 @@ public final class InferenceRouter: Sendable {
 
     /// The providers to try for `chat`, in order, with the model each is asked for.
     public func plan(_ chat: GatewayChat) throws -> [(route: Route, model: String)] {
+        var chat = chat
+        switch budget?.mode {
+        case .localOnly?: chat.localOnly = true
+        case .preferLocal?: chat.preferLocal = true
+        case .normal?, nil: break
+        }
         let strategyName = chat.strategy.isEmpty ? file.activeStrategy : chat.strategy
         guard let strategy = file.strategies[strategyName] else {
             throw RoutingFailure(kind: .request, message: "unknown strategy \(strategyName.debugDescription) (known: \(file.strategies.keys.sorted().joined(separator: ", ")))", attempts: [])
@@ -169,7 +186,20 @@ public final class InferenceRouter: Sendable {
                 continue
             }
             let request = ChatRequest(messages: chat.messages, model: model, maxTokens: chat.maxTokens, temperature: chat.temperature)
+            let admission = Admission(provider: route.name, model: model, operation: chat.operation, project: chat.project, requestId: "\(chat.requestId):\(route.name)", estimatedInputTokens: estimatedTokens(chat.messages), maximumOutputTokens: chat.maxTokens ?? 1024)
+            var reservation = ""
+            if let budget, !route.provider.local {
+                switch await budget.admit(admission) {
+                case .denied(let reason):
+                    attempts.append(Attempt(provider: route.name, model: model, outcome: "skipped: \(reason)", milliseconds: 0))
+                    last = ProviderFailure(.exhausted, reason)
+                    continue
+                case .allowed(let id):
+                    reservation = id
+                }
+            }
             var backoff = retry.initialBackoff
+            defer { if !reservation.isEmpty { budget?.settle(admission, reservationId: reservation, usage: nil, latencyMs: 0) } }
             tries: for tryNumber in 1...max(1, retry.attemptsPerProvider) {
                 guard ContinuousClock.now < deadline else { break }
                 guard let permit = route.breaker.acquire() else {
@@ -184,6 +214,11 @@ public final class InferenceRouter: Sendable {
                     route.breaker.succeeded(permit)
                     record(latency: elapsed, for: route.name)
                     attempts.append(Attempt(provider: route.name, model: model, outcome: "ok", milliseconds: elapsed.nanoseconds / 1_000_000))
+                    if let budget, !route.provider.local {
+                        let usage = result.usage ?? TokenUsage(inputTokens: estimatedTokens(chat.messages), outputTokens: max(1, result.content.utf8.count / 4), estimated: true)
+                        budget.settle(admission, reservationId: reservation, usage: usage, latencyMs: elapsed.nanoseconds / 1_000_000)
+                        reservation = ""
+                    }
                     return GatewayAnswer(result: result, provider: route.name, attempts: attempts, providerNanoseconds: providerNanoseconds)
                 } catch {
                     let elapsed = ContinuousClock.now - started
@@ -240,8 +275,23 @@ public final class InferenceRouter: Sendable {
                             attempts.append(Attempt(provider: route.name, model: model, outcome: "skipped: circuit open", milliseconds: 0))
                             continue
                         }
+                        let admission = Admission(provider: route.name, model: model, operation: chat.operation, project: chat.project, requestId: "\(chat.requestId):\(route.name)", estimatedInputTokens: estimatedTokens(chat.messages), maximumOutputTokens: chat.maxTokens ?? 1024)
+                        var reservation = ""
+                        if let budget, !route.provider.local {
+                            switch await budget.admit(admission) {
+                            case .denied(let reason):
+                                route.breaker.released(permit)
+                                attempts.append(Attempt(provider: route.name, model: model, outcome: "skipped: \(reason)", milliseconds: 0))
+                                last = ProviderFailure(.exhausted, reason)
+                                continue
+                            case .allowed(let id):
+                                reservation = id
+                            }
+                        }
                         let started = ContinuousClock.now
                         var sentText = false
+                        var streamedCharacters = 0
+                        var lastUsage: TokenUsage?
                         var pending: [GatewayStreamEvent] = [.provider(route.name, model: model)]
                         do {
                             let request = ChatRequest(messages: chat.messages, model: model, maxTokens: chat.maxTokens, temperature: chat.temperature)
@@ -252,6 +302,8 @@ public final class InferenceRouter: Sendable {
                                 case .usage(let usage): .usage(usage)
                                 case .finished(let reason): .finished(reason: reason)
                                 }
+                                if case .text(let text) = mapped { streamedCharacters += text.utf8.count }
+                                if case .usage(let usage) = mapped { lastUsage = usage }
                                 if case .text = mapped, !sentText {
                                     sentText = true
                                     for early in pending { continuation.yield(early) }
@@ -261,6 +313,11 @@ public final class InferenceRouter: Sendable {
                                 if ContinuousClock.now >= deadline { throw ProviderFailure(.transient, "the deadline passed mid-stream") }
                             }
                             for early in pending { continuation.yield(early) }
+                            if let budget, !route.provider.local {
+                                // Streams are recorded with their real usage; a provider that reports none is estimated (and says so).
+                                let usage = lastUsage ?? TokenUsage(inputTokens: estimatedTokens(chat.messages), outputTokens: max(1, streamedCharacters / 4), estimated: true)
+                                budget.settle(admission, reservationId: reservation, usage: usage, latencyMs: (ContinuousClock.now - started).nanoseconds / 1_000_000)
+                            }
                             route.breaker.succeeded(permit)
                             record(latency: ContinuousClock.now - started, for: route.name)
                             continuation.finish()
@@ -269,6 +326,11 @@ public final class InferenceRouter: Sendable {
                             let failure = Self.failure(error)
                             last = failure
                             attempts.append(Attempt(provider: route.name, model: model, outcome: failure.description, milliseconds: (ContinuousClock.now - started).nanoseconds / 1_000_000))
+                            if let budget, !route.provider.local {
+                                // Text already sent was produced (and billed): record it; otherwise release.
+                                let usage: TokenUsage? = sentText ? (lastUsage ?? TokenUsage(inputTokens: estimatedTokens(chat.messages), outputTokens: max(1, streamedCharacters / 4), estimated: true)) : nil
+                                budget.settle(admission, reservationId: reservation, usage: usage, latencyMs: (ContinuousClock.now - started).nanoseconds / 1_000_000)
+                            }
                             switch failure.kind {
                             case .transient: route.breaker.failed(permit, reason: failure.description, retryAfterMs: failure.retryAfterMs)
                             case .exhausted: route.breaker.exhausted(untilMs: nil, reason: failure.message)

@@ -22,30 +22,46 @@ public struct InferenceConfiguration: ServiceOwnConfiguration {
                 throw InvalidConfigValue("\(error)")
             }
         }
+        public static let budgetUnreachable = ConfigKey.choice(
+            "KB_INFERENCE_BUDGET_UNREACHABLE", default: "refuse-paid", from: ["refuse-paid", "allow-paid"],
+            meaning: "what paid calls do while budget-service (`KB_BUDGET_SERVICE_ADDR`) does not answer: `refuse-paid` (local providers still answer) or `allow-paid` (costs are recorded once it is back)"
+        )
     }
 
-    public static let keys: [ConfigKeyDocumentation] = [Keys.providersFile.documentation]
+    public static let keys: [ConfigKeyDocumentation] = [Keys.providersFile.documentation, Keys.budgetUnreachable.documentation]
 
     public var providers: ProvidersFile
+    /// Where budget-service is.
+    public var budgetClient: RPCClient.Configuration
+    /// Paid calls go while budget-service does not answer.
+    public var allowPaidWithoutBudget: Bool
 
     public init(source: ConfigSource, shared: ServiceConfiguration) throws {
         providers = try source.value(of: Keys.providersFile)
+        allowPaidWithoutBudget = try source.value(of: Keys.budgetUnreachable) == "allow-paid"
+        budgetClient = try source.clientConfiguration(for: .budgetService)
+        budgetClient.failFast = true
     }
 }
 
 /// The inference gateway as a running thing: the router over the providers, the RPC methods,
 /// health per provider, the breaker gauges and the guide's circuit-breaker endpoints.
 ///
-/// Not built yet (issue 13): budget enforcement with budget-service, the caches, `Embed`, the
-/// OpenAI-compatible HTTP front. Those methods answer `UNIMPLEMENTED` saying so.
+/// Paid calls are admitted by budget-service first and recorded after (`BudgetServiceGate`).
+/// Not built yet (issue 13): the caches, `Embed`, the OpenAI-compatible HTTP front; those
+/// methods answer `UNIMPLEMENTED` saying so.
 public final class InferenceGatewayService: Service, Sendable {
     public let router: InferenceRouter
     let http: HTTPClient
+    let budget: BudgetServiceGate
+    let budgetClient: RPCClient
     let logger: Logger
 
     public init(configuration: InferenceConfiguration, environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger) {
         http = HTTPClient()
-        router = InferenceRouter(file: configuration.providers, environment: environment, http: http)
+        budgetClient = RPCClient(configuration: configuration.budgetClient)
+        budget = BudgetServiceGate(client: budgetClient, failOpen: configuration.allowPaidWithoutBudget, logger: logger)
+        router = InferenceRouter(file: configuration.providers, environment: environment, http: http, budget: budget)
         self.logger = logger
         let configured = router.routes.values.filter(\.configured).map(\.name).sorted()
         logger.info("inference providers", metadata: [
@@ -60,10 +76,13 @@ public final class InferenceGatewayService: Service, Sendable {
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 self.publish()
+                await self.budget.tick()
                 try await Task.sleep(for: .seconds(1))
             }
         }
+        await budget.tick()  // a last try for recordings still pending
         http.shutdown()
+        await budgetClient.close()
     }
 
     func publish() {
@@ -111,7 +130,8 @@ public final class InferenceGatewayService: Service, Sendable {
             model: request.model, provider: request.provider,
             maxTokens: request.maxTokens > 0 ? Int(request.maxTokens) : nil,
             temperature: request.hasTemperature ? Double(request.temperature.value) : nil,
-            localOnly: request.localOnly
+            localOnly: request.localOnly,
+            requestId: request.requestID, operation: request.operation, project: request.project
         )
         let started = ContinuousClock.now
         do {
