@@ -3,7 +3,7 @@
 # Idempotent: packages already present are left alone.
 #   scripts/setup-system.sh          what the system needs to build and run
 #   scripts/setup-system.sh --test   also what the tests need: headless Chromium and its
-#                                    WebDriver (VKB's browser tests) and Python's selenium
+#                                    WebDriver (VKB's browser tests), Python's selenium and openai
 set -euo pipefail
 
 packages=(
@@ -27,6 +27,12 @@ if [ "${1:-}" = "--test" ]; then
     echo "Installing Python's selenium"
     python3 -m pip install -q selenium 2>&1 | grep -v "Running pip as the 'root' user" || true
     python3 -c "import selenium" || { echo "could not install selenium for $(command -v python3)" >&2; exit 1; }
+  fi
+  # OpenAI's Python package: the inference gateway's OpenAI-compatible front is tested with it.
+  if ! python3 -c "import openai" 2>/dev/null; then
+    echo "Installing Python's openai"
+    python3 -m pip install -q openai 2>&1 | grep -v "Running pip as the 'root' user" || true
+    python3 -c "import openai" || { echo "could not install openai for $(command -v python3)" >&2; exit 1; }
   fi
 fi
 

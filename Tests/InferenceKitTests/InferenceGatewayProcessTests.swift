@@ -226,4 +226,88 @@ struct InferenceGatewayProcessTests {
         #expect(paid.received.isEmpty)
         #expect(try await client.call(InferenceGatewayMethods.complete, .with { $0.messages = [.with { $0.role = "user"; $0.content = "hi" }] }).provider == "local")
     }
+
+    @Test("the OpenAI-compatible front with the real openai Python package: whole, streamed with include_usage, models, errors, auth")
+    func openAIFront() async throws {
+        let whole = try ScriptedHTTPServer(), streamer = try ScriptedHTTPServer()
+        defer {
+            whole.stop()
+            streamer.stop()
+        }
+        whole.answer("/v1/chat/completions", with: Self.ok)
+        func chunk(_ text: String) -> String {
+            #"data: {"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"\#(text)"},"finish_reason":null}]}"# + "\n\n"
+        }
+        // llama.cpp-like: no usage in the stream, so the gateway estimates it.
+        streamer.answer("/v1/chat/completions", with: .stream([chunk("Hel"), chunk("lo wor"), chunk("ld"), #"data: {"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"# + "\n\n", "data: [DONE]\n\n"]))
+        let directory = temporaryDirectory("kb-inference")
+        let file = directory.appendingPathComponent("providers.yaml")
+        try """
+            providers:
+              whole: {api: openai, base_url: "\(whole.baseURL)/v1", local: true, models: [mock-1]}
+              streamer: {api: openai, base_url: "\(streamer.baseURL)/v1", local: true, models: [mock-1]}
+            """.write(to: file, atomically: true, encoding: .utf8)
+        let token = "front-token-0123456789"
+        let gateway = try ServiceProcess(
+            executable: "inference-gateway", envPrefix: "KB_INFERENCE_GATEWAY",
+            environment: ["KB_INFERENCE_PROVIDERS_FILE": file.path, "KB_AUTH_TOKEN": token, "KB_BUDGET_SERVICE_ADDR": "127.0.0.1:\(freePort())"]
+        )
+        try await gateway.waitUntilReady()
+        defer { Task { await gateway.stop() } }
+        let script = directory.appendingPathComponent("client.py")
+        try """
+            import json, sys, openai
+            base = sys.argv[1]; token = sys.argv[2]
+            client = openai.OpenAI(base_url=base, api_key=token, max_retries=0)
+            out = {}
+            whole = client.chat.completions.with_raw_response.create(model="whole/mock-1", messages=[{"role": "user", "content": "ping"}], max_tokens=20, temperature=0)
+            parsed = whole.parse()
+            out["whole"] = {"content": parsed.choices[0].message.content, "finish": parsed.choices[0].finish_reason,
+                            "usage": [parsed.usage.prompt_tokens, parsed.usage.completion_tokens], "provider": whole.headers.get("x-kb-provider"),
+                            "overhead": whole.headers.get("x-kb-overhead-ms")}
+            pieces, usage, finish = [], None, None
+            for chunk in client.chat.completions.create(model="streamer/mock-1", messages=[{"role": "user", "content": "hello there"}], stream=True, stream_options={"include_usage": True}):
+                if chunk.usage is not None:
+                    usage = [chunk.usage.prompt_tokens, chunk.usage.completion_tokens]
+                    assert chunk.choices == []
+                for choice in chunk.choices:
+                    if choice.delta.content: pieces.append(choice.delta.content)
+                    if choice.finish_reason: finish = choice.finish_reason
+            out["stream"] = {"text": "".join(pieces), "usage": usage, "finish": finish}
+            out["models"] = sorted(m.id for m in client.models.list().data)
+            try:
+                client.chat.completions.create(model="whole/mock-1", messages=[{"role": "robot", "content": "x"}])
+                out["bad"] = "accepted"
+            except openai.BadRequestError as error:
+                out["bad"] = [error.status_code, error.body.get("param") if isinstance(error.body, dict) else None]
+            try:
+                openai.OpenAI(base_url=base, api_key="wrong", max_retries=0).models.list()
+                out["auth"] = "accepted"
+            except openai.AuthenticationError as error:
+                out["auth"] = error.status_code
+            print(json.dumps(out))
+            """.write(to: script, atomically: true, encoding: .utf8)
+        let run = try runProgram(URL(fileURLWithPath: "/usr/bin/env"), ["python3", script.path, "http://127.0.0.1:\(gateway.adminPort)/v1", token])
+        #expect(run.status == 0, "\(run.stderr)")
+        let out = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], "\(run.stdout) \(run.stderr)")
+        let wholeAnswer = out["whole"] as? [String: Any]
+        #expect(wholeAnswer?["content"] as? String == "pong")
+        #expect(wholeAnswer?["finish"] as? String == "stop")
+        #expect(wholeAnswer?["usage"] as? [Int] == [4, 1])
+        #expect(wholeAnswer?["provider"] as? String == "whole")
+        #expect(wholeAnswer?["overhead"] as? String != nil)
+        let streamed = out["stream"] as? [String: Any]
+        #expect(streamed?["text"] as? String == "Hello world")
+        #expect(streamed?["finish"] as? String == "stop")
+        #expect(streamed?["usage"] as? [Int] == [6, 2], "estimated: 'hello there' is 11 bytes / 4 + 4; 'Hello world' 11 / 4")
+        let models = out["models"] as? [String] ?? []
+        #expect(models.contains("streamer/mock-1") && models.contains("whole/mock-1"))
+        #expect(!models.contains { $0.hasPrefix("openai/") }, "a provider without its key lists no models")
+        let bad = out["bad"] as? [Any]
+        #expect(bad?.first as? Int == 400)
+        #expect(bad?.last as? String == "messages[0].role")
+        #expect(out["auth"] as? Int == 401)
+        let sent = try JSONSerialization.jsonObject(with: Data(try #require(whole.received.first).body)) as? [String: Any]
+        #expect(sent?["max_tokens"] as? Int == 20)
+    }
 }

@@ -48,8 +48,8 @@ public struct InferenceConfiguration: ServiceOwnConfiguration {
 /// health per provider, the breaker gauges and the guide's circuit-breaker endpoints.
 ///
 /// Paid calls are admitted by budget-service first and recorded after (`BudgetServiceGate`).
-/// Not built yet (issue 13): the caches, `Embed`, the OpenAI-compatible HTTP front; those
-/// methods answer `UNIMPLEMENTED` saying so.
+/// The OpenAI-compatible front (`/v1/chat/completions`, `/v1/models`) is on the admin port.
+/// Not built yet (issue 13): the caches and `Embed`; those methods answer `UNIMPLEMENTED`.
 public final class InferenceGatewayService: Service, Sendable {
     public let router: InferenceRouter
     let http: HTTPClient
@@ -137,15 +137,7 @@ public final class InferenceGatewayService: Service, Sendable {
         do {
             let answer = try await router.complete(chat, deadline: context.deadline)
             let elapsed = ContinuousClock.now - started
-            Timer(label: "knowledge_inference_latency_seconds", dimensions: [("provider", answer.provider), ("operation", request.operation.isEmpty ? "complete" : request.operation)]).record(duration: elapsed)
-            if let usage = answer.result.usage {
-                Counter(label: "knowledge_inference_tokens_total", dimensions: [("provider", answer.provider), ("direction", "input")]).increment(by: usage.inputTokens)
-                Counter(label: "knowledge_inference_tokens_total", dimensions: [("provider", answer.provider), ("direction", "output")]).increment(by: usage.outputTokens)
-            }
-            if answer.attempts.count > 1 {
-                Counter(label: "knowledge_inference_fallbacks_total", dimensions: [("provider", answer.provider)]).increment(by: answer.attempts.count - 1)
-            }
-            publish()
+            completed(answer, operation: request.operation, elapsed: elapsed)
             return .with {
                 $0.content = answer.result.content
                 $0.provider = answer.provider
@@ -163,6 +155,20 @@ public final class InferenceGatewayService: Service, Sendable {
             context.logger.warning("completion failed", metadata: ["error": "\(failure)"])
             throw Self.rpcError(failure)
         }
+    }
+
+    /// Metrics of a completed call: latency, tokens, fallbacks, the gateway's own overhead.
+    func completed(_ answer: GatewayAnswer, operation: String, elapsed: Duration) {
+        Timer(label: "knowledge_inference_latency_seconds", dimensions: [("provider", answer.provider), ("operation", operation.isEmpty ? "complete" : operation)]).record(duration: elapsed)
+        Timer(label: "knowledge_inference_overhead_seconds").recordNanoseconds(max(0, elapsed.nanoseconds - answer.providerNanoseconds))
+        if let usage = answer.result.usage {
+            Counter(label: "knowledge_inference_tokens_total", dimensions: [("provider", answer.provider), ("direction", "input")]).increment(by: usage.inputTokens)
+            Counter(label: "knowledge_inference_tokens_total", dimensions: [("provider", answer.provider), ("direction", "output")]).increment(by: usage.outputTokens)
+        }
+        if answer.attempts.count > 1 {
+            Counter(label: "knowledge_inference_fallbacks_total", dimensions: [("provider", answer.provider)]).increment(by: answer.attempts.count - 1)
+        }
+        publish()
     }
 
     static func rpcError(_ failure: RoutingFailure) -> RPCError {
@@ -242,6 +248,7 @@ public final class InferenceGatewayService: Service, Sendable {
         }
         router.post("/internal/circuit-breakers/:provider/reset", use: reset)
         router.post("/internal/circuit-breaker/reset/:provider", use: reset)
+        OpenAICompatibleFront.add(to: router, gateway: self, authToken: token)
     }
 
     func breakersJSON() -> Response {

@@ -1,0 +1,227 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import KBRPC
+import KBRuntime
+import NIOCore
+
+/// OpenAI's API on the gateway's HTTP port, so tools written for OpenAI work by changing their
+/// base URL to `http://127.0.0.1:9103/v1`:
+///
+///     POST /v1/chat/completions   whole, or `stream: true` as OpenAI's SSE chunks
+///                                 (`stream_options.include_usage`: a last chunk with `choices: []`
+///                                 and the usage), ending `data: [DONE]`
+///     GET  /v1/models             every configured provider's models, as `provider/model`
+///
+/// Errors are OpenAI's JSON (`{"error": {"message", "type", "param", "code"}}`). With
+/// `KB_AUTH_TOKEN` set, `Authorization: Bearer <token>` is required. Each answer says who served
+/// it: `x-kb-provider`, `x-kb-attempts`, `x-kb-overhead-ms` (the gateway's own time: total minus
+/// time waiting on providers).
+enum OpenAICompatibleFront {
+    static let maximumBody = 16 << 20
+
+    static func add(to router: Router<BasicRequestContext>, gateway: InferenceGatewayService, authToken: String?) {
+        router.post("/v1/chat/completions") { request, _ -> Response in
+            if let denied = unauthorized(request, authToken) { return denied }
+            let body: ByteBuffer
+            do { body = try await request.body.collect(upTo: maximumBody) } catch {
+                return failure(.contentTooLarge, "the body is larger than \(maximumBody) bytes", type: "invalid_request_error", param: nil)
+            }
+            let parsed: (chat: GatewayChat, stream: Bool, includeUsage: Bool)
+            do { parsed = try parse(Data(buffer: body)) } catch let error as RequestError {
+                return failure(.badRequest, error.message, type: "invalid_request_error", param: error.param)
+            } catch {
+                return failure(.badRequest, "\(error)", type: "invalid_request_error", param: nil)
+            }
+            let deadline = ContinuousClock.now + .seconds(300)
+            if parsed.stream {
+                return await stream(parsed.chat, includeUsage: parsed.includeUsage, gateway: gateway, deadline: deadline)
+            }
+            let started = ContinuousClock.now
+            do {
+                let answer = try await gateway.router.complete(parsed.chat, deadline: deadline)
+                gateway.completed(answer, operation: parsed.chat.operation, elapsed: ContinuousClock.now - started)
+                let usage = answer.result.usage
+                let object: [String: Any] = [
+                    "id": "chatcmpl-\(parsed.chat.requestId)",
+                    "object": "chat.completion",
+                    "created": Int(Date().timeIntervalSince1970),
+                    "model": answer.result.model.isEmpty ? (answer.attempts.last?.model ?? "") : answer.result.model,
+                    "choices": [["index": 0, "message": ["role": "assistant", "content": answer.result.content], "finish_reason": answer.result.finishReason, "logprobs": NSNull()]],
+                    "usage": ["prompt_tokens": usage?.inputTokens ?? 0, "completion_tokens": usage?.outputTokens ?? 0, "total_tokens": (usage?.inputTokens ?? 0) + (usage?.outputTokens ?? 0)],
+                ]
+                var response = json(object, status: .ok)
+                let overhead = (ContinuousClock.now - started).nanoseconds - answer.providerNanoseconds
+                response.headers[HTTPField.Name("x-kb-provider")!] = answer.provider
+                response.headers[HTTPField.Name("x-kb-attempts")!] = String(answer.attempts.count)
+                response.headers[HTTPField.Name("x-kb-overhead-ms")!] = String(format: "%.3f", Double(max(0, overhead)) / 1e6)
+                return response
+            } catch let failure as RoutingFailure {
+                return routingFailure(failure)
+            } catch {
+                return failure(.internalServerError, "\(error)", type: "server_error", param: nil)
+            }
+        }
+        router.get("/v1/models") { request, _ -> Response in
+            if let denied = unauthorized(request, authToken) { return denied }
+            var data: [[String: Any]] = []
+            for name in gateway.router.routes.keys.sorted() {
+                guard let route = gateway.router.routes[name], route.configured else { continue }
+                for model in route.provider.models {
+                    data.append(["id": "\(name)/\(model)", "object": "model", "created": 0, "owned_by": name])
+                }
+            }
+            return json(["object": "list", "data": data], status: .ok)
+        }
+    }
+
+    struct RequestError: Error {
+        var param: String?
+        var message: String
+    }
+
+    /// The request body as a gateway request; the error names the parameter.
+    static func parse(_ data: Data) throws -> (chat: GatewayChat, stream: Bool, includeUsage: Bool) {
+        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw RequestError(param: nil, message: "the body must be a JSON object")
+        }
+        guard let messages = object["messages"] as? [[String: Any]], !messages.isEmpty else {
+            throw RequestError(param: "messages", message: "'messages' must be a non-empty array of {role, content}")
+        }
+        var chatMessages: [ChatMessage] = []
+        for (index, message) in messages.enumerated() {
+            let role = message["role"] as? String ?? ""
+            guard ["system", "developer", "user", "assistant"].contains(role) else {
+                throw RequestError(param: "messages[\(index)].role", message: "role must be system, developer, user or assistant (found \(role.debugDescription))")
+            }
+            let content: String
+            if let text = message["content"] as? String {
+                content = text
+            } else if let parts = message["content"] as? [[String: Any]] {
+                guard parts.allSatisfy({ $0["type"] as? String == "text" }) else {
+                    throw RequestError(param: "messages[\(index)].content", message: "only text content parts are supported")
+                }
+                content = parts.compactMap { $0["text"] as? String }.joined()
+            } else {
+                throw RequestError(param: "messages[\(index)].content", message: "content must be a string or an array of text parts")
+            }
+            chatMessages.append(ChatMessage(role: role == "developer" ? "system" : role, content: content))
+        }
+        let model = object["model"] as? String ?? ""
+        var maxTokens: Int?
+        if let value = object["max_completion_tokens"] ?? object["max_tokens"], !(value is NSNull) {
+            guard let number = value as? Int, number > 0 else { throw RequestError(param: "max_tokens", message: "max_tokens must be a positive integer") }
+            maxTokens = number
+        }
+        var temperature: Double?
+        if let value = object["temperature"], !(value is NSNull) {
+            guard let number = value as? Double, (0...2).contains(number) else { throw RequestError(param: "temperature", message: "temperature must be a number between 0 and 2") }
+            temperature = number
+        }
+        let stream = object["stream"] as? Bool ?? false
+        let includeUsage = ((object["stream_options"] as? [String: Any])?["include_usage"] as? Bool) ?? false
+        let metadata = object["metadata"] as? [String: Any]
+        let chat = GatewayChat(
+            messages: chatMessages, model: model == "auto" ? "" : model, maxTokens: maxTokens, temperature: temperature,
+            operation: metadata?["operation"] as? String ?? "chat", project: metadata?["project"] as? String ?? ""
+        )
+        return (chat, stream, includeUsage)
+    }
+
+    /// A streamed answer: the first event is awaited before the head is sent, so a failure
+    /// before any text is still an ordinary error answer.
+    static func stream(_ chat: GatewayChat, includeUsage: Bool, gateway: InferenceGatewayService, deadline: ContinuousClock.Instant) async -> Response {
+        let events = IteratorBox(gateway.router.stream(chat, deadline: deadline).makeAsyncIterator())
+        let first: GatewayStreamEvent?
+        do { first = try await events.next() } catch let failure as RoutingFailure {
+            return routingFailure(failure)
+        } catch {
+            return failure(.internalServerError, "\(error)", type: "server_error", param: nil)
+        }
+        var provider = "", model = chat.model
+        if case .provider(let name, let served)? = first {
+            provider = name
+            model = served
+        }
+        let id = "chatcmpl-\(chat.requestId)"
+        let created = Int(Date().timeIntervalSince1970)
+        let servedModel = model
+        let promptEstimate = estimatedTokens(chat.messages)
+        var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-store"]
+        headers[HTTPField.Name("x-kb-provider")!] = provider
+        let body = ResponseBody { writer in
+            func send(_ object: [String: Any]) async throws {
+                let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+                var buffer = ByteBuffer(string: "data: ")
+                buffer.writeBytes(data)
+                buffer.writeString("\n\n")
+                try await writer.write(buffer)
+            }
+            func chunk(_ delta: [String: Any], finish: String?) -> [String: Any] {
+                ["id": id, "object": "chat.completion.chunk", "created": created, "model": servedModel,
+                 "choices": [["index": 0, "delta": delta, "finish_reason": finish.map { $0 as Any } ?? NSNull(), "logprobs": NSNull()]]]
+            }
+            var usage: TokenUsage?
+            var characters = 0
+            var sentRole = false
+            do {
+                while let event = try await events.next() {
+                    switch event {
+                    case .provider: break
+                    case .text(let text):
+                        characters += text.utf8.count
+                        try await send(chunk(sentRole ? ["content": text] : ["role": "assistant", "content": text], finish: nil))
+                        sentRole = true
+                    case .usage(let latest): usage = latest
+                    case .finished(let reason): try await send(chunk([:], finish: reason))
+                    }
+                }
+                if includeUsage {
+                    // Providers that do not report usage in streams (llama.cpp) get an estimate.
+                    let final = usage ?? TokenUsage(inputTokens: promptEstimate, outputTokens: max(1, characters / 4), estimated: true)
+                    try await send(["id": id, "object": "chat.completion.chunk", "created": created, "model": servedModel, "choices": [] as [Any],
+                                    "usage": ["prompt_tokens": final.inputTokens, "completion_tokens": final.outputTokens, "total_tokens": final.inputTokens + final.outputTokens]])
+                }
+                try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+            } catch {
+                // Never a clean end with a truncated answer: an error event, and no [DONE].
+                let message = (error as? RoutingFailure)?.description ?? "\(error)"
+                try? await send(["error": ["message": message, "type": "server_error", "param": NSNull(), "code": "stream_failed"]])
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: headers, body: body)
+    }
+
+    /// An async iterator shared with the response body's writer (one reader at a time).
+    final class IteratorBox: @unchecked Sendable {
+        var iterator: AsyncThrowingStream<GatewayStreamEvent, Error>.AsyncIterator
+        init(_ iterator: AsyncThrowingStream<GatewayStreamEvent, Error>.AsyncIterator) { self.iterator = iterator }
+        func next() async throws -> GatewayStreamEvent? { try await iterator.next() }
+    }
+
+    static func routingFailure(_ routing: RoutingFailure) -> Response {
+        switch routing.kind {
+        case .request: failure(.badRequest, routing.description, type: "invalid_request_error", param: nil)
+        case .exhausted: failure(.tooManyRequests, routing.description, type: "insufficient_quota", param: nil)
+        case .configuration: failure(.serviceUnavailable, routing.description, type: "server_error", param: nil)
+        case .cancelled: failure(.requestTimeout, routing.description, type: "server_error", param: nil)
+        case .transient: failure(routing.message.contains("deadline") ? .gatewayTimeout : .serviceUnavailable, routing.description, type: "server_error", param: nil)
+        }
+    }
+
+    static func unauthorized(_ request: Request, _ token: String?) -> Response? {
+        guard let token else { return nil }
+        if BearerToken.matches(request.headers[.authorization], token: token) { return nil }
+        return failure(.unauthorized, "missing or wrong 'Authorization: Bearer <KB_AUTH_TOKEN>'", type: "invalid_request_error", param: nil, code: "invalid_api_key")
+    }
+
+    static func failure(_ status: HTTPResponse.Status, _ message: String, type: String, param: String?, code: String? = nil) -> Response {
+        json(["error": ["message": message, "type": type, "param": param.map { $0 as Any } ?? NSNull(), "code": code.map { $0 as Any } ?? NSNull()]], status: status)
+    }
+
+    static func json(_ object: [String: Any], status: HTTPResponse.Status) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
