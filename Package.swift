@@ -288,7 +288,7 @@ let package = Package(
         .executableTarget(
             name: "kb",
             dependencies: [
-                "LauncherKit", "KBProto", "KBRPC", "KBRuntime",
+                "LauncherKit", "KBHTTPClient", "KBProto", "KBRPC", "KBRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],

@@ -309,5 +309,24 @@ struct InferenceGatewayProcessTests {
         #expect(out["auth"] as? Int == 401)
         let sent = try JSONSerialization.jsonObject(with: Data(try #require(whole.received.first).body)) as? [String: Any]
         #expect(sent?["max_tokens"] as? Int == 20)
+
+        // The operator's commands.
+        let environment = ["KB_AUTH_TOKEN": token, "KB_INFERENCE_GATEWAY_ADDR": "127.0.0.1:\(gateway.port)", "KB_INFERENCE_GATEWAY_ADMIN_PORT": "\(gateway.adminPort)"]
+        let kb = builtProductsDirectory.appendingPathComponent("kb")
+        let providers = try runProgram(kb, ["inference", "providers"], environment: environment)
+        #expect(providers.status == 0, "\(providers.stderr)")
+        #expect(providers.stdout.contains("whole") && providers.stdout.contains("openai       no key"))
+        let complete = try runProgram(kb, ["inference", "complete", "ping", "--model", "whole/mock-1"], environment: environment)
+        #expect(complete.status == 0, "\(complete.stderr)")
+        #expect(complete.stdout == "pong\n")
+        #expect(complete.stderr.contains("[whole mock-1: 4 in, 1 out"))
+        let streamedCLI = try runProgram(kb, ["inference", "complete", "hello there", "--model", "streamer/mock-1", "--stream"], environment: environment)
+        #expect(streamedCLI.status == 0, "\(streamedCLI.stderr)")
+        #expect(streamedCLI.stdout == "Hello world\n")
+        #expect(streamedCLI.stderr.contains("[streamer: 6 in, 2 out]"))
+        let breakers = try runProgram(kb, ["inference", "breakers"], environment: environment)
+        #expect(breakers.stdout.contains("streamer     closed    failures 0"))
+        let reset = try runProgram(kb, ["inference", "reset", "nope"], environment: environment)
+        #expect(reset.status != 0 && reset.stderr.contains("unknown provider"))
     }
 }
