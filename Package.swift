@@ -151,7 +151,8 @@ let package = Package(
         .target(
             name: "InferenceKit",
             dependencies: [
-                "KBHTTPClient", "KBProto", "KBRPC", "KBRuntime",
+                "KBHTTPClient", "KBProto", "KBRPC", "KBRuntime", "KBSQLite",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -329,4 +329,54 @@ struct InferenceGatewayProcessTests {
         let reset = try runProgram(kb, ["inference", "reset", "nope"], environment: environment)
         #expect(reset.status != 0 && reset.stderr.contains("unknown provider"))
     }
+
+    @Test("the completion cache: a deterministic repeat is answered without a provider call, across a restart; no_cache and temperature > 0 bypass it; stats count it")
+    func completionCache() async throws {
+        let provider = try ScriptedHTTPServer()
+        defer { provider.stop() }
+        provider.answer("/v1/chat/completions", with: Self.ok)
+        let directory = temporaryDirectory("kb-inference")
+        let file = directory.appendingPathComponent("providers.yaml")
+        try """
+            providers:
+              only: {api: openai, base_url: "\(provider.baseURL)/v1", local: true, models: [mock-1]}
+            """.write(to: file, atomically: true, encoding: .utf8)
+        let data = directory.appendingPathComponent("data")
+        try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+        let environment = ["KB_INFERENCE_PROVIDERS_FILE": file.path, "KB_BUDGET_SERVICE_ADDR": "127.0.0.1:\(freePort())"]
+        func ask(_ client: RPCClient, temperature: Float? = 0, noCache: Bool = false) async throws -> Kb_Inference_V1_CompletionResponse {
+            try await client.call(InferenceGatewayMethods.complete, .with {
+                $0.messages = [.with { $0.role = "user"; $0.content = "what is 2+2?" }]
+                $0.model = "only/mock-1"
+                if let temperature { $0.temperature = .with { $0.value = temperature } }
+                $0.noCache = noCache
+            })
+        }
+        let first = try ServiceProcess(executable: "inference-gateway", envPrefix: "KB_INFERENCE_GATEWAY", environment: environment, dataDirectory: data)
+        try await first.waitUntilReady()
+        let client = RPCClient(configuration: .init(host: "127.0.0.1", port: first.port))
+        #expect(try await ask(client).cached == false)
+        let repeated = try await ask(client)
+        #expect(repeated.cached && repeated.content == "pong" && repeated.provider == "only")
+        #expect(provider.received.count == 1)
+        #expect(try await ask(client, noCache: true).cached == false)
+        #expect(try await ask(client, temperature: 0.7).cached == false)
+        #expect(try await ask(client, temperature: nil).cached == false, "no temperature: the provider's default, not deterministic")
+        #expect(provider.received.count == 4)
+        let stats = try await client.call(InferenceGatewayMethods.getCacheStats, .init())
+        #expect(stats.caches.first?.hits == 1)
+        #expect(stats.caches.first?.misses == 1)
+        let metrics = try #require(await httpGet("http://127.0.0.1:\(first.adminPort)/metrics"))
+        #expect(metrics.body.contains(#"knowledge_cache_hits_total{cache_type="completion"} 1"#))
+        await client.close()
+        #expect(await first.stop() == 0)
+
+        let second = try ServiceProcess(executable: "inference-gateway", envPrefix: "KB_INFERENCE_GATEWAY", environment: environment, dataDirectory: data)
+        try await second.waitUntilReady()
+        defer { Task { await second.stop() } }
+        let restarted = RPCClient(configuration: .init(host: "127.0.0.1", port: second.port))
+        defer { Task { await restarted.close() } }
+        #expect(try await ask(restarted).cached, "the cache survives a restart")
+        #expect(provider.received.count == 4)
+    }
 }

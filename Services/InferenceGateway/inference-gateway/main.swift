@@ -8,5 +8,5 @@ import KBRuntime
 
 await ServiceRuntime.main(.inferenceGateway) { runtime in
     let configuration = try runtime.load(InferenceConfiguration.self)
-    return InferenceGatewayService(configuration: configuration, logger: runtime.logger)
+    return InferenceGatewayService(configuration: configuration, dataDirectory: runtime.dataDirectory, logger: runtime.logger)
 }

@@ -128,6 +128,9 @@ public nonisolated struct Kb_Inference_V1_CompletionRequest: Sendable {
 
   public var metadata: Dictionary<String,String> = [:]
 
+  /// Neither read nor fill the completion cache (it caches deterministic requests: temperature 0).
+  public var noCache: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -425,7 +428,7 @@ nonisolated extension Kb_Inference_V1_ChatMessage: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Kb_Inference_V1_CompletionRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CompletionRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}messages\0\u{1}model\0\u{1}provider\0\u{1}operation\0\u{1}project\0\u{3}max_tokens\0\u{1}temperature\0\u{3}use_cache\0\u{3}local_only\0\u{3}request_id\0\u{1}metadata\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}messages\0\u{1}model\0\u{1}provider\0\u{1}operation\0\u{1}project\0\u{3}max_tokens\0\u{1}temperature\0\u{3}use_cache\0\u{3}local_only\0\u{3}request_id\0\u{1}metadata\0\u{3}no_cache\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -444,6 +447,7 @@ nonisolated extension Kb_Inference_V1_CompletionRequest: SwiftProtobuf.Message, 
       case 9: try { try decoder.decodeSingularBoolField(value: &self.localOnly) }()
       case 10: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
       case 11: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.metadata) }()
+      case 12: try { try decoder.decodeSingularBoolField(value: &self.noCache) }()
       default: break
       }
     }
@@ -487,6 +491,9 @@ nonisolated extension Kb_Inference_V1_CompletionRequest: SwiftProtobuf.Message, 
     if !self.metadata.isEmpty {
       try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.metadata, fieldNumber: 11)
     }
+    if self.noCache != false {
+      try visitor.visitSingularBoolField(value: self.noCache, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -502,6 +509,7 @@ nonisolated extension Kb_Inference_V1_CompletionRequest: SwiftProtobuf.Message, 
     if lhs.localOnly != rhs.localOnly {return false}
     if lhs.requestID != rhs.requestID {return false}
     if lhs.metadata != rhs.metadata {return false}
+    if lhs.noCache != rhs.noCache {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

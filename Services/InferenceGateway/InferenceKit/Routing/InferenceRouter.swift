@@ -23,6 +23,8 @@ public struct GatewayChat: Sendable {
     /// What the call is for (`extract`, ...) and for which project: cost reports group by them.
     public var operation: String
     public var project: String
+    /// Neither read nor fill the completion cache.
+    public var noCache = false
 
     public init(messages: [ChatMessage], model: String = "", provider: String = "", strategy: String = "", maxTokens: Int? = nil, temperature: Double? = nil, localOnly: Bool = false, preferLocal: Bool = false, requestId: String = "", operation: String = "", project: String = "") {
         self.requestId = requestId.isEmpty ? UUID().uuidString.lowercased() : requestId
@@ -55,6 +57,8 @@ public struct GatewayAnswer: Sendable {
     public var attempts: [Attempt]
     /// Time spent waiting on providers (the rest of the request's time is the gateway's own).
     public var providerNanoseconds: Int64
+    /// Served from the completion cache (no provider was called).
+    public var cached = false
 }
 
 /// A streamed answer's events, with the provider that serves it.
@@ -107,14 +111,17 @@ public final class InferenceRouter: Sendable {
     public let routes: [String: Route]
     /// Admission and cost recording of paid calls (nil: no budget enforcement).
     public let budget: BudgetGate?
+    /// The completion cache (nil: none).
+    public let cache: ResponseCache?
     let retry: RetryPolicy
     let latency: Mutex<[String: Double]>
 
     /// Builds the routes; keys come from `environment` (a provider whose key variable is unset
     /// or empty is not configured).
-    public init(file: ProvidersFile, environment: [String: String], http: HTTPClient, budget: BudgetGate? = nil, retry: RetryPolicy = RetryPolicy(), clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) {
+    public init(file: ProvidersFile, environment: [String: String], http: HTTPClient, budget: BudgetGate? = nil, cache: ResponseCache? = nil, retry: RetryPolicy = RetryPolicy(), clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) {
         self.file = file
         self.budget = budget
+        self.cache = cache
         self.retry = retry
         var routes: [String: Route] = [:]
         for (name, provider) in file.providers {
@@ -177,6 +184,20 @@ public final class InferenceRouter: Sendable {
 
     /// A whole answer from the first provider that gives one.
     public func complete(_ chat: GatewayChat, deadline: ContinuousClock.Instant) async throws -> GatewayAnswer {
+        var cacheKey: String?
+        if let cache, !chat.noCache, ResponseCache.cacheable(temperature: chat.temperature) {
+            let key = ResponseCache.key(messages: chat.messages, model: chat.model, maxTokens: chat.maxTokens, temperature: chat.temperature)
+            if let hit = cache.lookup(key) {
+                return GatewayAnswer(result: hit.result, provider: hit.provider, attempts: [], providerNanoseconds: 0, cached: true)
+            }
+            cacheKey = key
+        }
+        let answer = try await completeUncached(chat, deadline: deadline)
+        if let cacheKey, let cache { cache.store(cacheKey, provider: answer.provider, result: answer.result) }
+        return answer
+    }
+
+    func completeUncached(_ chat: GatewayChat, deadline: ContinuousClock.Instant) async throws -> GatewayAnswer {
         var attempts: [Attempt] = []
         var providerNanoseconds: Int64 = 0
         var last: ProviderFailure?

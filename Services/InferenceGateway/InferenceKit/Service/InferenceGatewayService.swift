@@ -22,23 +22,40 @@ public struct InferenceConfiguration: ServiceOwnConfiguration {
                 throw InvalidConfigValue("\(error)")
             }
         }
+        public static let cacheMaxEntries = ConfigKey.integer(
+            "KB_INFERENCE_CACHE_MAX_ENTRIES", default: 10_000, range: 0...10_000_000,
+            meaning: "answers the completion cache keeps (deterministic requests only: temperature 0); 0 turns it off"
+        )
+        public static let cacheTTLSeconds = ConfigKey.integer(
+            "KB_INFERENCE_CACHE_TTL_SECONDS", default: 86_400, range: 1...31_536_000,
+            meaning: "how long a cached answer is served"
+        )
         public static let budgetUnreachable = ConfigKey.choice(
             "KB_INFERENCE_BUDGET_UNREACHABLE", default: "refuse-paid", from: ["refuse-paid", "allow-paid"],
             meaning: "what paid calls do while budget-service (`KB_BUDGET_SERVICE_ADDR`) does not answer: `refuse-paid` (local providers still answer) or `allow-paid` (costs are recorded once it is back)"
         )
     }
 
-    public static let keys: [ConfigKeyDocumentation] = [Keys.providersFile.documentation, Keys.budgetUnreachable.documentation]
+    public static let keys: [ConfigKeyDocumentation] = [
+        Keys.providersFile.documentation, Keys.budgetUnreachable.documentation, Keys.cacheMaxEntries.documentation, Keys.cacheTTLSeconds.documentation,
+    ]
+
+    /// The completion cache's file inside the service's data folder.
+    public static let cacheFileName = "cache.db"
 
     public var providers: ProvidersFile
     /// Where budget-service is.
     public var budgetClient: RPCClient.Configuration
     /// Paid calls go while budget-service does not answer.
     public var allowPaidWithoutBudget: Bool
+    public var cacheMaxEntries: Int
+    public var cacheTTL: Duration
 
     public init(source: ConfigSource, shared: ServiceConfiguration) throws {
         providers = try source.value(of: Keys.providersFile)
         allowPaidWithoutBudget = try source.value(of: Keys.budgetUnreachable) == "allow-paid"
+        cacheMaxEntries = try source.value(of: Keys.cacheMaxEntries)
+        cacheTTL = .seconds(try source.value(of: Keys.cacheTTLSeconds))
         budgetClient = try source.clientConfiguration(for: .budgetService)
         budgetClient.failFast = true
     }
@@ -49,19 +66,26 @@ public struct InferenceConfiguration: ServiceOwnConfiguration {
 ///
 /// Paid calls are admitted by budget-service first and recorded after (`BudgetServiceGate`).
 /// The OpenAI-compatible front (`/v1/chat/completions`, `/v1/models`) is on the admin port.
-/// Not built yet (issue 13): the caches and `Embed`; those methods answer `UNIMPLEMENTED`.
+/// Exact repeats of deterministic requests are answered from the completion cache.
+/// Not built yet (issue 13): the semantic and embedding caches and `Embed` (`UNIMPLEMENTED`).
 public final class InferenceGatewayService: Service, Sendable {
     public let router: InferenceRouter
     let http: HTTPClient
     let budget: BudgetServiceGate
     let budgetClient: RPCClient
+    let cache: ResponseCache?
     let logger: Logger
 
-    public init(configuration: InferenceConfiguration, environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger) {
+    /// `dataDirectory`: where the completion cache's file lives (nil: memory only).
+    public init(configuration: InferenceConfiguration, dataDirectory: URL?, environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger) {
         http = HTTPClient()
         budgetClient = RPCClient(configuration: configuration.budgetClient)
         budget = BudgetServiceGate(client: budgetClient, failOpen: configuration.allowPaidWithoutBudget, logger: logger)
-        router = InferenceRouter(file: configuration.providers, environment: environment, http: http, budget: budget)
+        cache = configuration.cacheMaxEntries == 0 ? nil : ResponseCache(
+            path: dataDirectory?.appendingPathComponent(InferenceConfiguration.cacheFileName).path,
+            capacity: configuration.cacheMaxEntries, ttl: configuration.cacheTTL, logger: logger
+        )
+        router = InferenceRouter(file: configuration.providers, environment: environment, http: http, budget: budget, cache: cache)
         self.logger = logger
         let configured = router.routes.values.filter(\.configured).map(\.name).sorted()
         logger.info("inference providers", metadata: [
@@ -111,8 +135,18 @@ public final class InferenceGatewayService: Service, Sendable {
         rpc.register(InferenceGatewayMethods.embed) { _, _ in
             throw RPCError(.unimplemented, "Embed is not built yet (issue 13: local embeddings and the embedding cache)")
         }
-        rpc.register(InferenceGatewayMethods.getCacheStats) { _, _ in
-            throw RPCError(.unimplemented, "the inference caches are not built yet (issue 13)")
+        rpc.register(InferenceGatewayMethods.getCacheStats, on: .threadPool) { _, _ in
+            guard let cache = self.cache else { return .init() }
+            let stats = cache.stats
+            return .with {
+                $0.caches = [.with {
+                    $0.cacheType = "completion"
+                    $0.entries = stats.entries
+                    $0.hits = stats.hits
+                    $0.misses = stats.misses
+                    $0.hitRate = stats.hits + stats.misses == 0 ? 0 : Double(stats.hits) / Double(stats.hits + stats.misses)
+                }]
+            }
         }
     }
 
@@ -133,9 +167,11 @@ public final class InferenceGatewayService: Service, Sendable {
             localOnly: request.localOnly,
             requestId: request.requestID, operation: request.operation, project: request.project
         )
+        var cachable = chat
+        cachable.noCache = request.noCache
         let started = ContinuousClock.now
         do {
-            let answer = try await router.complete(chat, deadline: context.deadline)
+            let answer = try await router.complete(cachable, deadline: context.deadline)
             let elapsed = ContinuousClock.now - started
             completed(answer, operation: request.operation, elapsed: elapsed)
             return .with {
@@ -146,6 +182,7 @@ public final class InferenceGatewayService: Service, Sendable {
                 $0.outputTokens = Int64(answer.result.usage?.outputTokens ?? 0)
                 $0.latencyMs = elapsed.milliseconds
                 $0.finishReason = answer.result.finishReason
+                $0.cached = answer.cached
             }
         } catch let failure as RoutingFailure {
             publish()
@@ -210,6 +247,14 @@ public final class InferenceGatewayService: Service, Sendable {
     // MARK: Health and admin routes
 
     public func registerHealth(on health: HealthRegistry) {
+        if let cache {
+            health.register("cache") {
+                if let problem = cache.fileProblem {
+                    return ComponentHealth(.degraded, ["engine": "sqlite", "mode": "memory only", "error": .string(problem)])
+                }
+                return ComponentHealth(.healthy, ["engine": "sqlite", "capacity": .integer(Int64(cache.capacity))])
+            }
+        }
         for name in router.routes.keys.sorted() {
             let route = router.routes[name]!
             health.register("provider_\(name)") {

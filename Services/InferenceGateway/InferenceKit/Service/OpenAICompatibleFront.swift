@@ -27,13 +27,14 @@ enum OpenAICompatibleFront {
             do { body = try await request.body.collect(upTo: maximumBody) } catch {
                 return failure(.contentTooLarge, "the body is larger than \(maximumBody) bytes", type: "invalid_request_error", param: nil)
             }
-            let parsed: (chat: GatewayChat, stream: Bool, includeUsage: Bool)
+            var parsed: (chat: GatewayChat, stream: Bool, includeUsage: Bool)
             do { parsed = try parse(Data(buffer: body)) } catch let error as RequestError {
                 return failure(.badRequest, error.message, type: "invalid_request_error", param: error.param)
             } catch {
                 return failure(.badRequest, "\(error)", type: "invalid_request_error", param: nil)
             }
             let deadline = ContinuousClock.now + .seconds(300)
+            if let control = request.headers[.cacheControl], control.contains("no-cache") || control.contains("no-store") { parsed.chat.noCache = true }
             if parsed.stream {
                 return await stream(parsed.chat, includeUsage: parsed.includeUsage, gateway: gateway, deadline: deadline)
             }
@@ -54,6 +55,7 @@ enum OpenAICompatibleFront {
                 let overhead = (ContinuousClock.now - started).nanoseconds - answer.providerNanoseconds
                 response.headers[HTTPField.Name("x-kb-provider")!] = answer.provider
                 response.headers[HTTPField.Name("x-kb-attempts")!] = String(answer.attempts.count)
+                response.headers[HTTPField.Name("x-kb-cache")!] = answer.cached ? "hit" : "miss"
                 response.headers[HTTPField.Name("x-kb-overhead-ms")!] = String(format: "%.3f", Double(max(0, overhead)) / 1e6)
                 return response
             } catch let failure as RoutingFailure {

@@ -1,0 +1,163 @@
+import Foundation
+import GRDB
+import KBSQLite
+import Logging
+import Metrics
+import Synchronization
+
+/// The completion cache: an answer for an exact repeat of a deterministic request (temperature
+/// 0) is served without calling a provider. An LRU in memory over SQLite
+/// (`<data>/inference/cache.db`), so it survives restarts; entries expire after `ttl`; at most
+/// `capacity` entries are kept (the least recently used go first, in memory and on disk).
+///
+/// A cache file that cannot be opened leaves the cache in memory only, and says so in `/health`
+/// (`cache` component) — it never stops the gateway, and the file is left as it is.
+public final class ResponseCache: Sendable {
+    /// A cached answer.
+    public struct Entry: Sendable, Equatable {
+        public var provider: String
+        public var result: ChatResult
+        public var createdMs: Int64
+    }
+
+    public let capacity: Int
+    public let ttlMs: Int64
+    let database: DatabasePool?
+    /// Why the file is not used (nil: it is).
+    public let fileProblem: String?
+    let logger: Logger
+    private let memory = Mutex(Memory())
+    private let clock: @Sendable () -> Int64
+
+    struct Memory {
+        var entries: [String: (entry: Entry, used: UInt64)] = [:]
+        var tick: UInt64 = 0
+        var hits: Int64 = 0
+        var misses: Int64 = 0
+        var evictions: Int64 = 0
+    }
+
+    /// Opens the cache at `path` (nil: memory only).
+    public init(path: String?, capacity: Int, ttl: Duration, logger: Logger, clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) {
+        self.capacity = max(1, capacity)
+        ttlMs = Int64(ttl.components.seconds) * 1000
+        self.logger = logger
+        self.clock = clock
+        var database: DatabasePool?
+        var problem: String?
+        if let path {
+            do {
+                let pool = try SQLiteDatabase.open(path: path)
+                try pool.write { db in
+                    try db.execute(sql: """
+                        CREATE TABLE IF NOT EXISTS completion_cache (
+                            key TEXT PRIMARY KEY, provider TEXT NOT NULL, model TEXT NOT NULL, content TEXT NOT NULL,
+                            finish_reason TEXT NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+                            created_ms INTEGER NOT NULL, used_ms INTEGER NOT NULL)
+                        """)
+                    try db.execute(sql: "CREATE INDEX IF NOT EXISTS completion_cache_used ON completion_cache(used_ms)")
+                }
+                database = pool
+            } catch {
+                problem = "\(error)"
+                logger.error("the completion cache file cannot be used; caching in memory only", metadata: ["path": "\(path)", "error": "\(error)"])
+            }
+        }
+        self.database = database
+        fileProblem = problem
+    }
+
+    /// The cache key of a request to a model: everything that decides the answer.
+    public static func key(messages: [ChatMessage], model: String, maxTokens: Int?, temperature: Double?) -> String {
+        var parts = ["v1", model, String(maxTokens ?? 0), String(temperature ?? -1)]
+        for message in messages { parts.append("\(message.role)\u{1}\(message.content)") }
+        return parts.joined(separator: "\u{0}")
+    }
+
+    /// Whether a request may be answered from (and stored in) the cache: deterministic only.
+    public static func cacheable(temperature: Double?) -> Bool { temperature == 0 }
+
+    /// The cached answer for `key`, if any and not expired.
+    public func lookup(_ key: String) -> Entry? {
+        let now = clock()
+        let fromMemory: Entry?? = memory.withLock { memory in
+            guard var found = memory.entries[key] else { return nil }
+            if now - found.entry.createdMs >= ttlMs {
+                memory.entries.removeValue(forKey: key)
+                return .some(nil)
+            }
+            memory.tick += 1
+            found.used = memory.tick
+            memory.entries[key] = found
+            return .some(found.entry)
+        }
+        var entry: Entry? = fromMemory ?? nil
+        if fromMemory == nil, let database {
+            entry = try? database.read { db -> Entry? in
+                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM completion_cache WHERE key = ?", arguments: [key]) else { return nil }
+                let created: Int64 = row["created_ms"]
+                guard now - created < ttlMs else { return nil }
+                return Entry(provider: row["provider"], result: ChatResult(content: row["content"], finishReason: row["finish_reason"], usage: TokenUsage(inputTokens: row["input_tokens"], outputTokens: row["output_tokens"]), model: row["model"]), createdMs: created)
+            }
+            if let entry { remember(key, entry) }
+        }
+        memory.withLock { memory in
+            if entry == nil { memory.misses += 1 } else { memory.hits += 1 }
+        }
+        (entry == nil ? Counter(label: "knowledge_cache_misses_total", dimensions: [("cache_type", "completion")]) : Counter(label: "knowledge_cache_hits_total", dimensions: [("cache_type", "completion")])).increment()
+        return entry
+    }
+
+    /// Stores an answer.
+    public func store(_ key: String, provider: String, result: ChatResult) {
+        let entry = Entry(provider: provider, result: result, createdMs: clock())
+        remember(key, entry)
+        guard let database else { return }
+        let capacity = self.capacity, logger = self.logger, expiredBefore = entry.createdMs - ttlMs
+        Task.detached {
+            do {
+                try await database.write { db in
+                    try db.execute(sql: """
+                        INSERT OR REPLACE INTO completion_cache (key, provider, model, content, finish_reason, input_tokens, output_tokens, created_ms, used_ms)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """, arguments: [key, provider, result.model, result.content, result.finishReason, result.usage?.inputTokens ?? 0, result.usage?.outputTokens ?? 0, entry.createdMs, entry.createdMs])
+                    try db.execute(sql: "DELETE FROM completion_cache WHERE created_ms <= ?", arguments: [expiredBefore])
+                    let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM completion_cache") ?? 0
+                    if count > capacity {
+                        try db.execute(sql: "DELETE FROM completion_cache WHERE key IN (SELECT key FROM completion_cache ORDER BY used_ms LIMIT ?)", arguments: [count - capacity])
+                    }
+                }
+            } catch {
+                logger.warning("could not write the completion cache", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    private func remember(_ key: String, _ entry: Entry) {
+        let evicted: Int = memory.withLock { memory in
+            memory.tick += 1
+            memory.entries[key] = (entry, memory.tick)
+            guard memory.entries.count > capacity else { return 0 }
+            // Evict the least recently used tenth at once (amortised).
+            let drop = max(1, capacity / 10)
+            let oldest = memory.entries.sorted { $0.value.used < $1.value.used }.prefix(drop).map(\.key)
+            for key in oldest { memory.entries.removeValue(forKey: key) }
+            memory.evictions += Int64(oldest.count)
+            return oldest.count
+        }
+        if evicted > 0 { Counter(label: "knowledge_cache_evictions_total", dimensions: [("cache_type", "completion")]).increment(by: evicted) }
+    }
+
+    /// Entries (on disk when the file is used, else in memory), hits and misses since start.
+    public var stats: (entries: Int64, hits: Int64, misses: Int64, evictions: Int64) {
+        let (count, hits, misses, evictions) = memory.withLock { (Int64($0.entries.count), $0.hits, $0.misses, $0.evictions) }
+        let stored = (try? database?.read { db in try Int64.fetchOne(db, sql: "SELECT count(*) FROM completion_cache") ?? 0 }) ?? nil
+        return (stored ?? count, hits, misses, evictions)
+    }
+
+    /// Empties the cache (memory and file).
+    public func clear() throws {
+        memory.withLock { $0.entries = [:] }
+        try database?.write { db in try db.execute(sql: "DELETE FROM completion_cache") }
+    }
+}
