@@ -112,13 +112,13 @@ public final class LevelDB: @unchecked Sendable {
         let advice = settings.restoreAdvice
         let folder = URL(fileURLWithPath: path)
         let hasMarker = FileManager.default.fileExists(atPath: folder.appendingPathComponent(Self.markerFile).path)
-            || FileManager.default.fileExists(atPath: folder.appendingPathComponent(Self.commitsFile).path)
+        let hasCommits = FileManager.default.fileExists(atPath: folder.appendingPathComponent(Self.commitsFile).path)
         let current = folder.appendingPathComponent("CURRENT").path
         var creating = false
         if !FileManager.default.fileExists(atPath: current) {
             let leftovers = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter(Self.isDatabaseFile).sorted()
-            if hasMarker || !leftovers.isEmpty {
-                let evidence = hasMarker ? "its marker \(Self.markerFile)" : "its files \(leftovers.prefix(3).joined(separator: ", "))"
+            if hasMarker || hasCommits || !leftovers.isEmpty {
+                let evidence = hasMarker ? "its marker \(Self.markerFile)" : hasCommits ? "its \(Self.commitsFile)" : "its files \(leftovers.prefix(3).joined(separator: ", "))"
                 throw Error(.damaged, operation: "open \(path)", message: "\(current) is missing, but a database was created here (\(evidence) remain); refusing to start an empty one in its place. To recover: \(advice)")
             }
             guard settings.createIfMissing else { throw Error(operation: "open \(path)", message: "no database in \(path)") }
