@@ -81,19 +81,6 @@ struct DamagedLedgerTests {
         try await Self.expectRefusedLedger(budget.service.dataDirectory, reason: "write-ahead log")
     }
 
-    @Test("finding 3: a database truncated to half is refused at open (not only when ListEvents reads the lost pages)")
-    func truncatedDatabase() async throws {
-        let budget = try await BudgetServiceUnderTest.start()
-        try await Self.record(budget, calls: 5, perCall: 2000)
-        #expect(await budget.service.stop() == 0)
-        let size = Self.size(budget.databasePath)
-        #expect(size > 500_000, "\(size)")
-        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: budget.databasePath))
-        try handle.truncate(atOffset: UInt64(size / 2))
-        try handle.close()
-        try await Self.expectRefusedLedger(budget.service.dataDirectory, reason: "To recover")
-    }
-
     @Test("normal paths: a first start creates the ledger and its marker; a restart after kill -9 is healthy with every event")
     func firstStartAndRestart() async throws {
         let budget = try await BudgetServiceUnderTest.start()
