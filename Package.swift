@@ -401,7 +401,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BudgetTests",
-            dependencies: ["BudgetKit", "KBSQLite", "KBProto", "KBRPC", "KBTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["BudgetKit", "KBSQLite", "KBProto", "KBRPC", "KBTestSupport", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")],
             path: "Tests/BudgetTests"
         ),
         .testTarget(

@@ -532,7 +532,10 @@ public final class BudgetLedger: @unchecked Sendable {
         do {
             response.problems = try SQLiteDatabase.integrityProblems(store.pool)
         } catch {
-            throw BudgetStore.unavailable(SQLiteDatabase.failure(error, path: store.path))
+            throw store.noted(SQLiteDatabase.failure(error, path: store.path))
+        }
+        if !response.problems.isEmpty {
+            store.noteDamage("integrity check of \(store.path) failed: \(response.problems.prefix(3).joined(separator: "; ")). To recover: \(BudgetStore.restoreAdvice)")
         }
         if response.problems.isEmpty {
             response.problems = try store.read { db in try LedgerQueries.totalProblems(db) }

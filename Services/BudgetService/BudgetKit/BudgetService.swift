@@ -171,7 +171,8 @@ public final class BudgetService: Service, @unchecked Sendable {
 
     // MARK: Health
 
-    /// `database` (open, writable within two seconds, sizes) and `budget` (degraded from 95% or
+    /// `database` (open, writable within two seconds, sizes; unhealthy with the reason when the
+    /// database could not be opened or SQLite reported it damaged while serving) and `budget` (degraded from 95% or
     /// while frozen, the guide's "warning").
     public func registerHealth(on health: HealthRegistry) {
         let path = self.path
@@ -179,6 +180,9 @@ public final class BudgetService: Service, @unchecked Sendable {
             let ledger: BudgetLedger
             do { ledger = try self.current() } catch {
                 return ComponentHealth(.unhealthy, ["engine": "sqlite", "path": .string(path), "error": .string((error as? RPCError)?.message ?? "\(error)")])
+            }
+            if let damage = ledger.store.damage {
+                return ComponentHealth(.unhealthy, ["engine": "sqlite", "path": .string(path), "error": .string(damage)])
             }
             do {
                 try await Self.withTimeout(.seconds(2)) { try await ledger.store.probeWrite() }

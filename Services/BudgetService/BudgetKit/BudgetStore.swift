@@ -60,6 +60,11 @@ public final class BudgetStore: @unchecked Sendable {
     public let path: String
     let pool: DatabasePool
     private let writer: GroupCommitter
+    private let damageLock = NSLock()
+    private var firstDamage: String?
+
+    /// What an operator does when the ledger is damaged; every damage message ends with it.
+    public static let restoreAdvice = "stop budget-service (`kb down`) and restore the last backup with `kb budget restore FILE` (or `budget-service restore FILE`, `deploy/scripts/budget-restore.sh analytics_<date>.db.gz`); the damaged file is kept beside it as knowledge.db.pre-restore.<time>"
 
     /// Opens (creating and migrating) the database at `path`.
     public init(path: String, busyTimeout: Duration = .seconds(5)) throws {
@@ -67,6 +72,7 @@ public final class BudgetStore: @unchecked Sendable {
         var options = SQLiteDatabase.Options()
         options.busyTimeout = busyTimeout
         options.label = "kb.budget"
+        options.restoreAdvice = Self.restoreAdvice
         pool = try SQLiteDatabase.open(path: path, options: options)
         do {
             try Self.migrator.migrate(pool)
@@ -247,8 +253,27 @@ public final class BudgetStore: @unchecked Sendable {
         } catch let error as RPCError {
             throw error
         } catch {
-            throw Self.unavailable(SQLiteDatabase.failure(error, path: path))
+            throw noted(SQLiteDatabase.failure(error, path: path))
         }
+    }
+
+    /// Why the ledger cannot be trusted, or nil: SQLite reported the database damaged while
+    /// serving (a read, a write or an integrity check). Health answers unhealthy with it.
+    public var damage: String? {
+        if let first = damageLock.withLock({ firstDamage }) { return first }
+        if let failure = writer.lastFailure, failure.isDamaged { return "\(failure). To recover: \(Self.restoreAdvice)" }
+        return nil
+    }
+
+    /// Keeps `failure` when it is damage, and returns the error callers see.
+    func noted(_ failure: SQLiteDatabase.Failure) -> RPCError {
+        if failure.isDamaged { noteDamage("\(failure). To recover: \(Self.restoreAdvice)") }
+        return Self.unavailable(failure)
+    }
+
+    /// Records damage found while serving (the first reason is kept).
+    func noteDamage(_ reason: String) {
+        damageLock.withLock { if firstDamage == nil { firstDamage = reason } }
     }
 
     /// The stored settings.
@@ -290,6 +315,9 @@ public final class BudgetStore: @unchecked Sendable {
     static func unavailable(_ failure: SQLiteDatabase.Failure) -> RPCError {
         if failure.isLocked {
             return RPCError(.unavailable, "budget database is locked by another process: \(failure)")
+        }
+        if failure.isDamaged {
+            return RPCError(.dataLoss, "budget database is damaged: \(failure)")
         }
         return RPCError(.unavailable, "budget database unavailable: \(failure)")
     }

@@ -77,7 +77,8 @@ final class CommitQueue: @unchecked Sendable {
                 let elapsed = ContinuousClock.now - start
                 onGroup(GroupReport(operations: jobs.count, keys: batch.count, duration: elapsed, entityDelta: entityDelta, relationDelta: relationDelta))
             } catch {
-                let failure = GraphStoreError(.internalError, "graph store write failed: \(error)")
+                let damaged = (error as? LevelDB.Error)?.code == .damaged
+                let failure = GraphStoreError(damaged ? .dataLoss : .internalError, "graph store write failed: \(error)")
                 outcomes = outcomes.map { $0.flatMap { _ in .failure(failure) } }
             }
         }

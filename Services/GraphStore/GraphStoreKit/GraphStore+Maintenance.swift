@@ -4,6 +4,7 @@ import KBLevelDB
 import KBProto
 import KBRPC
 import KBTime
+import Synchronization
 
 extension GraphStore {
     /// The counters of every team (or of `teams`), from the `C` keys alone.
@@ -228,6 +229,11 @@ extension GraphStore {
         if problemCount > problems.count { problems.append("… and \(problemCount - problems.count) more problems") }
         response.problems = problems
         response.ok = problemCount == 0
+        // Counters or indexes that disagree with the records make the store unhealthy until a
+        // later verify passes (the health component reads `damage`).
+        verifyFailure.withLock {
+            $0 = response.ok ? nil : "verify found \(problemCount) problems (\(problems.prefix(3).joined(separator: "; "))). To recover: \(Self.restoreAdvice)"
+        }
         return response
     }
 

@@ -19,11 +19,16 @@ public final class GraphStore: Service, Sendable {
     /// The folder of the LevelDB database inside the service's data directory.
     public static let databaseFolder = "leveldb"
 
+    /// What an operator does when the store is damaged; every damage message ends with it.
+    public static let restoreAdvice = "stop graph-store (`kb down`) and restore the last backup with `ukb restore BACKUP_DIR` (or `graph-store restore BACKUP_DIR`, `deploy/scripts/graph-restore.sh BACKUP.tar.gz`); the damaged store is kept beside it as leveldb.pre-restore.<time>"
+
     /// The database folder.
     public let path: String
     let db: LevelDB
     let commits: CommitQueue
     private let totals: Totals
+    /// The problems found by the last `verify`, nil when it passed (or has not run).
+    let verifyFailure = Mutex<String?>(nil)
     private let entityGauge = Gauge(label: "kb_graph_entities_total")
     private let relationGauge = Gauge(label: "kb_graph_relations_total")
 
@@ -41,6 +46,7 @@ public final class GraphStore: Service, Sendable {
         options.writeBufferSize = 64 << 20
         options.maxFileSize = 32 << 20
         options.blockCacheSize = 64 << 20
+        options.restoreAdvice = Self.restoreAdvice
         let db = try LevelDB(path: databasePath, options: options)
         self.db = db
         self.path = databasePath
@@ -92,6 +98,12 @@ public final class GraphStore: Service, Sendable {
         }
         batch.put(GraphKey.formatKey, [GraphKey.formatVersion])
         try db.write(batch)
+    }
+
+    /// Why the store cannot be trusted, or nil: corruption LevelDB reported while serving, or
+    /// the problems of the last `verify` (counters or indexes that disagree with the records).
+    public var damage: String? {
+        db.damage ?? verifyFailure.withLock { $0 }
     }
 
     /// Entities and relations in every team, as of the last commit.

@@ -1,4 +1,5 @@
 import KBKnowledge
+import KBLevelDB
 import KBProto
 import KBRPC
 
@@ -74,7 +75,7 @@ extension GraphStoreService {
             try KnowledgeRules.checkName(request.name, field: "name")
         }
         let found: EntityWithRelations
-        do { found = try store.getEntity(team: request.team, name: request.name) } catch let error as GraphStoreError { throw rpcError(error) }
+        found = try mapped { try store.getEntity(team: request.team, name: request.name) }
         var response = Kb_Graph_V1_GetEntityResponse()
         response.entity = found.entity.message
         response.outbound = found.outbound.map(\.message)
@@ -91,12 +92,18 @@ extension GraphStoreService {
 
     /// Runs `body`, turning a `GraphStoreError` into the `RPCError` a caller sees.
     static func mapped<R>(_ body: () throws -> R) throws -> R {
-        do { return try body() } catch let error as GraphStoreError { throw rpcError(error) }
+        do { return try body() } catch let error as GraphStoreError { throw rpcError(error) } catch let error as LevelDB.Error { throw rpcError(error) }
     }
 
     /// Runs `body`, turning a `GraphStoreError` into the `RPCError` a caller sees.
     static func mapped<R>(_ body: () async throws -> R) async throws -> R {
-        do { return try await body() } catch let error as GraphStoreError { throw rpcError(error) }
+        do { return try await body() } catch let error as GraphStoreError { throw rpcError(error) } catch let error as LevelDB.Error { throw rpcError(error) }
+    }
+
+    /// The status of a LevelDB failure, with LevelDB's reason (not a bare "internal error"):
+    /// `DATA_LOSS` when the database is damaged, `INTERNAL` otherwise.
+    static func rpcError(_ error: LevelDB.Error) -> RPCError {
+        RPCError(error.code == .damaged ? .dataLoss : .internal, "graph store: \(error)")
     }
 
     /// The status of a store error: its code, its message, and the field it is about.

@@ -49,9 +49,13 @@ public struct GraphStoreService: RPCService {
         }
     }
 
-    /// The `store` health component: counts from the counters, unhealthy when LevelDB fails.
+    /// The `store` health component: counts from the counters; unhealthy with the reason when
+    /// LevelDB fails or has reported corruption, or the last verify found problems.
     public func registerHealth(on health: HealthRegistry) {
         health.register("store") {
+            if let damage = store.damage {
+                return ComponentHealth(.unhealthy, ["engine": "leveldb", "path": .string(store.path), "error": .string(damage)])
+            }
             do {
                 let teams = try store.listTeams().teams
                 let totals = store.totalCounts
@@ -63,7 +67,7 @@ public struct GraphStoreService: RPCService {
                     "teams": .integer(Int64(teams.count)),
                 ])
             } catch {
-                return ComponentHealth(.unhealthy, ["engine": "leveldb", "error": .string("\(error)")])
+                return ComponentHealth(.unhealthy, ["engine": "leveldb", "path": .string(store.path), "error": .string("\(error)")])
             }
         }
     }

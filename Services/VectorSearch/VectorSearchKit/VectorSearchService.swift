@@ -124,7 +124,8 @@ public final class VectorSearchService: Service, @unchecked Sendable {
     }
 
     /// The `collections` component: per collection its points and index state; degraded when an
-    /// index is unavailable or rebuilding.
+    /// index is unavailable or rebuilding; unhealthy with the reason once LevelDB has reported
+    /// corruption.
     public func registerHealth(on health: HealthRegistry) {
         let store = self.store
         health.register("collections") {
@@ -141,6 +142,10 @@ public final class VectorSearchService: Service, @unchecked Sendable {
                 }
             }
             details["collections"] = .integer(Int64(store.all.count))
+            if let damage = store.db.damage {
+                status = .unhealthy
+                details["error"] = .string(damage)
+            }
             return ComponentHealth(status, details)
         }
     }

@@ -50,6 +50,7 @@ public final class VectorStore: @unchecked Sendable {
         try FileManager.default.createDirectory(at: directory.appendingPathComponent("graphs"), withIntermediateDirectories: true)
         var options = LevelDB.Options()
         options.writeBufferSize = 16 << 20
+        options.restoreAdvice = Self.restoreAdvice(directory)
         db = try LevelDB(path: directory.appendingPathComponent("leveldb").path, options: options)
         queue = GroupCommitQueue(
             name: "vector commit", maxJobsPerGroup: 256,
@@ -60,6 +61,14 @@ public final class VectorStore: @unchecked Sendable {
             let config = try Kb_Vector_V1_CollectionConfig(serializedBytes: value)
             try load(name: name, config: config)
         }
+    }
+
+    /// What an operator does when the points database is damaged: there is no offline restore
+    /// of the whole store, so the damaged folder is moved aside and the collections restored
+    /// from their snapshots into a new one.
+    static func restoreAdvice(_ directory: URL) -> String {
+        let folder = directory.appendingPathComponent("leveldb").path
+        return "stop vector-search (`kb down`), move the damaged folder aside (`mv \(folder) \(folder).damaged`), start it again and restore each collection from its snapshot with `kb vectors restore NAME SNAPSHOT_DIR`"
     }
 
     /// Finishes queued writes, snapshots every collection with unsaved log entries, closes.
@@ -254,7 +263,8 @@ public final class VectorStore: @unchecked Sendable {
         do {
             try db.write(group, sync: true)
         } catch {
-            let failure = RPCError(.internal, "vector store write failed: \(error)")
+            let damaged = (error as? LevelDB.Error)?.code == .damaged
+            let failure = RPCError(damaged ? .dataLoss : .internal, "vector store write failed: \(error)")
             return jobs.map { _ in .failure(failure) }
         }
         for job in jobs { job.apply() }
