@@ -30,9 +30,8 @@ public struct BackupRoot: Sendable, CustomStringConvertible {
     /// a dangling link), its missing parent folders created inside the root.
     public func newBackup(_ path: String, field: String) throws -> URL {
         let target = try resolve(path, field: field)
-        var status = stat()
-        if lstat(target.path, &status) == 0 {
-            if (status.st_mode & S_IFMT) == S_IFLNK {
+        if let type = Self.fileType(target.path) {
+            if type == .link {
                 throw refusal(field, path, "is a symbolic link; backups never follow or replace links")
             }
             throw RPCError(.alreadyExists, field: field, reason: nil, "\(target.path) already exists; name a new backup inside \(directory.path)")
@@ -45,11 +44,10 @@ public struct BackupRoot: Sendable, CustomStringConvertible {
     /// way, present.
     public func existingBackup(_ path: String, field: String) throws -> URL {
         let target = try resolve(path, field: field)
-        var status = stat()
-        guard lstat(target.path, &status) == 0 else {
+        guard let type = Self.fileType(target.path) else {
             throw RPCError(.notFound, field: field, reason: .notFound, "\(target.path) does not exist (backups are read from inside \(directory.path), KB_BACKUP_DIR)")
         }
-        if (status.st_mode & S_IFMT) == S_IFLNK {
+        if type == .link {
             throw refusal(field, path, "is a symbolic link; restores never follow links")
         }
         return target
@@ -76,10 +74,9 @@ public struct BackupRoot: Sendable, CustomStringConvertible {
         var url = directory
         for (index, component) in relative.enumerated() {
             url.appendPathComponent(String(component), isDirectory: index < relative.count - 1)
-            var status = stat()
-            guard index < relative.count - 1, lstat(url.path, &status) == 0 else { continue }
-            if (status.st_mode & S_IFMT) == S_IFLNK { throw refusal(field, path, "goes through the symbolic link \(url.path); links are never followed") }
-            if (status.st_mode & S_IFMT) != S_IFDIR { throw refusal(field, path, "goes through \(url.path), which is not a folder") }
+            guard index < relative.count - 1, let type = Self.fileType(url.path) else { continue }
+            if type == .link { throw refusal(field, path, "goes through the symbolic link \(url.path); links are never followed") }
+            if type != .folder { throw refusal(field, path, "goes through \(url.path), which is not a folder") }
         }
         return url
     }
@@ -97,10 +94,23 @@ public struct BackupRoot: Sendable, CustomStringConvertible {
             if mkdir(url.path, 0o750) != 0 && errno != EEXIST {
                 throw RPCError(.failedPrecondition, field: field, reason: nil, "cannot create \(url.path): \(String(cString: strerror(errno)))")
             }
-            var status = stat()
-            guard lstat(url.path, &status) == 0, (status.st_mode & S_IFMT) == S_IFDIR else {
+            guard Self.fileType(url.path) == .folder else {
                 throw refusal(field, given, "goes through \(url.path), which is a link or not a folder")
             }
+        }
+    }
+
+    /// What a path names, seen without following a link.
+    enum FileType { case link, folder, other }
+
+    /// What is at `path` without following a link there (`lstat`); nil when nothing is.
+    static func fileType(_ path: String) -> FileType? {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return nil }
+        switch status.st_mode & mode_t(S_IFMT) {
+        case mode_t(S_IFLNK): return .link
+        case mode_t(S_IFDIR): return .folder
+        default: return .other
         }
     }
 

@@ -88,7 +88,10 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        if refused { refuse(context: context) }
+        if refused {
+            refuse(context: context)
+            return
+        }
         context.fireChannelActive()
     }
 
