@@ -40,23 +40,23 @@ struct VKBHardeningTests {
     func readsNeedTheToken() async throws {
         let system = try await VKBUnderTest.start(environment: ["KB_AUTH_TOKEN": "s3cret"])
         try await system.seed()
-        let anonymous = try await system.get("/api/export")
+        let anonymous = try await system.request("GET", "/api/export", authorized: false)
         #expect(anonymous.status == 401 && !anonymous.body.contains("RetryPolicy"), "\(anonymous.status) \(anonymous.body.prefix(200))")
         for path in ["/api/teams", "/api/entities?team=coding", "/api/graph", "/api/search?q=retry"] {
-            #expect(try await system.get(path).status == 401, "\(path)")
+            #expect(try await system.request("GET", path, authorized: false).status == 401, "\(path)")
         }
-        let wrong = try await system.request("GET", "/api/export", headers: ["Authorization": "Bearer nope"])
+        let wrong = try await system.request("GET", "/api/export", headers: ["Authorization": "Bearer nope"], authorized: false)
         #expect(wrong.status == 401)
-        let withToken = try await system.request("GET", "/api/export", headers: ["Authorization": "Bearer s3cret"])
+        let withToken = try await system.request("GET", "/api/export")
         #expect(withToken.status == 200 && withToken.body.contains("RetryPolicy"), "\(withToken.status)")
-        for path in ["/", "/app.js", "/health", "/api/openapi.json"] {
-            #expect(try await system.get(path).status == 200, "\(path) stays public")
+        for path in ["/", "/static/app.js", "/static/app.css", "/health", "/api/openapi.json"] {
+            #expect(try await system.request("GET", path, authorized: false).status == 200, "\(path) stays public")
         }
         await system.stop()
 
         let open = try await VKBUnderTest.start(environment: ["KB_AUTH_TOKEN": "s3cret", "KB_VKB_PUBLIC_READS": "true"])
         try await open.seed()
-        let publicRead = try await open.get("/api/export")
+        let publicRead = try await open.request("GET", "/api/export", authorized: false)
         #expect(publicRead.status == 200 && publicRead.body.contains("RetryPolicy"), "\(publicRead.status)")
         let write = try await open.request("POST", "/api/entities", json: ["team": "x", "name": "Anon", "entityType": "T"], authorized: false)
         #expect(write.status == 401, "public reads do not open writes")
