@@ -38,7 +38,7 @@ if CommandLine.arguments.dropFirst().first == "--serve" {
         var configuration = try runtime.load(BudgetConfiguration.self)
         configuration.options.clock = PinnedClock.advancing()
         let database = runtime.dataDirectory!.appendingPathComponent(BudgetConfiguration.databaseFileName)
-        return BudgetService(path: database.path, options: configuration.options, logger: runtime.logger)
+        return BudgetService(path: database.path, options: configuration.options, backupRoot: runtime.configuration.backupRoot, logger: runtime.logger)
     }
 }
 

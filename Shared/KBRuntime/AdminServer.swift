@@ -5,9 +5,11 @@ import NIOCore
 
 /// The HTTP admin port of a service: `/health`, `/health/live`, `/health/ready` and `/metrics`.
 public enum AdminServer {
-    /// The admin routes, for services that add their own (the budget service's runbook endpoints).
-    public static func router(health: HealthRegistry) -> Router<BasicRequestContext> {
+    /// The admin routes, for services that add their own (the budget service's runbook endpoints),
+    /// behind `requestGuard` (allowed hosts, same-origin JSON writes).
+    public static func router(health: HealthRegistry, requestGuard: HTTPRequestGuard) -> Router<BasicRequestContext> {
         let router = Router()
+        router.add(middleware: HTTPRequestGuard.Middleware(requestGuard))
         addRoutes(to: router, health: health)
         return router
     }
@@ -37,18 +39,28 @@ public enum AdminServer {
         }
     }
 
-    /// A Hummingbird application serving `router` on `host:port`, as a lifecycle `Service`.
+    /// A Hummingbird application serving `router` on `host:port`, as a lifecycle `Service`, its
+    /// connections bounded by `limits` (header and idle timeouts, a connection bound). Once it
+    /// listens, `allowList` learns the port (entries without one take it).
     public static func application<Context: RequestContext>(
         router: Router<Context>,
         host: String,
         port: Int,
+        allowList: HTTPHostAllowList,
+        limits: HTTPConnectionLimits = .init(),
         logger: Logger,
         onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol where Context.Source == ApplicationRequestContextSource {
-        Application(
+        let count = HTTPConnectionCount()
+        return Application(
             router: router,
+            server: .http1(configuration: .init(additionalChannelHandlers: HTTPConnectionGuard.handlers(limits: limits, count: count))),
             configuration: .init(address: .hostname(host, port: port), serverName: "kb-admin"),
-            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
+            onServerRunning: { channel in
+                let bound = channel.localAddress?.port ?? port
+                allowList.listening(on: bound)
+                await onRunning(bound)
+            },
             logger: logger
         )
     }

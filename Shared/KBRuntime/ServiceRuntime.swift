@@ -20,6 +20,8 @@ public final class ServiceRuntime: Sendable {
     public let logger: Logger
     /// The service's health checks; add a component per store or peer.
     public let health: HealthRegistry
+    /// The names the HTTP surfaces of this process answer to; told the port once one listens.
+    public let httpAllowList: HTTPHostAllowList
     private let lock: DataDirectoryLock?
 
     /// Reads the configuration, sets up logging and metrics, and locks the data directory.
@@ -35,6 +37,7 @@ public final class ServiceRuntime: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.health = HealthRegistry(service: descriptor.name, version: configuration.version)
+        self.httpAllowList = HTTPHostAllowList(configured: configuration.allowedHosts, boundHost: configuration.host)
         self.lock = try configuration.serviceDataDirectory.map { try DataDirectoryLock(directory: $0, owner: descriptor.name) }
     }
 
@@ -42,6 +45,10 @@ public final class ServiceRuntime: Sendable {
     public func load<Configuration: ServiceOwnConfiguration>(_ type: Configuration.Type) throws -> Configuration {
         try Configuration(source: configuration.source, shared: configuration)
     }
+
+    /// The checks every HTTP request of this process passes first (allowed hosts, same-origin
+    /// JSON writes).
+    public var requestGuard: HTTPRequestGuard { HTTPRequestGuard(allowList: httpAllowList) }
 
     /// The service's own data folder, created and locked; nil for a service that owns none.
     public var dataDirectory: URL? { lock?.directory }
@@ -79,9 +86,10 @@ public final class ServiceRuntime: Sendable {
             return ComponentHealth(full ? .degraded : .healthy, details)
         }
         let admin = AdminServer.application(
-            router: adminRouter ?? AdminServer.router(health: health),
+            router: adminRouter ?? AdminServer.router(health: health, requestGuard: requestGuard),
             host: configuration.host,
             port: configuration.adminPort,
+            allowList: httpAllowList,
             logger: logger
         ) { [logger] port in
             logger.info("admin http listening", metadata: ["port": "\(port)"])
@@ -101,12 +109,13 @@ public final class ServiceRuntime: Sendable {
     /// Serves an HTTP-only service (VKB): `router` on the service's HTTP port (the admin port of
     /// the descriptor, with `/health` etc. added by the caller) together with `services`, until
     /// SIGTERM or SIGINT; ready once the port listens.
-    public func serveHTTP<Context: RequestContext>(router: Router<Context>, services: [any Service] = [], onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws
+    /// `limits` bound its connections (header and idle timeouts, a connection count).
+    public func serveHTTP<Context: RequestContext>(router: Router<Context>, limits: HTTPConnectionLimits = .init(), services: [any Service] = [], onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws
     where Context.Source == ApplicationRequestContextSource {
         let health = health
         let name = configuration.descriptor.name
         let host = configuration.host
-        let app = AdminServer.application(router: router, host: host, port: configuration.adminPort, logger: logger) { [logger] port in
+        let app = AdminServer.application(router: router, host: host, port: configuration.adminPort, allowList: httpAllowList, limits: limits, logger: logger) { [logger] port in
             logger.info("admin http listening", metadata: ["port": "\(port)"])
             health.setReady(true)
             logger.info("\(name) ready", metadata: ["http": "\(host):\(port)"])
@@ -186,7 +195,7 @@ public final class ServiceRuntime: Sendable {
         face.registerHealth(on: runtime.health)
         var router = RPCRouter()
         face.register(on: &router)
-        let admin = AdminServer.router(health: runtime.health)
+        let admin = AdminServer.router(health: runtime.health, requestGuard: runtime.requestGuard)
         face.addAdminRoutes(to: admin, configuration: runtime.configuration)
         do {
             try await runtime.run(router: router, services: face.lifecycleServices, adminRouter: admin)

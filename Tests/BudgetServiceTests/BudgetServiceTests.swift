@@ -8,17 +8,21 @@ import Testing
 struct BudgetServiceUnderTest {
     let service: ServiceProcess
     let token: String?
+    /// The service's backup folder (`KB_BACKUP_DIR`), a fresh one per start unless given.
+    let backupDirectory: URL
 
     static func start(dataDirectory: URL? = nil, environment: [String: String] = [:], waitForReady: Bool = true) async throws -> BudgetServiceUnderTest {
+        var environment = environment
+        if environment["KB_BACKUP_DIR"] == nil { environment["KB_BACKUP_DIR"] = temporaryDirectory("budget-backups").path }
         let service = try ServiceProcess(executable: "budget-service", envPrefix: "KB_BUDGET_SERVICE", environment: environment, dataDirectory: dataDirectory)
         if waitForReady { try await service.waitUntilReady() }
-        return BudgetServiceUnderTest(service: service, token: environment["KB_AUTH_TOKEN"])
+        return BudgetServiceUnderTest(service: service, token: environment["KB_AUTH_TOKEN"], backupDirectory: URL(fileURLWithPath: environment["KB_BACKUP_DIR"]!))
     }
 
     var databasePath: String { service.dataDirectory.appendingPathComponent("budget/knowledge.db").path }
 
     var environment: [String: String] {
-        var environment = ["KB_BUDGET_SERVICE_ADDR": "127.0.0.1:\(service.port)", "KB_DATA_DIR": service.dataDirectory.path]
+        var environment = ["KB_BUDGET_SERVICE_ADDR": "127.0.0.1:\(service.port)", "KB_DATA_DIR": service.dataDirectory.path, "KB_BACKUP_DIR": backupDirectory.path]
         if let token { environment["KB_AUTH_TOKEN"] = token }
         return environment
     }
@@ -333,7 +337,7 @@ struct BudgetServiceTests {
         let good = try await BudgetServiceUnderTest.start()
         let client = good.client()
         _ = try await client.call(BudgetMethods.recordCosts, .with { $0.events = (0..<40).map { event("g\($0)", usd: 0.01) } })
-        let backup = temporaryDirectory("budget-backup").appendingPathComponent("budget-backup.db")
+        let backup = good.backupDirectory.appendingPathComponent("budget-backup.db")
         let backedUp = try good.kb("budget", "backup", backup.path)
         #expect(backedUp.status == 0 && backedUp.stdout.contains("Backed up 40 events"), "\(backedUp.stdout)\(backedUp.stderr)")
         await client.close()
@@ -430,6 +434,80 @@ final class AcknowledgedIDs: @unchecked Sendable {
     var all: [String] { lock.withLock { ids } }
 }
 
+@Suite("budget-service's admin port and backups against other web pages and careless paths", .serialized)
+struct BudgetHardeningTests {
+    @Test("without a token, a web page cannot freeze or reset: an evil Origin is 403, a form or application/jsonx body 415, a rebound Host 421; the budget stays unfrozen; the operator's JSON POST works")
+    func adminPostsRefuseOtherPages() async throws {
+        let budget = try await BudgetServiceUnderTest.start()
+        let port = budget.service.adminPort
+        let host = ("Host", "127.0.0.1:\(port)")
+        let jsonType = ("Content-Type", "application/json")
+        let reason = #"{"reason": "evil"}"#
+        let attempts: [(String, [(String, String)], String, Int, String)] = [
+            ("/internal/budget/freeze", [host, ("Origin", "http://evil.example"), ("Content-Type", "application/x-www-form-urlencoded")], "reason=evil", 403, "cross_origin"),
+            ("/internal/budget/freeze", [host, ("Origin", "http://evil.example"), jsonType], reason, 403, "cross_origin"),
+            ("/internal/budget/freeze", [host, ("Origin", "https://127.0.0.1:\(port)"), jsonType], reason, 403, "cross_origin"),
+            ("/internal/budget/reset", [host, ("Origin", "http://evil.example")], "", 403, "cross_origin"),
+            ("/internal/budget/freeze", [host, ("Content-Type", "application/x-www-form-urlencoded")], "reason=evil", 415, "unsupported_media_type"),
+            ("/internal/budget/freeze", [host, ("Content-Type", "application/jsonx")], reason, 415, "unsupported_media_type"),
+            ("/internal/budget/freeze", [host, ("Content-Type", "text/plain")], reason, 415, "unsupported_media_type"),
+            ("/internal/budget/freeze", [("Host", "evil.example:\(port)"), ("Origin", "http://evil.example:\(port)"), jsonType], reason, 421, "misdirected_request"),
+        ]
+        for (path, headers, body, status, code) in attempts {
+            let answer = try #require(try RawConnection.request(port: port, "POST", path, headers: headers, body: body), "\(path) \(headers): no answer")
+            #expect(answer.status == status && errorBody(answer.body)?["code"] == code, "\(path) \(headers): \(answer.status) \(answer.body)")
+        }
+        let status = try #require(await budget.admin("GET", "/internal/budget/status"))
+        #expect(json(status.body)["frozen"] as? Bool == false, "no refused POST froze the budget: \(status.body)")
+        let rebound = try #require(try RawConnection.request(port: port, "GET", "/internal/budget/status", headers: [("Host", "evil.example:\(port)")]))
+        #expect(rebound.status == 421, "reads answer only to allowed names too: \(rebound.body)")
+
+        // The operator's own requests: same-origin JSON, with parameters; curl's body-less POST.
+        let own = try #require(try RawConnection.request(port: port, "POST", "/internal/budget/freeze", headers: [host, ("Origin", "http://127.0.0.1:\(port)"), ("Content-Type", "application/json; charset=utf-8")], body: #"{"reason": "drill"}"#))
+        #expect(own.status == 200 && json(own.body)["frozen"] as? Bool == true, "\(own.body)")
+        let unfreeze = try #require(try RawConnection.request(port: port, "POST", "/internal/budget/unfreeze", headers: [("Host", "localhost:\(port)")]))
+        #expect(unfreeze.status == 200, "\(unfreeze.body)")
+        let probe = try #require(try RawConnection.request(port: port, "GET", "/health/ready", headers: [("Host", "10.1.2.3:\(port)")]))
+        #expect(probe.status == 200, "probes by the pod's address still answer: \(probe.body)")
+        await budget.service.stop()
+    }
+
+    @Test("Backup refuses a path outside KB_BACKUP_DIR, '..', a dangling link (never followed) and a linked folder; a relative backup lands inside and restores")
+    func backupsStayInsideTheRoot() async throws {
+        let fixture = try BackupRootFixture()
+        let budget = try await BudgetServiceUnderTest.start(environment: ["KB_BACKUP_DIR": fixture.root.path])
+        let client = budget.client()
+        _ = try await client.call(BudgetMethods.recordCosts, .with { $0.events = (0..<5).map { event("b\($0)", usd: 0.01) } })
+        for path in fixture.refusedPaths {
+            do {
+                _ = try await client.call(BudgetMethods.backup, .with { $0.path = path })
+                Issue.record("backup to \(path) was written")
+            } catch let error as RPCError {
+                #expect(error.code == .invalidArgument && error.field == "path", "\(path): \(error)")
+            }
+        }
+        #expect(fixture.damage().isEmpty, "\(fixture.damage())")
+        let refusedByKB = try budget.kb("budget", "backup", fixture.outside.appendingPathComponent("kb.db").path)
+        #expect(refusedByKB.status != 0 && refusedByKB.stderr.contains("outside the backup folder"), "\(refusedByKB.stdout)\(refusedByKB.stderr)")
+
+        let made = try budget.kb("budget", "backup", "monthly/ledger.db")
+        #expect(made.status == 0 && made.stdout.contains("Backed up 5 events"), "\(made.stdout)\(made.stderr)")
+        let file = fixture.root.appendingPathComponent("monthly/ledger.db")
+        #expect(FileManager.default.fileExists(atPath: file.path))
+        _ = try await client.call(BudgetMethods.recordCost, .with { $0.event = event("after", usd: 0.01) })
+        await client.close()
+        #expect(await budget.service.stop() == 0)
+        let restored = try budget.kb("budget", "restore", file.path)
+        #expect(restored.status == 0, "\(restored.stderr)")
+        let again = try await BudgetServiceUnderTest.start(dataDirectory: budget.service.dataDirectory, environment: ["KB_BACKUP_DIR": fixture.root.path])
+        let againClient = again.client()
+        let listed = try await againClient.call(BudgetMethods.listEvents, .with { $0.limit = 100 })
+        #expect(listed.events.count == 5 && !listed.events.contains { $0.requestID == "after" })
+        await againClient.close()
+        await again.service.stop()
+    }
+}
+
 @Suite("deploy/scripts budget runbooks, backup and restore", .serialized)
 struct BudgetScriptTests {
     func script(_ name: String, _ arguments: [String], _ environment: [String: String]) throws -> (status: Int32, stdout: String, stderr: String) {
@@ -468,17 +546,18 @@ struct BudgetScriptTests {
         let text = try String(contentsOf: work.appendingPathComponent("incidents/\(incident)"), encoding: .utf8)
         #expect(text.contains("Mode       blocked") && text.contains("Frozen     yes"))
 
-        let backup = try script("budget-backup.sh", [work.appendingPathComponent("backups").path], environment)
+        let backups = budget.backupDirectory
+        let backup = try script("budget-backup.sh", [backups.path], environment)
         #expect(backup.status == 0, "\(backup.stdout)\(backup.stderr)")
-        let archives = try FileManager.default.contentsOfDirectory(atPath: work.appendingPathComponent("backups").path).filter { $0.hasPrefix("analytics_") && $0.hasSuffix(".db.gz") }
+        let archives = try FileManager.default.contentsOfDirectory(atPath: backups.path).filter { $0.hasPrefix("analytics_") && $0.hasSuffix(".db.gz") }
         #expect(archives.count == 1)
         _ = try await client.call(BudgetMethods.recordCost, .with { $0.event = event("after-backup", usd: 0.01) })
         await client.close()
-        let refused = try script("budget-restore.sh", [work.appendingPathComponent("backups/\(archives[0])").path], environment)
+        let refused = try script("budget-restore.sh", [backups.appendingPathComponent(archives[0]).path], environment)
         #expect(refused.status == 75, "restore refused while running: \(refused.stderr)")
         await budget.service.stop()
 
-        let restored = try script("budget-restore.sh", [work.appendingPathComponent("backups/\(archives[0])").path], environment)
+        let restored = try script("budget-restore.sh", [backups.appendingPathComponent(archives[0]).path], environment)
         #expect(restored.status == 0, "\(restored.stderr)")
         let again = try await BudgetServiceUnderTest.start(dataDirectory: budget.service.dataDirectory, environment: ["KB_AUTH_TOKEN": "tok"])
         let verify = try again.kb("budget", "verify")

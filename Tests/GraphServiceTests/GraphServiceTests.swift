@@ -8,15 +8,18 @@ import Testing
 /// A graph-store process on free ports, and `ukb` pointed at it.
 struct GraphStoreUnderTest {
     let service: ServiceProcess
+    /// The store's backup folder (`KB_BACKUP_DIR`), a fresh one per start.
+    let backupDirectory: URL
 
     static func start(dataDirectory: URL? = nil) async throws -> GraphStoreUnderTest {
-        let service = try ServiceProcess(executable: "graph-store", envPrefix: "KB_GRAPH_STORE", dataDirectory: dataDirectory)
+        let backups = temporaryDirectory("graph-backups")
+        let service = try ServiceProcess(executable: "graph-store", envPrefix: "KB_GRAPH_STORE", environment: ["KB_BACKUP_DIR": backups.path], dataDirectory: dataDirectory)
         try await service.waitUntilReady()
-        return GraphStoreUnderTest(service: service)
+        return GraphStoreUnderTest(service: service, backupDirectory: backups)
     }
 
     var environment: [String: String] {
-        ["KB_GRAPH_STORE_ADDR": "127.0.0.1:\(service.port)", "KB_DATA_DIR": service.dataDirectory.path, "KB_TEAM": ""]
+        ["KB_GRAPH_STORE_ADDR": "127.0.0.1:\(service.port)", "KB_DATA_DIR": service.dataDirectory.path, "KB_TEAM": "", "KB_BACKUP_DIR": backupDirectory.path]
     }
 
     /// Runs `ukb` with `arguments` against this store.
@@ -210,7 +213,8 @@ struct GraphServiceTests {
         let report = try JSONSerialization.jsonObject(with: Data(backup.stdout.utf8)) as? [String: Any]
         let backedUpEntities = Int(report?["entities"] as? String ?? "") ?? -1
         #expect(backedUpEntities > 0)
-        let backupPath = work.appendingPathComponent("backup-1").path
+        let backupPath = store.backupDirectory.appendingPathComponent("backup-1").path
+        #expect(report?["directory"] as? String == backupPath, "a relative backup path is taken inside KB_BACKUP_DIR, not the caller's folder")
 
         let refused = try store.ukb("restore", backupPath)
         #expect(refused.status == 1 && refused.stderr.contains("is running"), "\(refused.stderr)")
@@ -232,6 +236,42 @@ struct GraphServiceTests {
     }
 }
 
+@Suite("graph-store backups stay inside KB_BACKUP_DIR", .serialized)
+struct GraphBackupRootTests {
+    @Test("Backup refuses a path outside the backup folder, '..', a dangling link and a linked folder, writing nothing; a relative backup lands inside and restores")
+    func backupsStayInsideTheRoot() async throws {
+        let fixture = try BackupRootFixture()
+        let service = try ServiceProcess(executable: "graph-store", envPrefix: "KB_GRAPH_STORE", environment: ["KB_BACKUP_DIR": fixture.root.path])
+        try await service.waitUntilReady()
+        let store = GraphStoreUnderTest(service: service, backupDirectory: fixture.root)
+        #expect(try store.ukb("add-entity", "--name", "Kept", "--type", "Note", "--team", "ops").status == 0)
+        let client = store.client()
+        for path in fixture.refusedPaths + [service.dataDirectory.appendingPathComponent("inside-the-data").path] {
+            do {
+                _ = try await client.call(GraphStoreMethods.backup, .with { $0.directory = path })
+                Issue.record("backup to \(path) was written")
+            } catch let error as RPCError {
+                #expect(error.code == .invalidArgument && error.field == "directory", "\(path): \(error)")
+            }
+        }
+        #expect(fixture.damage().isEmpty, "\(fixture.damage())")
+        #expect(!FileManager.default.fileExists(atPath: service.dataDirectory.appendingPathComponent("inside-the-data").path))
+
+        let made = try await client.call(GraphStoreMethods.backup, .with { $0.directory = "nightly/graph-1" })
+        let inside = fixture.root.appendingPathComponent("nightly/graph-1")
+        #expect(made.directory == inside.path && made.entities == 1)
+        await client.close()
+        #expect(try store.ukb("add-entity", "--name", "Lost", "--type", "Note", "--team", "ops").status == 0)
+        #expect(await service.stop() == 0)
+        let restored = try store.ukb("restore", inside.path)
+        #expect(restored.status == 0, "\(restored.stderr)")
+        let again = try await GraphStoreUnderTest.start(dataDirectory: service.dataDirectory)
+        #expect(try again.ukb("show", "Kept", "--team", "ops").status == 0)
+        #expect(try again.ukb("show", "Lost", "--team", "ops").status == 1)
+        await again.service.stop()
+    }
+}
+
 /// Names whose writes were acknowledged, shared by the writer tasks.
 final class AcknowledgedWrites: @unchecked Sendable {
     private let lock = NSLock()
@@ -247,8 +287,8 @@ final class AcknowledgedWrites: @unchecked Sendable {
 struct GraphDeployScriptTests {
     @Test("graph-backup.sh packs an online backup; graph-restore.sh puts it back into a stopped store")
     func backupAndRestoreScripts() async throws {
-        let work = temporaryDirectory("graph-scripts")
         let store = try await GraphStoreUnderTest.start()
+        let work = store.backupDirectory
         #expect(try store.ukb("add-entity", "--name", "Kept", "--type", "Note", "--team", "ops").status == 0)
         let environment = store.environment.merging(["KB_BIN_DIR": builtProductsDirectory.path]) { $1 }
         let backup = try runProgram(URL(fileURLWithPath: "/bin/bash"), [packageRoot.appendingPathComponent("deploy/scripts/graph-backup.sh").path, work.path], environment: environment)

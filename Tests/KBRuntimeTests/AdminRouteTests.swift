@@ -12,6 +12,9 @@ import Testing
 /// covered by `ServiceProcessTests`.
 @Suite("Admin routes in-process")
 struct AdminRouteTests {
+    /// The default allow-list of a service bound to loopback.
+    static let requestGuard = HTTPRequestGuard(allowList: HTTPHostAllowList(configured: [], boundHost: "127.0.0.1"))
+
     func json(_ response: TestResponse) throws -> [String: Any] {
         try #require(try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any])
     }
@@ -21,7 +24,7 @@ struct AdminRouteTests {
         let health = HealthRegistry(service: "graph-store", version: "9.9.9")
         health.register("store") { ComponentHealth(.healthy, ["entities": 12, "engine": "leveldb"]) }
         health.register("peer") { ComponentHealth(.degraded, ["error": "slow"]) }
-        let app = Application(router: AdminServer.router(health: health))
+        let app = Application(router: AdminServer.router(health: health, requestGuard: Self.requestGuard))
         try await app.test(.router) { client in
             try await client.execute(uri: "/health", method: .get) { response in
                 #expect(response.status == .ok)
@@ -47,7 +50,7 @@ struct AdminRouteTests {
     @Test("/health/ready is 503 until the service is marked ready, /health/live is always 200")
     func readinessAndLiveness() async throws {
         let health = HealthRegistry(service: "budget-service", version: "1")
-        let app = Application(router: AdminServer.router(health: health))
+        let app = Application(router: AdminServer.router(health: health, requestGuard: Self.requestGuard))
         try await app.test(.router) { client in
             try await client.execute(uri: "/health/live", method: .get) { #expect($0.status == .ok) }
             try await client.execute(uri: "/health/ready", method: .get) { response in
@@ -66,7 +69,7 @@ struct AdminRouteTests {
     func metricsText() async throws {
         MetricsRegistry.bootstrap()
         Counter(label: "kb_admin_route_test_total", dimensions: [("route", "metrics")]).increment(by: 3)
-        let app = Application(router: AdminServer.router(health: HealthRegistry(service: "x", version: "1")))
+        let app = Application(router: AdminServer.router(health: HealthRegistry(service: "x", version: "1"), requestGuard: Self.requestGuard))
         try await app.test(.router) { client in
             try await client.execute(uri: "/metrics", method: .get) { response in
                 #expect(response.status == .ok)
@@ -81,10 +84,10 @@ struct AdminRouteTests {
     @Test("a service's admin route refuses a write without the token and changes nothing; with it, the write happens")
     func budgetFreezeNeedsTheToken() async throws {
         let folder = temporaryDirectory()
-        let service = BudgetService(path: folder.appendingPathComponent("knowledge.db").path, options: .init(), logger: Logger(label: "test"))
+        let service = BudgetService(path: folder.appendingPathComponent("knowledge.db").path, options: .init(), backupRoot: BackupRoot(directory: folder.appendingPathComponent("backups")), logger: Logger(label: "test"))
         let configuration = try ServiceConfiguration(descriptor: .budgetService, source: ConfigSource(environment: ["KB_AUTH_TOKEN": "secret"]))
         let health = HealthRegistry(service: "budget-service", version: "1")
-        let router = AdminServer.router(health: health)
+        let router = AdminServer.router(health: health, requestGuard: Self.requestGuard)
         service.addAdminRoutes(to: router, configuration: configuration)
         let app = Application(router: router)
         try await app.test(.router) { client in

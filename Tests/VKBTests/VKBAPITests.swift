@@ -172,7 +172,7 @@ struct VKBAPITests {
         await system.stop()
     }
 
-    @Test("security: loopback bind, CSP and no-sniff headers, token for writes only, same-origin writes, body size limit, write rate limit with 429")
+    @Test("security: loopback bind, CSP and no-sniff headers, token for writes and reads, same-origin writes, body size limit, write rate limit with 429")
     func security() async throws {
         let system = try await VKBUnderTest.start(environment: ["KB_AUTH_TOKEN": "s3cret", "KB_VKB_WRITE_RATE_LIMIT": "5", "KB_VKB_MAX_BODY_BYTES": "4096"])
         // Bound to 127.0.0.1 only (no KB_VKB_HOST given).
@@ -185,7 +185,8 @@ struct VKBAPITests {
             #expect(result.headers["content-security-policy"]?.contains("script-src 'self'") == true, "\(path)")
             #expect(result.headers["x-content-type-options"] == "nosniff", "\(path)")
         }
-        #expect(try await system.get("/api/teams").status == 200, "reads need no token")
+        #expect(try await system.get("/api/teams").status == 200, "reads with the token")
+        #expect(try await system.request("GET", "/api/teams", authorized: false).status == 401, "reads need the token once it is set")
         let entity: [String: Any] = ["team": "sec", "name": "One", "entityType": "T"]
         let denied = try await system.request("POST", "/api/entities", json: entity, authorized: false)
         #expect(denied.status == 401)

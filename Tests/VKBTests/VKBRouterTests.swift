@@ -30,7 +30,8 @@ struct VKBRouterTests {
         let client = RPCClient(configuration: clientConfiguration)
         let health = HealthRegistry(service: "vkb", version: shared.version)
         VKBServer.registerHealth(health, client: client, configuration: configuration)
-        let router = VKBServer.router(configuration: configuration, client: client, health: health, logger: Logger(label: "vkb-test"))
+        let requestGuard = HTTPRequestGuard(allowList: HTTPHostAllowList(configured: shared.allowedHosts, boundHost: shared.host))
+        let router = VKBServer.router(configuration: configuration, client: client, health: health, requestGuard: requestGuard, logger: Logger(label: "vkb-test"))
         do {
             try await Application(router: router).test(.router, body)
         } catch {
@@ -95,8 +96,10 @@ struct VKBRouterTests {
             try await client.execute(uri: "/api/import", method: .post, headers: large, body: ByteBuffer(repeating: UInt8(ascii: " "), count: 4096)) {
                 #expect($0.status == .contentTooLarge)
             }
-            // Reads need no token: the answer is the store's absence (503), not a refusal.
-            try await client.execute(uri: "/api/teams", method: .get) { #expect($0.status == .serviceUnavailable) }
+            // Reads need the token too (KB_VKB_PUBLIC_READS is off): without it 401; with it the
+            // answer is the store's absence (503), not a refusal.
+            try await client.execute(uri: "/api/teams", method: .get) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: "/api/teams", method: .get, headers: [.authorization: "Bearer secret"]) { #expect($0.status == .serviceUnavailable) }
         }
     }
 }

@@ -32,7 +32,8 @@ struct VKBUnderTest {
         await store?.stop()
     }
 
-    /// A request to VKB; writes carry the token when one is set unless `authorized` is false.
+    /// A request to VKB; it carries the token when one is set (reads need it too) unless
+    /// `authorized` is false.
     func request(_ method: String, _ path: String, json: Any? = nil, body: Data? = nil, headers: [String: String] = [:], authorized: Bool = true) async throws -> HTTPResult {
         var headers = headers
         var data = body
@@ -40,7 +41,7 @@ struct VKBUnderTest {
             data = try JSONSerialization.data(withJSONObject: json)
             headers["Content-Type"] = "application/json"
         }
-        if authorized, let token, method != "GET" { headers["Authorization"] = "Bearer \(token)" }
+        if authorized, let token, headers["Authorization"] == nil { headers["Authorization"] = "Bearer \(token)" }
         let result = await httpRequest(method, base + path, body: data, headers: headers, timeout: 30)
         return try #require(result, "\(method) \(path) got no answer; vkb log: \(vkb.log.suffix(2000))")
     }

@@ -34,11 +34,15 @@ enum Embeddings {
 
 struct VectorServiceUnderTest {
     let service: ServiceProcess
+    /// The service's backup folder (`KB_BACKUP_DIR`), a fresh one per start unless given.
+    let backupDirectory: URL
 
     static func start(dataDirectory: URL? = nil, environment: [String: String] = [:]) async throws -> VectorServiceUnderTest {
+        var environment = environment
+        if environment["KB_BACKUP_DIR"] == nil { environment["KB_BACKUP_DIR"] = temporaryDirectory("vector-backups").path }
         let service = try ServiceProcess(executable: "vector-search", envPrefix: "KB_VECTOR_SEARCH", environment: environment, dataDirectory: dataDirectory)
         try await service.waitUntilReady(timeout: .seconds(120))
-        return VectorServiceUnderTest(service: service)
+        return VectorServiceUnderTest(service: service, backupDirectory: URL(fileURLWithPath: environment["KB_BACKUP_DIR"]!))
     }
 
     func client() -> RPCClient {
@@ -313,8 +317,8 @@ struct VectorServiceTests {
         let client = vectors.client()
         try await createCollection(client, "snap")
         try await upsert(client, "snap", 0..<3000)
-        let target = temporaryDirectory("vector-snapshot").appendingPathComponent("snap-copy")
-        let snapshot = try vectors.kb("vectors", "snapshot", "snap", "--path", target.path)
+        let target = vectors.backupDirectory.appendingPathComponent("snap-copy")
+        let snapshot = try vectors.kb("vectors", "snapshot", "snap", "--path", "snap-copy")
         #expect(snapshot.status == 0 && snapshot.stdout.contains("3,000 points"), "\(snapshot.stdout)\(snapshot.stderr)")
         let before = try await client.call(VectorSearchMethods.search, .with { $0.collection = "snap"; $0.vector = Embeddings.queries[5]; $0.limit = 10; $0.exact = true })
         _ = try await client.call(VectorSearchMethods.deletePoints, .with { $0.collection = "snap"; $0.ids = before.results.map(\.point.id) })
@@ -328,6 +332,40 @@ struct VectorServiceTests {
         #expect(try await client.call(VectorSearchMethods.describeCollection, .with { $0.name = "snap-copy" }).pointCount == 3000)
         let junk = await rpcFailure { _ = try await client.call(VectorSearchMethods.restoreCollection, .with { $0.name = "x"; $0.path = "/nonexistent" }) }
         #expect(junk?.code == .invalidArgument)
+        await client.close()
+        await vectors.service.stop()
+    }
+
+    @Test("snapshots and restores stay inside KB_BACKUP_DIR: an outside path, '..', a dangling link and a linked folder are refused, nothing written or read there; a relative snapshot lands inside and restores")
+    func snapshotsStayInsideTheRoot() async throws {
+        let fixture = try BackupRootFixture()
+        let vectors = try await VectorServiceUnderTest.start(environment: ["KB_BACKUP_DIR": fixture.root.path])
+        let client = vectors.client()
+        try await createCollection(client, "rooted", dimension: 4)
+        _ = try await client.call(VectorSearchMethods.upsertPoints, .with {
+            $0.collection = "rooted"
+            $0.points = (0..<10).map { index in .with { $0.id = "p\(index)"; $0.vector = [Float(index), 1, 2, 3] } }
+        })
+        for path in fixture.refusedPaths {
+            let failure = await rpcFailure { _ = try await client.call(VectorSearchMethods.snapshotCollection, .with { $0.name = "rooted"; $0.path = path }) }
+            #expect(failure?.code == .invalidArgument && failure?.field == "path", "snapshot to \(path): \(String(describing: failure))")
+        }
+        #expect(fixture.damage().isEmpty, "\(fixture.damage())")
+
+        // A good snapshot made outside by hand, and one reached through a link: never read.
+        let made = try await client.call(VectorSearchMethods.snapshotCollection, .with { $0.name = "rooted"; $0.path = "weekly/rooted-1" })
+        #expect(made.path == fixture.root.appendingPathComponent("weekly/rooted-1").path && made.pointCount == 10)
+        try FileManager.default.copyItem(at: URL(fileURLWithPath: made.path), to: fixture.outside.appendingPathComponent("copy"))
+        try FileManager.default.createSymbolicLink(atPath: fixture.root.appendingPathComponent("weekly/linked-copy").path, withDestinationPath: fixture.outside.appendingPathComponent("copy").path)
+        for path in [fixture.outside.appendingPathComponent("copy").path, "linked/copy", "weekly/linked-copy", "../\(fixture.outside.lastPathComponent)/copy"] {
+            let failure = await rpcFailure { _ = try await client.call(VectorSearchMethods.restoreCollection, .with { $0.name = "stolen"; $0.path = path }) }
+            #expect(failure?.code == .invalidArgument && failure?.field == "path", "restore from \(path): \(String(describing: failure))")
+        }
+        #expect(await rpcFailure { _ = try await client.call(VectorSearchMethods.describeCollection, .with { $0.name = "stolen" }) } != nil)
+
+        let restored = try vectors.kb("vectors", "restore", "rooted-again", "weekly/rooted-1")
+        #expect(restored.status == 0, "\(restored.stdout)\(restored.stderr)")
+        #expect(try await client.call(VectorSearchMethods.describeCollection, .with { $0.name = "rooted-again" }).pointCount == 10)
         await client.close()
         await vectors.service.stop()
     }

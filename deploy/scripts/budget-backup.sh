@@ -5,8 +5,11 @@
 # backup`), which is integrity-checked by the service and compressed. Restore with
 # deploy/scripts/budget-restore.sh. Needs `kb` on PATH or in KB_BIN_DIR (default .build/release).
 set -euo pipefail
-mkdir -p "${1:-/var/backups/knowledge-system}"
-BACKUP_DIR="$(cd "${1:-/var/backups/knowledge-system}" && pwd)"
+# BACKUP_DIR must be the services' backup folder (KB_BACKUP_DIR; by default `backups` beside the
+# data directory): the service writes only inside it and refuses any other path.
+DEFAULT_DIR="${KB_BACKUP_DIR:-$(dirname "$(realpath -m "${KB_DATA_DIR:-.data}")")/backups}"
+mkdir -p "${1:-$DEFAULT_DIR}"
+BACKUP_DIR="$(cd "${1:-$DEFAULT_DIR}" && pwd -P)"
 KB="${KB_BIN_DIR:-.build/release}/kb"
 command -v "$KB" >/dev/null 2>&1 || KB=kb
 FILE="$BACKUP_DIR/analytics_$(date +%Y%m%d_%H%M%S).db"

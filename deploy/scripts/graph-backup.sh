@@ -4,8 +4,11 @@
 # The running graph-store writes a consistent snapshot (ukb backup), which is then verified by
 # count and packed. Needs `ukb` on PATH or in KB_BIN_DIR (default .build/release).
 set -euo pipefail
-mkdir -p "${1:-/var/backups/knowledge-system}"
-BACKUP_DIR="$(cd "${1:-/var/backups/knowledge-system}" && pwd)"
+# BACKUP_DIR must be the services' backup folder (KB_BACKUP_DIR; by default `backups` beside the
+# data directory): the service writes only inside it and refuses any other path.
+DEFAULT_DIR="${KB_BACKUP_DIR:-$(dirname "$(realpath -m "${KB_DATA_DIR:-.data}")")/backups}"
+mkdir -p "${1:-$DEFAULT_DIR}"
+BACKUP_DIR="$(cd "${1:-$DEFAULT_DIR}" && pwd -P)"
 UKB="${KB_BIN_DIR:-.build/release}/ukb"
 command -v "$UKB" >/dev/null 2>&1 || UKB=ukb
 DATE="$(date +%Y%m%d_%H%M%S)"

@@ -21,6 +21,8 @@ public final class BudgetService: Service, @unchecked Sendable {
     private var ledger: BudgetLedger?
     private var openFailure: String?
     private let retryInterval: Duration
+    /// The only folder `Backup` writes to (`KB_BACKUP_DIR`).
+    public let backupRoot: BackupRoot
 
     private let budgetGauge = Gauge(label: "knowledge_monthly_budget_usd")
     private let spendGauge = Gauge(label: "knowledge_monthly_spend_usd")
@@ -29,9 +31,11 @@ public final class BudgetService: Service, @unchecked Sendable {
     private let frozenGauge = Gauge(label: "knowledge_budget_frozen")
     private let databaseUpGauge = Gauge(label: "knowledge_budget_database_up")
 
-    /// Opens the ledger at `path`; a failure is logged and kept, not thrown.
-    public init(path: String, options: BudgetLedger.Options, logger: Logger, retryInterval: Duration = .seconds(1)) {
+    /// Opens the ledger at `path`; a failure is logged and kept, not thrown. Backups go inside
+    /// `backupRoot` only.
+    public init(path: String, options: BudgetLedger.Options, backupRoot: BackupRoot, logger: Logger, retryInterval: Duration = .seconds(1)) {
         self.path = path
+        self.backupRoot = backupRoot
         self.options = options
         self.logger = logger
         self.retryInterval = retryInterval
@@ -158,7 +162,10 @@ public final class BudgetService: Service, @unchecked Sendable {
         }
         router.register(BudgetMethods.listPrices, on: .eventLoop) { _, _ in try self.current().listPrices() }
         router.register(BudgetMethods.backup, on: .threadPool) { request, context in
-            let response = try self.current().backup(request)
+            let ledger = try self.current()
+            var inside = request
+            inside.path = try self.backupRoot.newBackup(request.path, field: "path").path
+            let response = try ledger.backup(inside)
             context.logger.info("backup written", metadata: ["path": "\(response.path)", "events": "\(response.events)", "bytes": "\(response.bytes)"])
             return response
         }

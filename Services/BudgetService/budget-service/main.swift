@@ -17,5 +17,5 @@ let restore = RestoreCommand(argument: "BACKUP_FILE", subject: "the database") {
 await ServiceRuntime.main(.budgetService, restore: restore) { runtime in
     let configuration = try runtime.load(BudgetConfiguration.self)
     let database = runtime.dataDirectory!.appendingPathComponent(BudgetConfiguration.databaseFileName)
-    return BudgetService(path: database.path, options: configuration.options, logger: runtime.logger)
+    return BudgetService(path: database.path, options: configuration.options, backupRoot: runtime.configuration.backupRoot, logger: runtime.logger)
 }

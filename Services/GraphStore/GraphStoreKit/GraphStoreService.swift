@@ -9,10 +9,13 @@ import ServiceLifecycle
 public struct GraphStoreService: RPCService {
     /// The store behind the face.
     public let store: GraphStore
+    /// The only folder `Backup` writes to (`KB_BACKUP_DIR`).
+    public let backupRoot: BackupRoot
 
-    /// The face of `store`.
-    public init(store: GraphStore) {
+    /// The face of `store`, writing backups inside `backupRoot` only.
+    public init(store: GraphStore, backupRoot: BackupRoot) {
         self.store = store
+        self.backupRoot = backupRoot
     }
 
     /// The store, closed after the RPC server stops.
@@ -23,7 +26,7 @@ public struct GraphStoreService: RPCService {
     /// runs on the server's blocking pool, so none stalls the event loops that carry other
     /// requests.
     public func register(on router: inout RPCRouter) {
-        let store = store
+        let store = store, backupRoot = backupRoot
         router.register(GraphStoreMethods.putEntities) { request, _ in try await Self.putEntities(request, in: store) }
         router.register(GraphStoreMethods.deleteEntities) { request, _ in try await Self.deleteEntities(request, in: store) }
         router.register(GraphStoreMethods.putRelations) { request, _ in try await Self.putRelations(request, in: store) }
@@ -38,7 +41,8 @@ public struct GraphStoreService: RPCService {
         router.register(GraphStoreMethods.listTeams, on: .threadPool) { _, _ in try Self.mapped { try store.listTeams() } }
         router.register(GraphStoreMethods.getStats, on: .threadPool) { request, _ in try Self.mapped { try store.stats(request) } }
         router.register(GraphStoreMethods.backup, on: .threadPool) { request, context in
-            let response = try Self.mapped { try store.backup(to: request.directory) }
+            let directory = try backupRoot.newBackup(request.directory, field: "directory")
+            let response = try Self.mapped { try store.backup(to: directory.path) }
             context.logger.info("backup written", metadata: ["directory": "\(response.directory)", "entities": "\(response.entities)", "relations": "\(response.relations)"])
             return response
         }

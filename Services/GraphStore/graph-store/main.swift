@@ -15,5 +15,5 @@ let restore = RestoreCommand(argument: "BACKUP_DIR", subject: "the store") { bac
 await ServiceRuntime.main(.graphStore, restore: restore) { runtime in
     _ = try runtime.load(GraphStoreConfiguration.self)
     let store = try GraphStore(directory: runtime.dataDirectory!)
-    return GraphStoreService(store: store)
+    return GraphStoreService(store: store, backupRoot: runtime.configuration.backupRoot)
 }

@@ -26,10 +26,12 @@ public struct VKBRequestContext: RequestContext, RemoteAddressRequestContext {
 /// What every request passes first:
 /// - security headers on every response (Content-Security-Policy: scripts, styles and data from
 ///   VKB itself only; no framing; no sniffing; no referrer);
+/// - the runtime's `HTTPRequestGuard`: an allowed `Host` (421 otherwise: DNS rebinding), and for
+///   writes an allowed `Origin` (403) and a JSON content type (415);
 /// - the body size limit (413 from `Content-Length` before anything is read);
-/// - for writes (POST, PUT, PATCH, DELETE): a same-origin check (a browser's cross-site request
-///   is 403), a JSON content type for any body (415), the token when `KB_AUTH_TOKEN` is set (401), and the per-address rate limit (429
-///   with `Retry-After`);
+/// - the token when `KB_AUTH_TOKEN` is set (401): for writes, and for `/api/*` reads unless
+///   `KB_VKB_PUBLIC_READS=true` (the page, `/health` and `/api/openapi.json` stay public);
+/// - the per-address rate limits (429 with `Retry-After`);
 /// - errors thrown below it as JSON `{"error": …}`.
 public struct SecurityMiddleware: RouterMiddleware {
     public typealias Context = VKBRequestContext
@@ -39,13 +41,17 @@ public struct SecurityMiddleware: RouterMiddleware {
     static let frameOptions = HTTPField.Name("X-Frame-Options")!
     static let referrerPolicy = HTTPField.Name("Referrer-Policy")!
 
+    let requestGuard: HTTPRequestGuard
     let authToken: String?
+    let publicReads: Bool
     let maxBodyBytes: Int
     let writeLimiter: RateLimiter?
     let readLimiter: RateLimiter?
 
-    public init(authToken: String?, maxBodyBytes: Int, writeRatePerMinute: Int, readRatePerMinute: Int) {
+    public init(requestGuard: HTTPRequestGuard, authToken: String?, publicReads: Bool = false, maxBodyBytes: Int, writeRatePerMinute: Int, readRatePerMinute: Int) {
+        self.requestGuard = requestGuard
         self.authToken = authToken
+        self.publicReads = publicReads
         self.maxBodyBytes = maxBodyBytes
         writeLimiter = writeRatePerMinute > 0 ? RateLimiter(perMinute: writeRatePerMinute) : nil
         readLimiter = readRatePerMinute > 0 ? RateLimiter(perMinute: readRatePerMinute) : nil
@@ -74,24 +80,13 @@ public struct SecurityMiddleware: RouterMiddleware {
     }
 
     private func check(_ request: Request, context: Context) throws(APIError) {
+        if let refusal = requestGuard.refusal(for: request) { throw refusal }
         if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBodyBytes {
             throw APIError(.contentTooLarge, "body_too_large", field: "body", reason: .tooLong, "the body is \(length) bytes; the limit is \(maxBodyBytes) (KB_VKB_MAX_BODY_BYTES)")
         }
-        let isWrite = [.post, .put, .patch, .delete].contains(request.method)
+        let isWrite = HTTPRequestGuard.isWrite(request.method)
         let client = context.remoteAddress?.ipAddress ?? "unknown"
         if isWrite {
-            if let origin = request.headers[.origin] {
-                let originHost = origin.split(separator: "/", omittingEmptySubsequences: true).dropFirst().first.map(String.init)
-                if originHost == nil || originHost != request.head.authority {
-                    throw APIError(.forbidden, "cross_origin", "writes are accepted from VKB's own page only (Origin \(origin) is not \(request.head.authority ?? "this server"))")
-                }
-            }
-            // A body must say it is JSON: a cross-site form or a "simple" text/plain request
-            // cannot, so it cannot slip past the browser's preflight.
-            let hasBody = (request.headers[.contentLength].flatMap(Int.init) ?? 0) > 0 || request.headers[.transferEncoding] != nil
-            if hasBody, !(request.headers[.contentType]?.lowercased().hasPrefix("application/json") ?? false) {
-                throw APIError(.unsupportedMediaType, "unsupported_media_type", field: "body", "a request body must be sent as 'Content-Type: application/json'")
-            }
             if let authToken, !BearerToken.matches(request.headers[.authorization], token: authToken) {
                 throw APIError(.unauthorized, "unauthenticated", "writes need 'Authorization: Bearer <KB_AUTH_TOKEN>'")
             }
@@ -100,11 +95,21 @@ public struct SecurityMiddleware: RouterMiddleware {
                 error.headers[.retryAfter] = String(wait)
                 throw error
             }
+        } else if let authToken, !publicReads, Self.needsTokenToRead(request.uri.path), !BearerToken.matches(request.headers[.authorization], token: authToken) {
+            throw APIError(.unauthorized, "unauthenticated", "reads need 'Authorization: Bearer <KB_AUTH_TOKEN>' (the page asks for it once per tab; KB_VKB_PUBLIC_READS=true opens reads)")
         } else if let readLimiter, let wait = readLimiter.take(client) {
             var error = APIError(.tooManyRequests, "rate_limited", "more than \(readLimiter.perMinute) requests a minute from \(client) (KB_VKB_READ_RATE_LIMIT); retry in \(wait) s")
             error.headers[.retryAfter] = String(wait)
             throw error
         }
+    }
+}
+
+extension SecurityMiddleware {
+    /// Whether a read of `path` holds knowledge (`/api/*` but the OpenAPI document): the page's
+    /// files, `/health` and `/metrics` do not.
+    static func needsTokenToRead(_ path: String) -> Bool {
+        path.hasPrefix("/api/") && path != "/api/openapi.json"
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import KBRPC
 import KBRuntime
+import NIOCore
 
 /// VKB's own settings (README, "Configuration"), beside the ones every service shares
 /// (`KB_VKB_PORT`, `KB_VKB_HOST`, `KB_AUTH_TOKEN`, `KB_GRAPH_STORE_ADDR`, …); each key declared once.
@@ -13,6 +14,10 @@ public struct VKBConfiguration: ServiceOwnConfiguration {
         public static let graphMaxNodes = ConfigKey.integer("KB_VKB_GRAPH_MAX_NODES", default: 5000, range: 1...20_000, meaning: "default cap of `/api/graph` (a request may ask for up to 20,000)")
         public static let d3Path = ConfigKey.text("KB_VKB_D3_PATH", default: "/usr/share/nodejs/d3/dist/d3.min.js", meaning: "the d3 bundle served to the page (Debian's `node-d3`)")
         public static let webDirectory = ConfigKey.optionalText("KB_VKB_WEB_DIR", documentedDefault: "built in", meaning: "serve the page's files from this folder instead (edits show without a rebuild)")
+        public static let publicReads = ConfigKey.choice("KB_VKB_PUBLIC_READS", default: "false", from: ["true", "false"], meaning: "`true` lets `/api/*` reads through without the token when `KB_AUTH_TOKEN` is set (writes still need it); by default reads need it too")
+        public static let headerTimeoutSeconds = ConfigKey.integer("KB_VKB_HEADER_TIMEOUT_SECONDS", default: 10, range: 1...3600, meaning: "how long a request's header may take to arrive whole, from the connection's opening or the request's first byte; a slower client is disconnected")
+        public static let idleTimeoutSeconds = ConfigKey.integer("KB_VKB_IDLE_TIMEOUT_SECONDS", default: 60, range: 1...86_400, meaning: "a connection silent this long (between requests, or in the middle of one) is closed")
+        public static let maxConnections = ConfigKey.integer("KB_VKB_MAX_CONNECTIONS", default: 1024, range: 1...1_000_000, meaning: "connections VKB serves at once; one more is answered 503 and closed")
     }
 
     /// Every key in the README's order.
@@ -23,6 +28,10 @@ public struct VKBConfiguration: ServiceOwnConfiguration {
         Keys.graphMaxNodes.documentation,
         Keys.d3Path.documentation,
         Keys.webDirectory.documentation,
+        Keys.publicReads.documentation,
+        Keys.headerTimeoutSeconds.documentation,
+        Keys.idleTimeoutSeconds.documentation,
+        Keys.maxConnections.documentation,
     ]
 
     /// Writes allowed per minute per client address; 0 means no limit.
@@ -37,8 +46,12 @@ public struct VKBConfiguration: ServiceOwnConfiguration {
     public var d3Path: String
     /// The page's files on disk, when not the built-in copy.
     public var webDirectory: URL?
-    /// The shared token writes need, if any (`KB_AUTH_TOKEN`).
+    /// The shared token writes (and, unless `publicReads`, `/api/*` reads) need, if any (`KB_AUTH_TOKEN`).
     public var authToken: String?
+    /// Whether `/api/*` reads go through without the token (`KB_VKB_PUBLIC_READS`).
+    public var publicReads: Bool
+    /// The connection bounds: header and idle timeouts, the connection count.
+    public var connectionLimits: HTTPConnectionLimits
     /// Where and how VKB calls the graph store.
     public var graphStore: RPCClient.Configuration
 
@@ -51,6 +64,12 @@ public struct VKBConfiguration: ServiceOwnConfiguration {
         d3Path = try source.value(of: Keys.d3Path)
         webDirectory = try source.value(of: Keys.webDirectory).map { URL(fileURLWithPath: $0, isDirectory: true) }
         authToken = shared.authToken
+        publicReads = try source.value(of: Keys.publicReads) == "true"
+        connectionLimits = HTTPConnectionLimits(
+            headerTimeout: .seconds(Int64(try source.value(of: Keys.headerTimeoutSeconds))),
+            idleTimeout: .seconds(Int64(try source.value(of: Keys.idleTimeoutSeconds))),
+            maxConnections: try source.value(of: Keys.maxConnections)
+        )
         var graphStore = try source.clientConfiguration(for: .graphStore)
         graphStore.connectTimeout = .seconds(2)
         graphStore.defaultTimeout = .seconds(15)

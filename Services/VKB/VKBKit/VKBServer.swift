@@ -11,10 +11,12 @@ import NIOCore
 /// `/metrics`, the API, and the page with its files.
 public enum VKBServer {
     /// The router VKB serves.
-    public static func router(configuration: VKBConfiguration, client: RPCClient, health: HealthRegistry, logger: Logger) -> Router<VKBRequestContext> {
+    public static func router(configuration: VKBConfiguration, client: RPCClient, health: HealthRegistry, requestGuard: HTTPRequestGuard, logger: Logger) -> Router<VKBRequestContext> {
         let router = Router(context: VKBRequestContext.self)
         router.add(middleware: SecurityMiddleware(
+            requestGuard: requestGuard,
             authToken: configuration.authToken,
+            publicReads: configuration.publicReads,
             maxBodyBytes: configuration.maxBodyBytes,
             writeRatePerMinute: configuration.writeRatePerMinute,
             readRatePerMinute: configuration.readRatePerMinute

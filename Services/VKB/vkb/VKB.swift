@@ -53,14 +53,14 @@ enum VKBProcess {
         clientConfiguration.failFast = true
         let client = RPCClient(configuration: clientConfiguration)
         VKBServer.registerHealth(runtime.health, client: client, configuration: configuration)
-        let router = VKBServer.router(configuration: configuration, client: client, health: runtime.health, logger: runtime.logger)
+        let router = VKBServer.router(configuration: configuration, client: client, health: runtime.health, requestGuard: runtime.requestGuard, logger: runtime.logger)
         if let pidFile {
             try? FileManager.default.createDirectory(at: pidFile.deletingLastPathComponent(), withIntermediateDirectories: true)
             try "\(getpid())\n".write(to: pidFile, atomically: true, encoding: .utf8)
         }
         defer { if let pidFile { try? FileManager.default.removeItem(at: pidFile) } }
         do {
-            try await runtime.serveHTTP(router: router)
+            try await runtime.serveHTTP(router: router, limits: configuration.connectionLimits)
         } catch {
             runtime.logger.critical("vkb stopped on an error", metadata: ["error": "\(error)"])
             FileHandle.standardError.write(Data("vkb: \(error)\n".utf8))

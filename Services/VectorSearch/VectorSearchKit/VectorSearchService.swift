@@ -24,8 +24,13 @@ public final class VectorSearchService: Service, @unchecked Sendable {
     /// The collections of the operations guide, created on first start (cosine, text field `text`).
     public static let defaultCollections: [(String, Int32)] = [("knowledge_384", 384), ("knowledge_1536", 1536)]
 
-    public init(store: VectorStore) {
+    /// The only folder snapshots are written to and restored from (`KB_BACKUP_DIR`).
+    public let backupRoot: BackupRoot
+
+    /// The face of `store`, keeping snapshots inside `backupRoot`.
+    public init(store: VectorStore, backupRoot: BackupRoot) {
         self.store = store
+        self.backupRoot = backupRoot
     }
 
     /// Creates the default collections that do not exist yet.
@@ -94,15 +99,23 @@ public final class VectorSearchService: Service, @unchecked Sendable {
             }
             return response
         }
+        let backupRoot = backupRoot
         router.register(VectorSearchMethods.snapshotCollection) { request, context in
-            let response = try await store.snapshot(request.name, to: request.path)
+            _ = try store.collection(request.name)
+            let given = request.path.isEmpty ? "\(request.name)-\(Int(Date().timeIntervalSince1970))" : request.path
+            let target = try backupRoot.newBackup(given, field: "path")
+            let response = try await store.snapshot(request.name, to: target.path)
             context.logger.info("collection snapshot written", metadata: ["collection": "\(request.name)", "path": "\(response.path)", "points": "\(response.pointCount)"])
             return response
         }
         router.register(VectorSearchMethods.restoreCollection) { request, context in
             guard VectorStore.isValidName(request.name) else { throw RPCError.invalidArgument(field: "name", reason: .nameInvalid, "is not a collection name") }
-            guard !request.path.isEmpty else { throw RPCError.invalidArgument(field: "path", reason: .required, "is required") }
-            let collection = try await store.restore(request.name, from: request.path)
+            let source = try backupRoot.existingBackup(request.path, field: "path")
+            // The snapshot's files are read only when they are plain files inside the root.
+            for file in ["collection.pb", "points.bin"] {
+                _ = try backupRoot.existingBackup(source.appendingPathComponent(file).path, field: "path")
+            }
+            let collection = try await store.restore(request.name, from: source.path)
             context.logger.notice("collection restored", metadata: ["collection": "\(request.name)", "points": "\(collection.pointCount)"])
             return collection.info
         }

@@ -10,6 +10,14 @@ public struct ServiceConfiguration: DeclaredConfiguration {
     public enum Keys {
         public static let dataDirectory = ConfigKey.text("KB_DATA_DIR", default: ".data", meaning: "where every service keeps its data, each in its own folder; also the launcher's `run/` and `logs/`")
         public static let authToken = ConfigKey.optionalText("KB_AUTH_TOKEN", meaning: "shared token; when set every RPC but health checks needs `authorization: Bearer <token>`")
+        public static let backupDirectory = ConfigKey.optionalText("KB_BACKUP_DIR", documentedDefault: "`backups` beside `KB_DATA_DIR`", meaning: "the only folder backups are written to and restored from over RPC (`ukb backup`, `kb budget backup`, `kb vectors snapshot/restore`): relative paths are taken inside it; paths outside it, `..` and symbolic links are refused")
+        public static let allowedHosts = ConfigKey<[String]>("KB_HTTP_ALLOWED_HOSTS", default: [], documentedDefault: "the bind address, `localhost`, `127.0.0.1`, `[::1]`", meaning: "comma-separated `host[:port]` names every HTTP surface (VKB, admin ports) answers to (a name without a port takes the listening port); other `Host`s get 421 and writes from other origins 403, so a web page cannot reach them by DNS rebinding") { raw in
+            let names = raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            for name in names where HTTPHostAllowList.authority(name) == nil {
+                throw InvalidConfigValue("'\(name)' is not host or host:port")
+            }
+            return names
+        }
         public static let bindHost = ConfigKey.text("KB_BIND_HOST", default: "127.0.0.1", meaning: "the address services bind unless `KB_<SERVICE>_HOST` says otherwise")
         public static let logLevel = ConfigKey.choice("KB_LOG_LEVEL", default: "info", from: Logger.Level.allCases.map(\.rawValue), meaning: "`trace`, `debug`, `info`, `notice`, `warning`, `error`, `critical`")
         public static let logFormat = ConfigKey.choice("KB_LOG_FORMAT", default: "auto", from: ["auto", "json", "text"], meaning: "`json` (one object per line), `text`, or `auto`: text on a terminal, JSON otherwise")
@@ -52,8 +60,10 @@ public struct ServiceConfiguration: DeclaredConfiguration {
     /// Every shared key in the README's order.
     public static let keys: [ConfigKeyDocumentation] = [
         Keys.dataDirectory.documentation,
+        Keys.backupDirectory.documentation,
         Keys.authToken.documentation,
         Keys.bindHost.documentation,
+        Keys.allowedHosts.documentation,
         Keys.pattern(Keys.host, suffix: "HOST"),
         Keys.pattern({ Keys.port($0) }, suffix: "PORT"),
         Keys.pattern(Keys.adminPort, suffix: "ADMIN_PORT"),
@@ -78,6 +88,10 @@ public struct ServiceConfiguration: DeclaredConfiguration {
     public var version: String
     /// The root data directory.
     public var dataDirectory: URL
+    /// The only folder backups go to and come from over RPC (`KB_BACKUP_DIR`).
+    public var backupDirectory: URL
+    /// The names the HTTP surfaces answer to (`KB_HTTP_ALLOWED_HOSTS`); empty means the defaults.
+    public var allowedHosts: [String]
     /// The address to bind.
     public var host: String
     /// The RPC port (0: any free port); nil for a service without one.
@@ -101,7 +115,10 @@ public struct ServiceConfiguration: DeclaredConfiguration {
         self.version = version
         self.source = source
         dataDirectory = URL(fileURLWithPath: try source.value(of: Keys.dataDirectory), isDirectory: true).standardizedFileURL
+        backupDirectory = try source.value(of: Keys.backupDirectory).map { URL(fileURLWithPath: $0, isDirectory: true).standardizedFileURL }
+            ?? dataDirectory.deletingLastPathComponent().appendingPathComponent("backups", isDirectory: true)
         host = try source.value(of: Keys.host(descriptor)) ?? source.value(of: Keys.bindHost)
+        allowedHosts = try source.value(of: Keys.allowedHosts)
         if descriptor.defaultPort != nil {
             port = try source.value(of: Keys.port(descriptor))
         }
@@ -125,6 +142,9 @@ public struct ServiceConfiguration: DeclaredConfiguration {
         rpc.shutdownGracePeriod = .seconds(try source.value(of: Keys.shutdownGraceSeconds))
         self.rpc = rpc
     }
+
+    /// The backup root every backup and restore over RPC is checked against.
+    public var backupRoot: BackupRoot { BackupRoot(directory: backupDirectory) }
 
     /// The service's own data folder (`KB_DATA_DIR/<subdirectory>`), nil when it owns none.
     public var serviceDataDirectory: URL? {

@@ -203,14 +203,13 @@ struct BudgetPrices: AsyncParsableCommand {
 
 struct BudgetBackup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "backup", abstract: "Online backup: a consistent copy of the database, written by the service while it serves.")
-    @Argument(help: "The backup file to create (a path on the service's machine; must not exist).")
+    @Argument(help: "The backup file to create, inside the service's backup folder (KB_BACKUP_DIR): a relative path is taken inside it; must not exist.")
     var path: String
     @OptionGroup var output: JSONFlag
 
     func run() async throws {
-        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
         try await withBudgetService { client in
-            let response = try await client.call(BudgetMethods.backup, .with { $0.path = absolute }, options: CallOptions(timeout: .seconds(600)))
+            let response = try await client.call(BudgetMethods.backup, .with { $0.path = path }, options: CallOptions(timeout: .seconds(600)))
             if output.json { return try printProtoJSON(response) }
             print("Backed up \(BudgetText.count(response.events)) events and \(BudgetText.count(response.archivedEvents)) archived ones to \(response.path) (\(BudgetText.count(response.bytes)) bytes).")
         }

@@ -111,12 +111,11 @@ struct VectorsDelete: AsyncParsableCommand {
 struct VectorsSnapshot: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "snapshot", abstract: "Write a consistent copy of a collection while it serves.")
     @Argument var name: String
-    @Option(help: "The directory to create (a path on the service's machine); default under the data directory.") var path: String?
+    @Option(help: "The directory to create inside the service's backup folder (KB_BACKUP_DIR; a relative path is taken inside it); default NAME-<time> there.") var path: String?
 
     func run() async throws {
-        let absolute = path.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? ""
         try await withVectorSearch { client in
-            let response = try await client.call(VectorSearchMethods.snapshotCollection, .with { $0.name = name; $0.path = absolute }, options: CallOptions(timeout: .seconds(600)))
+            let response = try await client.call(VectorSearchMethods.snapshotCollection, .with { $0.name = name; $0.path = path ?? "" }, options: CallOptions(timeout: .seconds(600)))
             print("Snapshot of \(name): \(BudgetText.count(response.pointCount)) points in \(response.path)")
         }
     }
@@ -125,12 +124,11 @@ struct VectorsSnapshot: AsyncParsableCommand {
 struct VectorsRestore: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "restore", abstract: "Replace (or create) a collection from a snapshot directory, while serving.")
     @Argument var name: String
-    @Argument(help: "The snapshot directory.") var path: String
+    @Argument(help: "The snapshot directory, inside the service's backup folder (KB_BACKUP_DIR; a relative path is taken inside it).") var path: String
 
     func run() async throws {
-        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
         try await withVectorSearch { client in
-            let info = try await client.call(VectorSearchMethods.restoreCollection, .with { $0.name = name; $0.path = absolute }, options: CallOptions(timeout: .seconds(3600)))
+            let info = try await client.call(VectorSearchMethods.restoreCollection, .with { $0.name = name; $0.path = path }, options: CallOptions(timeout: .seconds(3600)))
             print(BudgetText.table(collectionHeader, [describe(info)], rightAligned: [1, 3]))
         }
     }

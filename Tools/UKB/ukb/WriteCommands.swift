@@ -236,13 +236,13 @@ struct Import: AsyncParsableCommand {
 }
 
 struct Backup: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Online backup: the store writes a consistent snapshot to DIR (a new folder on the store's machine).")
+    static let configuration = CommandConfiguration(abstract: "Online backup: the store writes a consistent snapshot to DIR, a new folder inside its backup folder (KB_BACKUP_DIR).")
     @OptionGroup var common: Common
-    @Argument(help: "The folder to create.") var directory: String
+    @Argument(help: "The folder to create: a relative path is taken inside the store's backup folder (KB_BACKUP_DIR); an absolute one must lie inside it.") var directory: String
 
     func run() async throws {
         try await execute { client in
-            let response = try await client.call(GraphStoreMethods.backup, .with { $0.directory = absolutePath(directory) }, options: CallOptions(timeout: .seconds(3600)))
+            let response = try await client.call(GraphStoreMethods.backup, .with { $0.directory = directory }, options: CallOptions(timeout: .seconds(3600)))
             if common.json { return try printJSON(response) }
             print("backed up \(response.entities) entities and \(response.relations) relations to \(response.directory) (\(response.bytes) bytes)")
         }

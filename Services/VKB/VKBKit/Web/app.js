@@ -60,12 +60,34 @@
 
   // MARK: HTTP
 
+  // The token (KB_AUTH_TOKEN), asked once per tab the first time VKB answers 401 (reads need it
+  // too unless the operator opened reads with KB_VKB_PUBLIC_READS), kept in this tab's
+  // sessionStorage and sent as a bearer header on every API call.
   let token = sessionStorage.getItem('vkb-token');
+  let tokenPrompt = null;
+  let tokenDeclined = false;
+
+  function askForToken() {
+    if (!tokenPrompt) {
+      tokenPrompt = Promise.resolve().then(() => {
+        const given = tokenDeclined ? null : window.prompt('This VKB needs its token (KB_AUTH_TOKEN):');
+        if (given) {
+          token = given;
+          sessionStorage.setItem('vkb-token', given);
+        } else {
+          tokenDeclined = true;
+        }
+        tokenPrompt = null;
+        return Boolean(given);
+      });
+    }
+    return tokenPrompt;
+  }
 
   async function api(path, options = {}) {
     const headers = Object.assign({ Accept: 'application/json' }, options.headers || {});
     if (options.body !== undefined) headers['Content-Type'] = 'application/json';
-    if (token && options.method && options.method !== 'GET') headers.Authorization = `Bearer ${token}`;
+    if (token) headers.Authorization = `Bearer ${token}`;
     let response;
     try {
       response = await fetch(path, Object.assign({}, options, { headers }));
@@ -76,11 +98,15 @@
     const text = await response.text();
     let body = null;
     try { body = text ? JSON.parse(text) : null; } catch (_) { body = null; }
-    if (response.status === 401 && options.method && options.method !== 'GET' && !options.retried) {
-      const given = window.prompt('This VKB needs its token (KB_AUTH_TOKEN) for changes:');
-      if (given) {
-        token = given;
-        sessionStorage.setItem('vkb-token', given);
+    if (response.status === 401 && !options.retried) {
+      if (token && headers.Authorization !== `Bearer ${token}`) {
+        return api(path, Object.assign({}, options, { retried: true }));
+      }
+      if (token) {
+        token = null;
+        sessionStorage.removeItem('vkb-token');
+      }
+      if (await askForToken()) {
         return api(path, Object.assign({}, options, { retried: true }));
       }
     }
