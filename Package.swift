@@ -402,7 +402,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BudgetTests",
-            dependencies: ["BudgetKit", "KBSQLite", "KBProto", "KBRPC", "KBTestSupport", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")],
+            dependencies: ["BudgetKit", "KBSQLite", "KBProto", "KBRPC", "KBRuntime", "KBTestSupport", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")],
             path: "Tests/BudgetTests"
         ),
         .testTarget(

@@ -99,14 +99,14 @@ public final class HTTPBody: AsyncSequence, Sendable {
         return bytes
     }
 
-    public func makeAsyncIterator() -> Iterator { Iterator(transfer: transfer) }
+    public func makeAsyncIterator() -> Iterator { Iterator(body: self) }
 
-    /// Reads chunks.
+    /// Reads chunks (and keeps the body, hence the transfer, alive while it reads).
     public struct Iterator: AsyncIteratorProtocol {
-        let transfer: Transfer
+        let body: HTTPBody
 
         public mutating func next() async throws -> [UInt8]? {
-            try await transfer.nextChunk()
+            try await body.transfer.nextChunk()
         }
     }
 }
@@ -186,6 +186,8 @@ final class Transfer: @unchecked Sendable {
         kb_curl_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1)
         kb_curl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS)
         kb_curl_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1)
+        // Behind an https_proxy, the proxy's "200 Connection established" is not the answer.
+        kb_curl_easy_setopt_long(easy, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1)
         kb_curl_easy_setopt_string(easy, CURLOPT_ACCEPT_ENCODING, "")
         kb_curl_easy_setopt_pointer(easy, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(list))
         kb_curl_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, UnsafeMutableRawPointer(errorBuffer))
@@ -372,6 +374,9 @@ final class Transfer: @unchecked Sendable {
                     }
                     if let end = state.end { return .end(end) }
                     if let abort = state.abort { return .end(.failure(abort)) }
+                    guard state.reader == nil else {
+                        return .end(.failure(HTTPClientError(.invalidRequest, "the response body is already being read by another reader")))
+                    }
                     state.reader = continuation
                     return .wait
                 }
@@ -475,8 +480,10 @@ final class CurlLoop: @unchecked Sendable {
             if case .add(let transfer) = command { transfer.finish(.failure(HTTPClientError(.shutDown, "the HTTP client was shut down"))) }
         }
         for (_, transfer) in active { remove(transfer, .failure(HTTPClientError(.shutDown, "the HTTP client was shut down"))) }
-        curl_multi_cleanup(multi)
+        // The multi handle is freed in deinit: a caller may still be about to wake it.
     }
+
+    deinit { curl_multi_cleanup(multi) }
 
     private func handle(_ command: Command) {
         switch command {
@@ -487,7 +494,12 @@ final class CurlLoop: @unchecked Sendable {
             }
             transfer.attach()
             active[transfer.easy] = transfer
-            curl_multi_add_handle(multi, transfer.easy)
+            let added = curl_multi_add_handle(multi, transfer.easy)
+            if added != CURLM_OK {
+                active.removeValue(forKey: transfer.easy)
+                transfer.finish(.failure(HTTPClientError(.other, "libcurl refused the transfer: \(String(cString: curl_multi_strerror(added)))")))
+                transfer.detach()
+            }
         case .cancel(let transfer):
             if active[transfer.easy] != nil {
                 remove(transfer, .failure(transfer.abortReason ?? HTTPClientError(.cancelled, "the request was cancelled")))

@@ -58,6 +58,13 @@ public struct HTTPResponseHead: Sendable {
     /// Header fields in order, names as the server sent them.
     public var headers: [(name: String, value: String)]
 
+    /// Creates a head (tests, mock answers).
+    public init(status: Int, version: String = "HTTP/1.1", headers: [(name: String, value: String)] = []) {
+        self.status = status
+        self.version = version
+        self.headers = headers
+    }
+
     /// The first value of a header, by case-insensitive name.
     public func header(_ name: String) -> String? {
         headers.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value

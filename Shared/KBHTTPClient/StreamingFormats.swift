@@ -75,18 +75,25 @@ struct LineSplitter {
 struct ServerSentEventParser {
     private var splitter: LineSplitter
     private var data: [String] = []
+    private var dataBytes = 0
+    private let eventLimit: Int
     private var hasData = false
     private var event = ""
     private var lastID = ""
     private var retry: Int?
     private var sawFirstLine = false
 
-    init(lineLimit: Int) { splitter = LineSplitter(limit: lineLimit, acceptsLoneCR: true) }
+    init(lineLimit: Int) {
+        splitter = LineSplitter(limit: lineLimit, acceptsLoneCR: true)
+        eventLimit = lineLimit
+    }
 
     mutating func feed(_ bytes: [UInt8]) throws -> [ServerSentEvent] {
         var events: [ServerSentEvent] = []
         for line in try splitter.feed(bytes) {
             if let event = process(line) { events.append(event) }
+            // An event's data lines together are bounded like one line.
+            guard dataBytes <= eventLimit else { throw StreamLineTooLong(limit: eventLimit) }
         }
         return events
     }
@@ -105,6 +112,7 @@ struct ServerSentEventParser {
         if line.isEmpty {
             defer {
                 data = []
+                dataBytes = 0
                 hasData = false
                 event = ""
                 retry = nil
@@ -127,6 +135,7 @@ struct ServerSentEventParser {
         switch name {
         case "data":
             data.append(text)
+            dataBytes += text.utf8.count + 1
             hasData = true
         case "event": event = text
         case "id": if !text.contains("\0") { lastID = text }

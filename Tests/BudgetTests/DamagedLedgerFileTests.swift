@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import KBProto
 import KBRPC
+import KBRuntime
 import KBSQLite
 import KBTestSupport
 import Logging
@@ -41,7 +42,7 @@ struct DamagedLedgerFileTests {
             #expect(failure.message.contains("To recover") && failure.message.contains("budget restore"), "\(failure)")
         }
 
-        let service = BudgetService(path: path, options: BudgetLedger.Options(), logger: Logger(label: "test"))
+        let service = BudgetService(path: path, options: BudgetLedger.Options(), backupRoot: BackupRoot(directory: URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("backups")), logger: Logger(label: "test"))
         do {
             _ = try service.current()
             Issue.record("the service served a truncated ledger")

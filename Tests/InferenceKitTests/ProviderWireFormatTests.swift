@@ -239,4 +239,17 @@ struct ProviderWireFormatTests {
             #expect(missing?.kind == .request && missing?.message.contains("not found") == true)
         }
     }
+
+    @Test("a provider's retry-after cannot overflow anything: infinite, huge and dated values are bounded to a day")
+    func retryAfterBounds() {
+        for value in ["1e400", "99999999999999999999", "-5", "soon"] {
+            let failure = ProviderFailure.answer(status: 429, head: HTTPResponseHead(status: 429, headers: [("Retry-After", value)]), body: [])
+            #expect(failure.kind == .transient)
+            #expect((failure.retryAfterMs ?? 0) <= 86_400_000, "\(value)")
+        }
+        let ms = ProviderFailure.answer(status: 429, head: HTTPResponseHead(status: 429, headers: [("retry-after-ms", "inf")]), body: [])
+        #expect((ms.retryAfterMs ?? 0) <= 86_400_000)
+        let gemini = ProviderFailure.answer(status: 400, head: HTTPResponseHead(status: 400), body: Array(#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"reason":"API_KEY_INVALID"}]}}"#.utf8))
+        #expect(gemini.kind == .configuration, "a refused key lets the router try the next provider")
+    }
 }

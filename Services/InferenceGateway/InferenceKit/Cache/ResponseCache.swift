@@ -8,7 +8,7 @@ import Synchronization
 /// The completion cache: an answer for an exact repeat of a deterministic request (temperature
 /// 0) is served without calling a provider. An LRU in memory over SQLite
 /// (`<data>/inference/cache.db`), so it survives restarts; entries expire after `ttl`; at most
-/// `capacity` entries are kept (the least recently used go first, in memory and on disk).
+/// `capacity` entries are kept (in memory the least recently used go first; on disk the oldest).
 ///
 /// A cache file that cannot be opened leaves the cache in memory only, and says so in `/health`
 /// (`cache` component) — it never stops the gateway, and the file is left as it is.

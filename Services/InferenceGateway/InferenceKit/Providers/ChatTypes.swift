@@ -129,6 +129,10 @@ public struct ProviderFailure: Error, Sendable, Equatable, CustomStringConvertib
         if status == 402 || ((status == 429 || status == 403 || status == 400) && quotaWords.contains(where: text.contains)) {
             return ProviderFailure(.exhausted, status: status, message, retryAfterMs: retryAfter)
         }
+        // Gemini answers a refused key with 400 INVALID_ARGUMENT / API_KEY_INVALID: configuration, not the request.
+        if status == 400, text.contains("api_key_invalid") || text.contains("api key not valid") {
+            return ProviderFailure(.configuration, status: status, message)
+        }
         switch status {
         case 429, 408, 409, 425, 500...599:
             return ProviderFailure(.transient, status: status, message, retryAfterMs: retryAfter)
@@ -157,15 +161,17 @@ public struct ProviderFailure: Error, Sendable, Equatable, CustomStringConvertib
 
     /// `retry-after-ms`, or `retry-after` in seconds or as an HTTP date.
     static func retryAfterMs(_ head: HTTPResponseHead, now: Int64) -> Int64? {
-        if let value = head.header("retry-after-ms"), let ms = Double(value), ms >= 0 { return Int64(ms) }
+        // At most a day: a provider's number must not overflow anything (1e400 is +inf).
+        let day = 86_400_000.0
+        if let value = head.header("retry-after-ms"), let ms = Double(value), ms.isFinite, ms >= 0 { return Int64(min(ms, day)) }
         guard let value = head.header("retry-after")?.trimmingCharacters(in: .whitespaces) else { return nil }
-        if let seconds = Double(value), seconds >= 0 { return Int64(seconds * 1000) }
+        if let seconds = Double(value), seconds.isFinite, seconds >= 0 { return Int64(min(seconds * 1000, day)) }
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "GMT")
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
         guard let date = formatter.date(from: value) else { return nil }
-        return max(0, Int64(date.timeIntervalSince1970 * 1000) - now)
+        return min(Int64(day), max(0, Int64(date.timeIntervalSince1970 * 1000) - now))
     }
 }
 

@@ -138,6 +138,8 @@ public struct ProviderCodec: Sendable {
                     var parser = StreamParser(api: api)
                     switch api {
                     case .ollama:
+                        // The caller is answered at the end marker; a transfer still open after it is
+                        // dropped (usually libcurl has already read the body's end with the marker).
                         for try await line in body.lines() {
                             for event in try parser.ndjson(line) { continuation.yield(event) }
                             if parser.ended { break }
@@ -224,6 +226,9 @@ public struct ProviderCodec: Sendable {
             case .gemini:
                 let object = try ProviderCodec.object(Array(event.data.utf8))
                 if object["error"] != nil { throw ProviderCodec.streamError(object) }
+                if let blocked = (object["promptFeedback"] as? [String: Any])?["blockReason"] as? String {
+                    throw ProviderFailure(.request, "the prompt was blocked: \(blocked)")
+                }
                 let (text, finish) = try ProviderCodec.geminiCandidate(object, allowEmpty: true)
                 var events: [ChatStreamEvent] = text.isEmpty ? [] : [.text(text)]
                 if let usage = ProviderCodec.geminiUsage(object) { events.append(.usage(usage)) }
@@ -278,7 +283,7 @@ public struct ProviderCodec: Sendable {
     static func int(_ value: Any?) -> Int {
         switch value {
         case let value as Int: value
-        case let value as Double: Int(value)
+        case let value as Double: value.isFinite ? Int(max(-1e15, min(1e15, value))) : 0
         case let value as NSNumber: value.intValue
         default: 0
         }

@@ -147,6 +147,8 @@ public final class CircuitBreaker: Sendable {
             case .closed:
                 inner.failures = 0
             case .halfOpen:
+                // Only trial calls decide; a call that started before the circuit opened does not.
+                guard permit.trial else { return }
                 inner.trialSuccesses += 1
                 if inner.trialSuccesses >= settings.halfOpenRequests {
                     inner = Inner()

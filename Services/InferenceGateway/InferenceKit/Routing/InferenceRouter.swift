@@ -147,11 +147,12 @@ public final class InferenceRouter: Sendable {
         guard let strategy = file.strategies[strategyName] else {
             throw RoutingFailure(kind: .request, message: "unknown strategy \(strategyName.debugDescription) (known: \(file.strategies.keys.sorted().joined(separator: ", ")))", attempts: [])
         }
-        var names = strategy.priority
+        var names: [String] = []
+        for name in strategy.priority where !names.contains(name) { names.append(name) }
         for name in file.providers.keys.sorted() where !names.contains(name) { names.append(name) }
         if strategy.byLatency == true {
             let measured = latency.withLock { $0 }
-            let position = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
+            let position = Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
             names.sort { (measured[$0] ?? .infinity, position[$0]!) < (measured[$1] ?? .infinity, position[$1]!) }
         }
         // `provider/model` or a model served by some providers narrows the choice.
@@ -258,9 +259,14 @@ public final class InferenceRouter: Sendable {
                         route.breaker.released(permit)
                         break tries
                     case .exhausted:
-                        route.breaker.exhausted(untilMs: failure.retryAfterMs.map { Int64(Date().timeIntervalSince1970 * 1000) + $0 }, reason: failure.message)
+                        route.breaker.exhausted(untilMs: failure.retryAfterMs.map { Int64(Date().timeIntervalSince1970 * 1000) + min($0, 86_400_000) }, reason: failure.message)
                         break tries
                     case .transient:
+                        if error is DeadlineExceeded {
+                            // The caller's deadline, not the provider's health.
+                            route.breaker.released(permit)
+                            break tries
+                        }
                         route.breaker.failed(permit, reason: failure.description, retryAfterMs: failure.retryAfterMs)
                         guard tryNumber < retry.attemptsPerProvider else { break tries }
                         var wait = backoff + backoff * Double.random(in: 0...0.5)
@@ -333,6 +339,8 @@ public final class InferenceRouter: Sendable {
                                 if sentText { continuation.yield(mapped) } else { pending.append(mapped) }
                                 if ContinuousClock.now >= deadline { throw ProviderFailure(.transient, "the deadline passed mid-stream") }
                             }
+                            // A cancelled consumer ends the loop without an error: not a success.
+                            if Task.isCancelled { throw CancellationError() }
                             for early in pending { continuation.yield(early) }
                             if let budget, !route.provider.local {
                                 // Streams are recorded with their real usage; a provider that reports none is estimated (and says so).
@@ -349,10 +357,16 @@ public final class InferenceRouter: Sendable {
                             attempts.append(Attempt(provider: route.name, model: model, outcome: failure.description, milliseconds: (ContinuousClock.now - started).nanoseconds / 1_000_000))
                             if let budget, !route.provider.local {
                                 // Text already sent was produced (and billed): record it; otherwise release.
-                                let usage: TokenUsage? = sentText ? (lastUsage ?? TokenUsage(inputTokens: estimatedTokens(chat.messages), outputTokens: max(1, streamedCharacters / 4), estimated: true)) : nil
+                                // No end marker: the provider's usage so far may be partial (Anthropic's
+                                // message_start says 1 output token), so the larger of it and the estimate counts.
+                                let usage: TokenUsage? = sentText ? TokenUsage(
+                                    inputTokens: max(lastUsage?.inputTokens ?? 0, estimatedTokens(chat.messages)),
+                                    outputTokens: max(lastUsage?.outputTokens ?? 0, streamedCharacters / 4, 1), estimated: true
+                                ) : nil
                                 budget.settle(admission, reservationId: reservation, usage: usage, latencyMs: (ContinuousClock.now - started).nanoseconds / 1_000_000)
                             }
                             switch failure.kind {
+                            case .transient where error is DeadlineExceeded: route.breaker.released(permit)
                             case .transient: route.breaker.failed(permit, reason: failure.description, retryAfterMs: failure.retryAfterMs)
                             case .exhausted: route.breaker.exhausted(untilMs: nil, reason: failure.message)
                             case .request, .configuration, .cancelled: route.breaker.released(permit)

@@ -196,6 +196,7 @@ public final class InferenceGatewayService: Service, Sendable {
 
     /// Metrics of a completed call: latency, tokens, fallbacks, the gateway's own overhead.
     func completed(_ answer: GatewayAnswer, operation: String, elapsed: Duration) {
+        guard !answer.cached else { return }  // the cache's own counters count it
         Timer(label: "knowledge_inference_latency_seconds", dimensions: [("provider", answer.provider), ("operation", operation.isEmpty ? "complete" : operation)]).record(duration: elapsed)
         Timer(label: "knowledge_inference_overhead_seconds").recordNanoseconds(max(0, elapsed.nanoseconds - answer.providerNanoseconds))
         if let usage = answer.result.usage {
