@@ -64,7 +64,7 @@ struct GraphLimitsTests {
 
         // Both spellings in one query: the team once, each entity once.
         let both = try await client.call(GraphStoreMethods.queryEntities, .with { $0.teams = [teamNFC, teamNFD]; $0.limit = 100 })
-        #expect(both.entities.map(\.name).sorted() == ["Caf\u{E9}", "Secret"])
+        #expect(both.entities.map { Array($0.name.utf8) }.sorted { $0.lexicographicallyPrecedes($1) } == [Array("Caf\u{E9}".utf8), Array("Secret".utf8)])
         let bySpelling = try await client.call(GraphStoreMethods.queryEntities, .with { $0.teams = [teamNFD]; $0.sort = .modified; $0.limit = 100 })
         #expect(bySpelling.entities.count == 2)
 

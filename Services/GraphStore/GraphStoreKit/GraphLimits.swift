@@ -1,3 +1,4 @@
+import KBProto
 import KBRPC
 import SwiftProtobuf
 
@@ -30,6 +31,12 @@ public struct GraphLimits: Sendable, Hashable {
 
     /// The bytes one item of `size` bytes adds to an answer: itself and its tag and length.
     static func itemBytes(_ size: Int) -> Int { size + 6 }
+
+    /// An upper bound of the size of `record` (stored in `storedBytes`) once its observations
+    /// are dropped, without encoding it again: the contents, which dominate, are subtracted.
+    static func sizeWithoutObservations(_ record: Kb_Graph_V1_Entity, storedBytes: Int) -> Int {
+        max(0, storedBytes - record.observations.reduce(0) { $0 + $1.content.utf8.count })
+    }
 
     /// The encoded size of `message` (swift-protobuf has no public size computation).
     static func encodedSize(_ message: some SwiftProtobuf.Message) throws -> Int {

@@ -56,11 +56,10 @@ extension GraphStore {
             around.maxEntities = Int32(min(cap, Self.maxMaxEntities))
             around.relationTypes = request.relationTypes
             around.entityTypes = request.entityTypes
-            let found = try neighbors(around, withObservations: request.withObservations, cancellation: cancellation)
+            let found = try neighbors(around, withObservations: request.withObservations, cancellation: cancellation, entityBytes: &entityBytes)
             // Unset counts as manual, as in the index.
             response.entities = found.entities.filter { $0.name == request.focus || request.source == .unspecified || ($0.source == .auto) == (request.source == .auto) }
             response.truncated = found.truncated
-            for entity in response.entities { entityBytes += GraphLimits.itemBytes(try GraphLimits.encodedSize(entity)) }
             response.matchingEntities = Int64(response.entities.count)
         } else {
             // Per team, the first `cap` passing entries of its significance index (and a count of
@@ -119,8 +118,8 @@ extension GraphStore {
                     var record = try Self.decodeEntity(stored)
                     var size = stored.count
                     if strip, !record.observations.isEmpty {
+                        size = GraphLimits.sizeWithoutObservations(record, storedBytes: size)
                         record.observations = []
-                        size = try GraphLimits.encodedSize(record)
                     }
                     guard bytes + GraphLimits.itemBytes(size) <= share else { break }
                     bytes += GraphLimits.itemBytes(size)

@@ -50,6 +50,12 @@ extension GraphStore {
     /// come without their observations (and are counted so). `cancellation` is checked at
     /// every adjacency key and record read.
     public func neighbors(_ request: Kb_Graph_V1_NeighborsRequest, withObservations: Bool = true, cancellation: WorkCancellation = .never) throws -> Kb_Graph_V1_NeighborsResponse {
+        var entityBytes = 0
+        return try neighbors(request, withObservations: withObservations, cancellation: cancellation, entityBytes: &entityBytes)
+    }
+
+    /// `neighbors`, also giving the bytes its entities take in an answer (for Subgraph).
+    func neighbors(_ request: Kb_Graph_V1_NeighborsRequest, withObservations: Bool, cancellation: WorkCancellation, entityBytes: inout Int) throws -> Kb_Graph_V1_NeighborsResponse {
         var stop = cancellation
         try Self.check { () throws(KnowledgeRuleError) in
             try KnowledgeRules.checkTeam(request.team)
@@ -100,8 +106,8 @@ extension GraphStore {
                         }
                         var size = bytes.count
                         if !withObservations, !record.observations.isEmpty {
+                            size = GraphLimits.sizeWithoutObservations(record, storedBytes: size)
                             record.observations = []
-                            size = try GraphLimits.encodedSize(record)
                         }
                         guard answerBytes + GraphLimits.itemBytes(size) <= maxAnswerBytes else {
                             response.truncated = true
@@ -121,6 +127,7 @@ extension GraphStore {
             if frontier.isEmpty { break }
         }
         response.entities = order.compactMap { records[$0] }
+        entityBytes = answerBytes
         response.depthByName = depthByName
         for edge in edgeOrder {
             try stop.check()
