@@ -106,7 +106,7 @@ struct GraphLimitsTests {
                 $0.entities = (start..<start + 2000).map { index in .with { $0.name = "n\(index)"; $0.entityType = "Node"; $0.observations = [.with { $0.content = "node \(index)" }] } }
             })
         }
-        var generator = SeededGenerator(seed: 18)
+        var generator = SeededGenerator(state: 18)
         let edges = (0..<count).flatMap { from in (0..<10).map { _ in (from, Int.random(in: 0..<count, using: &generator)) } }.filter { $0.0 != $0.1 }
         for start in stride(from: 0, to: edges.count, by: 10_000) {
             _ = try await client.call(GraphStoreMethods.putRelations, .with {

@@ -22,7 +22,7 @@ struct VectorLimitsTests {
         let pid = vectors.service.process.processIdentifier
 
         try await createCollection(client, "wide", dimension: 384)
-        var generator = SeededGenerator(seed: 10)
+        var generator = SeededGenerator(state: 10)
         let count = 1200
         for start in stride(from: 0, to: count, by: 200) {
             _ = try await client.call(VectorSearchMethods.upsertPoints, .with {
@@ -50,7 +50,9 @@ struct VectorLimitsTests {
         }
         let peakBefore = ProcessUsage.peakResidentBytes(pid)
         let answer = try await client.call(VectorSearchMethods.searchBatch, batch)
-        #expect(answer.truncated && !answer.responses.isEmpty && answer.responses.count < 100, "\(answer.responses.count) answers")
+        let answered: Int = answer.responses.count
+        #expect(answer.truncated)
+        #expect(answered > 0 && answered < 100, "answers: \(answered)")
         #expect(answer.responses.allSatisfy { $0.results.count == 300 })
         // Four such batches at once: each truncated, memory bounded.
         let parallel = try await withThrowingTaskGroup(of: Bool.self) { group in
@@ -72,7 +74,7 @@ struct VectorLimitsTests {
             })
             #expect(found.results.count == 100)
             #expect(found.results.allSatisfy { $0.point.payload["team"]?.keyword.utf8.elementsEqual(Self.teamNFC.utf8) == true && Int($0.point.id.dropFirst())! % 2 == 0 },
-                    "\(found.results.map(\.point.id).prefix(10))")
+                    "ids: \(found.results.map { $0.point.id }.prefix(10))")
         }
     }
 }
