@@ -142,7 +142,9 @@ struct GraphLimitsTests {
     func answersStayUnderTheFrameLimit() async throws {
         let store = try await GraphStoreUnderTest.start()
         defer { Task { await store.service.stop() } }
-        let client = store.client()
+        var configuration = RPCClient.Configuration(host: "127.0.0.1", port: store.service.port)
+        configuration.defaultTimeout = .seconds(300)
+        let client = RPCClient(configuration: configuration)
         defer { Task { await client.close() } }
         let pid = store.service.process.processIdentifier
 
