@@ -18,12 +18,21 @@ extension GraphStore {
     }
 
     func counters(teams: [String]? = nil, snapshot: Snapshot? = nil) throws -> [String: TeamCounters] {
-        var result: [String: TeamCounters] = [:]
+        Dictionary(try teamCounters(teams: teams, snapshot: snapshot).map { ($0.team, $0.counters) }) { first, _ in first }
+    }
+
+    /// The counters of every team (or of `teams`), one entry per team's bytes: two spellings of
+    /// one name (NFC, NFD: equal as Swift Strings) stored apart stay apart.
+    func teamCounters(teams: [String]? = nil, snapshot: Snapshot? = nil) throws -> [(team: String, counters: TeamCounters)] {
+        var result: [[UInt8]: TeamCounters] = [:]
+        var names: [[UInt8]: String] = [:]
         let prefixes = teams.map { $0.map { GraphKey.teamPrefix(GraphKey.counter, $0) } } ?? [[GraphKey.counter]]
         for prefix in prefixes {
             try db.forEach(prefix: prefix, snapshot: snapshot) { key, value in
-                guard let team = GraphKey.team(of: key) else { return true }
-                let rest = Array(key.dropFirst(GraphKey.teamPrefix(GraphKey.counter, team).count))
+                guard let name = GraphKey.team(of: key) else { return true }
+                let team = Array(name.utf8)
+                if names[team] == nil { names[team] = name }
+                let rest = Array(key.dropFirst(GraphKey.teamPrefix(GraphKey.counter, name).count))
                 let number = GraphKey.int64(value)
                 let label = String(decoding: rest.dropFirst(2), as: UTF8.self)
                 switch rest.first {
@@ -38,14 +47,14 @@ extension GraphStore {
                 return true
             }
         }
-        return result
+        return result.map { (names[$0.key]!, $0.value) }
     }
 
     /// Totals and breakdowns of the given teams (all when none are named).
     public func stats(_ request: Kb_Graph_V1_GetStatsRequest) throws -> Kb_Graph_V1_GetStatsResponse {
         let teams = request.teams.isEmpty ? nil : try Self.teams(request.teams)
         var response = Kb_Graph_V1_GetStatsResponse()
-        for (team, counters) in try counters(teams: teams) {
+        for (team, counters) in try teamCounters(teams: teams) {
             response.totalEntities += counters.entities
             response.totalRelations += counters.relations
             if counters.entities > 0 { response.entitiesByTeam[team] = counters.entities }
@@ -60,7 +69,7 @@ extension GraphStore {
     /// Every team holding something, with its counts and last activity, by name.
     public func listTeams() throws -> Kb_Graph_V1_ListTeamsResponse {
         var response = Kb_Graph_V1_ListTeamsResponse()
-        for (team, counters) in try counters() where counters.entities > 0 || counters.relations > 0 {
+        for (team, counters) in try teamCounters() where counters.entities > 0 || counters.relations > 0 {
             response.teams.append(.with {
                 $0.team = team
                 $0.entityCount = counters.entities
@@ -68,7 +77,7 @@ extension GraphStore {
                 $0.lastActivityMs = counters.lastActivity
             })
         }
-        response.teams.sort { $0.team < $1.team }
+        response.teams.sort { Array($0.team.utf8).lexicographicallyPrecedes(Array($1.team.utf8)) }
         return response
     }
 

@@ -8,6 +8,9 @@ extension GraphStore {
     static let defaultEntityLimit = 50
     static let defaultRelationLimit = 100
     static let maxLimit = 1000
+    /// Records up to this size are kept between filtering and paging; larger ones are read
+    /// again for the page, so a sorted query holds keys, not every candidate's observations.
+    static let heldRecordBytes = 8192
 
     /// The entity `name` of `team` with its outbound and inbound relations, read on one
     /// snapshot; `GraphStoreError` `.notFound` when it does not exist.
@@ -39,7 +42,11 @@ extension GraphStore {
     /// Candidates come from the narrowest index that applies (text words, entity types, the
     /// modified-time range, or the team's entities); the cursor is the sort key of the last
     /// entity returned, so paging neither repeats nor skips entities while others are written.
-    public func queryEntities(_ request: Kb_Graph_V1_QueryEntitiesRequest) throws -> Kb_Graph_V1_QueryEntitiesResponse {
+    /// A page ends at `limit` entities or at `limits.maxAnswerBytes` of them, whichever comes
+    /// first (at least one entity); `next_cursor` then continues it. `cancellation` is checked
+    /// through every scan.
+    public func queryEntities(_ request: Kb_Graph_V1_QueryEntitiesRequest, cancellation: WorkCancellation = .never) throws -> Kb_Graph_V1_QueryEntitiesResponse {
+        var stop = cancellation
         let limit = try Self.limit(request.limit, default: Self.defaultEntityLimit)
         let teams = try Self.teams(request.teams)
         try Self.check { () throws(KnowledgeRuleError) in
@@ -61,19 +68,20 @@ extension GraphStore {
 
         // The common paging case, one team by name without text: a range scan from the cursor.
         if teams.count == 1, queryWords.isEmpty, request.entityTypes.isEmpty, sort == .name, !request.descending {
-            return try streamByName(team: teams[0], after: cursor?.orderKey, filter: filter, limit: limit, snapshot: snapshot)
+            return try streamByName(team: teams[0], after: cursor?.orderKey, filter: filter, limit: limit, snapshot: snapshot, stop: &stop)
         }
 
         var candidates: [(team: String, name: String, score: Double)] = []
         for team in teams {
             if !queryWords.isEmpty {
-                for (name, score) in try textMatches(team: team, words: queryWords, phrase: queryWords.joined(separator: " "), snapshot: snapshot) {
+                for (name, score) in try textMatches(team: team, words: queryWords, phrase: queryWords.joined(separator: " "), snapshot: snapshot, stop: &stop) {
                     candidates.append((team, name, score))
                 }
             } else if !request.entityTypes.isEmpty {
                 for type in Set(request.entityTypes) {
                     let prefix = GraphKey.teamPrefix(GraphKey.entityType, team) + Array(type.utf8) + [0]
                     try db.forEach(prefix: prefix, snapshot: snapshot) { key, _ in
+                        try stop.check()
                         candidates.append((team, String(decoding: key.dropFirst(prefix.count), as: UTF8.self), 0))
                         return true
                     }
@@ -82,6 +90,7 @@ extension GraphStore {
                 let prefix = GraphKey.teamPrefix(GraphKey.modified, team)
                 let start = prefix + GraphKey.bigEndian(UInt64(request.modifiedAfterMs))
                 try db.forEach(prefix: prefix, after: start, snapshot: snapshot) { key, _ in
+                    try stop.check()
                     let time = Int64(GraphKey.readBigEndian(key.dropFirst(prefix.count)))
                     if request.modifiedBeforeMs > 0 && time >= request.modifiedBeforeMs { return false }
                     candidates.append((team, String(decoding: key.dropFirst(prefix.count + 8), as: UTF8.self), 0))
@@ -90,6 +99,7 @@ extension GraphStore {
             } else {
                 let prefix = GraphKey.teamPrefix(GraphKey.entity, team)
                 try db.forEach(prefix: prefix, snapshot: snapshot) { key, _ in
+                    try stop.check()
                     candidates.append((team, String(decoding: key.dropFirst(prefix.count), as: UTF8.self), 0))
                     return true
                 }
@@ -98,48 +108,77 @@ extension GraphStore {
 
         // Records are read only when a filter or the sort needs them, else only for the page.
         let needsRecords = filter.needsRecord(textSearch: !queryWords.isEmpty) || ![.name, .relevance].contains(sort)
-        var ranked: [(orderKey: [UInt8], team: String, name: String, score: Double, entity: Kb_Graph_V1_Entity?)] = []
+        var ranked: [(orderKey: [UInt8], team: String, name: String, score: Double, entity: Kb_Graph_V1_Entity?, size: Int)] = []
         ranked.reserveCapacity(candidates.count)
         for candidate in candidates {
+            try stop.check()
             var record: Kb_Graph_V1_Entity?
+            var size = 0
             if needsRecords {
-                guard let entity = try entity(candidate.team, candidate.name, snapshot: snapshot), filter.accepts(entity) else { continue }
+                guard let bytes = try db.get(GraphKey.entity(candidate.team, candidate.name), snapshot: snapshot) else { continue }
+                let entity = try Self.decodeEntity(bytes)
+                guard filter.accepts(entity) else { continue }
                 record = entity
+                size = bytes.count
             }
             let key = EntityCursor.orderKey(sort: sort, team: candidate.team, name: candidate.name, score: candidate.score, entity: record)
             if let cursor, !cursor.isBefore(key) { continue }
-            ranked.append((key, candidate.team, candidate.name, candidate.score, record))
+            // Large records are read again for the page rather than all held while sorting.
+            if size > Self.heldRecordBytes { record = nil }
+            ranked.append((key, candidate.team, candidate.name, candidate.score, record, size))
         }
         ranked.sort { request.descending ? $1.orderKey.lexicographicallyPrecedes($0.orderKey) : $0.orderKey.lexicographicallyPrecedes($1.orderKey) }
 
         var response = Kb_Graph_V1_QueryEntitiesResponse()
         var lastKey: [UInt8]?
+        var answerBytes = 0
         for item in ranked {
+            try stop.check()
             guard response.entities.count < limit else {
                 if let lastKey { response.nextCursor = EntityCursor(sort: sort, descending: request.descending, orderKey: lastKey).encoded }
                 break
             }
-            guard let entity = try item.entity ?? entity(item.team, item.name, snapshot: snapshot) else { continue }
-            response.entities.append(entity)
+            var entity = item.entity, size = item.size
+            if entity == nil {
+                guard let bytes = try db.get(GraphKey.entity(item.team, item.name), snapshot: snapshot) else { continue }
+                entity = try Self.decodeEntity(bytes)
+                size = bytes.count
+            }
+            // The page ends where the next entity would pass the answer's byte limit.
+            answerBytes += GraphLimits.itemBytes(size) + (queryWords.isEmpty ? 0 : 8)
+            if answerBytes > limits.maxAnswerBytes, let lastKey {
+                response.nextCursor = EntityCursor(sort: sort, descending: request.descending, orderKey: lastKey).encoded
+                break
+            }
+            response.entities.append(entity!)
             if !queryWords.isEmpty { response.scores.append(item.score) }
             lastKey = item.orderKey
         }
         return response
     }
 
-    private func streamByName(team: String, after: [UInt8]?, filter: EntityFilter, limit: Int, snapshot: Snapshot) throws -> Kb_Graph_V1_QueryEntitiesResponse {
+    private func streamByName(team: String, after: [UInt8]?, filter: EntityFilter, limit: Int, snapshot: Snapshot, stop: inout WorkCancellation) throws -> Kb_Graph_V1_QueryEntitiesResponse {
         let prefix = GraphKey.teamPrefix(GraphKey.entity, team)
         var response = Kb_Graph_V1_QueryEntitiesResponse()
         // The name order key is name · 0 · team; the entity key after the cursor is prefix · name.
         let start = after.map { key in prefix + Array(key.prefix { $0 != 0 }) }
+        var answerBytes = 0
+        let maxAnswerBytes = limits.maxAnswerBytes
         try db.forEach(prefix: prefix, after: start, snapshot: snapshot) { _, value in
-            let entity = try Self.decodeEntity(value)
-            guard filter.accepts(entity) else { return true }
-            if response.entities.count == limit {
-                let last = response.entities[limit - 1]
+            try stop.check()
+            // The record's bytes are its size in the answer: counted before it is decoded.
+            let full = response.entities.count == limit
+                || (!response.entities.isEmpty && answerBytes + GraphLimits.itemBytes(value.count) > maxAnswerBytes)
+            if full {
+                guard let last = response.entities.last else { return false }
+                // Only an entity the filter accepts continues the page: check it first.
+                guard filter.accepts(try Self.decodeEntity(value)) else { return true }
                 response.nextCursor = EntityCursor(sort: .name, descending: false, orderKey: EntityCursor.orderKey(sort: .name, team: team, name: last.name, score: 0, entity: last)).encoded
                 return false
             }
+            let entity = try Self.decodeEntity(value)
+            guard filter.accepts(entity) else { return true }
+            answerBytes += GraphLimits.itemBytes(value.count)
             response.entities.append(entity)
             return true
         }
@@ -150,7 +189,7 @@ extension GraphStore {
     ///
     /// Works on the key bytes (names are made Strings only for the matches): a common word can
     /// hit a large share of a team's entities.
-    func textMatches(team: String, words: [String], phrase: String, snapshot: Snapshot) throws -> [String: Double] {
+    func textMatches(team: String, words: [String], phrase: String, snapshot: Snapshot, stop: inout WorkCancellation) throws -> [String: Double] {
         var scores: [OverlayKey: Double]?
         let teamPrefix = GraphKey.teamPrefix(GraphKey.text, team)
         // Rarest-looking (longest) words first, so later scans only check membership.
@@ -158,6 +197,7 @@ extension GraphStore {
             var best: [OverlayKey: Double] = [:]
             let wordLength = word.utf8.count
             try db.forEach(prefix: teamPrefix + Array(word.utf8), snapshot: snapshot) { key, value in
+                try stop.check()
                 guard let separator = key[teamPrefix.count...].firstIndex(of: 0) else { return true }
                 let name = OverlayKey(Array(key[(separator + 1)...]))
                 if let scores, scores[name] == nil { return true }
@@ -184,8 +224,12 @@ extension GraphStore {
 
     // MARK: Relations
 
-    /// Relations of one or more teams, by entity and direction and by type, paged by cursor.
-    public func queryRelations(_ request: Kb_Graph_V1_QueryRelationsRequest) throws -> Kb_Graph_V1_QueryRelationsResponse {
+    /// Relations of one or more teams, by entity and direction and by type, paged by cursor; a
+    /// page ends at `limit` relations or `limits.maxAnswerBytes` of them.
+    public func queryRelations(_ request: Kb_Graph_V1_QueryRelationsRequest, cancellation: WorkCancellation = .never) throws -> Kb_Graph_V1_QueryRelationsResponse {
+        var stop = cancellation
+        let maxAnswerBytes = limits.maxAnswerBytes
+        var answerBytes = 0
         let limit = try Self.limit(request.limit, default: Self.defaultRelationLimit)
         let teams = try Self.teams(request.teams)
         try Self.check { () throws(KnowledgeRuleError) in
@@ -211,16 +255,17 @@ extension GraphStore {
                 let prefix = GraphKey.teamPrefix(GraphKey.outbound, team)
                 var done = false
                 try db.forEach(prefix: prefix, after: after, snapshot: snapshot) { key, value in
+                    try stop.check()
                     if let after, !after.lexicographicallyPrecedes(key) { return true }
-                    if response.relations.count == limit {
+                    answerBytes += GraphLimits.itemBytes(value.count)
+                    if response.relations.count == limit || (!response.relations.isEmpty && answerBytes > maxAnswerBytes) {
                         done = true
                         return false
                     }
                     response.relations.append(try Self.decodeRelation(value))
                     return true
                 }
-                if done {
-                    let last = response.relations[limit - 1]
+                if done, let last = response.relations.last {
                     response.nextCursor = Data(GraphKey.outbound(last.team, last.from, last.relationType, last.to)).base64URLEncoded()
                     break
                 }
@@ -234,6 +279,7 @@ extension GraphStore {
                 if request.direction != .inbound {
                     let prefix = GraphKey.adjacencyPrefix(GraphKey.outbound, team, request.entity)
                     try db.forEach(prefix: prefix, snapshot: snapshot) { key, _ in
+                        try stop.check()
                         let parts = GraphKey.components(key, after: prefix)
                         if types.isEmpty || types.contains(parts[0]) { keys.append(key) }
                         return true
@@ -242,6 +288,7 @@ extension GraphStore {
                 if request.direction != .outbound {
                     let prefix = GraphKey.adjacencyPrefix(GraphKey.inbound, team, request.entity)
                     try db.forEach(prefix: prefix, snapshot: snapshot) { key, _ in
+                        try stop.check()
                         let parts = GraphKey.components(key, after: prefix)
                         if parts[1] != request.entity || request.direction == .inbound, types.isEmpty || types.contains(parts[0]) {
                             keys.append(GraphKey.outbound(team, parts[1], parts[0], request.entity))
@@ -253,6 +300,7 @@ extension GraphStore {
                 for type in types {
                     let prefix = GraphKey.teamPrefix(GraphKey.relationType, team) + Array(type.utf8) + [0]
                     try db.forEach(prefix: prefix, snapshot: snapshot) { key, _ in
+                        try stop.check()
                         let parts = GraphKey.components(key, after: prefix)
                         keys.append(GraphKey.outbound(team, parts[0], type, parts[1]))
                         return true
@@ -262,13 +310,14 @@ extension GraphStore {
         }
         keys.sort { $0.lexicographicallyPrecedes($1) }
         for key in keys {
+            try stop.check()
             if let after, !after.lexicographicallyPrecedes(key) { continue }
-            if response.relations.count == limit {
-                let last = response.relations[limit - 1]
+            guard let bytes = try db.get(key, snapshot: snapshot) else { continue }
+            answerBytes += GraphLimits.itemBytes(bytes.count)
+            if response.relations.count == limit || (!response.relations.isEmpty && answerBytes > maxAnswerBytes), let last = response.relations.last {
                 response.nextCursor = Data(GraphKey.outbound(last.team, last.from, last.relationType, last.to)).base64URLEncoded()
                 break
             }
-            guard let bytes = try db.get(key, snapshot: snapshot) else { continue }
             response.relations.append(try Self.decodeRelation(bytes))
         }
         return response
@@ -286,8 +335,9 @@ extension GraphStore {
         try check { () throws(KnowledgeRuleError) in
             for (index, team) in teams.enumerated() { try KnowledgeRules.checkTeam(team, field: "teams[\(index)]") }
         }
-        var seen = Set<String>()
-        return teams.filter { seen.insert($0).inserted }
+        // By bytes: `Set<String>` would take two spellings of one name (NFC, NFD) for one.
+        var seen = Set<[UInt8]>()
+        return teams.filter { seen.insert(Array($0.utf8)).inserted }
     }
 }
 

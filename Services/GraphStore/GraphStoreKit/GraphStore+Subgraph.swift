@@ -13,8 +13,12 @@ extension GraphStore {
     /// A part of the graph to draw: the most significant entities that pass the filters (read
     /// from the significance index, which carries type and source, so only the chosen records
     /// are decoded), or the neighbourhood of a focus entity; then every relation among them,
-    /// from the chosen entities' outbound adjacency.
-    public func subgraph(_ request: Kb_Graph_V1_SubgraphRequest) throws -> Kb_Graph_V1_SubgraphResponse {
+    /// from the chosen entities' outbound adjacency. The answer stays under
+    /// `limits.maxAnswerBytes` (`truncated` when that cut it); `cancellation` is checked in
+    /// every scan and read loop.
+    public func subgraph(_ request: Kb_Graph_V1_SubgraphRequest, cancellation: WorkCancellation = .never) throws -> Kb_Graph_V1_SubgraphResponse {
+        var stop = cancellation
+        let maxAnswerBytes = limits.maxAnswerBytes
         let teams = try Self.teams(request.teams)
         try Self.check { () throws(KnowledgeRuleError) in
             for (index, type) in request.entityTypes.enumerated() { try KnowledgeRules.checkType(type, field: "entity_types[\(index)]") }
@@ -36,9 +40,13 @@ extension GraphStore {
         let relationTypes = Set(request.relationTypes)
         let snapshot = db.snapshot()
         var response = Kb_Graph_V1_SubgraphResponse()
+        // Bytes of the entities in the answer, counted as they are read.
+        var entityBytes = 0
 
         if !request.focus.isEmpty {
-            guard teams.contains(request.focusTeam) else {
+            // Bytes, never `String ==`: "équipe" in NFC and in NFD are equal Strings but two
+            // teams' keys; a canonical comparison here let one team's request read the other.
+            guard teams.contains(where: { CanonicalName.sameBytes($0, request.focusTeam) }) else {
                 throw RPCError.invalidArgument(field: "focus_team", reason: .inconsistent, "must be one of the teams asked for")
             }
             var around = Kb_Graph_V1_NeighborsRequest()
@@ -48,12 +56,9 @@ extension GraphStore {
             around.maxEntities = Int32(min(cap, Self.maxMaxEntities))
             around.relationTypes = request.relationTypes
             around.entityTypes = request.entityTypes
-            let found = try neighbors(around)
+            let found = try neighbors(around, withObservations: request.withObservations, cancellation: cancellation, entityBytes: &entityBytes)
             // Unset counts as manual, as in the index.
             response.entities = found.entities.filter { $0.name == request.focus || request.source == .unspecified || ($0.source == .auto) == (request.source == .auto) }
-            if !request.withObservations {
-                for index in response.entities.indices { response.entities[index].observations = [] }
-            }
             response.truncated = found.truncated
             response.matchingEntities = Int64(response.entities.count)
         } else {
@@ -79,6 +84,7 @@ extension GraphStore {
                 let prefix = GraphKey.teamPrefix(GraphKey.significance, team)
                 var taken = 0
                 try db.forEach(prefix: prefix, snapshot: snapshot) { key, value in
+                    try stop.check()
                     if request.source != .unspecified, value.first != UInt8(request.source.rawValue) { return true }
                     if !typeBytes.isEmpty, value.count > 0, !typeBytes.contains(value[1...]) { return true }
                     matching += 1
@@ -98,33 +104,63 @@ extension GraphStore {
             response.matchingEntities = matching
             // The records, read on both cores when there are many.
             let strip = !request.withObservations
-            response.entities = try Self.inHalves(Array(chosen.prefix(cap))) { items in
+            let picked = Array(chosen.prefix(cap))
+            // Each half of the reading fills at most its share of the answer's bytes.
+            let share = maxAnswerBytes / (picked.count >= 1000 ? 2 : 1)
+            let readBytes = Mutex(0)
+            response.entities = try Self.inHalves(picked) { items in
+                var stop = cancellation
                 var records: [Kb_Graph_V1_Entity] = []
+                var bytes = 0
                 for item in items {
-                    guard var record = try entity(item.team, item.name, snapshot: snapshot) else { continue }
-                    if strip { record.observations = [] }
+                    try stop.check()
+                    guard let stored = try db.get(GraphKey.entity(item.team, item.name), snapshot: snapshot) else { continue }
+                    var record = try Self.decodeEntity(stored)
+                    var size = stored.count
+                    if strip, !record.observations.isEmpty {
+                        size = GraphLimits.sizeWithoutObservations(record, storedBytes: size)
+                        record.observations = []
+                    }
+                    guard bytes + GraphLimits.itemBytes(size) <= share else { break }
+                    bytes += GraphLimits.itemBytes(size)
                     records.append(record)
                 }
+                readBytes.withLock { $0 += bytes }
                 return records
             }
+            entityBytes = readBytes.withLock { $0 }
+            if response.entities.count < picked.count { response.truncated = true }
         }
+        try stop.checkNow()
 
         // Every relation among the chosen entities (both ends chosen, type passing), read from
         // their outbound adjacency on both cores. For a drawing (no observations asked for) the
         // relation comes from its key alone: ends and type, no record decoded.
-        var teamMembers: [String: Set<String>] = [:]
-        for entity in response.entities { teamMembers[entity.team, default: []].insert(entity.name) }
+        // Members by team bytes, so two spellings of one team name never share a member list.
+        var teamMembers: [[UInt8]: Set<String>] = [:]
+        for entity in response.entities { teamMembers[Array(entity.team.utf8), default: []].insert(entity.name) }
         let members = teamMembers
         let entities = response.entities
         let details = request.withObservations
+        let relationShare = max(0, maxAnswerBytes - entityBytes) / (entities.count >= 1000 ? 2 : 1)
+        let relationsCut = Mutex(false)
         response.relations = try Self.inHalves(entities) { slice in
+            var stop = cancellation
             var relations: [Kb_Graph_V1_Relation] = []
-            for entity in slice {
-                let names = members[entity.team]!
+            var bytes = 0
+            for entity in slice where bytes <= relationShare {
+                let names = members[Array(entity.team.utf8)]!
                 let prefix = GraphKey.adjacencyPrefix(GraphKey.outbound, entity.team, entity.name)
                 try db.forEach(prefix: prefix, snapshot: snapshot) { key, value in
+                    try stop.check()
                     let parts = GraphKey.components(key, after: prefix)
                     guard parts.count == 2, names.contains(parts[1]), relationTypes.isEmpty || relationTypes.contains(parts[0]) else { return true }
+                    // A relation costs its record, or (a drawing's) its key and team.
+                    bytes += GraphLimits.itemBytes(details ? value.count : key.count + entity.team.utf8.count + 8)
+                    if bytes > relationShare {
+                        relationsCut.withLock { $0 = true }
+                        return false
+                    }
                     if details {
                         relations.append(try Self.decodeRelation(value))
                     } else {
@@ -140,6 +176,7 @@ extension GraphStore {
             }
             return relations
         }
+        if relationsCut.withLock({ $0 }) { response.truncated = true }
         return response
     }
 

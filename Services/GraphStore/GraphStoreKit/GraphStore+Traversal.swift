@@ -17,11 +17,12 @@ extension GraphStore {
     }
 
     /// The relations of `name` in `direction`, filtered by type, from the adjacency keys alone.
-    func edges(team: String, name: String, direction: Kb_Graph_V1_Direction, types: Set<String>, snapshot: Snapshot, records: inout [Edge: [UInt8]]) throws -> [Edge] {
+    func edges(team: String, name: String, direction: Kb_Graph_V1_Direction, types: Set<String>, snapshot: Snapshot, records: inout [Edge: [UInt8]], stop: inout WorkCancellation) throws -> [Edge] {
         var edges: [Edge] = []
         if direction != .inbound {
             let prefix = GraphKey.adjacencyPrefix(GraphKey.outbound, team, name)
             try db.forEach(prefix: prefix, snapshot: snapshot) { key, value in
+                try stop.check()
                 let parts = GraphKey.components(key, after: prefix)
                 if types.isEmpty || types.contains(parts[0]) {
                     let edge = Edge(from: name, type: parts[0], to: parts[1])
@@ -34,6 +35,7 @@ extension GraphStore {
         if direction != .outbound {
             let prefix = GraphKey.adjacencyPrefix(GraphKey.inbound, team, name)
             try db.forEach(prefix: prefix, snapshot: snapshot) { key, _ in
+                try stop.check()
                 let parts = GraphKey.components(key, after: prefix)
                 if types.isEmpty || types.contains(parts[0]) { edges.append(Edge(from: parts[1], type: parts[0], to: name)) }
                 return true
@@ -43,8 +45,18 @@ extension GraphStore {
     }
 
     /// The entities within `depth` hops of one entity (the entity itself at depth 0), breadth
-    /// first, and the relations among them; `truncated` when the cap cut the result.
-    public func neighbors(_ request: Kb_Graph_V1_NeighborsRequest) throws -> Kb_Graph_V1_NeighborsResponse {
+    /// first, and the relations among them; `truncated` when the cap, or the answer's byte
+    /// limit (`limits.maxAnswerBytes`), cut the result. Without `withObservations` the entities
+    /// come without their observations (and are counted so). `cancellation` is checked at
+    /// every adjacency key and record read.
+    public func neighbors(_ request: Kb_Graph_V1_NeighborsRequest, withObservations: Bool = true, cancellation: WorkCancellation = .never) throws -> Kb_Graph_V1_NeighborsResponse {
+        var entityBytes = 0
+        return try neighbors(request, withObservations: withObservations, cancellation: cancellation, entityBytes: &entityBytes)
+    }
+
+    /// `neighbors`, also giving the bytes its entities take in an answer (for Subgraph).
+    func neighbors(_ request: Kb_Graph_V1_NeighborsRequest, withObservations: Bool, cancellation: WorkCancellation, entityBytes: inout Int) throws -> Kb_Graph_V1_NeighborsResponse {
+        var stop = cancellation
         try Self.check { () throws(KnowledgeRuleError) in
             try KnowledgeRules.checkTeam(request.team)
             try KnowledgeRules.checkName(request.name, field: "name")
@@ -59,9 +71,13 @@ extension GraphStore {
         let relationTypes = Set(request.relationTypes)
         let entityTypes = Set(request.entityTypes)
         let snapshot = db.snapshot()
-        guard let start = try entity(team, request.name, snapshot: snapshot) else {
+        guard var start = try entity(team, request.name, snapshot: snapshot) else {
             throw RPCError(.notFound, "entity '\(request.name)' not found in team '\(team)'")
         }
+        if !withObservations { start.observations = [] }
+        // Bytes of the answer so far; an entity that would pass the limit is left out (truncated).
+        var answerBytes = GraphLimits.itemBytes(try GraphLimits.encodedSize(start))
+        let maxAnswerBytes = limits.maxAnswerBytes
         var response = Kb_Graph_V1_NeighborsResponse()
         var records: [String: Kb_Graph_V1_Entity] = [start.name: start]
         var order = [start.name]
@@ -74,18 +90,31 @@ extension GraphStore {
         for depth in 1...request.depth {
             var next: [String] = []
             for name in frontier {
-                for edge in try edges(team: team, name: name, direction: request.direction, types: relationTypes, snapshot: snapshot, records: &relationRecords) {
+                for edge in try edges(team: team, name: name, direction: request.direction, types: relationTypes, snapshot: snapshot, records: &relationRecords, stop: &stop) {
                     let other = edge.other(than: name)
                     if depthByName[other] == nil && !excluded.contains(other) {
                         guard order.count < cap else {
                             response.truncated = true
                             continue
                         }
-                        guard let record = try entity(team, other, snapshot: snapshot) else { continue }
+                        try stop.check()
+                        guard let bytes = try db.get(GraphKey.entity(team, other), snapshot: snapshot) else { continue }
+                        var record = try Self.decodeEntity(bytes)
                         if !entityTypes.isEmpty && !entityTypes.contains(record.entityType) {
                             excluded.insert(other)
                             continue
                         }
+                        var size = bytes.count
+                        if !withObservations, !record.observations.isEmpty {
+                            size = GraphLimits.sizeWithoutObservations(record, storedBytes: size)
+                            record.observations = []
+                        }
+                        guard answerBytes + GraphLimits.itemBytes(size) <= maxAnswerBytes else {
+                            response.truncated = true
+                            excluded.insert(other)
+                            continue
+                        }
+                        answerBytes += GraphLimits.itemBytes(size)
                         records[other] = record
                         depthByName[other] = depth
                         order.append(other)
@@ -98,20 +127,25 @@ extension GraphStore {
             if frontier.isEmpty { break }
         }
         response.entities = order.compactMap { records[$0] }
+        entityBytes = answerBytes
         response.depthByName = depthByName
         for edge in edgeOrder {
-            if let bytes = relationRecords[edge] {
-                response.relations.append(try Self.decodeRelation(bytes))
-            } else if let relation = try relation(team, edge.from, edge.type, edge.to, snapshot: snapshot) {
-                response.relations.append(relation)
+            try stop.check()
+            guard let bytes = try relationRecords[edge] ?? db.get(GraphKey.outbound(team, edge.from, edge.type, edge.to), snapshot: snapshot) else { continue }
+            answerBytes += GraphLimits.itemBytes(bytes.count)
+            if answerBytes > maxAnswerBytes {
+                response.truncated = true
+                break
             }
+            response.relations.append(try Self.decodeRelation(bytes))
         }
         return response
     }
 
     /// The shortest chain of relations from one entity to another (breadth first from both ends,
     /// expanding the smaller side), up to `max_depth` hops.
-    public func shortestPath(_ request: Kb_Graph_V1_ShortestPathRequest) throws -> Kb_Graph_V1_ShortestPathResponse {
+    public func shortestPath(_ request: Kb_Graph_V1_ShortestPathRequest, cancellation: WorkCancellation = .never) throws -> Kb_Graph_V1_ShortestPathResponse {
+        var stop = cancellation
         try Self.check { () throws(KnowledgeRuleError) in
             try KnowledgeRules.checkTeam(request.team)
             try KnowledgeRules.checkName(request.from, field: "from")
@@ -149,7 +183,7 @@ extension GraphStore {
             let forward = forwardFrontier.count <= backwardFrontier.count
             var next: [String] = []
             for name in forward ? forwardFrontier : backwardFrontier {
-                for edge in try edges(team: team, name: name, direction: forward ? request.direction : backwardDirection, types: types, snapshot: snapshot, records: &relationRecords) {
+                for edge in try edges(team: team, name: name, direction: forward ? request.direction : backwardDirection, types: types, snapshot: snapshot, records: &relationRecords, stop: &stop) {
                     let other = edge.other(than: name)
                     if forward {
                         guard forwardParent[other] == nil else { continue }

@@ -42,10 +42,14 @@ extension GraphStore {
         // requests, so the single commit thread only checks and copies it.
         let now = UnixTime.nowMilliseconds()
         let prepared = try entities.map { try PreparedEntity($0, team: team, now: now) }
+        let limits = self.limits
+        for (index, entity) in prepared.enumerated() {
+            try Self.checkSize(entity.entity, bytes: entity.bytes.count, limits: limits, index: index)
+        }
         return try await commits.commit { transaction in
             var outcome = PutEntitiesOutcome(entities: [], created: 0, updated: 0)
             for (index, input) in entities.enumerated() {
-                let (stored, created) = try Self.upsert(input, prepared: prepared[index], team: team, index: index, in: transaction)
+                let (stored, created) = try Self.upsert(input, prepared: prepared[index], team: team, index: index, limits: limits, in: transaction)
                 if returningEntities { outcome.entities.append(stored) }
                 if created { outcome.created += 1 } else { outcome.updated += 1 }
             }
@@ -149,7 +153,21 @@ extension GraphStore {
         }
     }
 
-    static func upsert(_ input: EntityInput, prepared: PreparedEntity, team: String, index: Int, in transaction: GraphTransaction) throws -> (Entity, created: Bool) {
+    /// Refuses an entity that would pass the store's size limits (`GraphLimits`): too many
+    /// observations, or a record of too many bytes. INVALID_ARGUMENT naming
+    /// `entities[i].observations`, so the caller knows which entity and what to cut.
+    static func checkSize(_ entity: Entity, bytes: Int, limits: GraphLimits, index: Int) throws {
+        if entity.observations.count > limits.maxObservations {
+            throw GraphStoreError(.invalidArgument, "entity '\(entity.name)' would hold \(entity.observations.count) observations, more than the limit of \(limits.maxObservations) (KB_GRAPH_MAX_OBSERVATIONS); split it or remove observations",
+                                  field: "entities[\(index)].observations", reason: .tooMany)
+        }
+        if bytes > limits.maxEntityBytes {
+            throw GraphStoreError(.invalidArgument, "entity '\(entity.name)' would take \(bytes) bytes, more than the limit of \(limits.maxEntityBytes) bytes (KB_GRAPH_MAX_ENTITY_BYTES); split it or shorten its observations",
+                                  field: "entities[\(index)].observations", reason: .tooLong)
+        }
+    }
+
+    static func upsert(_ input: EntityInput, prepared: PreparedEntity, team: String, index: Int, limits: GraphLimits, in transaction: GraphTransaction) throws -> (Entity, created: Bool) {
         let key = prepared.key
         guard let oldBytes = try transaction.get(key) else {
             guard input.entityType != nil else {
@@ -171,7 +189,10 @@ extension GraphStore {
         entity.observations = mergeObservations(old.observations, input.observations)
         entity.lastModifiedMs = input.lastModifiedMs ?? transaction.now
         if old == entity { return (entity, false) }
-        transaction.put(key, try record(entity))
+        // A merge may pass the limits that each write alone kept: checked on the merged record.
+        let bytes = try record(entity)
+        try checkSize(entity, bytes: bytes.count, limits: limits, index: index)
+        transaction.put(key, bytes)
         try updateIndexes(team: team, old: old, new: entity, in: transaction)
         try transaction.touch(team: team, at: transaction.now)
         return (entity, false)

@@ -26,19 +26,22 @@ public final class GraphStore: Service, Sendable {
     public let path: String
     let db: LevelDB
     let commits: CommitQueue
+    /// What the store bounds: entity size on write, answer size on read.
+    public let limits: GraphLimits
     private let totals: Totals
     /// The problems found by the last `verify`, nil when it passed (or has not run).
     let verifyFailure = Mutex<String?>(nil)
     private let entityGauge = Gauge(label: "kb_graph_entities_total")
     private let relationGauge = Gauge(label: "kb_graph_relations_total")
 
-    /// Opens (or creates) the store in `directory/leveldb`.
-    public convenience init(directory: URL) throws {
-        try self.init(databasePath: directory.appendingPathComponent(Self.databaseFolder).path)
+    /// Opens (or creates) the store in `directory/leveldb`, bounded by `limits`.
+    public convenience init(directory: URL, limits: GraphLimits = GraphLimits()) throws {
+        try self.init(databasePath: directory.appendingPathComponent(Self.databaseFolder).path, limits: limits)
     }
 
-    /// Opens (or creates) the store in the LevelDB folder `databasePath`.
-    public init(databasePath: String) throws {
+    /// Opens (or creates) the store in the LevelDB folder `databasePath`, bounded by `limits`.
+    public init(databasePath: String, limits: GraphLimits = GraphLimits()) throws {
+        self.limits = limits
         try FileManager.default.createDirectory(atPath: databasePath, withIntermediateDirectories: true)
         var options = LevelDB.Options()
         // Imports write about 20 keys per entity: a large memtable and large table files keep

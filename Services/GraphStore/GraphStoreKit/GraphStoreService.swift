@@ -27,19 +27,31 @@ public struct GraphStoreService: RPCService {
     /// requests.
     public func register(on router: inout RPCRouter) {
         let store = store, backupRoot = backupRoot
-        router.register(GraphStoreMethods.putEntities) { request, _ in try await Self.putEntities(request, in: store) }
-        router.register(GraphStoreMethods.deleteEntities) { request, _ in try await Self.deleteEntities(request, in: store) }
-        router.register(GraphStoreMethods.putRelations) { request, _ in try await Self.putRelations(request, in: store) }
-        router.register(GraphStoreMethods.deleteRelations) { request, _ in try await Self.deleteRelations(request, in: store) }
-        router.register(GraphStoreMethods.getEntity, on: .threadPool) { request, _ in try Self.getEntity(request, in: store) }
+        // Every name is put in NFC here, where requests enter (`CanonicalName`); reads check
+        // the request's cancellation in their loops, so an expired request stops its work.
+        router.register(GraphStoreMethods.putEntities) { request, _ in try await Self.putEntities(request.canonical, in: store) }
+        router.register(GraphStoreMethods.deleteEntities) { request, _ in try await Self.deleteEntities(request.canonical, in: store) }
+        router.register(GraphStoreMethods.putRelations) { request, _ in try await Self.putRelations(request.canonical, in: store) }
+        router.register(GraphStoreMethods.deleteRelations) { request, _ in try await Self.deleteRelations(request.canonical, in: store) }
+        router.register(GraphStoreMethods.getEntity, on: .threadPool) { request, _ in try Self.getEntity(request.canonical, in: store) }
         // Not translated yet (they take and give messages); their store errors are mapped here.
-        router.register(GraphStoreMethods.queryEntities, on: .threadPool) { request, _ in try Self.mapped { try store.queryEntities(request) } }
-        router.register(GraphStoreMethods.queryRelations, on: .threadPool) { request, _ in try Self.mapped { try store.queryRelations(request) } }
-        router.register(GraphStoreMethods.neighbors, on: .threadPool) { request, _ in try Self.mapped { try store.neighbors(request) } }
-        router.register(GraphStoreMethods.subgraph, on: .threadPool) { request, _ in try Self.mapped { try store.subgraph(request) } }
-        router.register(GraphStoreMethods.shortestPath, on: .threadPool) { request, _ in try Self.mapped { try store.shortestPath(request) } }
+        router.register(GraphStoreMethods.queryEntities, on: .threadPool) { request, context in
+            try Self.mapped { try store.queryEntities(request.canonical, cancellation: .of(context)) }
+        }
+        router.register(GraphStoreMethods.queryRelations, on: .threadPool) { request, context in
+            try Self.mapped { try store.queryRelations(request.canonical, cancellation: .of(context)) }
+        }
+        router.register(GraphStoreMethods.neighbors, on: .threadPool) { request, context in
+            try Self.mapped { try store.neighbors(request.canonical, cancellation: .of(context)) }
+        }
+        router.register(GraphStoreMethods.subgraph, on: .threadPool) { request, context in
+            try Self.mapped { try store.subgraph(request.canonical, cancellation: .of(context)) }
+        }
+        router.register(GraphStoreMethods.shortestPath, on: .threadPool) { request, context in
+            try Self.mapped { try store.shortestPath(request.canonical, cancellation: .of(context)) }
+        }
         router.register(GraphStoreMethods.listTeams, on: .threadPool) { _, _ in try Self.mapped { try store.listTeams() } }
-        router.register(GraphStoreMethods.getStats, on: .threadPool) { request, _ in try Self.mapped { try store.stats(request) } }
+        router.register(GraphStoreMethods.getStats, on: .threadPool) { request, _ in try Self.mapped { try store.stats(request.canonical) } }
         router.register(GraphStoreMethods.backup, on: .threadPool) { request, context in
             let directory = try backupRoot.newBackup(request.directory, field: "directory")
             let response = try Self.mapped { try store.backup(to: directory.path) }

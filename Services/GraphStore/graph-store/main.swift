@@ -13,7 +13,7 @@ let restore = RestoreCommand(argument: "BACKUP_DIR", subject: "the store") { bac
 }
 
 await ServiceRuntime.main(.graphStore, restore: restore) { runtime in
-    _ = try runtime.load(GraphStoreConfiguration.self)
-    let store = try GraphStore(directory: runtime.dataDirectory!)
+    let configuration = try runtime.load(GraphStoreConfiguration.self)
+    let store = try GraphStore(directory: runtime.dataDirectory!, limits: configuration.limits)
     return GraphStoreService(store: store, backupRoot: runtime.configuration.backupRoot)
 }

@@ -67,8 +67,10 @@ public struct PayloadFilter: Sendable {
         case .match(let match):
             guard let value = payload[match.key] else { return false }
             switch (match.value.kind, value.kind) {
-            case (.keyword(let wanted), .keyword(let have)): return wanted == have
-            case (.keyword(let wanted), .keywords(let list)): return list.values.contains(wanted)
+            // Keywords compare as bytes: `String ==` takes "équipe" in NFC and in NFD for one
+            // value, and a team filter must never let another team's points through.
+            case (.keyword(let wanted), .keyword(let have)): return sameBytes(wanted, have)
+            case (.keyword(let wanted), .keywords(let list)): return list.values.contains { sameBytes(wanted, $0) }
             case (.integer(let wanted), .integer(let have)): return wanted == have
             case (.integer(let wanted), .float(let have)): return Double(wanted) == have
             case (.boolean(let wanted), .boolean(let have)): return wanted == have
@@ -88,19 +90,22 @@ public struct PayloadFilter: Sendable {
         case .any(let any):
             guard let value = payload[any.key] else { return false }
             switch value.kind {
-            case .keyword(let keyword): return any.keywords.contains(keyword)
-            case .keywords(let list): return list.values.contains { any.keywords.contains($0) }
+            case .keyword(let keyword): return any.keywords.contains { sameBytes($0, keyword) }
+            case .keywords(let list): return list.values.contains { have in any.keywords.contains { sameBytes($0, have) } }
             case .integer(let integer): return any.integers.contains(integer)
             default: return false
             }
         case .hasID_p(let ids):
-            return ids.values.contains(id)
+            return ids.values.contains { sameBytes($0, id) }
         case .filter(let nested):
             return matches(nested, id: id, payload: payload)
         case nil:
             return false
         }
     }
+
+    /// Whether two keywords are the same bytes (never canonical equivalence).
+    static func sameBytes(_ a: String, _ b: String) -> Bool { a.utf8.elementsEqual(b.utf8) }
 
     /// `(field, value)` pairs every matching point must have (from `must` keyword/integer/bool
     /// matches), for estimating how selective the filter is from the keyword index.

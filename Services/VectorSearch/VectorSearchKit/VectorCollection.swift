@@ -228,8 +228,10 @@ public final class VectorCollection: @unchecked Sendable {
     /// Every point id.
     var allIds: [String] { lock.withLock { Array(nodes.keys) } }
 
-    /// Answers a search (see `VectorSearchService` for the semantics).
-    func search(_ request: Kb_Vector_V1_SearchRequest) throws -> Kb_Vector_V1_SearchResponse {
+    /// Answers a search (see `VectorSearchService` for the semantics). `isCancelled` is asked
+    /// every 256 candidates the filter looks at, and before the results are assembled; once it
+    /// is true the search stops with `CancellationError`.
+    func search(_ request: Kb_Vector_V1_SearchRequest, isCancelled: @escaping () -> Bool = { false }) throws -> Kb_Vector_V1_SearchResponse {
         let dimension = Int(config.dimension)
         let hasVector = !request.vector.isEmpty
         let text = request.textQuery
@@ -255,8 +257,18 @@ public final class VectorCollection: @unchecked Sendable {
         let (index, state, problem) = currentIndex
         var response = Kb_Vector_V1_SearchResponse()
 
+        // A cancelled search rejects every further candidate, so the walk ends quickly; the
+        // flag then turns the (empty) result into `CancellationError`.
+        var looked = 0
+        var cancelled = false
+        let stillWanted: () -> Bool = {
+            looked &+= 1
+            if looked & 255 == 0, !cancelled, isCancelled() { cancelled = true }
+            return !cancelled
+        }
         let accept: (UInt32) -> Bool = { [self] node in
-            lock.withLock {
+            guard stillWanted() else { return false }
+            return lock.withLock {
                 guard let id = idUnlocked(node) else { return false }
                 return filter?.matches(id: id, payload: payloadUnlocked(node) ?? [:]) ?? true
             }
@@ -289,9 +301,10 @@ public final class VectorCollection: @unchecked Sendable {
             response.exact = true
         } else {
             let ef = request.ef == 0 ? max(Self.defaultEF, fetch) : max(Int(request.ef), fetch)
-            neighbors = index.search(request.vector, k: fetch, ef: ef, filter: filter == nil ? { [self] node in lock.withLock { idUnlocked(node) != nil } } : accept)
+            neighbors = index.search(request.vector, k: fetch, ef: ef, filter: filter == nil ? { [self] node in stillWanted() && lock.withLock { idUnlocked(node) != nil } } : accept)
         }
 
+        if cancelled || isCancelled() { throw CancellationError() }
         var results: [(node: UInt32, score: Float, vector: Float, keyword: Float)]
         if text.isEmpty {
             results = neighbors.map { ($0.id, metric.score(distance: $0.distance), metric.score(distance: $0.distance), 0) }

@@ -5,6 +5,7 @@ import KBRuntime
 import Logging
 import Metrics
 import NIOPosix
+import SwiftProtobuf
 import ServiceLifecycle
 import KBTime
 
@@ -20,6 +21,11 @@ import KBTime
 /// from keywords alone with `degraded: true`.
 public final class VectorSearchService: Service, @unchecked Sendable {
     public let store: VectorStore
+    /// Most bytes of points one answer (GetPoints, SearchBatch) carries; past it the answer
+    /// stops and says `truncated`, so no answer is built beyond the frame limit. With one
+    /// blocking thread per core running searches, this also bounds the memory that parallel
+    /// large requests can take.
+    public let maxAnswerBytes: Int
 
     /// The collections of the operations guide, created on first start (cosine, text field `text`).
     public static let defaultCollections: [(String, Int32)] = [("knowledge_384", 384), ("knowledge_1536", 1536)]
@@ -27,10 +33,12 @@ public final class VectorSearchService: Service, @unchecked Sendable {
     /// The only folder snapshots are written to and restored from (`KB_BACKUP_DIR`).
     public let backupRoot: BackupRoot
 
-    /// The face of `store`, keeping snapshots inside `backupRoot`.
-    public init(store: VectorStore, backupRoot: BackupRoot) {
+    /// The face of `store`, keeping snapshots inside `backupRoot`; answers stay under the frame
+    /// limit `maxFrameBytes` less a margin.
+    public init(store: VectorStore, backupRoot: BackupRoot, maxFrameBytes: Int = Frame.defaultMaxLength) {
         self.store = store
         self.backupRoot = backupRoot
+        self.maxAnswerBytes = maxFrameBytes - min(maxFrameBytes / 8, 64 << 10)
     }
 
     /// Creates the default collections that do not exist yet.
@@ -56,6 +64,7 @@ public final class VectorSearchService: Service, @unchecked Sendable {
     /// are in-memory reads answered on the event loop.
     public func register(on router: inout RPCRouter) {
         let store = self.store
+        let maxAnswerBytes = self.maxAnswerBytes
         router.register(VectorSearchMethods.createCollection) { request, _ in try await store.create(request.config).info }
         router.register(VectorSearchMethods.listCollections, on: .eventLoop) { _, _ in .with { $0.collections = store.all.map(\.info) } }
         router.register(VectorSearchMethods.describeCollection, on: .eventLoop) { request, _ in try store.collection(request.name).info }
@@ -70,11 +79,26 @@ public final class VectorSearchService: Service, @unchecked Sendable {
             response.upserted = Int64(try await store.upsert(request))
             return response
         }
-        router.register(VectorSearchMethods.getPoints, on: .threadPool) { request, _ in
+        router.register(VectorSearchMethods.getPoints, on: .threadPool) { request, context in
             guard request.ids.count <= 10_000 else { throw RPCError.invalidArgument(field: "ids", reason: .tooMany, "at most 10000 ids per call") }
             let collection = try store.collection(request.collection)
             var response = Kb_Vector_V1_GetPointsResponse()
-            response.points = collection.points(request.ids, withPayload: request.withPayload, withVector: request.withVector)
+            // In slices, so an answer stops (truncated) near the byte limit instead of past it.
+            var answerBytes = 0
+            var next = request.ids.startIndex
+            while next < request.ids.endIndex {
+                try context.checkCancellation()
+                let slice = Array(request.ids[next..<min(next + 64, request.ids.endIndex)])
+                next += slice.count
+                for point in collection.points(slice, withPayload: request.withPayload, withVector: request.withVector) {
+                    answerBytes += try (point.serializedBytes() as [UInt8]).count + 6
+                    if answerBytes > maxAnswerBytes, !response.points.isEmpty {
+                        response.truncated = true
+                        return response
+                    }
+                    response.points.append(point)
+                }
+            }
             return response
         }
         router.register(VectorSearchMethods.deletePoints) { request, _ in
@@ -82,13 +106,23 @@ public final class VectorSearchService: Service, @unchecked Sendable {
             response.deleted = Int64(try await store.deletePoints(request))
             return response
         }
-        router.register(VectorSearchMethods.search, on: .threadPool) { request, _ in try Self.search(store, request) }
-        router.register(VectorSearchMethods.searchBatch, on: .threadPool) { request, _ in
+        router.register(VectorSearchMethods.search, on: .threadPool) { request, context in try Self.search(store, request, context: context) }
+        router.register(VectorSearchMethods.searchBatch, on: .threadPool) { request, context in
             guard request.searches.count <= 100 else { throw RPCError.invalidArgument(field: "searches", reason: .tooMany, "at most 100 searches per call") }
             var response = Kb_Vector_V1_SearchBatchResponse()
+            var answerBytes = 0
             for (index, search) in request.searches.enumerated() {
                 do {
-                    response.responses.append(try Self.search(store, search))
+                    // An expired or abandoned batch stops between searches (and inside one).
+                    try context.checkCancellation()
+                    let answer = try Self.search(store, search, context: context)
+                    // Past the byte limit the batch stops: the answers so far, `truncated`.
+                    answerBytes += try (answer.serializedBytes() as [UInt8]).count + 6
+                    if answerBytes > maxAnswerBytes, !response.responses.isEmpty {
+                        response.truncated = true
+                        break
+                    }
+                    response.responses.append(answer)
                 } catch var error as RPCError {
                     // The search's field, under its place in the batch: `vector` → `searches[2].vector`.
                     let path = "searches[\(index)]"
@@ -126,10 +160,10 @@ public final class VectorSearchService: Service, @unchecked Sendable {
         }
     }
 
-    static func search(_ store: VectorStore, _ request: Kb_Vector_V1_SearchRequest) throws -> Kb_Vector_V1_SearchResponse {
+    static func search(_ store: VectorStore, _ request: Kb_Vector_V1_SearchRequest, context: RPCContext? = nil) throws -> Kb_Vector_V1_SearchResponse {
         let collection = try store.collection(request.collection)
         let start = ContinuousClock.now
-        let response = try collection.search(request)
+        let response = try collection.search(request, isCancelled: { context?.isCancelled ?? false })
         let elapsed = ContinuousClock.now - start
         Timer(label: "knowledge_vector_search_latency_seconds", dimensions: [("dimension", String(collection.config.dimension))])
             .recordNanoseconds(elapsed.inNanoseconds)

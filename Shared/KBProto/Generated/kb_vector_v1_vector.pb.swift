@@ -593,6 +593,10 @@ public nonisolated struct Kb_Vector_V1_GetPointsResponse: Sendable {
 
   public var points: [Kb_Vector_V1_Point] = []
 
+  /// True when the answer stopped at the service's answer size limit (the frame limit less a
+  /// margin): `points` holds the first ids' points; ask again for the ids after the last one.
+  public var truncated: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -772,6 +776,10 @@ public nonisolated struct Kb_Vector_V1_SearchBatchResponse: Sendable {
   // methods supported on all messages.
 
   public var responses: [Kb_Vector_V1_SearchResponse] = []
+
+  /// True when the answer stopped at the service's answer size limit (the frame limit less a
+  /// margin): `responses` answers the first searches only; send the others again.
+  public var truncated: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1807,7 +1815,7 @@ nonisolated extension Kb_Vector_V1_GetPointsRequest: SwiftProtobuf.Message, Swif
 
 nonisolated extension Kb_Vector_V1_GetPointsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetPointsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}points\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}points\0\u{1}truncated\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1816,6 +1824,7 @@ nonisolated extension Kb_Vector_V1_GetPointsResponse: SwiftProtobuf.Message, Swi
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.points) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.truncated) }()
       default: break
       }
     }
@@ -1825,11 +1834,15 @@ nonisolated extension Kb_Vector_V1_GetPointsResponse: SwiftProtobuf.Message, Swi
     if !self.points.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.points, fieldNumber: 1)
     }
+    if self.truncated != false {
+      try visitor.visitSingularBoolField(value: self.truncated, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Kb_Vector_V1_GetPointsResponse, rhs: Kb_Vector_V1_GetPointsResponse) -> Bool {
     if lhs.points != rhs.points {return false}
+    if lhs.truncated != rhs.truncated {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2119,7 +2132,7 @@ nonisolated extension Kb_Vector_V1_SearchBatchRequest: SwiftProtobuf.Message, Sw
 
 nonisolated extension Kb_Vector_V1_SearchBatchResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SearchBatchResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}responses\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}responses\0\u{1}truncated\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2128,6 +2141,7 @@ nonisolated extension Kb_Vector_V1_SearchBatchResponse: SwiftProtobuf.Message, S
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.responses) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.truncated) }()
       default: break
       }
     }
@@ -2137,11 +2151,15 @@ nonisolated extension Kb_Vector_V1_SearchBatchResponse: SwiftProtobuf.Message, S
     if !self.responses.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.responses, fieldNumber: 1)
     }
+    if self.truncated != false {
+      try visitor.visitSingularBoolField(value: self.truncated, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Kb_Vector_V1_SearchBatchResponse, rhs: Kb_Vector_V1_SearchBatchResponse) -> Bool {
     if lhs.responses != rhs.responses {return false}
+    if lhs.truncated != rhs.truncated {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
