@@ -144,7 +144,7 @@ struct GraphLimitsTests {
         // tenth of the bytes (a debug build decodes large records slowly).
         let service = try ServiceProcess(executable: "graph-store", envPrefix: "KB_GRAPH_STORE", environment: ["KB_RPC_MAX_FRAME_BYTES": "1048576"])
         try await service.waitUntilReady()
-        let store = GraphStoreUnderTest(service: service)
+        let store = GraphStoreUnderTest(service: service, backupDirectory: temporaryDirectory("graph-backups"))
         defer { Task { await store.service.stop() } }
         var configuration = RPCClient.Configuration(host: "127.0.0.1", port: store.service.port)
         configuration.defaultTimeout = .seconds(300)
@@ -206,7 +206,7 @@ struct GraphLimitsTests {
     func entitySizeIsLimitedAtWriteTime() async throws {
         let service = try ServiceProcess(executable: "graph-store", envPrefix: "KB_GRAPH_STORE", environment: ["KB_GRAPH_MAX_OBSERVATIONS": "100"])
         try await service.waitUntilReady()
-        let store = GraphStoreUnderTest(service: service)
+        let store = GraphStoreUnderTest(service: service, backupDirectory: temporaryDirectory("graph-backups"))
         defer { Task { await store.service.stop() } }
         let client = store.client()
         defer { Task { await client.close() } }
