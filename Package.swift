@@ -323,6 +323,13 @@ let package = Package(
         ),
 
         .executableTarget(
+            name: "embedding-benchmark",
+            dependencies: [.product(name: "BenchmarkSupport", package: "BenchmarkSupport"), "KBEmbeddings", "VectorIndex"],
+            path: "Benchmarks/EmbeddingBenchmark",
+            exclude: ["references.py"]
+        ),
+
+        .executableTarget(
             name: "vkb-benchmark",
             dependencies: [.product(name: "BenchmarkSupport", package: "BenchmarkSupport"), "KBKnowledge", "KBProto", "KBRPC"],
             path: "Benchmarks/VKBBenchmark",
