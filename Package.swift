@@ -406,7 +406,7 @@ let package = Package(
             dependencies: [
                 "KBRuntime", "KBRPC", "KBProto", "KBTime", "KBTestSupport",
                 // The configuration declarations of every service, checked against the README.
-                "BudgetKit", "GraphStoreKit", "UKBKit", "VKBKit", "VectorSearchKit",
+                "BudgetKit", "GraphStoreKit", "KBEmbeddings", "UKBKit", "VKBKit", "VectorSearchKit",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             path: "Tests/KBRuntimeTests"

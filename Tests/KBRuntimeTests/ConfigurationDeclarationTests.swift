@@ -1,6 +1,7 @@
 import BudgetKit
 import Foundation
 import GraphStoreKit
+import KBEmbeddings
 import KBRuntime
 import KBTestSupport
 import Testing
@@ -16,6 +17,7 @@ let declaredConfigurations: [(owner: String, keys: [ConfigKeyDocumentation])] = 
     ("budget-service", BudgetConfiguration.keys),
     ("vector-search", VectorSearchConfiguration.keys),
     ("vkb", VKBConfiguration.keys),
+    ("embeddings", EmbeddingConfiguration.keys),
 ]
 
 @Suite("Configuration declarations")
