@@ -193,11 +193,15 @@ public enum EncoderLoops {
     }
 
     /// eˣ lane by lane (Cephes' expf: range reduction by ln 2, a degree-5 polynomial, the exponent
-    /// set through the bits); relative error about 1e-7, 0 below -87.
+    /// set through the bits); relative error about 1e-7 on [-87, 88], 0 below -87.
     @inline(__always)
     public static func exp(_ x: SIMD16<Float>) -> SIMD16<Float> {
-        let clamped = pointwiseMin(pointwiseMax(x, SIMD16(repeating: -87.33654)), SIMD16(repeating: 88.37626))
-        let n = (clamped * 1.44269504088896341).rounded(.toNearestOrEven)
+        let clamped = pointwiseMin(pointwiseMax(x, SIMD16(repeating: -87.33654)), SIMD16(repeating: 88))
+        // Round x·log2(e) to the nearest integer by adding 1.5·2²³: the sum's low mantissa bits
+        // then hold that integer (the generic `rounded` and Int32 conversions would go lane by lane).
+        let magic = SIMD16<Float>(repeating: 12_582_912)
+        let shifted = clamped * 1.44269504088896341 + magic
+        let n = shifted - magic
         var r = clamped - n * 0.693359375
         r = r + n * 2.12194440e-4
         var p = SIMD16<Float>(repeating: 1.9875691500e-4)
@@ -207,7 +211,7 @@ public enum EncoderLoops {
         p = p * r + 1.6666665459e-1
         p = p * r + 5.0000001201e-1
         let y = p * r * r + r + 1
-        let bits = (SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
+        let bits = (unsafeBitCast(shifted, to: SIMD16<UInt32>.self) &- 0x4B40_0000 &+ 127) &<< 23
         let scale = unsafeBitCast(bits, to: SIMD16<Float>.self)
         let result = y * scale
         return result.replacing(with: 0, where: x .< -87.33654)
