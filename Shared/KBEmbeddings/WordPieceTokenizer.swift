@@ -5,7 +5,8 @@ import Foundation
 /// spaces, spaces around CJK ideographs, accents stripped through NFD, lower case), the BERT
 /// pre-tokenizer (split on whitespace, every punctuation character on its own), then greedy
 /// longest-match WordPiece with `##` continuations (a word longer than 100 characters, or one
-/// that cannot be covered, is `[UNK]`), `[CLS] … [SEP]`, truncated to `maxTokens`.
+/// that cannot be covered, is `[UNK]`), `[CLS] … [SEP]`, truncated to `maxTokens`. Special tokens
+/// written in the text (`[SEP]`, `[MASK]`, …) are their own ids, as HuggingFace's added tokens.
 public struct WordPieceTokenizer: Sendable {
     /// Token ids by token text (the line number in vocab.txt).
     public let vocabulary: [String: Int32]
@@ -13,6 +14,8 @@ public struct WordPieceTokenizer: Sendable {
     public let maxTokens: Int
     /// `[CLS]`, `[SEP]` and `[UNK]`'s ids.
     public let classifierID: Int32, separatorID: Int32, unknownID: Int32
+    /// The special tokens HuggingFace recognises inside a text (`[CLS]`, `[SEP]`, `[UNK]`, `[PAD]`, `[MASK]`).
+    let specialTokens: [(text: String, id: Int32)]
     /// Words longer than this many characters become `[UNK]` (HuggingFace's `max_input_chars_per_word`).
     public let maxCharactersPerWord = 100
 
@@ -43,15 +46,26 @@ public struct WordPieceTokenizer: Sendable {
         classifierID = cls
         separatorID = sep
         unknownID = unk
+        specialTokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].compactMap { token in vocabulary[token].map { (token, $0) } }
     }
 
     /// The token ids of `text`: `[CLS]`, at most `maxTokens - 2` word pieces, `[SEP]`.
     public func tokenIDs(_ text: String) -> [Int32] {
         var ids: [Int32] = [classifierID]
         let limit = maxTokens - 1
-        for word in words(normalized(text)) {
-            appendWordPieces(of: word, to: &ids)
-            if ids.count >= limit { break }
+        // Special tokens written in the text are matched first, exactly, as HuggingFace's added tokens are.
+        var rest = Substring(text)
+        while !rest.isEmpty, ids.count < limit {
+            let next = specialTokens.compactMap { token in rest.range(of: token.text).map { (range: $0, id: token.id) } }
+                .min { $0.range.lowerBound < $1.range.lowerBound }
+            let plain = next.map { rest[..<$0.range.lowerBound] } ?? rest
+            for word in words(normalized(String(plain))) {
+                appendWordPieces(of: word, to: &ids)
+                if ids.count >= limit { break }
+            }
+            guard let next else { break }
+            ids.append(next.id)
+            rest = rest[next.range.upperBound...]
         }
         if ids.count > limit { ids.removeLast(ids.count - limit) }
         ids.append(separatorID)
