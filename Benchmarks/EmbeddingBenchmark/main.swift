@@ -163,7 +163,7 @@ if runReferences {
 
 // MARK: Table
 
-func reference(_ engine: String, _ kind: String, threads: Int, batch: Int = 0) -> [String: Any]? {
+@MainActor func reference(_ engine: String, _ kind: String, threads: Int, batch: Int = 0) -> [String: Any]? {
     references.first { $0["engine"] as? String == engine && $0["kind"] as? String == kind && $0["threads"] as? Int == threads && ($0["batch"] as? Int ?? 0) == batch }
 }
 func cell(_ value: Double?, _ format: String = "%.0f") -> String { value.map { String(format: format, $0) } ?? "-" }

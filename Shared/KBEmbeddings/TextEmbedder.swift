@@ -82,8 +82,10 @@ public final class TextEmbedder: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         blas.threads = workers == 1 ? threads : 1
-        let run = { (worker: Int) in
-            let indices = assigned[worker]
+        let destination = OutputBuffer(pointer: output)
+        let assignment = assigned
+        let run: @Sendable (Int) -> Void = { worker in
+            let indices = assignment[worker]
             let local = UnsafeMutablePointer<Float>.allocate(capacity: indices.count * h)
             defer { local.deallocate() }
             let group = indices.map { sequences[$0] }
@@ -98,7 +100,7 @@ public final class TextEmbedder: @unchecked Sendable {
                 start = end
             }
             for (position, index) in indices.enumerated() {
-                (output + index * h).update(from: local + position * h, count: h)
+                (destination.pointer + index * h).update(from: local + position * h, count: h)
             }
         }
         if workers == 1 {
@@ -108,4 +110,9 @@ public final class TextEmbedder: @unchecked Sendable {
         }
         return (0..<sequences.count).map { Array(UnsafeBufferPointer(start: output + $0 * h, count: h)) }
     }
+}
+
+/// The output rows, written by the worker threads at disjoint indices.
+private struct OutputBuffer: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Float>
 }
