@@ -39,10 +39,11 @@ public enum ModelLocation {
         var patterns: [String] = []
         if let virtualEnv = environment["VIRTUAL_ENV"] { patterns.append("\(virtualEnv)/lib/python3*/site-packages") }
         if let conda = environment["CONDA_PREFIX"] { patterns.append("\(conda)/lib/python3*/site-packages") }
+        // The user's site-packages comes before the interpreters' own, as in Python's sys.path.
+        patterns.append("\(home)/.local/lib/python3*/site-packages")
         let pyenvRoots = [environment["PYENV_ROOT"], "\(home)/.pyenv", "/root/.pyenv", "/opt/pyenv"].compactMap { $0 }
         patterns += pyenvRoots.map { "\($0)/versions/*/lib/python3*/site-packages" }
         patterns += [
-            "\(home)/.local/lib/python3*/site-packages",
             "/usr/local/lib/python3*/site-packages",
             "/usr/local/lib/python3*/dist-packages",
             "/usr/lib/python3*/site-packages",

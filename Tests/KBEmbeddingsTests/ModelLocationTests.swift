@@ -85,7 +85,7 @@ struct ModelLocationTests {
             let header = Array("{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}".utf8)
             withUnsafeBytes(of: UInt64(header.count).littleEndian) { bytes.append(contentsOf: $0) }
             bytes.append(contentsOf: header)
-            withUnsafeBytes(of: [Float(1.5), Float(-2)]) { bytes.append(contentsOf: $0) }
+            [Float(1.5), Float(-2)].withUnsafeBytes { bytes.append(contentsOf: $0) }
             try bytes.write(to: file)
             let tensors = try SafeTensorsFile(url: file)
             let values = try tensors.floats("t", shape: [2])
