@@ -45,7 +45,10 @@ public final class TextEmbedder: @unchecked Sendable {
 
     /// Loads the model as `configuration` says.
     public convenience init(configuration: EmbeddingConfiguration, logger: Logger? = nil) throws {
-        try self.init(modelDirectory: configuration.modelDirectory.map { URL(fileURLWithPath: $0, isDirectory: true) }, threads: configuration.threads, logger: logger)
+        var environment = ProcessInfo.processInfo.environment
+        environment["KB_EMBEDDING_MODEL_DIR"] = configuration.modelDirectory
+        // Found (and checked) the same way, so a wrong folder fails naming the variable and the missing files.
+        try self.init(modelDirectory: ModelLocation.find(environment: environment), threads: configuration.threads, logger: logger)
     }
 
     /// One line saying how the engine runs: OpenBLAS's core and why, the SIMD loops, the threads.
