@@ -7,7 +7,7 @@ usage: references.py TEXTS_FILE THROUGHPUT_TEXTS LATENCY_TEXTS RUNS
 
 Prints one JSON object per line: {"kind": "throughput", "engine", "threads", "batch", "texts_per_second"},
 {"kind": "latency", "engine", "threads", "p50_ms", "p95_ms"}; an engine that cannot run prints
-{"kind": "missing", "engine", "error"}. Needs: pip install torch sentence-transformers onnxruntime onnx
+{"kind": "missing", "engine", "error"}. Needs: pip install torch sentence-transformers onnxruntime onnx onnxscript
 """
 import json
 import os
