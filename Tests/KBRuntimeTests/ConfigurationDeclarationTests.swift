@@ -2,6 +2,7 @@ import BudgetKit
 import Foundation
 import GraphStoreKit
 import InferenceKit
+import KBEmbeddings
 import KBRuntime
 import KBTestSupport
 import Testing
@@ -18,6 +19,7 @@ let declaredConfigurations: [(owner: String, keys: [ConfigKeyDocumentation])] = 
     ("inference-gateway", InferenceConfiguration.keys),
     ("vector-search", VectorSearchConfiguration.keys),
     ("vkb", VKBConfiguration.keys),
+    ("embeddings", EmbeddingConfiguration.keys),
 ]
 
 @Suite("Configuration declarations")

@@ -1,0 +1,1 @@
+../KBEmbeddings/EncoderLoopCore.swift
