@@ -178,7 +178,7 @@ let package = Package(
         .target(
             name: "InferenceKit",
             dependencies: [
-                "KBHTTPClient", "KBProto", "KBRPC", "KBRuntime", "KBSQLite",
+                "KBEmbeddings", "KBHTTPClient", "KBProto", "KBRPC", "KBRuntime", "KBSQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -415,7 +415,7 @@ let package = Package(
         ),
         .testTarget(
             name: "InferenceKitTests",
-            dependencies: ["InferenceKit", "KBHTTPClient", "KBProto", "KBRPC", "KBTestSupport"],
+            dependencies: ["InferenceKit", "KBEmbeddings", "KBHTTPClient", "KBProto", "KBRPC", "KBTestSupport"],
             path: "Tests/InferenceKitTests"
         ),
         .testTarget(

@@ -1,4 +1,5 @@
 import Foundation
+import KBEmbeddings
 import KBProto
 import KBRPC
 import KBTestSupport
@@ -378,5 +379,36 @@ struct InferenceGatewayProcessTests {
         defer { Task { await restarted.close() } }
         #expect(try await ask(restarted).cached, "the cache survives a restart")
         #expect(provider.received.count == 4)
+    }
+
+    @Test("Embed serves the local 384-dimensional model: the engine's own vectors, in order; bad input is refused naming the field")
+    func embed() async throws {
+        let gateway = try ServiceProcess(executable: "inference-gateway", envPrefix: "KB_INFERENCE_GATEWAY", environment: ["KB_BUDGET_SERVICE_ADDR": "127.0.0.1:\(freePort())"])
+        try await gateway.waitUntilReady()
+        defer { Task { await gateway.stop() } }
+        let client = RPCClient(configuration: .init(host: "127.0.0.1", port: gateway.port))
+        defer { Task { await client.close() } }
+        let texts = ["a circuit breaker opens after repeated failures", "Le café est très bon", ""]
+        let response = try await client.call(InferenceGatewayMethods.embed, .with { $0.texts = texts })
+        #expect(response.dimension == 384 && response.embeddings.count == 3)
+        let reference = try TextEmbedder(threads: 1).embed(texts)
+        for (got, expected) in zip(response.embeddings, reference) {
+            let cosine = zip(got.values, expected).reduce(Float(0)) { $0 + $1.0 * $1.1 }
+            #expect(cosine > 0.99999, "cosine \(cosine)")
+        }
+        do {
+            _ = try await client.call(InferenceGatewayMethods.embed, .with { $0.texts = [] })
+            Issue.record("an empty Embed was accepted")
+        } catch let error as RPCError {
+            #expect(error.code == .invalidArgument && error.field == "texts")
+        }
+        do {
+            _ = try await client.call(InferenceGatewayMethods.embed, .with { $0.texts = ["x"]; $0.dimension = 1536 })
+            Issue.record("a 1536-dimensional Embed was answered")
+        } catch let error as RPCError {
+            #expect(error.code == .unimplemented)
+        }
+        let health = try #require(await httpGet("http://127.0.0.1:\(gateway.adminPort)/health"))
+        #expect(health.body.contains("embeddings") && health.body.contains("OpenBLAS core"))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import KBEmbeddings
 import KBHTTPClient
 import KBProto
 import KBRPC
@@ -50,12 +51,15 @@ public struct InferenceConfiguration: ServiceOwnConfiguration {
     public var allowPaidWithoutBudget: Bool
     public var cacheMaxEntries: Int
     public var cacheTTL: Duration
+    /// The local embedding engine's settings (`KB_EMBEDDING_MODEL_DIR`, `KB_EMBEDDING_THREADS`).
+    public var embeddings: EmbeddingConfiguration
 
     public init(source: ConfigSource, shared: ServiceConfiguration) throws {
         providers = try source.value(of: Keys.providersFile)
         allowPaidWithoutBudget = try source.value(of: Keys.budgetUnreachable) == "allow-paid"
         cacheMaxEntries = try source.value(of: Keys.cacheMaxEntries)
         cacheTTL = .seconds(try source.value(of: Keys.cacheTTLSeconds))
+        embeddings = try EmbeddingConfiguration(source: source)
         budgetClient = try source.clientConfiguration(for: .budgetService)
         budgetClient.failFast = true
     }
@@ -67,13 +71,16 @@ public struct InferenceConfiguration: ServiceOwnConfiguration {
 /// Paid calls are admitted by budget-service first and recorded after (`BudgetServiceGate`).
 /// The OpenAI-compatible front (`/v1/chat/completions`, `/v1/models`) is on the admin port.
 /// Exact repeats of deterministic requests are answered from the completion cache.
-/// Not built yet (issue 13): the semantic and embedding caches and `Embed` (`UNIMPLEMENTED`).
+/// `Embed` serves the local 384-dimensional model (KBEmbeddings). Not built yet (issue 13): the
+/// semantic and embedding caches, OpenAI's 1536-dimensional embeddings (`UNIMPLEMENTED`).
 public final class InferenceGatewayService: Service, Sendable {
     public let router: InferenceRouter
     let http: HTTPClient
     let budget: BudgetServiceGate
     let budgetClient: RPCClient
     let cache: ResponseCache?
+    /// The local 384-dimensional embedding engine, or why it could not be loaded.
+    let embedder: Result<TextEmbedder, Error>
     let logger: Logger
 
     /// `dataDirectory`: where the completion cache's file lives (nil: memory only).
@@ -86,6 +93,10 @@ public final class InferenceGatewayService: Service, Sendable {
             capacity: configuration.cacheMaxEntries, ttl: configuration.cacheTTL, logger: logger
         )
         router = InferenceRouter(file: configuration.providers, environment: environment, http: http, budget: budget, cache: cache)
+        embedder = Result { try TextEmbedder(configuration: configuration.embeddings, logger: logger) }
+        if case .failure(let error) = embedder {
+            logger.error("the local embedding model cannot be loaded; Embed answers FAILED_PRECONDITION until it is installed", metadata: ["error": "\(error)"])
+        }
         self.logger = logger
         let configured = router.routes.values.filter(\.configured).map(\.name).sorted()
         logger.info("inference providers", metadata: [
@@ -132,9 +143,7 @@ public final class InferenceGatewayService: Service, Sendable {
             self.publish()
             return self.breakerStatus(route)
         }
-        rpc.register(InferenceGatewayMethods.embed) { _, _ in
-            throw RPCError(.unimplemented, "Embed is not built yet (issue 13: local embeddings and the embedding cache)")
-        }
+        rpc.register(InferenceGatewayMethods.embed, on: .threadPool) { request, context in try self.embed(request, context: context) }
         rpc.register(InferenceGatewayMethods.getCacheStats, on: .threadPool) { _, _ in
             guard let cache = self.cache else { return .init() }
             let stats = cache.stats
@@ -209,6 +218,39 @@ public final class InferenceGatewayService: Service, Sendable {
         publish()
     }
 
+    /// The most texts and characters one `Embed` takes.
+    static let maximumEmbedTexts = 1024
+    static let maximumEmbedCharacters = 100_000
+
+    /// `Embed` from the local engine (all-MiniLM-L6-v2, 384 dimensions).
+    func embed(_ request: Kb_Inference_V1_EmbedRequest, context: RPCContext) throws -> Kb_Inference_V1_EmbedResponse {
+        guard !request.texts.isEmpty else { throw RPCError.invalidArgument(field: "texts", reason: .required, "at least one text is required") }
+        guard request.texts.count <= Self.maximumEmbedTexts else {
+            throw RPCError.invalidArgument(field: "texts", reason: .tooMany, "at most \(Self.maximumEmbedTexts) texts per call (found \(request.texts.count))")
+        }
+        for (index, text) in request.texts.enumerated() where text.utf8.count > Self.maximumEmbedCharacters {
+            throw RPCError.invalidArgument(field: "texts[\(index)]", reason: .tooLong, "at most \(Self.maximumEmbedCharacters) bytes (the model reads its first 256 tokens)")
+        }
+        let localNames = ["", "local", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"]
+        guard localNames.contains(request.model.lowercased()), request.dimension == 0 || request.dimension == 384 else {
+            throw RPCError(.unimplemented, "only the local 384-dimensional model (all-MiniLM-L6-v2) is served yet; 1536-dimensional OpenAI embeddings are not built (issue 13)")
+        }
+        let engine: TextEmbedder
+        switch embedder {
+        case .success(let loaded): engine = loaded
+        case .failure(let error): throw RPCError(.failedPrecondition, "the local embedding model is not available: \(error)")
+        }
+        try context.checkCancellation()
+        let started = ContinuousClock.now
+        let vectors = engine.embed(request.texts)
+        Timer(label: "knowledge_inference_latency_seconds", dimensions: [("provider", "local"), ("operation", "embed")]).record(duration: ContinuousClock.now - started)
+        return .with {
+            $0.embeddings = vectors.map { vector in .with { $0.values = vector } }
+            $0.model = "all-MiniLM-L6-v2"
+            $0.dimension = Int32(TextEmbedder.dimension)
+        }
+    }
+
     static func rpcError(_ failure: RoutingFailure) -> RPCError {
         switch failure.kind {
         case .request: RPCError(.invalidArgument, failure.description)
@@ -248,6 +290,13 @@ public final class InferenceGatewayService: Service, Sendable {
     // MARK: Health and admin routes
 
     public func registerHealth(on health: HealthRegistry) {
+        let embedder = self.embedder
+        health.register("embeddings") {
+            switch embedder {
+            case .success(let engine): ComponentHealth(.healthy, ["model": "all-MiniLM-L6-v2", "dimension": 384, "backend": .string(engine.backendDescription)])
+            case .failure(let error): ComponentHealth(.degraded, ["model": "all-MiniLM-L6-v2", "error": .string("\(error)")])
+            }
+        }
         if let cache {
             health.register("cache") {
                 if let problem = cache.fileProblem {
