@@ -276,6 +276,10 @@ struct InferenceGatewayProcessTests {
                     if choice.finish_reason: finish = choice.finish_reason
             out["stream"] = {"text": "".join(pieces), "usage": usage, "finish": finish}
             out["models"] = sorted(m.id for m in client.models.list().data)
+            vectors = client.embeddings.create(model="local", input=["a circuit breaker opens", "Le café"]).data
+            floats = client.embeddings.create(model="local", input="a circuit breaker opens", encoding_format="float").data
+            out["embeddings"] = [len(vectors), len(vectors[0].embedding), round(sum(x * x for x in vectors[0].embedding), 4),
+                                 round(sum(a * b for a, b in zip(vectors[0].embedding, floats[0].embedding)), 4)]
             try:
                 client.chat.completions.create(model="whole/mock-1", messages=[{"role": "robot", "content": "x"}])
                 out["bad"] = "accepted"
@@ -304,6 +308,7 @@ struct InferenceGatewayProcessTests {
         let models = out["models"] as? [String] ?? []
         #expect(models.contains("streamer/mock-1") && models.contains("whole/mock-1"))
         #expect(!models.contains { $0.hasPrefix("openai/") }, "a provider without its key lists no models")
+        #expect(out["embeddings"] as? [Double] == [2, 384, 1, 1], "two unit vectors; base64 and float encodings agree")
         let bad = out["bad"] as? [Any]
         #expect(bad?.first as? Int == 400)
         #expect(bad?.last as? String == "messages[0].role")

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import KBProto
 import KBRPC
 import KBRuntime
 import NIOCore
@@ -11,6 +12,7 @@ import NIOCore
 ///     POST /v1/chat/completions   whole, or `stream: true` as OpenAI's SSE chunks
 ///                                 (`stream_options.include_usage`: a last chunk with `choices: []`
 ///                                 and the usage), ending `data: [DONE]`
+///     POST /v1/embeddings         the local 384-dimensional model (all-MiniLM-L6-v2)
 ///     GET  /v1/models             every configured provider's models, as `provider/model`
 ///
 /// Errors are OpenAI's JSON (`{"error": {"message", "type", "param", "code"}}`). With
@@ -63,6 +65,55 @@ enum OpenAICompatibleFront {
             } catch {
                 return failure(.internalServerError, "\(error)", type: "server_error", param: nil)
             }
+        }
+        router.post("/v1/embeddings") { request, _ -> Response in
+            if let denied = unauthorized(request, authToken) { return denied }
+            let body: ByteBuffer
+            do { body = try await request.body.collect(upTo: maximumBody) } catch {
+                return failure(.contentTooLarge, "the body is larger than \(maximumBody) bytes", type: "invalid_request_error", param: nil)
+            }
+            guard let object = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any] else {
+                return failure(.badRequest, "the body must be a JSON object", type: "invalid_request_error", param: nil)
+            }
+            let texts: [String]
+            if let one = object["input"] as? String {
+                texts = [one]
+            } else if let many = object["input"] as? [String] {
+                texts = many
+            } else {
+                return failure(.badRequest, "'input' must be a string or an array of strings (token arrays are not accepted)", type: "invalid_request_error", param: "input")
+            }
+            // OpenAI's Python package asks for base64 (little-endian float32) unless told otherwise.
+            let format = object["encoding_format"] as? String ?? "float"
+            guard format == "float" || format == "base64" else {
+                return failure(.badRequest, "encoding_format must be 'float' or 'base64'", type: "invalid_request_error", param: "encoding_format")
+            }
+            var embed = Kb_Inference_V1_EmbedRequest()
+            embed.texts = texts
+            embed.model = (object["model"] as? String) ?? ""
+            embed.dimension = Int32(clamping: (object["dimensions"] as? Int) ?? 0)
+            let context = RPCContext(method: "POST /v1/embeddings", deadline: .now + .seconds(300), logger: gateway.logger)
+            let answer: Kb_Inference_V1_EmbedResponse
+            do {
+                answer = try await Task.detached { try gateway.embed(embed, context: context) }.value
+            } catch let error as RPCError {
+                let status: HTTPResponse.Status = error.code == .invalidArgument ? .badRequest : (error.code == .unimplemented ? .notImplemented : .serviceUnavailable)
+                return failure(status, error.message, type: error.code == .invalidArgument ? "invalid_request_error" : "server_error", param: error.field)
+            } catch {
+                return failure(.internalServerError, "\(error)", type: "server_error", param: nil)
+            }
+            let tokens = texts.reduce(0) { $0 + $1.utf8.count / 4 + 2 }
+            return json([
+                "object": "list",
+                "model": answer.model,
+                "data": answer.embeddings.enumerated().map { index, embedding -> [String: Any] in
+                    let vector: Any = format == "base64"
+                        ? embedding.values.withUnsafeBufferPointer { Data(buffer: $0).base64EncodedString() }  // x86-64 and arm64 are little-endian
+                        : embedding.values.map(Double.init)
+                    return ["object": "embedding", "index": index, "embedding": vector]
+                },
+                "usage": ["prompt_tokens": tokens, "total_tokens": tokens],
+            ], status: .ok)
         }
         router.get("/v1/models") { request, _ -> Response in
             if let denied = unauthorized(request, authToken) { return denied }
