@@ -54,6 +54,8 @@ public final class BudgetServiceGate: BudgetGate, Sendable {
     private let state = Mutex(State())
 
     struct State {
+        /// Recordings and releases sent but not answered yet (drained at shutdown).
+        var inFlight = 0
         var prices: [String: (input: Double, output: Double)] = [:]
         var pricesLoadedAt: ContinuousClock.Instant?
         var mode: BudgetMode = .normal
@@ -101,7 +103,12 @@ public final class BudgetServiceGate: BudgetGate, Sendable {
         guard let usage else {
             // The call failed: nothing was spent (providers do not bill failed calls).
             guard !reservationId.isEmpty else { return }
-            Task { _ = try? await client.call(BudgetMethods.releaseReservation, .with { $0.reservationID = reservationId }, options: CallOptions(timeout: .seconds(2))) }
+            state.withLock { $0.inFlight += 1 }
+            Task {
+                // A release that fails only holds the estimate until the reservation's TTL.
+                _ = try? await client.call(BudgetMethods.releaseReservation, .with { $0.reservationID = reservationId }, options: CallOptions(timeout: .seconds(2)))
+                state.withLock { $0.inFlight -= 1 }
+            }
             return
         }
         var event = Kb_Budget_V1_CostEvent()
@@ -114,7 +121,30 @@ public final class BudgetServiceGate: BudgetGate, Sendable {
         event.outputTokens = Int64(usage.outputTokens)
         event.latencyMs = latencyMs
         event.timestampMs = Int64(Date().timeIntervalSince1970 * 1000)
-        Task { await record([event]) }
+        state.withLock { $0.inFlight += 1 }
+        Task {
+            await record([event])
+            state.withLock { $0.inFlight -= 1 }
+        }
+    }
+
+    /// At shutdown: waits (at most `timeout`) for recordings in flight, then tries the pending
+    /// ones once more; returns how many cost events could not be recorded (they are logged).
+    public func drain(timeout: Duration = .seconds(5)) async -> Int {
+        let end = ContinuousClock.now + timeout
+        while state.withLock({ $0.inFlight }) > 0, ContinuousClock.now < end {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        let pending: [Kb_Budget_V1_CostEvent] = state.withLock { state in
+            defer { state.pending = [] }
+            return state.pending
+        }
+        if !pending.isEmpty { await record(pending) }
+        let lost = state.withLock { $0.pending }
+        if !lost.isEmpty {
+            logger.error("cost events not recorded at shutdown: record them by hand with kb budget", metadata: ["events": "\(lost.map { "\($0.requestID) \($0.provider)/\($0.model) in=\($0.inputTokens) out=\($0.outputTokens)" }.joined(separator: "; "))"])
+        }
+        return lost.count
     }
 
     /// Records events; what fails waits for `retryPending`.

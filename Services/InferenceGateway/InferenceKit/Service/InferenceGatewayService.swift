@@ -115,7 +115,8 @@ public final class InferenceGatewayService: Service, Sendable {
                 try await Task.sleep(for: .seconds(1))
             }
         }
-        await budget.tick()  // a last try for recordings still pending
+        // Costs of calls that finished are recorded before the gateway goes (or logged, if they cannot be).
+        _ = await budget.drain()
         http.shutdown()
         await budgetClient.close()
     }
