@@ -386,7 +386,7 @@ struct InferenceGatewayProcessTests {
         #expect(provider.received.count == 4)
     }
 
-    @Test("Embed serves the local 384-dimensional model: the engine's own vectors, in order; bad input is refused naming the field")
+    @Test("Embed serves the local 384-dimensional model through the embedding cache: the engine's own vectors, in order; bad input is refused naming the field")
     func embed() async throws {
         let gateway = try ServiceProcess(executable: "inference-gateway", envPrefix: "KB_INFERENCE_GATEWAY", environment: ["KB_BUDGET_SERVICE_ADDR": "127.0.0.1:\(freePort())"])
         try await gateway.waitUntilReady()
@@ -396,6 +396,12 @@ struct InferenceGatewayProcessTests {
         let texts = ["a circuit breaker opens after repeated failures", "Le café est très bon", ""]
         let response = try await client.call(InferenceGatewayMethods.embed, .with { $0.texts = texts })
         #expect(response.dimension == 384 && response.embeddings.count == 3)
+        #expect(response.cached == 0)
+        let again = try await client.call(InferenceGatewayMethods.embed, .with { $0.texts = [texts[1], "a new text"] })
+        #expect(again.cached == 1, "the repeated text comes from the embedding cache")
+        #expect(again.embeddings[0].values == response.embeddings[1].values)
+        let stats = try await client.call(InferenceGatewayMethods.getCacheStats, .init())
+        #expect(stats.caches.first { $0.cacheType == "embedding" }?.hits == 1)
         let reference = try TextEmbedder(threads: 1).embed(texts)
         for (got, expected) in zip(response.embeddings, reference) {
             let cosine = zip(got.values, expected).reduce(Float(0)) { $0 + $1.0 * $1.1 }

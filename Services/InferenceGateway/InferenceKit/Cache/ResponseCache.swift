@@ -31,6 +31,9 @@ public final class ResponseCache: Sendable {
 
     struct Memory {
         var entries: [String: (entry: Entry, used: UInt64)] = [:]
+        var vectors: [String: (vector: [Float], used: UInt64)] = [:]
+        var embeddingHits: Int64 = 0
+        var embeddingMisses: Int64 = 0
         var tick: UInt64 = 0
         var hits: Int64 = 0
         var misses: Int64 = 0
@@ -56,6 +59,11 @@ public final class ResponseCache: Sendable {
                             created_ms INTEGER NOT NULL, used_ms INTEGER NOT NULL)
                         """)
                     try db.execute(sql: "CREATE INDEX IF NOT EXISTS completion_cache_used ON completion_cache(used_ms)")
+                    try db.execute(sql: """
+                        CREATE TABLE IF NOT EXISTS embedding_cache (
+                            model TEXT NOT NULL, text TEXT NOT NULL, vector BLOB NOT NULL, created_ms INTEGER NOT NULL,
+                            PRIMARY KEY (model, text))
+                        """)
                 }
                 database = pool
             } catch {
@@ -155,9 +163,83 @@ public final class ResponseCache: Sendable {
         return (stored ?? count, hits, misses, evictions)
     }
 
+    // MARK: Embeddings (text + model → vector; no expiry: a model's vector for a text never changes)
+
+    /// The cached vector of `text` under `model`.
+    public func embedding(model: String, text: String) -> [Float]? {
+        let key = model + "\u{0}" + text
+        var vector: [Float]? = memory.withLock { memory in
+            guard var found = memory.vectors[key] else { return nil }
+            memory.tick += 1
+            found.used = memory.tick
+            memory.vectors[key] = found
+            return found.vector
+        }
+        if vector == nil, let database {
+            vector = try? database.read { db -> [Float]? in
+                guard let data = try Data.fetchOne(db, sql: "SELECT vector FROM embedding_cache WHERE model = ? AND text = ?", arguments: [model, text]) else { return nil }
+                return data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            }
+            if let vector { rememberEmbedding(key, vector) }
+        }
+        memory.withLock { memory in
+            if vector == nil { memory.embeddingMisses += 1 } else { memory.embeddingHits += 1 }
+        }
+        Counter(label: vector == nil ? "knowledge_cache_misses_total" : "knowledge_cache_hits_total", dimensions: [("cache_type", "embedding")]).increment()
+        return vector
+    }
+
+    /// Stores vectors of texts under `model`.
+    public func storeEmbeddings(model: String, _ items: [(text: String, vector: [Float])]) {
+        for item in items { rememberEmbedding(model + "\u{0}" + item.text, item.vector) }
+        guard let database, !items.isEmpty else { return }
+        let capacity = self.capacity, logger = self.logger, now = clock()
+        Task.detached {
+            do {
+                try await database.write { db in
+                    for item in items {
+                        let data = item.vector.withUnsafeBufferPointer { Data(buffer: $0) }
+                        try db.execute(sql: "INSERT OR REPLACE INTO embedding_cache (model, text, vector, created_ms) VALUES (?, ?, ?, ?)", arguments: [model, item.text, data, now])
+                    }
+                    let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM embedding_cache") ?? 0
+                    if count > capacity {
+                        try db.execute(sql: "DELETE FROM embedding_cache WHERE rowid IN (SELECT rowid FROM embedding_cache ORDER BY created_ms LIMIT ?)", arguments: [count - capacity])
+                    }
+                }
+            } catch {
+                logger.warning("could not write the embedding cache", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    private func rememberEmbedding(_ key: String, _ vector: [Float]) {
+        let evicted: Int = memory.withLock { memory in
+            memory.tick += 1
+            memory.vectors[key] = (vector, memory.tick)
+            guard memory.vectors.count > capacity else { return 0 }
+            let oldest = memory.vectors.sorted { $0.value.used < $1.value.used }.prefix(max(1, capacity / 10)).map(\.key)
+            for key in oldest { memory.vectors.removeValue(forKey: key) }
+            return oldest.count
+        }
+        if evicted > 0 { Counter(label: "knowledge_cache_evictions_total", dimensions: [("cache_type", "embedding")]).increment(by: evicted) }
+    }
+
+    /// The embedding cache's entries, hits and misses since start.
+    public var embeddingStats: (entries: Int64, hits: Int64, misses: Int64) {
+        let (count, hits, misses) = memory.withLock { (Int64($0.vectors.count), $0.embeddingHits, $0.embeddingMisses) }
+        let stored = (try? database?.read { db in try Int64.fetchOne(db, sql: "SELECT count(*) FROM embedding_cache") ?? 0 }) ?? nil
+        return (stored ?? count, hits, misses)
+    }
+
     /// Empties the cache (memory and file).
     public func clear() throws {
-        memory.withLock { $0.entries = [:] }
-        try database?.write { db in try db.execute(sql: "DELETE FROM completion_cache") }
+        memory.withLock {
+            $0.entries = [:]
+            $0.vectors = [:]
+        }
+        try database?.write { db in
+            try db.execute(sql: "DELETE FROM completion_cache")
+            try db.execute(sql: "DELETE FROM embedding_cache")
+        }
     }
 }

@@ -71,8 +71,8 @@ public struct InferenceConfiguration: ServiceOwnConfiguration {
 /// Paid calls are admitted by budget-service first and recorded after (`BudgetServiceGate`).
 /// The OpenAI-compatible front (`/v1/chat/completions`, `/v1/models`) is on the admin port.
 /// Exact repeats of deterministic requests are answered from the completion cache.
-/// `Embed` serves the local 384-dimensional model (KBEmbeddings). Not built yet (issue 13): the
-/// semantic and embedding caches, OpenAI's 1536-dimensional embeddings (`UNIMPLEMENTED`).
+/// `Embed` serves the local 384-dimensional model (KBEmbeddings) through the embedding cache.
+/// Not built yet (issue 13): the semantic cache, OpenAI's 1536-dimensional embeddings.
 public final class InferenceGatewayService: Service, Sendable {
     public let router: InferenceRouter
     let http: HTTPClient
@@ -148,6 +148,7 @@ public final class InferenceGatewayService: Service, Sendable {
         rpc.register(InferenceGatewayMethods.getCacheStats, on: .threadPool) { _, _ in
             guard let cache = self.cache else { return .init() }
             let stats = cache.stats
+            let embeddings = cache.embeddingStats
             return .with {
                 $0.caches = [.with {
                     $0.cacheType = "completion"
@@ -155,6 +156,12 @@ public final class InferenceGatewayService: Service, Sendable {
                     $0.hits = stats.hits
                     $0.misses = stats.misses
                     $0.hitRate = stats.hits + stats.misses == 0 ? 0 : Double(stats.hits) / Double(stats.hits + stats.misses)
+                }, .with {
+                    $0.cacheType = "embedding"
+                    $0.entries = embeddings.entries
+                    $0.hits = embeddings.hits
+                    $0.misses = embeddings.misses
+                    $0.hitRate = embeddings.hits + embeddings.misses == 0 ? 0 : Double(embeddings.hits) / Double(embeddings.hits + embeddings.misses)
                 }]
             }
         }
@@ -242,13 +249,22 @@ public final class InferenceGatewayService: Service, Sendable {
         case .failure(let error): throw RPCError(.failedPrecondition, "the local embedding model is not available: \(error)")
         }
         try context.checkCancellation()
-        let started = ContinuousClock.now
-        let vectors = engine.embed(request.texts)
-        Timer(label: "knowledge_inference_latency_seconds", dimensions: [("provider", "local"), ("operation", "embed")]).record(duration: ContinuousClock.now - started)
+        // The embedding cache first; only the texts it lacks go through the model.
+        let model = "all-MiniLM-L6-v2"
+        var vectors: [[Float]?] = request.texts.map { text in cache?.embedding(model: model, text: text) }
+        let missing = vectors.indices.filter { vectors[$0] == nil }
+        if !missing.isEmpty {
+            let started = ContinuousClock.now
+            let computed = engine.embed(missing.map { request.texts[$0] })
+            Timer(label: "knowledge_inference_latency_seconds", dimensions: [("provider", "local"), ("operation", "embed")]).record(duration: ContinuousClock.now - started)
+            for (index, vector) in zip(missing, computed) { vectors[index] = vector }
+            cache?.storeEmbeddings(model: model, zip(missing, computed).map { (request.texts[$0.0], $0.1) })
+        }
         return .with {
-            $0.embeddings = vectors.map { vector in .with { $0.values = vector } }
-            $0.model = "all-MiniLM-L6-v2"
+            $0.embeddings = vectors.map { vector in .with { $0.values = vector ?? [] } }
+            $0.model = model
             $0.dimension = Int32(TextEmbedder.dimension)
+            $0.cached = Int32(request.texts.count - missing.count)
         }
     }
 
