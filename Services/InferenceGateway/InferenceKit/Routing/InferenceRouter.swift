@@ -208,17 +208,13 @@ public final class InferenceRouter: Sendable {
                 continue
             }
             let request = ChatRequest(messages: chat.messages, model: model, maxTokens: chat.maxTokens, temperature: chat.temperature)
-            let admission = Admission(provider: route.name, model: model, operation: chat.operation, project: chat.project, requestId: "\(chat.requestId):\(route.name)", estimatedInputTokens: estimatedTokens(chat.messages), maximumOutputTokens: chat.maxTokens ?? 1024)
-            var reservation = ""
-            if let budget, !route.provider.local {
-                switch await budget.admit(admission) {
-                case .denied(let reason):
+            let (admission, admitted) = await admit(route: route, model: model, chat: chat)
+            guard case .allowed(var reservation) = admitted else {
+                if case .denied(let reason) = admitted {
                     attempts.append(Attempt(provider: route.name, model: model, outcome: "skipped: \(reason)", milliseconds: 0))
                     last = ProviderFailure(.exhausted, reason)
-                    continue
-                case .allowed(let id):
-                    reservation = id
                 }
+                continue
             }
             var backoff = retry.initialBackoff
             defer { if !reservation.isEmpty { budget?.settle(admission, reservationId: reservation, usage: nil, latencyMs: 0) } }
@@ -302,18 +298,14 @@ public final class InferenceRouter: Sendable {
                             attempts.append(Attempt(provider: route.name, model: model, outcome: "skipped: circuit open", milliseconds: 0))
                             continue
                         }
-                        let admission = Admission(provider: route.name, model: model, operation: chat.operation, project: chat.project, requestId: "\(chat.requestId):\(route.name)", estimatedInputTokens: estimatedTokens(chat.messages), maximumOutputTokens: chat.maxTokens ?? 1024)
-                        var reservation = ""
-                        if let budget, !route.provider.local {
-                            switch await budget.admit(admission) {
-                            case .denied(let reason):
-                                route.breaker.released(permit)
+                        let (admission, admitted) = await admit(route: route, model: model, chat: chat)
+                        guard case .allowed(let reservation) = admitted else {
+                            route.breaker.released(permit)
+                            if case .denied(let reason) = admitted {
                                 attempts.append(Attempt(provider: route.name, model: model, outcome: "skipped: \(reason)", milliseconds: 0))
                                 last = ProviderFailure(.exhausted, reason)
-                                continue
-                            case .allowed(let id):
-                                reservation = id
                             }
+                            continue
                         }
                         let started = ContinuousClock.now
                         var sentText = false
@@ -393,6 +385,17 @@ public final class InferenceRouter: Sendable {
                 watchdog.cancel()
             }
         }
+    }
+
+    /// The budget's word on a call to `route`: local providers are always allowed (no
+    /// reservation, empty id); paid ones ask the budget gate, when there is one.
+    func admit(route: Route, model: String, chat: GatewayChat) async -> (Admission, AdmissionDecision) {
+        let admission = Admission(
+            provider: route.name, model: model, operation: chat.operation, project: chat.project, requestId: "\(chat.requestId):\(route.name)",
+            estimatedInputTokens: estimatedTokens(chat.messages), maximumOutputTokens: chat.maxTokens ?? 1024
+        )
+        guard let budget, !route.provider.local else { return (admission, .allowed(reservationId: "")) }
+        return (admission, await budget.admit(admission))
     }
 
     /// Each configured provider's moving-average latency (seconds), for `latency-optimized`.
