@@ -173,8 +173,8 @@ let package = Package(
             path: "Services/GraphStore/graph-store"
         ),
 
-        /// The inference gateway's logic (in progress, issue 13): provider wire formats over the
-        /// HTTP client, error classification, circuit breakers.
+        /// The inference gateway's logic: provider wire formats over the HTTP client, error
+        /// classification, circuit breakers, routing, budget gate, caches, the OpenAI front.
         .target(
             name: "InferenceKit",
             dependencies: [
@@ -185,6 +185,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Services/InferenceGateway/InferenceKit"
@@ -415,7 +416,10 @@ let package = Package(
         ),
         .testTarget(
             name: "InferenceKitTests",
-            dependencies: ["InferenceKit", "KBEmbeddings", "KBHTTPClient", "KBProto", "KBRPC", "KBTestSupport"],
+            dependencies: [
+                "InferenceKit", "KBEmbeddings", "KBHTTPClient", "KBProto", "KBRPC", "KBTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/InferenceKitTests"
         ),
         .testTarget(

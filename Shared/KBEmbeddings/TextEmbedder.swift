@@ -12,6 +12,8 @@ import Logging
 public final class TextEmbedder: @unchecked Sendable {
     /// The vectors' dimension.
     public static let dimension = 384
+    /// The model's name, as `Embed` answers it and the embedding cache keys it.
+    public static let modelName = "all-MiniLM-L6-v2"
     /// The tokenizer (public for callers that want token counts).
     public let tokenizer: WordPieceTokenizer
     /// Threads one call uses.

@@ -161,7 +161,8 @@ struct InferenceGatewayProcessTests {
                             $0.requestID = "call-\(index)"
                             $0.operation = "extract"
                         })
-                        return answer.provider
+                        // gpt-4o at $2.50 / $10 per million: 10 + 1000 tokens cost $0.010025.
+                        return abs(answer.costUsd - 0.010025) < 1e-9 ? answer.provider : "cost \(answer.costUsd)"
                     } catch let error as RPCError {
                         return "\(error.code)"
                     }
@@ -185,6 +186,10 @@ struct InferenceGatewayProcessTests {
         #expect(status.reservedUsd == 0)
         let events = try await budgetClient.call(BudgetMethods.listEvents, .with { $0.limit = 100 })
         #expect(events.events.filter { $0.requestID.hasPrefix("call-") && $0.requestID.hasSuffix(":openai") }.count == admitted)
+        let metrics = try #require(await httpGet("http://127.0.0.1:\(gateway.adminPort)/metrics"))
+        let costLine = metrics.body.split(separator: "\n").first { $0.hasPrefix("knowledge_inference_cost_usd{") && $0.contains(#"provider="openai""#) && $0.contains(#"operation="extract""#) }
+        let exported = costLine.flatMap { $0.split(separator: " ").last }.flatMap { Double($0) }
+        #expect(exported.map { abs($0 - Double(admitted) * 0.010025) < 1e-6 } == true, "knowledge_inference_cost_usd: \(String(describing: costLine))")
 
         // Local-only now (≥ 90%): an unrestricted call goes to the local provider, never the paid one.
         let before = paid.received.count
@@ -388,7 +393,7 @@ struct InferenceGatewayProcessTests {
 
     @Test("Embed serves the local 384-dimensional model through the embedding cache: the engine's own vectors, in order; bad input is refused naming the field")
     func embed() async throws {
-        let gateway = try ServiceProcess(executable: "inference-gateway", envPrefix: "KB_INFERENCE_GATEWAY", environment: ["KB_BUDGET_SERVICE_ADDR": "127.0.0.1:\(freePort())"])
+        let gateway = try ServiceProcess(executable: "inference-gateway", envPrefix: "KB_INFERENCE_GATEWAY", environment: ["KB_BUDGET_SERVICE_ADDR": "127.0.0.1:\(freePort())", "OPENAI_API_KEY": ""])
         try await gateway.waitUntilReady()
         defer { Task { await gateway.stop() } }
         let client = RPCClient(configuration: .init(host: "127.0.0.1", port: gateway.port))
@@ -415,9 +420,9 @@ struct InferenceGatewayProcessTests {
         }
         do {
             _ = try await client.call(InferenceGatewayMethods.embed, .with { $0.texts = ["x"]; $0.dimension = 1536 })
-            Issue.record("a 1536-dimensional Embed was answered")
+            Issue.record("a 1536-dimensional Embed was answered without an OpenAI key")
         } catch let error as RPCError {
-            #expect(error.code == .unimplemented)
+            #expect(error.code == .failedPrecondition && error.message.contains("OPENAI_API_KEY"), "\(error)")
         }
         let health = try #require(await httpGet("http://127.0.0.1:\(gateway.adminPort)/health"))
         #expect(health.body.contains("embeddings") && health.body.contains("OpenBLAS core"))

@@ -26,18 +26,18 @@ struct InferenceRouterTests {
     }
 
     /// Providers `a` (local), `b` and `c` (paid, keys in the environment), `nokey` (paid, no key).
-    func withRouter(priority: [String] = ["a", "b", "c", "nokey"], breaker: CircuitBreaker.Settings = .standard, _ body: (InferenceRouter, Mocks) async throws -> Void) async throws {
+    func withRouter(priority: [String] = ["a", "b", "c", "nokey"], breaker: CircuitBreaker.Settings = .standard, strategy: ProvidersFile.Strategy? = nil, embeddingModels: [String] = [], _ body: (InferenceRouter, Mocks) async throws -> Void) async throws {
         var servers: [String: ScriptedHTTPServer] = [:]
         for name in ["a", "b", "c", "nokey"] { servers[name] = try ScriptedHTTPServer() }
         let mocks = Mocks(servers: servers)
         defer { mocks.stop() }
         var providers: [String: ProvidersFile.Provider] = [:]
         for (name, server) in servers {
-            var provider = ProvidersFile.Provider(api: .openAI, baseURL: server.baseURL + "/v1", apiKeyEnv: name == "a" ? nil : "KEY_\(name.uppercased())", local: name == "a", models: ["\(name)-model"], circuitBreaker: breaker)
+            var provider = ProvidersFile.Provider(api: .openAI, baseURL: server.baseURL + "/v1", apiKeyEnv: name == "a" ? nil : "KEY_\(name.uppercased())", local: name == "a", models: ["\(name)-model"], embeddingModels: embeddingModels, circuitBreaker: breaker)
             provider.lowSpeedTimeSeconds = 30
             providers[name] = provider
         }
-        let file = ProvidersFile(providers: providers, strategies: ["test": .init(priority: priority)], activeStrategy: "test")
+        let file = ProvidersFile(providers: providers, strategies: ["test": strategy ?? .init(priority: priority)], activeStrategy: "test")
         var retry = RetryPolicy()
         retry.initialBackoff = .milliseconds(10)
         let router = InferenceRouter(file: file, environment: ["KEY_B": "key-b-0123456789", "KEY_C": "key-c-0123456789"], http: mocks.http, retry: retry)
@@ -168,6 +168,79 @@ struct InferenceRouterTests {
             #expect(cut.events == [.provider("a", model: "a-model"), .text("par")])
             #expect((cut.error as? RoutingFailure)?.message.contains("after text was sent") == true)
             #expect(mocks.requests("b") == 1, "no fallback once text reached the caller")
+        }
+    }
+
+    // MARK: Hedged requests
+
+    @Test("hedged requests: a provider that hangs past hedgeAfterMs is raced by the next one; the first answer wins and the loser is cancelled")
+    func hedgedRequestWins() async throws {
+        try await withRouter(strategy: .init(priority: ["a", "b", "c", "nokey"], parallelRequests: true, hedgeAfterMs: 100)) { router, mocks in
+            mocks.servers["a"]!.answer("/v1/chat/completions", with: .stream([], ending: .hang))
+            mocks.servers["b"]!.answer("/v1/chat/completions", with: Self.ok)
+            let started = ContinuousClock.now
+            let answer = try await router.complete(Self.chat, deadline: Self.deadline)
+            let elapsed = ContinuousClock.now - started
+            #expect(answer.provider == "b")
+            #expect(elapsed < .seconds(10), "the hanging provider is not waited for (low-speed limit 30 s): \(elapsed)")
+            #expect(mocks.requests("a") == 1 && mocks.requests("b") == 1 && mocks.requests("c") == 0)
+            let loser = try #require(answer.attempts.first { $0.provider == "a" })
+            #expect(loser.outcome == "cancelled: b answered first (hedged request)", "\(answer.attempts)")
+            #expect(router.routes["a"]!.breaker.snapshot.failures == 0, "a cancelled loser is not a provider failure")
+        }
+    }
+
+    @Test("hedged requests: a first provider answering before hedgeAfterMs leaves the second uncalled; both failing moves on to the third")
+    func hedgedRequestNotNeeded() async throws {
+        try await withRouter(strategy: .init(priority: ["a", "b", "c", "nokey"], parallelRequests: true, hedgeAfterMs: 5_000)) { router, mocks in
+            mocks.servers["a"]!.answer("/v1/chat/completions", with: Self.ok)
+            mocks.servers["b"]!.answer("/v1/chat/completions", with: Self.ok)
+            let answer = try await router.complete(Self.chat, deadline: Self.deadline)
+            #expect(answer.provider == "a")
+            #expect(mocks.requests("b") == 0)
+            #expect(answer.attempts.map(\.provider) == ["a"])
+        }
+        try await withRouter(strategy: .init(priority: ["a", "b", "c", "nokey"], parallelRequests: true)) { router, mocks in
+            mocks.servers["a"]!.answer("/v1/chat/completions", with: Self.unavailable)
+            mocks.servers["b"]!.answer("/v1/chat/completions", with: Self.unavailable)
+            mocks.servers["c"]!.answer("/v1/chat/completions", with: Self.ok)
+            let answer = try await router.complete(Self.chat, deadline: Self.deadline)
+            #expect(answer.provider == "c")
+            #expect(mocks.requests("a") == 2 && mocks.requests("b") == 2, "both raced providers get their retries")
+            #expect(Set(answer.attempts.map(\.provider)) == ["a", "b", "c"])
+        }
+    }
+
+    @Test("hedged requests: a request the provider refuses (400) is not raced further")
+    func hedgedRequestRefused() async throws {
+        try await withRouter(strategy: .init(priority: ["a", "b", "c", "nokey"], parallelRequests: true, hedgeAfterMs: 0)) { router, mocks in
+            mocks.servers["a"]!.answer("/v1/chat/completions", with: Self.badRequest)
+            mocks.servers["b"]!.answer("/v1/chat/completions", with: .stream([], ending: .hang))
+            await #expect(throws: RoutingFailure.self) { try await router.complete(Self.chat, deadline: Self.deadline) }
+            #expect(mocks.requests("c") == 0)
+        }
+    }
+
+    // MARK: Embeddings from providers
+
+    @Test("provider embeddings: OpenAI's wire format, in the texts' order; a failing provider falls back to the next serving the model; an unknown model is refused")
+    func providerEmbeddings() async throws {
+        try await withRouter(embeddingModels: ["text-embedding-3-small"]) { router, mocks in
+            mocks.servers["a"]!.answer("/v1/embeddings", with: Self.unavailable)
+            // Out of order on purpose: OpenAI's `index` decides.
+            mocks.servers["b"]!.answer("/v1/embeddings", with: .init(body: #"{"object":"list","data":[{"object":"embedding","index":1,"embedding":[0.0,1.0,0.5]},{"object":"embedding","index":0,"embedding":[1.0,0.0,-0.5]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":7,"total_tokens":7}}"#))
+            let answer = try await router.embed(["first", "second"], model: "text-embedding-3-small", dimensions: nil, deadline: Self.deadline)
+            #expect(answer.provider == "b")
+            #expect(answer.result.vectors == [[1, 0, -0.5], [0, 1, 0.5]])
+            #expect(answer.result.inputTokens == 7)
+            let sent = try #require(mocks.servers["b"]!.received.first)
+            let body = try #require(try JSONSerialization.jsonObject(with: Data(sent.body)) as? [String: Any])
+            #expect(body["model"] as? String == "text-embedding-3-small")
+            #expect(body["input"] as? [String] == ["first", "second"])
+            #expect(sent.header("authorization") == "Bearer key-b-0123456789")
+            await #expect(throws: RoutingFailure.self) { try await router.embed(["x"], model: "no-such-model", dimensions: nil, deadline: Self.deadline) }
+            let pinned = try await router.embed(["x", "y"], model: "b/text-embedding-3-small", dimensions: nil, deadline: Self.deadline)
+            #expect(pinned.provider == "b")
         }
     }
 }

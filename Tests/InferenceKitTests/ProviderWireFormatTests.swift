@@ -252,4 +252,34 @@ struct ProviderWireFormatTests {
         let gemini = ProviderFailure.answer(status: 400, head: HTTPResponseHead(status: 400), body: Array(#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"reason":"API_KEY_INVALID"}]}}"#.utf8))
         #expect(gemini.kind == .configuration, "a refused key lets the router try the next provider")
     }
+
+    // MARK: Embeddings
+
+    @Test("embeddings: OpenAI's /embeddings (dimensions only when asked, float format) and Ollama's /api/embed; malformed answers are transient failures")
+    func embeddings() async throws {
+        try await withProvider(.openAI) { server, client in
+            server.answer("/v1/embeddings", with: .init(body: #"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.25,-1]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":3,"total_tokens":3}}"#),
+                          .init(body: #"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.25,"x"]}]}"#),
+                          .init(body: #"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[1,2]}]}"#),
+                          .init(status: 401, body: #"{"error":{"message":"Incorrect API key provided: \#(Self.key)","type":"invalid_request_error","code":"invalid_api_key"}}"#))
+            let result = try await client.embed(["hello"], model: "text-embedding-3-small", dimensions: 256)
+            #expect(result == EmbeddingResult(vectors: [[0.25, -1]], inputTokens: 3, model: "text-embedding-3-small"))
+            let body = try json(try #require(server.received.first).body)
+            #expect(body["dimensions"] as? Int == 256 && body["encoding_format"] as? String == "float")
+            let malformed = await failure { _ = try await client.embed(["hello"], model: "m", dimensions: nil) }
+            #expect(malformed?.kind == .transient)
+            let miscounted = await failure { _ = try await client.embed(["one", "two"], model: "m", dimensions: nil) }
+            #expect(miscounted?.message.contains("1 vectors for 2 texts") == true)
+            let refused = await failure { _ = try await client.embed(["hello"], model: "m", dimensions: nil) }
+            #expect(refused?.kind == .configuration)
+            #expect(refused?.message.contains(Self.key) == false)
+        }
+        try await withProvider(.ollama, key: nil) { server, client in
+            server.answer("/api/embed", with: .init(body: #"{"model":"nomic-embed-text","embeddings":[[0.5,0.5],[1,0]],"total_duration":1,"prompt_eval_count":9}"#))
+            let result = try await client.embed(["a", "b"], model: "nomic-embed-text", dimensions: nil)
+            #expect(result.vectors == [[0.5, 0.5], [1, 0]] && result.inputTokens == 9)
+            let body = try json(try #require(server.received.first).body)
+            #expect(body["input"] as? [String] == ["a", "b"] && body["dimensions"] == nil)
+        }
+    }
 }

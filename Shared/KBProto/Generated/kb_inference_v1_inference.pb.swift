@@ -118,7 +118,8 @@ public nonisolated struct Kb_Inference_V1_CompletionRequest: Sendable {
   /// Clears the value of `temperature`. Subsequent reads from it will return its default value.
   public mutating func clearTemperature() {self._temperature = nil}
 
-  /// Answer from the semantic cache when possible.
+  /// Let the semantic cache (when the gateway has it on: KB_INFERENCE_SEMANTIC_CACHE) answer
+  /// this request even though it is not deterministic (temperature above 0).
   public var useCache: Bool = false
 
   /// Never call a paid provider.
@@ -130,6 +131,9 @@ public nonisolated struct Kb_Inference_V1_CompletionRequest: Sendable {
 
   /// Neither read nor fill the completion cache (it caches deterministic requests: temperature 0).
   public var noCache: Bool = false
+
+  /// A routing strategy other than the active one ("cost-optimized", "latency-optimized", ...).
+  public var strategy: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -160,6 +164,15 @@ public nonisolated struct Kb_Inference_V1_CompletionResponse: Sendable {
   public var cached: Bool = false
 
   public var finishReason: String = String()
+
+  /// With cached: "completion" (an exact repeat) or "semantic" (a prompt close in meaning).
+  public var cacheType: String = String()
+
+  /// With cache_type "semantic": the cosine similarity of the prompt to the cached one.
+  public var similarity: Float = 0
+
+  /// Providers tried (the one that answered included).
+  public var attempts: Int32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -315,7 +328,7 @@ public nonisolated struct Kb_Inference_V1_CacheStats: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// "completion", "embedding".
+  /// "completion", "semantic", "embedding".
   public var cacheType: String = String()
 
   public var entries: Int64 = 0
@@ -325,6 +338,16 @@ public nonisolated struct Kb_Inference_V1_CacheStats: Sendable {
   public var misses: Int64 = 0
 
   public var hitRate: Double = 0
+
+  public var evictions: Int64 = 0
+
+  public var capacity: Int64 = 0
+
+  /// Seconds an entry is served (0: no expiry).
+  public var ttlSeconds: Int64 = 0
+
+  /// Semantic cache: the cosine a prompt must reach.
+  public var threshold: Double = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -347,6 +370,31 @@ public nonisolated struct Kb_Inference_V1_GetCacheStatsResponse: Sendable {
   // methods supported on all messages.
 
   public var caches: [Kb_Inference_V1_CacheStats] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Kb_Inference_V1_ClearCacheRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// "completion", "semantic", "embedding"; empty: all of them.
+  public var cacheType: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Kb_Inference_V1_ClearCacheResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var removed: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -428,7 +476,7 @@ nonisolated extension Kb_Inference_V1_ChatMessage: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Kb_Inference_V1_CompletionRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CompletionRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}messages\0\u{1}model\0\u{1}provider\0\u{1}operation\0\u{1}project\0\u{3}max_tokens\0\u{1}temperature\0\u{3}use_cache\0\u{3}local_only\0\u{3}request_id\0\u{1}metadata\0\u{3}no_cache\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}messages\0\u{1}model\0\u{1}provider\0\u{1}operation\0\u{1}project\0\u{3}max_tokens\0\u{1}temperature\0\u{3}use_cache\0\u{3}local_only\0\u{3}request_id\0\u{1}metadata\0\u{3}no_cache\0\u{1}strategy\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -448,6 +496,7 @@ nonisolated extension Kb_Inference_V1_CompletionRequest: SwiftProtobuf.Message, 
       case 10: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
       case 11: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.metadata) }()
       case 12: try { try decoder.decodeSingularBoolField(value: &self.noCache) }()
+      case 13: try { try decoder.decodeSingularStringField(value: &self.strategy) }()
       default: break
       }
     }
@@ -494,6 +543,9 @@ nonisolated extension Kb_Inference_V1_CompletionRequest: SwiftProtobuf.Message, 
     if self.noCache != false {
       try visitor.visitSingularBoolField(value: self.noCache, fieldNumber: 12)
     }
+    if !self.strategy.isEmpty {
+      try visitor.visitSingularStringField(value: self.strategy, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -510,6 +562,7 @@ nonisolated extension Kb_Inference_V1_CompletionRequest: SwiftProtobuf.Message, 
     if lhs.requestID != rhs.requestID {return false}
     if lhs.metadata != rhs.metadata {return false}
     if lhs.noCache != rhs.noCache {return false}
+    if lhs.strategy != rhs.strategy {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -517,7 +570,7 @@ nonisolated extension Kb_Inference_V1_CompletionRequest: SwiftProtobuf.Message, 
 
 nonisolated extension Kb_Inference_V1_CompletionResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CompletionResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}content\0\u{1}provider\0\u{1}model\0\u{3}input_tokens\0\u{3}output_tokens\0\u{3}cost_usd\0\u{3}latency_ms\0\u{1}cached\0\u{3}finish_reason\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}content\0\u{1}provider\0\u{1}model\0\u{3}input_tokens\0\u{3}output_tokens\0\u{3}cost_usd\0\u{3}latency_ms\0\u{1}cached\0\u{3}finish_reason\0\u{3}cache_type\0\u{1}similarity\0\u{1}attempts\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -534,6 +587,9 @@ nonisolated extension Kb_Inference_V1_CompletionResponse: SwiftProtobuf.Message,
       case 7: try { try decoder.decodeSingularInt64Field(value: &self.latencyMs) }()
       case 8: try { try decoder.decodeSingularBoolField(value: &self.cached) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self.finishReason) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.cacheType) }()
+      case 11: try { try decoder.decodeSingularFloatField(value: &self.similarity) }()
+      case 12: try { try decoder.decodeSingularInt32Field(value: &self.attempts) }()
       default: break
       }
     }
@@ -567,6 +623,15 @@ nonisolated extension Kb_Inference_V1_CompletionResponse: SwiftProtobuf.Message,
     if !self.finishReason.isEmpty {
       try visitor.visitSingularStringField(value: self.finishReason, fieldNumber: 9)
     }
+    if !self.cacheType.isEmpty {
+      try visitor.visitSingularStringField(value: self.cacheType, fieldNumber: 10)
+    }
+    if self.similarity.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.similarity, fieldNumber: 11)
+    }
+    if self.attempts != 0 {
+      try visitor.visitSingularInt32Field(value: self.attempts, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -580,6 +645,9 @@ nonisolated extension Kb_Inference_V1_CompletionResponse: SwiftProtobuf.Message,
     if lhs.latencyMs != rhs.latencyMs {return false}
     if lhs.cached != rhs.cached {return false}
     if lhs.finishReason != rhs.finishReason {return false}
+    if lhs.cacheType != rhs.cacheType {return false}
+    if lhs.similarity != rhs.similarity {return false}
+    if lhs.attempts != rhs.attempts {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -930,7 +998,7 @@ nonisolated extension Kb_Inference_V1_ResetCircuitBreakerRequest: SwiftProtobuf.
 
 nonisolated extension Kb_Inference_V1_CacheStats: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CacheStats"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}cache_type\0\u{1}entries\0\u{1}hits\0\u{1}misses\0\u{3}hit_rate\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}cache_type\0\u{1}entries\0\u{1}hits\0\u{1}misses\0\u{3}hit_rate\0\u{1}evictions\0\u{1}capacity\0\u{3}ttl_seconds\0\u{1}threshold\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -943,6 +1011,10 @@ nonisolated extension Kb_Inference_V1_CacheStats: SwiftProtobuf.Message, SwiftPr
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.hits) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.misses) }()
       case 5: try { try decoder.decodeSingularDoubleField(value: &self.hitRate) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.evictions) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.capacity) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.ttlSeconds) }()
+      case 9: try { try decoder.decodeSingularDoubleField(value: &self.threshold) }()
       default: break
       }
     }
@@ -964,6 +1036,18 @@ nonisolated extension Kb_Inference_V1_CacheStats: SwiftProtobuf.Message, SwiftPr
     if self.hitRate.bitPattern != 0 {
       try visitor.visitSingularDoubleField(value: self.hitRate, fieldNumber: 5)
     }
+    if self.evictions != 0 {
+      try visitor.visitSingularInt64Field(value: self.evictions, fieldNumber: 6)
+    }
+    if self.capacity != 0 {
+      try visitor.visitSingularInt64Field(value: self.capacity, fieldNumber: 7)
+    }
+    if self.ttlSeconds != 0 {
+      try visitor.visitSingularInt64Field(value: self.ttlSeconds, fieldNumber: 8)
+    }
+    if self.threshold.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.threshold, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -973,6 +1057,10 @@ nonisolated extension Kb_Inference_V1_CacheStats: SwiftProtobuf.Message, SwiftPr
     if lhs.hits != rhs.hits {return false}
     if lhs.misses != rhs.misses {return false}
     if lhs.hitRate != rhs.hitRate {return false}
+    if lhs.evictions != rhs.evictions {return false}
+    if lhs.capacity != rhs.capacity {return false}
+    if lhs.ttlSeconds != rhs.ttlSeconds {return false}
+    if lhs.threshold != rhs.threshold {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1022,6 +1110,66 @@ nonisolated extension Kb_Inference_V1_GetCacheStatsResponse: SwiftProtobuf.Messa
 
   public static func ==(lhs: Kb_Inference_V1_GetCacheStatsResponse, rhs: Kb_Inference_V1_GetCacheStatsResponse) -> Bool {
     if lhs.caches != rhs.caches {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Kb_Inference_V1_ClearCacheRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ClearCacheRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}cache_type\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.cacheType) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.cacheType.isEmpty {
+      try visitor.visitSingularStringField(value: self.cacheType, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Kb_Inference_V1_ClearCacheRequest, rhs: Kb_Inference_V1_ClearCacheRequest) -> Bool {
+    if lhs.cacheType != rhs.cacheType {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Kb_Inference_V1_ClearCacheResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ClearCacheResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}removed\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.removed) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.removed != 0 {
+      try visitor.visitSingularInt64Field(value: self.removed, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Kb_Inference_V1_ClearCacheResponse, rhs: Kb_Inference_V1_ClearCacheResponse) -> Bool {
+    if lhs.removed != rhs.removed {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -8,4 +8,5 @@ public enum InferenceGatewayMethods {
     public static let getCircuitBreakers = RPCMethod<Kb_Inference_V1_GetCircuitBreakersRequest, Kb_Inference_V1_GetCircuitBreakersResponse>(service: service, method: "GetCircuitBreakers")
     public static let resetCircuitBreaker = RPCMethod<Kb_Inference_V1_ResetCircuitBreakerRequest, Kb_Inference_V1_CircuitBreakerStatus>(service: service, method: "ResetCircuitBreaker")
     public static let getCacheStats = RPCMethod<Kb_Inference_V1_GetCacheStatsRequest, Kb_Inference_V1_GetCacheStatsResponse>(service: service, method: "GetCacheStats")
+    public static let clearCache = RPCMethod<Kb_Inference_V1_ClearCacheRequest, Kb_Inference_V1_ClearCacheResponse>(service: service, method: "ClearCache")
 }

@@ -9,9 +9,9 @@ import KBRuntime
 /// a completion to try it).
 struct Inference: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The inference gateway: providers, circuit breakers, a completion.",
+        abstract: "The inference gateway: providers, circuit breakers, caches, cache warming, a completion.",
         discussion: "A client of inference-gateway at KB_INFERENCE_GATEWAY_ADDR (default 127.0.0.1:7103) with KB_AUTH_TOKEN; --stream reads the OpenAI-compatible front on its admin port (KB_INFERENCE_GATEWAY_ADMIN_PORT, default 9103).",
-        subcommands: [InferenceProviders.self, InferenceBreakers.self, InferenceReset.self, InferenceComplete.self]
+        subcommands: [InferenceProviders.self, InferenceBreakers.self, InferenceReset.self, InferenceCache.self, InferenceWarm.self, InferenceComplete.self]
     )
 }
 
@@ -87,6 +87,10 @@ struct InferenceComplete: AsyncParsableCommand {
     var provider = ""
     @Option(help: "The most tokens to generate.")
     var maxTokens = 256
+    @Option(help: "Sampling temperature (0: deterministic, and answered from the completion cache on a repeat).")
+    var temperature: Float?
+    @Option(help: "A routing strategy other than the active one (cost-optimized, latency-optimized, quality-optimized, ...).")
+    var strategy = ""
     @Flag(help: "Stream the answer as it is generated (through the OpenAI-compatible front).")
     var stream = false
     @OptionGroup var output: JSONFlag
@@ -100,10 +104,13 @@ struct InferenceComplete: AsyncParsableCommand {
                 $0.provider = provider
                 $0.maxTokens = Int32(clamping: maxTokens)
                 $0.operation = "cli"
+                $0.strategy = strategy
+                if let temperature { $0.temperature = .with { $0.value = temperature } }
             }, options: CallOptions(timeout: .seconds(300)))
             if output.json { return try printProtoJSON(response) }
             print(response.content)
-            FileHandle.standardError.write(Data("[\(response.provider) \(response.model): \(response.inputTokens) in, \(response.outputTokens) out, \(response.latencyMs) ms, \(response.finishReason)]\n".utf8))
+            let cached = response.cached ? ", from the \(response.cacheType) cache" + (response.cacheType == "semantic" ? String(format: " (similarity %.3f)", response.similarity) : "") : ""
+            FileHandle.standardError.write(Data("[\(response.provider) \(response.model): \(response.inputTokens) in, \(response.outputTokens) out, \(response.latencyMs) ms, \(response.finishReason), $\(String(format: "%.6f", response.costUsd))\(cached)]\n".utf8))
         }
     }
 

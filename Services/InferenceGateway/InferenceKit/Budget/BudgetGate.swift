@@ -2,6 +2,7 @@ import Foundation
 import KBProto
 import KBRPC
 import Logging
+import Metrics
 import Synchronization
 
 /// One paid call as the budget sees it.
@@ -34,7 +35,9 @@ public protocol BudgetGate: Sendable {
     /// Asks to make a paid call (local providers never ask).
     func admit(_ admission: Admission) async -> AdmissionDecision
     /// The call ended: its real usage is recorded (success) or its reservation released (failure).
-    func settle(_ admission: Admission, reservationId: String, usage: TokenUsage?, latencyMs: Int64)
+    /// Returns the call's cost in USD when it is known (priced usage), else nil.
+    @discardableResult
+    func settle(_ admission: Admission, reservationId: String, usage: TokenUsage?, latencyMs: Int64) -> Double?
 }
 
 /// The budget gate backed by budget-service over RPC (`Admit`, `RecordCost`,
@@ -76,7 +79,7 @@ public final class BudgetServiceGate: BudgetGate, Sendable {
     public func admit(_ admission: Admission) async -> AdmissionDecision {
         do {
             try await loadPricesIfStale()
-            guard let price = state.withLock({ $0.prices["\(admission.provider)\u{0}\(admission.model)"] ?? $0.prices["\(admission.provider)\u{0}*"] }) else {
+            guard let price = price(of: admission) else {
                 return .denied(reason: "budget-service's price table has no price for \(admission.provider)/\(admission.model): a paid call that cannot be counted is refused (add it with KB_BUDGET_PRICES_FILE)")
             }
             let estimate = (Double(admission.estimatedInputTokens) * price.input + Double(admission.maximumOutputTokens) * price.output) / 1_000_000
@@ -99,17 +102,18 @@ public final class BudgetServiceGate: BudgetGate, Sendable {
         }
     }
 
-    public func settle(_ admission: Admission, reservationId: String, usage: TokenUsage?, latencyMs: Int64) {
+    @discardableResult
+    public func settle(_ admission: Admission, reservationId: String, usage: TokenUsage?, latencyMs: Int64) -> Double? {
         guard let usage else {
             // The call failed: nothing was spent (providers do not bill failed calls).
-            guard !reservationId.isEmpty else { return }
+            guard !reservationId.isEmpty else { return nil }
             state.withLock { $0.inFlight += 1 }
             Task {
                 // A release that fails only holds the estimate until the reservation's TTL.
                 _ = try? await client.call(BudgetMethods.releaseReservation, .with { $0.reservationID = reservationId }, options: CallOptions(timeout: .seconds(2)))
                 state.withLock { $0.inFlight -= 1 }
             }
-            return
+            return nil
         }
         var event = Kb_Budget_V1_CostEvent()
         event.requestID = admission.requestId
@@ -122,10 +126,21 @@ public final class BudgetServiceGate: BudgetGate, Sendable {
         event.latencyMs = latencyMs
         event.timestampMs = Int64(Date().timeIntervalSince1970 * 1000)
         state.withLock { $0.inFlight += 1 }
+        let recorded = event
         Task {
-            await record([event])
+            await record([recorded])
             state.withLock { $0.inFlight -= 1 }
         }
+        // The gateway's own view of the spend (budget-service's ledger is the record).
+        guard let price = price(of: admission) else { return nil }
+        let cost = (Double(usage.inputTokens) * price.input + Double(usage.outputTokens) * price.output) / 1_000_000
+        FloatingPointCounter(label: "knowledge_inference_cost_usd", dimensions: [("provider", admission.provider), ("operation", recorded.operation)]).increment(by: cost)
+        return cost
+    }
+
+    /// budget-service's price of the admission's model (per million tokens), or the provider's `*` price.
+    func price(of admission: Admission) -> (input: Double, output: Double)? {
+        state.withLock { $0.prices["\(admission.provider)\u{0}\(admission.model)"] ?? $0.prices["\(admission.provider)\u{0}*"] }
     }
 
     /// At shutdown: waits (at most `timeout`) for recordings in flight, then tries the pending

@@ -34,6 +34,7 @@ public final class ResponseCache: Sendable {
         var vectors: [String: (vector: [Float], used: UInt64)] = [:]
         var embeddingHits: Int64 = 0
         var embeddingMisses: Int64 = 0
+        var embeddingEvictions: Int64 = 0
         var tick: UInt64 = 0
         var hits: Int64 = 0
         var misses: Int64 = 0
@@ -75,11 +76,21 @@ public final class ResponseCache: Sendable {
         fileProblem = problem
     }
 
-    /// The cache key of a request to a model: everything that decides the answer.
+    /// The cache key of a request to a model: everything that decides the answer. Each part is
+    /// length-prefixed, so no two different requests share a key whatever their text holds, and
+    /// the key has no NUL (SQLite's text functions stop at one).
     public static func key(messages: [ChatMessage], model: String, maxTokens: Int?, temperature: Double?) -> String {
-        var parts = ["v1", model, String(maxTokens ?? 0), String(temperature ?? -1)]
-        for message in messages { parts.append("\(message.role)\u{1}\(message.content)") }
-        return parts.joined(separator: "\u{0}")
+        var key = "v2"
+        func add(_ part: String) { key += "|\(part.utf8.count):" + part }
+        add(model)
+        add(String(maxTokens ?? 0))
+        add(temperature.map { String($0) } ?? "default")
+        for message in messages {
+            add(message.role)
+            // A NUL would cut the key short where SQLite binds it; U+FFFD stands in for it.
+            add(message.content.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}"))
+        }
+        return key
     }
 
     /// Whether a request may be answered from (and stored in) the cache: deterministic only.
@@ -167,6 +178,8 @@ public final class ResponseCache: Sendable {
 
     /// The cached vector of `text` under `model`.
     public func embedding(model: String, text: String) -> [Float]? {
+        // SQLite binds text up to its first NUL: such texts are never cached (or looked up).
+        guard !text.utf8.contains(0) else { return nil }
         let key = model + "\u{0}" + text
         var vector: [Float]? = memory.withLock { memory in
             guard var found = memory.vectors[key] else { return nil }
@@ -191,6 +204,7 @@ public final class ResponseCache: Sendable {
 
     /// Stores vectors of texts under `model`.
     public func storeEmbeddings(model: String, _ items: [(text: String, vector: [Float])]) {
+        let items = items.filter { !$0.text.utf8.contains(0) }
         for item in items { rememberEmbedding(model + "\u{0}" + item.text, item.vector) }
         guard let database, !items.isEmpty else { return }
         let capacity = self.capacity, logger = self.logger, now = clock()
@@ -219,27 +233,44 @@ public final class ResponseCache: Sendable {
             guard memory.vectors.count > capacity else { return 0 }
             let oldest = memory.vectors.sorted { $0.value.used < $1.value.used }.prefix(max(1, capacity / 10)).map(\.key)
             for key in oldest { memory.vectors.removeValue(forKey: key) }
+            memory.embeddingEvictions += Int64(oldest.count)
             return oldest.count
         }
         if evicted > 0 { Counter(label: "knowledge_cache_evictions_total", dimensions: [("cache_type", "embedding")]).increment(by: evicted) }
     }
 
-    /// The embedding cache's entries, hits and misses since start.
-    public var embeddingStats: (entries: Int64, hits: Int64, misses: Int64) {
-        let (count, hits, misses) = memory.withLock { (Int64($0.vectors.count), $0.embeddingHits, $0.embeddingMisses) }
+    /// The embedding cache's entries, hits, misses and evictions since start.
+    public var embeddingStats: (entries: Int64, hits: Int64, misses: Int64, evictions: Int64) {
+        let (count, hits, misses, evictions) = memory.withLock { (Int64($0.vectors.count), $0.embeddingHits, $0.embeddingMisses, $0.embeddingEvictions) }
         let stored = (try? database?.read { db in try Int64.fetchOne(db, sql: "SELECT count(*) FROM embedding_cache") ?? 0 }) ?? nil
-        return (stored ?? count, hits, misses)
+        return (stored ?? count, hits, misses, evictions)
     }
 
-    /// Empties the cache (memory and file).
-    public func clear() throws {
-        memory.withLock {
-            $0.entries = [:]
-            $0.vectors = [:]
+    /// Empties the completion cache (memory and file); returns how many entries went.
+    @discardableResult
+    public func clearCompletions() throws -> Int64 {
+        let inMemory = memory.withLock { memory in
+            defer { memory.entries = [:] }
+            return Int64(memory.entries.count)
         }
-        try database?.write { db in
+        guard let database else { return inMemory }
+        return try database.write { db in
             try db.execute(sql: "DELETE FROM completion_cache")
+            return Int64(db.changesCount)
+        }
+    }
+
+    /// Empties the embedding cache (memory and file); returns how many entries went.
+    @discardableResult
+    public func clearEmbeddings() throws -> Int64 {
+        let inMemory = memory.withLock { memory in
+            defer { memory.vectors = [:] }
+            return Int64(memory.vectors.count)
+        }
+        guard let database else { return inMemory }
+        return try database.write { db in
             try db.execute(sql: "DELETE FROM embedding_cache")
+            return Int64(db.changesCount)
         }
     }
 }

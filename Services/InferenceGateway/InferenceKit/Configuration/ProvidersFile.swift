@@ -19,6 +19,9 @@ public struct ProvidersFile: Sendable, Equatable, Codable {
         public var local: Bool
         /// The models it serves; the first is its default.
         public var models: [String]
+        /// The embedding models it serves (`Embed` and `/v1/embeddings` by model name, or
+        /// `provider/model`); OpenAI's API (`/embeddings`) and Ollama's (`/api/embed`) only.
+        public var embeddingModels: [String]
         /// Circuit-breaker settings (the guide's per-provider defaults when absent).
         public var circuitBreaker: CircuitBreaker.Settings?
         /// Per-request limits: connect, total, and silence.
@@ -27,17 +30,18 @@ public struct ProvidersFile: Sendable, Equatable, Codable {
         public var lowSpeedTimeSeconds: Int?
 
         enum CodingKeys: String, CodingKey {
-            case api, baseURL = "base_url", apiKeyEnv = "api_key_env", local, models
+            case api, baseURL = "base_url", apiKeyEnv = "api_key_env", local, models, embeddingModels = "embedding_models"
             case circuitBreaker = "circuit_breaker", connectTimeoutMs = "connect_timeout_ms", totalTimeoutMs = "total_timeout_ms"
             case lowSpeedTimeSeconds = "low_speed_time_seconds"
         }
 
-        public init(api: ProviderAPI, baseURL: String, apiKeyEnv: String?, local: Bool = false, models: [String], circuitBreaker: CircuitBreaker.Settings? = nil) {
+        public init(api: ProviderAPI, baseURL: String, apiKeyEnv: String?, local: Bool = false, models: [String], embeddingModels: [String] = [], circuitBreaker: CircuitBreaker.Settings? = nil) {
             self.api = api
             self.baseURL = baseURL
             self.apiKeyEnv = apiKeyEnv
             self.local = local
             self.models = models
+            self.embeddingModels = embeddingModels
             self.circuitBreaker = circuitBreaker
         }
 
@@ -51,6 +55,10 @@ public struct ProvidersFile: Sendable, Equatable, Codable {
             apiKeyEnv = try container.decodeIfPresent(String.self, forKey: .apiKeyEnv)
             local = try container.decodeIfPresent(Bool.self, forKey: .local) ?? false
             models = try container.decodeIfPresent([String].self, forKey: .models) ?? []
+            embeddingModels = try container.decodeIfPresent([String].self, forKey: .embeddingModels) ?? []
+            if !embeddingModels.isEmpty, api != .openAI, api != .ollama {
+                throw DecodingError.dataCorruptedError(forKey: .embeddingModels, in: container, debugDescription: "embeddings are served over OpenAI's and Ollama's APIs only (this provider's api is \(api.rawValue))")
+            }
             circuitBreaker = try container.decodeIfPresent(CircuitBreaker.Settings.self, forKey: .circuitBreaker)
             if let settings = circuitBreaker, settings.failureThreshold < 1 || settings.resetTimeoutMs < 1 || settings.halfOpenRequests < 1 {
                 throw DecodingError.dataCorruptedError(forKey: .circuitBreaker, in: container, debugDescription: "failureThreshold, resetTimeout and halfOpenRequests must be at least 1")
@@ -75,13 +83,19 @@ public struct ProvidersFile: Sendable, Equatable, Codable {
         public var priority: [String]
         /// Order by measured latency (moving average) instead of `priority`.
         public var byLatency: Bool?
-        /// Send to the two best providers at once and take the first answer.
+        /// Hedged requests: ask the second provider too and take the first answer (the other
+        /// call is cancelled and its reservation released). Whole completions only; streams
+        /// are never hedged.
         public var parallelRequests: Bool?
+        /// With `parallelRequests`: ask the second provider only when the first has not answered
+        /// after this many milliseconds (unset or 0: both at once, as the guide's strategy does).
+        public var hedgeAfterMs: Int?
 
-        public init(priority: [String], byLatency: Bool? = nil, parallelRequests: Bool? = nil) {
+        public init(priority: [String], byLatency: Bool? = nil, parallelRequests: Bool? = nil, hedgeAfterMs: Int? = nil) {
             self.priority = priority
             self.byLatency = byLatency
             self.parallelRequests = parallelRequests
+            self.hedgeAfterMs = hedgeAfterMs
         }
     }
 
@@ -101,13 +115,13 @@ public struct ProvidersFile: Sendable, Equatable, Codable {
     public static let builtIn = ProvidersFile(
         providers: [
             "groq": Provider(api: .openAI, baseURL: "https://api.groq.com/openai/v1", apiKeyEnv: "GROQ_API_KEY", models: ["llama-3.1-8b-instant", "llama-3.3-70b-versatile"]),
-            "openai": Provider(api: .openAI, baseURL: "https://api.openai.com/v1", apiKeyEnv: "OPENAI_API_KEY", models: ["gpt-4o-mini", "gpt-4o"]),
+            "openai": Provider(api: .openAI, baseURL: "https://api.openai.com/v1", apiKeyEnv: "OPENAI_API_KEY", models: ["gpt-4o-mini", "gpt-4o"], embeddingModels: ["text-embedding-3-small", "text-embedding-3-large"]),
             "openrouter": Provider(api: .openAI, baseURL: "https://openrouter.ai/api/v1", apiKeyEnv: "OPENROUTER_API_KEY", models: ["meta-llama/llama-3.1-8b-instruct"]),
             "anthropic": Provider(api: .anthropic, baseURL: "https://api.anthropic.com", apiKeyEnv: "ANTHROPIC_API_KEY", models: ["claude-3-5-haiku-latest", "claude-sonnet-4-5"]),
             "gemini": Provider(api: .gemini, baseURL: "https://generativelanguage.googleapis.com", apiKeyEnv: "GEMINI_API_KEY", models: ["gemini-2.0-flash"]),
             // llama.cpp's server (or vLLM, LM Studio) on this machine.
             "local": Provider(api: .openAI, baseURL: "http://127.0.0.1:8081/v1", apiKeyEnv: nil, local: true, models: ["local"]),
-            "ollama": Provider(api: .ollama, baseURL: "http://127.0.0.1:11434", apiKeyEnv: nil, local: true, models: ["llama3.2"]),
+            "ollama": Provider(api: .ollama, baseURL: "http://127.0.0.1:11434", apiKeyEnv: nil, local: true, models: ["llama3.2"], embeddingModels: ["nomic-embed-text"]),
         ],
         strategies: [
             "cost-optimized": Strategy(priority: ["local", "ollama", "groq", "gemini", "openai", "anthropic", "openrouter"]),
@@ -148,6 +162,9 @@ public struct ProvidersFile: Sendable, Equatable, Codable {
             throw ProvidersFileError("the providers file \(name) names activeStrategy \(file.activeStrategy.debugDescription), which is not among the strategies (\(file.strategies.keys.sorted().joined(separator: ", ")))")
         }
         for (strategyName, strategy) in file.strategies {
+            if let hedge = strategy.hedgeAfterMs, !(0...600_000).contains(hedge) {
+                throw ProvidersFileError("the providers file \(name): strategy \(strategyName) has hedgeAfterMs \(hedge); it must be between 0 and 600000")
+            }
             for provider in strategy.priority where file.providers[provider] == nil {
                 throw ProvidersFileError("the providers file \(name): strategy \(strategyName) names provider \(provider.debugDescription), which is not defined")
             }

@@ -68,7 +68,7 @@ public struct ProviderClient: Sendable {
         }
     }
 
-    private func redacted(_ failure: ProviderFailure) -> ProviderFailure {
+    func redacted(_ failure: ProviderFailure) -> ProviderFailure {
         var failure = failure
         failure.message = redactor.redact(failure.message)
         return failure

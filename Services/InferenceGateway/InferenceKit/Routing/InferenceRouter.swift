@@ -25,6 +25,8 @@ public struct GatewayChat: Sendable {
     public var project: String
     /// Neither read nor fill the completion cache.
     public var noCache = false
+    /// Let the semantic cache answer even a request that is not deterministic.
+    public var useSemanticCache = false
 
     public init(messages: [ChatMessage], model: String = "", provider: String = "", strategy: String = "", maxTokens: Int? = nil, temperature: Double? = nil, localOnly: Bool = false, preferLocal: Bool = false, requestId: String = "", operation: String = "", project: String = "") {
         self.requestId = requestId.isEmpty ? UUID().uuidString.lowercased() : requestId
@@ -57,8 +59,15 @@ public struct GatewayAnswer: Sendable {
     public var attempts: [Attempt]
     /// Time spent waiting on providers (the rest of the request's time is the gateway's own).
     public var providerNanoseconds: Int64
-    /// Served from the completion cache (no provider was called).
+    /// Served from a cache (no provider was called).
     public var cached = false
+    /// With `cached`: `completion` (an exact repeat) or `semantic` (a prompt close in meaning).
+    public var cacheType = ""
+    /// With a semantic hit: the prompt's cosine similarity to the cached one.
+    public var similarity: Float = 0
+    /// What the call cost (USD, priced by budget-service's table); 0 for local providers,
+    /// cached answers and calls no price is known for.
+    public var costUSD: Double = 0
 }
 
 /// A streamed answer's events, with the provider that serves it.
@@ -113,15 +122,18 @@ public final class InferenceRouter: Sendable {
     public let budget: BudgetGate?
     /// The completion cache (nil: none).
     public let cache: ResponseCache?
+    /// The semantic cache and the embedding of a prompt it compares by (nil: off).
+    public let semantic: (cache: SemanticCache, embed: @Sendable (String) async -> [Float]?)?
     let retry: RetryPolicy
     let latency: Mutex<[String: Double]>
 
     /// Builds the routes; keys come from `environment` (a provider whose key variable is unset
     /// or empty is not configured).
-    public init(file: ProvidersFile, environment: [String: String], http: HTTPClient, budget: BudgetGate? = nil, cache: ResponseCache? = nil, retry: RetryPolicy = RetryPolicy(), clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) {
+    public init(file: ProvidersFile, environment: [String: String], http: HTTPClient, budget: BudgetGate? = nil, cache: ResponseCache? = nil, semantic: (cache: SemanticCache, embed: @Sendable (String) async -> [Float]?)? = nil, retry: RetryPolicy = RetryPolicy(), clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) {
         self.file = file
         self.budget = budget
         self.cache = cache
+        self.semantic = semantic
         self.retry = retry
         var routes: [String: Route] = [:]
         for (name, provider) in file.providers {
@@ -183,18 +195,31 @@ public final class InferenceRouter: Sendable {
         }
     }
 
-    /// A whole answer from the first provider that gives one.
+    /// A whole answer: from the completion cache (an exact repeat of a deterministic request),
+    /// the semantic cache (when on: a prompt close in meaning), or the first provider that gives one.
     public func complete(_ chat: GatewayChat, deadline: ContinuousClock.Instant) async throws -> GatewayAnswer {
+        let deterministic = ResponseCache.cacheable(temperature: chat.temperature)
         var cacheKey: String?
-        if let cache, !chat.noCache, ResponseCache.cacheable(temperature: chat.temperature) {
+        if let cache, !chat.noCache, deterministic {
             let key = ResponseCache.key(messages: chat.messages, model: chat.model, maxTokens: chat.maxTokens, temperature: chat.temperature)
             if let hit = cache.lookup(key) {
-                return GatewayAnswer(result: hit.result, provider: hit.provider, attempts: [], providerNanoseconds: 0, cached: true)
+                return GatewayAnswer(result: hit.result, provider: hit.provider, attempts: [], providerNanoseconds: 0, cached: true, cacheType: "completion")
             }
             cacheKey = key
         }
+        var probe: (partition: String, prompt: String, vector: [Float])?
+        if let semantic, !chat.noCache, deterministic || chat.useSemanticCache, let last = chat.messages.last, last.role == "user" {
+            let partition = SemanticCache.partition(earlierMessages: Array(chat.messages.dropLast()), model: chat.model, maxTokens: chat.maxTokens, temperature: chat.temperature)
+            if let vector = await semantic.embed(last.content) {
+                if let hit = semantic.cache.lookup(partition: partition, vector: vector) {
+                    return GatewayAnswer(result: hit.result, provider: hit.provider, attempts: [], providerNanoseconds: 0, cached: true, cacheType: "semantic", similarity: hit.similarity)
+                }
+                probe = (partition, last.content, vector)
+            }
+        }
         let answer = try await completeUncached(chat, deadline: deadline)
         if let cacheKey, let cache { cache.store(cacheKey, provider: answer.provider, result: answer.result) }
+        if let probe, let semantic { semantic.cache.store(partition: probe.partition, prompt: probe.prompt, vector: probe.vector, provider: answer.provider, result: answer.result) }
         return answer
     }
 
@@ -202,85 +227,139 @@ public final class InferenceRouter: Sendable {
         var attempts: [Attempt] = []
         var providerNanoseconds: Int64 = 0
         var last: ProviderFailure?
-        for (route, model) in try plan(chat) {
-            guard let client = route.client else {
-                attempts.append(Attempt(provider: route.name, model: model, outcome: "skipped: not configured (\(route.provider.apiKeyEnv ?? "no key") is not set)", milliseconds: 0))
-                continue
-            }
-            let request = ChatRequest(messages: chat.messages, model: model, maxTokens: chat.maxTokens, temperature: chat.temperature)
-            let (admission, admitted) = await admit(route: route, model: model, chat: chat)
-            guard case .allowed(var reservation) = admitted else {
-                if case .denied(let reason) = admitted {
-                    attempts.append(Attempt(provider: route.name, model: model, outcome: "skipped: \(reason)", milliseconds: 0))
-                    last = ProviderFailure(.exhausted, reason)
+        var candidates = try plan(chat)[...]
+        let strategy = file.strategies[chat.strategy.isEmpty ? file.activeStrategy : chat.strategy]
+        if strategy?.parallelRequests == true {
+            // Hedged: the first two configured providers race; the rest follow in order if both fail.
+            let callable = candidates.filter { $0.route.client != nil }
+            if callable.count >= 2 {
+                let pair = Array(callable.prefix(2))
+                candidates.removeAll { candidate in pair.contains { $0.route.name == candidate.route.name } }
+                let (run, others) = try await hedged(pair[0], pair[1], after: .milliseconds(strategy?.hedgeAfterMs ?? 0), chat: chat, deadline: deadline)
+                for other in others {
+                    attempts += other.attempts
+                    providerNanoseconds += other.providerNanoseconds
+                    if case .failure(.next(let failure?)) = other.outcome { last = failure }
                 }
-                continue
-            }
-            var backoff = retry.initialBackoff
-            defer { if !reservation.isEmpty { budget?.settle(admission, reservationId: reservation, usage: nil, latencyMs: 0) } }
-            tries: for tryNumber in 1...max(1, retry.attemptsPerProvider) {
-                guard ContinuousClock.now < deadline else { break }
-                guard let permit = route.breaker.acquire() else {
-                    attempts.append(Attempt(provider: route.name, model: model, outcome: "skipped: circuit open", milliseconds: 0))
-                    break tries
-                }
-                let started = ContinuousClock.now
-                do {
-                    let result = try await withDeadline(deadline) { try await client.complete(request) }
-                    let elapsed = ContinuousClock.now - started
-                    providerNanoseconds += elapsed.nanoseconds
-                    route.breaker.succeeded(permit)
-                    record(latency: elapsed, for: route.name)
-                    attempts.append(Attempt(provider: route.name, model: model, outcome: "ok", milliseconds: elapsed.nanoseconds / 1_000_000))
-                    if let budget, !route.provider.local {
-                        let usage = result.usage ?? TokenUsage(inputTokens: estimatedTokens(chat.messages), outputTokens: max(1, result.content.utf8.count / 4), estimated: true)
-                        budget.settle(admission, reservationId: reservation, usage: usage, latencyMs: elapsed.nanoseconds / 1_000_000)
-                        reservation = ""
-                    }
-                    return GatewayAnswer(result: result, provider: route.name, attempts: attempts, providerNanoseconds: providerNanoseconds)
-                } catch {
-                    let elapsed = ContinuousClock.now - started
-                    providerNanoseconds += elapsed.nanoseconds
-                    let failure = Self.failure(error)
-                    attempts.append(Attempt(provider: route.name, model: model, outcome: failure.description, milliseconds: elapsed.nanoseconds / 1_000_000))
-                    last = failure
-                    switch failure.kind {
-                    case .cancelled:
-                        route.breaker.released(permit)
-                        throw CancellationError()
-                    case .request:
-                        route.breaker.released(permit)
-                        throw RoutingFailure(kind: .request, message: "\(route.name) refused the request: \(failure.message)", attempts: attempts)
-                    case .configuration:
-                        route.breaker.released(permit)
-                        break tries
-                    case .exhausted:
-                        route.breaker.exhausted(untilMs: failure.retryAfterMs.map { Int64(Date().timeIntervalSince1970 * 1000) + min($0, 86_400_000) }, reason: failure.message)
-                        break tries
-                    case .transient:
-                        if error is DeadlineExceeded {
-                            // The caller's deadline, not the provider's health.
-                            route.breaker.released(permit)
-                            break tries
-                        }
-                        route.breaker.failed(permit, reason: failure.description, retryAfterMs: failure.retryAfterMs)
-                        guard tryNumber < retry.attemptsPerProvider else { break tries }
-                        var wait = backoff + backoff * Double.random(in: 0...0.5)
-                        if let retryAfter = failure.retryAfterMs {
-                            guard .milliseconds(retryAfter) <= retry.maximumBackoff else { break tries }
-                            wait = max(wait, .milliseconds(retryAfter))
-                        }
-                        guard ContinuousClock.now + wait < deadline else { break tries }
-                        try await Task.sleep(for: wait)
-                        backoff = min(backoff * 2, retry.maximumBackoff)
+                if let run {
+                    attempts += run.attempts
+                    if case .success(let answer) = run.outcome {
+                        return GatewayAnswer(result: answer.result, provider: run.provider, attempts: attempts, providerNanoseconds: providerNanoseconds + run.providerNanoseconds, costUSD: answer.cost)
                     }
                 }
+            }
+        }
+        for (route, model) in candidates {
+            let run = await callProvider(route, model: model, chat: chat, deadline: deadline)
+            attempts += run.attempts
+            providerNanoseconds += run.providerNanoseconds
+            switch run.outcome {
+            case .success(let answer):
+                return GatewayAnswer(result: answer.result, provider: route.name, attempts: attempts, providerNanoseconds: providerNanoseconds, costUSD: answer.cost)
+            case .failure(.next(let failure)):
+                last = failure ?? last
+            case .failure(.cancelled):
+                throw CancellationError()
+            case .failure(.refused(let failure)):
+                throw RoutingFailure(kind: .request, message: "\(route.name) refused the request: \(failure.message)", attempts: attempts)
             }
         }
         if ContinuousClock.now >= deadline {
             throw RoutingFailure(kind: .transient, message: "the deadline passed before a provider answered", attempts: attempts)
         }
         throw RoutingFailure(kind: last?.kind ?? .configuration, message: last == nil ? "no provider can serve this request (none configured or all circuits open)" : "every provider failed", attempts: attempts)
+    }
+
+    /// One provider's part of a whole completion: admission, tries with back-off on transient
+    /// failures, its breaker, and the cost settled with the budget; within `deadline`.
+    func callProvider(_ route: Route, model: String, chat: GatewayChat, deadline: ContinuousClock.Instant) async -> ProviderRun {
+        var run = ProviderRun(provider: route.name)
+        guard let client = route.client else {
+            run.attempts.append(Attempt(provider: route.name, model: model, outcome: "skipped: not configured (\(route.provider.apiKeyEnv ?? "no key") is not set)", milliseconds: 0))
+            return run
+        }
+        let request = ChatRequest(messages: chat.messages, model: model, maxTokens: chat.maxTokens, temperature: chat.temperature)
+        let (admission, admitted) = await admit(route: route, model: model, chat: chat)
+        guard case .allowed(var reservation) = admitted else {
+            if case .denied(let reason) = admitted {
+                run.attempts.append(Attempt(provider: route.name, model: model, outcome: "skipped: \(reason)", milliseconds: 0))
+                run.outcome = .failure(.next(ProviderFailure(.exhausted, reason)))
+            }
+            return run
+        }
+        var backoff = retry.initialBackoff
+        defer { if !reservation.isEmpty { budget?.settle(admission, reservationId: reservation, usage: nil, latencyMs: 0) } }
+        for tryNumber in 1...max(1, retry.attemptsPerProvider) {
+            guard ContinuousClock.now < deadline else { return run }
+            if Task.isCancelled {
+                run.attempts.append(Attempt(provider: route.name, model: model, outcome: "cancelled", milliseconds: 0))
+                run.outcome = .failure(.cancelled)
+                return run
+            }
+            guard let permit = route.breaker.acquire() else {
+                run.attempts.append(Attempt(provider: route.name, model: model, outcome: "skipped: circuit open", milliseconds: 0))
+                return run
+            }
+            let started = ContinuousClock.now
+            do {
+                let result = try await withDeadline(deadline) { try await client.complete(request) }
+                let elapsed = ContinuousClock.now - started
+                run.providerNanoseconds += elapsed.nanoseconds
+                route.breaker.succeeded(permit)
+                record(latency: elapsed, for: route.name)
+                run.attempts.append(Attempt(provider: route.name, model: model, outcome: "ok", milliseconds: elapsed.nanoseconds / 1_000_000))
+                var cost = 0.0
+                if let budget, !route.provider.local {
+                    let usage = result.usage ?? TokenUsage(inputTokens: estimatedTokens(chat.messages), outputTokens: max(1, result.content.utf8.count / 4), estimated: true)
+                    cost = budget.settle(admission, reservationId: reservation, usage: usage, latencyMs: elapsed.nanoseconds / 1_000_000) ?? 0
+                    reservation = ""
+                }
+                run.outcome = .success((result, cost))
+                return run
+            } catch {
+                let elapsed = ContinuousClock.now - started
+                run.providerNanoseconds += elapsed.nanoseconds
+                let failure = Self.failure(error)
+                run.attempts.append(Attempt(provider: route.name, model: model, outcome: failure.description, milliseconds: elapsed.nanoseconds / 1_000_000))
+                run.outcome = .failure(.next(failure))
+                switch failure.kind {
+                case .cancelled:
+                    route.breaker.released(permit)
+                    run.outcome = .failure(.cancelled)
+                    return run
+                case .request:
+                    route.breaker.released(permit)
+                    run.outcome = .failure(.refused(failure))
+                    return run
+                case .configuration:
+                    route.breaker.released(permit)
+                    return run
+                case .exhausted:
+                    route.breaker.exhausted(untilMs: failure.retryAfterMs.map { Int64(Date().timeIntervalSince1970 * 1000) + min($0, 86_400_000) }, reason: failure.message)
+                    return run
+                case .transient:
+                    if error is DeadlineExceeded {
+                        // The caller's deadline, not the provider's health.
+                        route.breaker.released(permit)
+                        return run
+                    }
+                    route.breaker.failed(permit, reason: failure.description, retryAfterMs: failure.retryAfterMs)
+                    guard tryNumber < retry.attemptsPerProvider else { return run }
+                    var wait = backoff + backoff * Double.random(in: 0...0.5)
+                    if let retryAfter = failure.retryAfterMs {
+                        guard .milliseconds(retryAfter) <= retry.maximumBackoff else { return run }
+                        wait = max(wait, .milliseconds(retryAfter))
+                    }
+                    guard ContinuousClock.now + wait < deadline else { return run }
+                    do { try await Task.sleep(for: wait) } catch {
+                        run.outcome = .failure(.cancelled)
+                        return run
+                    }
+                    backoff = min(backoff * 2, retry.maximumBackoff)
+                }
+            }
+        }
+        return run
     }
 
     /// A streamed answer. Providers are tried in order until one starts streaming text; a

@@ -8,6 +8,7 @@ import KBRuntime
 import Logging
 import Metrics
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 
 /// The inference gateway's configuration (README, "Configuration").
@@ -31,6 +32,21 @@ public struct InferenceConfiguration: ServiceOwnConfiguration {
             "KB_INFERENCE_CACHE_TTL_SECONDS", default: 86_400, range: 1...31_536_000,
             meaning: "how long a cached answer is served"
         )
+        public static let semanticCache = ConfigKey.choice(
+            "KB_INFERENCE_SEMANTIC_CACHE", default: "off", from: ["off", "on"],
+            meaning: "`on`: a deterministic request (temperature 0, or `use_cache`) whose last user message is close in meaning to a cached one (local 384-dimensional embeddings), with the same model, parameters and earlier messages, is answered from the cache"
+        )
+        public static let semanticCacheThreshold = ConfigKey<Double>(
+            "KB_INFERENCE_SEMANTIC_CACHE_THRESHOLD", default: 0.95,
+            meaning: "the cosine similarity (0.5 to 1) a prompt must reach to be answered by the semantic cache"
+        ) { raw in
+            guard let value = Double(raw), (0.5...1).contains(value) else { throw InvalidConfigValue("'\(raw)' is not a number between 0.5 and 1") }
+            return value
+        }
+        public static let semanticCacheMaxEntries = ConfigKey.integer(
+            "KB_INFERENCE_SEMANTIC_CACHE_MAX_ENTRIES", default: 1_000, range: 1...1_000_000,
+            meaning: "answers the semantic cache keeps (least recently used go first); served for `KB_INFERENCE_CACHE_TTL_SECONDS`"
+        )
         public static let budgetUnreachable = ConfigKey.choice(
             "KB_INFERENCE_BUDGET_UNREACHABLE", default: "refuse-paid", from: ["refuse-paid", "allow-paid"],
             meaning: "what paid calls do while budget-service (`KB_BUDGET_SERVICE_ADDR`) does not answer: `refuse-paid` (local providers still answer) or `allow-paid` (costs are recorded once it is back)"
@@ -39,6 +55,7 @@ public struct InferenceConfiguration: ServiceOwnConfiguration {
 
     public static let keys: [ConfigKeyDocumentation] = [
         Keys.providersFile.documentation, Keys.budgetUnreachable.documentation, Keys.cacheMaxEntries.documentation, Keys.cacheTTLSeconds.documentation,
+        Keys.semanticCache.documentation, Keys.semanticCacheThreshold.documentation, Keys.semanticCacheMaxEntries.documentation,
     ]
 
     /// The completion cache's file inside the service's data folder.
@@ -51,6 +68,9 @@ public struct InferenceConfiguration: ServiceOwnConfiguration {
     public var allowPaidWithoutBudget: Bool
     public var cacheMaxEntries: Int
     public var cacheTTL: Duration
+    /// The semantic cache's threshold (nil: the cache is off) and size.
+    public var semanticCacheThreshold: Double?
+    public var semanticCacheMaxEntries: Int
     /// The local embedding engine's settings (`KB_EMBEDDING_MODEL_DIR`, `KB_EMBEDDING_THREADS`).
     public var embeddings: EmbeddingConfiguration
 
@@ -59,6 +79,9 @@ public struct InferenceConfiguration: ServiceOwnConfiguration {
         allowPaidWithoutBudget = try source.value(of: Keys.budgetUnreachable) == "allow-paid"
         cacheMaxEntries = try source.value(of: Keys.cacheMaxEntries)
         cacheTTL = .seconds(try source.value(of: Keys.cacheTTLSeconds))
+        let threshold = try source.value(of: Keys.semanticCacheThreshold)
+        semanticCacheThreshold = try source.value(of: Keys.semanticCache) == "on" ? threshold : nil
+        semanticCacheMaxEntries = try source.value(of: Keys.semanticCacheMaxEntries)
         embeddings = try EmbeddingConfiguration(source: source)
         budgetClient = try source.clientConfiguration(for: .budgetService)
         budgetClient.failFast = true
@@ -70,15 +93,17 @@ public struct InferenceConfiguration: ServiceOwnConfiguration {
 ///
 /// Paid calls are admitted by budget-service first and recorded after (`BudgetServiceGate`).
 /// The OpenAI-compatible front (`/v1/chat/completions`, `/v1/models`) is on the admin port.
-/// Exact repeats of deterministic requests are answered from the completion cache.
-/// `Embed` serves the local 384-dimensional model (KBEmbeddings) through the embedding cache.
-/// Not built yet (issue 13): the semantic cache, OpenAI's 1536-dimensional embeddings.
+/// Exact repeats of deterministic requests are answered from the completion cache, prompts close
+/// in meaning from the semantic cache (when on). `Embed` serves the local 384-dimensional model
+/// (KBEmbeddings) and providers' embedding models (OpenAI's `text-embedding-3-small`, 1536
+/// dimensions; Ollama's), through the embedding cache.
 public final class InferenceGatewayService: Service, Sendable {
     public let router: InferenceRouter
     let http: HTTPClient
     let budget: BudgetServiceGate
     let budgetClient: RPCClient
     let cache: ResponseCache?
+    let semanticCache: SemanticCache?
     /// The local 384-dimensional embedding engine, or why it could not be loaded.
     let embedder: Result<TextEmbedder, Error>
     let logger: Logger
@@ -88,12 +113,22 @@ public final class InferenceGatewayService: Service, Sendable {
         http = HTTPClient()
         budgetClient = RPCClient(configuration: configuration.budgetClient)
         budget = BudgetServiceGate(client: budgetClient, failOpen: configuration.allowPaidWithoutBudget, logger: logger)
-        cache = configuration.cacheMaxEntries == 0 ? nil : ResponseCache(
+        let cache = configuration.cacheMaxEntries == 0 ? nil : ResponseCache(
             path: dataDirectory?.appendingPathComponent(InferenceConfiguration.cacheFileName).path,
             capacity: configuration.cacheMaxEntries, ttl: configuration.cacheTTL, logger: logger
         )
-        router = InferenceRouter(file: configuration.providers, environment: environment, http: http, budget: budget, cache: cache)
-        embedder = Result { try TextEmbedder(configuration: configuration.embeddings, logger: logger) }
+        self.cache = cache
+        let embedder = Result { try TextEmbedder(configuration: configuration.embeddings, logger: logger) }
+        self.embedder = embedder
+        semanticCache = configuration.semanticCacheThreshold.map { threshold in
+            SemanticCache(database: cache?.database, threshold: Float(threshold), capacity: configuration.semanticCacheMaxEntries, ttl: configuration.cacheTTL, logger: logger)
+        }
+        router = InferenceRouter(
+            file: configuration.providers, environment: environment, http: http, budget: budget, cache: cache,
+            semantic: semanticCache.map { semantic in
+                (semantic, { text in try? await Self.localVectors([text], engine: embedder.get(), cache: cache).vectors.first })
+            }
+        )
         if case .failure(let error) = embedder {
             logger.error("the local embedding model cannot be loaded; Embed answers FAILED_PRECONDITION until it is installed", metadata: ["error": "\(error)"])
         }
@@ -109,8 +144,11 @@ public final class InferenceGatewayService: Service, Sendable {
     /// Publishes the breaker gauges every second; closes the HTTP client at shutdown.
     public func run() async throws {
         try? await cancelWhenGracefulShutdown {
+            var ticks = 0
             while !Task.isCancelled {
                 self.publish()
+                if ticks % 10 == 0 { self.publishCacheSizes() }
+                ticks += 1
                 await self.budget.tick()
                 try await Task.sleep(for: .seconds(1))
             }
@@ -124,6 +162,13 @@ public final class InferenceGatewayService: Service, Sendable {
     func publish() {
         for route in router.routes.values {
             Gauge(label: "knowledge_circuit_breaker_state", dimensions: [("provider", route.name)]).record(route.breaker.snapshot.state.rawValue)
+        }
+    }
+
+    /// The caches' sizes (`knowledge_cache_size{cache_type}`), every ten seconds.
+    func publishCacheSizes() {
+        for stats in cacheStats() {
+            Gauge(label: "knowledge_cache_size", dimensions: [("cache_type", stats.cacheType)]).record(stats.entries)
         }
     }
 
@@ -144,27 +189,49 @@ public final class InferenceGatewayService: Service, Sendable {
             self.publish()
             return self.breakerStatus(route)
         }
-        rpc.register(InferenceGatewayMethods.embed, on: .threadPool) { request, context in try self.embed(request, context: context) }
-        rpc.register(InferenceGatewayMethods.getCacheStats, on: .threadPool) { _, _ in
-            guard let cache = self.cache else { return .init() }
-            let stats = cache.stats
-            let embeddings = cache.embeddingStats
-            return .with {
-                $0.caches = [.with {
-                    $0.cacheType = "completion"
-                    $0.entries = stats.entries
-                    $0.hits = stats.hits
-                    $0.misses = stats.misses
-                    $0.hitRate = stats.hits + stats.misses == 0 ? 0 : Double(stats.hits) / Double(stats.hits + stats.misses)
-                }, .with {
-                    $0.cacheType = "embedding"
-                    $0.entries = embeddings.entries
-                    $0.hits = embeddings.hits
-                    $0.misses = embeddings.misses
-                    $0.hitRate = embeddings.hits + embeddings.misses == 0 ? 0 : Double(embeddings.hits) / Double(embeddings.hits + embeddings.misses)
-                }]
+        rpc.register(InferenceGatewayMethods.embed) { request, context in try await self.embed(request, context: context) }
+        rpc.register(InferenceGatewayMethods.clearCache, on: .threadPool) { request, context in
+            let kinds = ["completion", "semantic", "embedding"]
+            guard request.cacheType.isEmpty || kinds.contains(request.cacheType) else {
+                throw RPCError.invalidArgument(field: "cache_type", reason: .unknownValue, "must be completion, semantic, embedding or empty for all (found \(request.cacheType.debugDescription))")
+            }
+            var removed: Int64 = 0
+            let all = request.cacheType.isEmpty
+            if all || request.cacheType == "completion" { removed += try self.cache?.clearCompletions() ?? 0 }
+            if all || request.cacheType == "semantic" { removed += try self.semanticCache?.clear() ?? 0 }
+            if all || request.cacheType == "embedding" { removed += try self.cache?.clearEmbeddings() ?? 0 }
+            context.logger.notice("cache cleared", metadata: ["cache_type": "\(all ? "all" : request.cacheType)", "removed": "\(removed)"])
+            return .with { $0.removed = removed }
+        }
+        rpc.register(InferenceGatewayMethods.getCacheStats, on: .threadPool) { _, _ in .with { $0.caches = self.cacheStats() } }
+    }
+
+    /// Each cache's size and counters (`GetCacheStats`, `kb inference cache stats`).
+    func cacheStats() -> [Kb_Inference_V1_CacheStats] {
+        func entry(_ type: String, _ stats: (entries: Int64, hits: Int64, misses: Int64, evictions: Int64), capacity: Int, ttl: Int64, threshold: Double = 0) -> Kb_Inference_V1_CacheStats {
+            .with {
+                $0.cacheType = type
+                $0.entries = stats.entries
+                $0.hits = stats.hits
+                $0.misses = stats.misses
+                $0.evictions = stats.evictions
+                $0.hitRate = stats.hits + stats.misses == 0 ? 0 : Double(stats.hits) / Double(stats.hits + stats.misses)
+                $0.capacity = Int64(capacity)
+                $0.ttlSeconds = ttl
+                $0.threshold = threshold
             }
         }
+        var caches: [Kb_Inference_V1_CacheStats] = []
+        if let cache {
+            caches.append(entry("completion", cache.stats, capacity: cache.capacity, ttl: cache.ttlMs / 1000))
+        }
+        if let semanticCache {
+            caches.append(entry("semantic", semanticCache.stats, capacity: semanticCache.capacity, ttl: semanticCache.ttlMs / 1000, threshold: Double(semanticCache.threshold)))
+        }
+        if let cache {
+            caches.append(entry("embedding", cache.embeddingStats, capacity: cache.capacity, ttl: 0))
+        }
+        return caches
     }
 
     func complete(_ request: Kb_Inference_V1_CompletionRequest, context: RPCContext) async throws -> Kb_Inference_V1_CompletionResponse {
@@ -186,6 +253,8 @@ public final class InferenceGatewayService: Service, Sendable {
         )
         var cachable = chat
         cachable.noCache = request.noCache
+        cachable.useSemanticCache = request.useCache
+        cachable.strategy = request.strategy
         let started = ContinuousClock.now
         do {
             let answer = try await router.complete(cachable, deadline: context.deadline)
@@ -200,6 +269,10 @@ public final class InferenceGatewayService: Service, Sendable {
                 $0.latencyMs = elapsed.milliseconds
                 $0.finishReason = answer.result.finishReason
                 $0.cached = answer.cached
+                $0.cacheType = answer.cacheType
+                $0.similarity = answer.similarity
+                $0.attempts = Int32(answer.attempts.count)
+                $0.costUsd = answer.costUSD
             }
         } catch let failure as RoutingFailure {
             publish()
@@ -230,8 +303,12 @@ public final class InferenceGatewayService: Service, Sendable {
     static let maximumEmbedTexts = 1024
     static let maximumEmbedCharacters = 100_000
 
-    /// `Embed` from the local engine (all-MiniLM-L6-v2, 384 dimensions).
-    func embed(_ request: Kb_Inference_V1_EmbedRequest, context: RPCContext) throws -> Kb_Inference_V1_EmbedResponse {
+    /// The names `Embed` and `/v1/embeddings` take for the local model.
+    static let localEmbeddingNames: Set<String> = ["", "local", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"]
+
+    /// `Embed`: the local engine (all-MiniLM-L6-v2, 384 dimensions) for the local names, else a
+    /// provider's embedding model (`text-embedding-3-small`, 1536) — through the embedding cache.
+    func embed(_ request: Kb_Inference_V1_EmbedRequest, context: RPCContext) async throws -> Kb_Inference_V1_EmbedResponse {
         guard !request.texts.isEmpty else { throw RPCError.invalidArgument(field: "texts", reason: .required, "at least one text is required") }
         guard request.texts.count <= Self.maximumEmbedTexts else {
             throw RPCError.invalidArgument(field: "texts", reason: .tooMany, "at most \(Self.maximumEmbedTexts) texts per call (found \(request.texts.count))")
@@ -239,33 +316,87 @@ public final class InferenceGatewayService: Service, Sendable {
         for (index, text) in request.texts.enumerated() where text.utf8.count > Self.maximumEmbedCharacters {
             throw RPCError.invalidArgument(field: "texts[\(index)]", reason: .tooLong, "at most \(Self.maximumEmbedCharacters) bytes (the model reads its first 256 tokens)")
         }
-        let localNames = ["", "local", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"]
-        guard localNames.contains(request.model.lowercased()), request.dimension == 0 || request.dimension == 384 else {
-            throw RPCError(.unimplemented, "only the local 384-dimensional model (all-MiniLM-L6-v2) is served yet; 1536-dimensional OpenAI embeddings are not built (issue 13)")
+        guard request.dimension >= 0, request.dimension <= 4096 else {
+            throw RPCError.invalidArgument(field: "dimension", reason: .outOfRange, "must be between 0 (the model's own) and 4096")
         }
-        let engine: TextEmbedder
-        switch embedder {
-        case .success(let loaded): engine = loaded
-        case .failure(let error): throw RPCError(.failedPrecondition, "the local embedding model is not available: \(error)")
+        var model = request.model
+        if model.isEmpty, request.dimension == 1536 { model = "text-embedding-3-small" }
+        let answer = try await embeddings(request.texts, model: model, dimension: Int(request.dimension), deadline: context.deadline)
+        return .with {
+            $0.embeddings = answer.vectors.map { vector in .with { $0.values = vector } }
+            $0.model = answer.model
+            $0.dimension = Int32(answer.vectors.first?.count ?? 0)
+            $0.cached = Int32(answer.cached)
         }
-        try context.checkCancellation()
-        // The embedding cache first; only the texts it lacks go through the model.
-        let model = "all-MiniLM-L6-v2"
-        var vectors: [[Float]?] = request.texts.map { text in cache?.embedding(model: model, text: text) }
+    }
+
+    /// Vectors of `texts` under `model` (a local name, a provider's embedding model, or
+    /// `provider/model`), the cached ones from the embedding cache. Throws RPC errors.
+    func embeddings(_ texts: [String], model: String, dimension: Int, deadline: ContinuousClock.Instant) async throws -> (vectors: [[Float]], model: String, cached: Int, provider: String, costUSD: Double) {
+        if Self.localEmbeddingNames.contains(model.lowercased()) {
+            guard dimension == 0 || dimension == TextEmbedder.dimension else {
+                throw RPCError.invalidArgument(field: "dimension", reason: .unknownValue, "the local model's vectors have \(TextEmbedder.dimension) dimensions (for 1536 ask for text-embedding-3-small)")
+            }
+            let engine: TextEmbedder
+            switch embedder {
+            case .success(let loaded): engine = loaded
+            case .failure(let error): throw RPCError(.failedPrecondition, "the local embedding model is not available: \(error)")
+            }
+            let (vectors, cached) = try await Self.localVectors(texts, engine: engine, cache: cache)
+            return (vectors, TextEmbedder.modelName, cached, "local", 0)
+        }
+        // A provider's model, cached by model name (and dimension): one model's vector for a text
+        // is the same whichever provider serving it computed it.
+        let plan = router.embeddingPlan(model: model, localOnly: false)
+        guard let first = plan.first else {
+            throw RPCError.invalidArgument(field: "model", reason: .unknownValue, "no configured provider serves the embedding model \(model.debugDescription): use the local model (empty, \"local\") or one listed in a provider's embedding_models (built in: openai/text-embedding-3-small, 1536 dimensions, with OPENAI_API_KEY)")
+        }
+        // Asking a model for its own width is asking for its vectors: one cache entry for both.
+        let nativeWidths = ["text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536]
+        let dimension = nativeWidths[first.model] == dimension ? 0 : dimension
+        let cacheModel = first.model + (dimension > 0 ? "@\(dimension)" : "")
+        var vectors: [[Float]?] = texts.map { cache?.embedding(model: cacheModel, text: $0) }
         let missing = vectors.indices.filter { vectors[$0] == nil }
+        var provider = first.route.name, cost = 0.0
         if !missing.isEmpty {
             let started = ContinuousClock.now
-            let computed = engine.embed(missing.map { request.texts[$0] })
-            Timer(label: "knowledge_inference_latency_seconds", dimensions: [("provider", "local"), ("operation", "embed")]).record(duration: ContinuousClock.now - started)
-            for (index, vector) in zip(missing, computed) { vectors[index] = vector }
-            cache?.storeEmbeddings(model: model, zip(missing, computed).map { (request.texts[$0.0], $0.1) })
+            let answer: GatewayEmbeddings
+            do {
+                // Only OpenAI's text-embedding-3 models take `dimensions` (older ones refuse it); for
+                // others the answer's width is checked against the request below.
+                let shorten = dimension > 0 && first.model.hasPrefix("text-embedding-3") ? dimension : nil
+                answer = try await router.embed(missing.map { texts[$0] }, model: model, dimensions: shorten, deadline: deadline)
+            } catch let failure as RoutingFailure {
+                for attempt in failure.attempts where attempt.outcome != "ok" && !attempt.outcome.hasPrefix("skipped") {
+                    Counter(label: "knowledge_inference_errors_total", dimensions: [("provider", attempt.provider)]).increment()
+                }
+                throw Self.rpcError(failure)
+            }
+            Timer(label: "knowledge_inference_latency_seconds", dimensions: [("provider", answer.provider), ("operation", "embed")]).record(duration: ContinuousClock.now - started)
+            if dimension > 0, let width = answer.result.vectors.first?.count, width != dimension {
+                throw RPCError(.failedPrecondition, "\(answer.provider)/\(first.model) answered \(width)-dimensional vectors, not \(dimension)")
+            }
+            for (index, vector) in zip(missing, answer.result.vectors) { vectors[index] = vector }
+            cache?.storeEmbeddings(model: cacheModel, zip(missing, answer.result.vectors).map { (texts[$0.0], $0.1) })
+            provider = answer.provider
+            cost = answer.costUSD
         }
-        return .with {
-            $0.embeddings = vectors.map { vector in .with { $0.values = vector ?? [] } }
-            $0.model = model
-            $0.dimension = Int32(TextEmbedder.dimension)
-            $0.cached = Int32(request.texts.count - missing.count)
-        }
+        return (vectors.map { $0 ?? [] }, first.model, texts.count - missing.count, provider, cost)
+    }
+
+    /// The local model's vectors of `texts`, through the embedding cache; computed on the
+    /// blocking pool (a batch takes milliseconds of CPU).
+    static func localVectors(_ texts: [String], engine: TextEmbedder, cache: ResponseCache?) async throws -> (vectors: [[Float]], cached: Int) {
+        let model = TextEmbedder.modelName
+        var vectors: [[Float]?] = texts.map { cache?.embedding(model: model, text: $0) }
+        let missing = vectors.indices.filter { vectors[$0] == nil }
+        guard !missing.isEmpty else { return (vectors.map { $0 ?? [] }, texts.count) }
+        let started = ContinuousClock.now
+        let computed = try await NIOThreadPool.singleton.runIfActive { engine.embed(missing.map { texts[$0] }) }
+        Timer(label: "knowledge_inference_latency_seconds", dimensions: [("provider", "local"), ("operation", "embed")]).record(duration: ContinuousClock.now - started)
+        for (index, vector) in zip(missing, computed) { vectors[index] = vector }
+        cache?.storeEmbeddings(model: model, zip(missing, computed).map { (texts[$0.0], $0.1) })
+        return (vectors.map { $0 ?? [] }, texts.count - missing.count)
     }
 
     static func rpcError(_ failure: RoutingFailure) -> RPCError {

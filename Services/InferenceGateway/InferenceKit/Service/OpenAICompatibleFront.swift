@@ -12,12 +12,14 @@ import NIOCore
 ///     POST /v1/chat/completions   whole, or `stream: true` as OpenAI's SSE chunks
 ///                                 (`stream_options.include_usage`: a last chunk with `choices: []`
 ///                                 and the usage), ending `data: [DONE]`
-///     POST /v1/embeddings         the local 384-dimensional model (all-MiniLM-L6-v2)
+///     POST /v1/embeddings         the local 384-dimensional model (all-MiniLM-L6-v2), or a
+///                                 provider's embedding model (`text-embedding-3-small`, 1536)
 ///     GET  /v1/models             every configured provider's models, as `provider/model`
 ///
 /// Errors are OpenAI's JSON (`{"error": {"message", "type", "param", "code"}}`). With
 /// `KB_AUTH_TOKEN` set, `Authorization: Bearer <token>` is required. Each answer says who served
-/// it: `x-kb-provider`, `x-kb-attempts`, `x-kb-overhead-ms` (the gateway's own time: total minus
+/// it: `x-kb-provider`, `x-kb-attempts`, `x-kb-cost-usd` (priced by budget-service's table; 0 for
+/// local providers and cached answers), `x-kb-overhead-ms` (the gateway's own time: total minus
 /// time waiting on providers).
 enum OpenAICompatibleFront {
     static let maximumBody = 16 << 20
@@ -58,6 +60,7 @@ enum OpenAICompatibleFront {
                 response.headers[HTTPField.Name("x-kb-provider")!] = answer.provider
                 response.headers[HTTPField.Name("x-kb-attempts")!] = String(answer.attempts.count)
                 response.headers[HTTPField.Name("x-kb-cache")!] = answer.cached ? "hit" : "miss"
+                response.headers[HTTPField.Name("x-kb-cost-usd")!] = String(format: "%.8f", answer.costUSD)
                 response.headers[HTTPField.Name("x-kb-overhead-ms")!] = String(format: "%.3f", Double(max(0, overhead)) / 1e6)
                 return response
             } catch let failure as RoutingFailure {
@@ -88,14 +91,17 @@ enum OpenAICompatibleFront {
             guard format == "float" || format == "base64" else {
                 return failure(.badRequest, "encoding_format must be 'float' or 'base64'", type: "invalid_request_error", param: "encoding_format")
             }
-            var embed = Kb_Inference_V1_EmbedRequest()
-            embed.texts = texts
-            embed.model = (object["model"] as? String) ?? ""
-            embed.dimension = Int32(clamping: (object["dimensions"] as? Int) ?? 0)
-            let context = RPCContext(method: "POST /v1/embeddings", deadline: .now + .seconds(300), logger: gateway.logger)
-            let answer: Kb_Inference_V1_EmbedResponse
+            let model = (object["model"] as? String) ?? ""
+            let dimensions = (object["dimensions"] as? Int) ?? 0
+            guard (0...4096).contains(dimensions) else {
+                return failure(.badRequest, "dimensions must be between 1 and 4096", type: "invalid_request_error", param: "dimensions")
+            }
+            for (index, text) in texts.enumerated() where text.utf8.count > InferenceGatewayService.maximumEmbedCharacters {
+                return failure(.badRequest, "input[\(index)] is longer than \(InferenceGatewayService.maximumEmbedCharacters) bytes", type: "invalid_request_error", param: "input")
+            }
+            let answer: (vectors: [[Float]], model: String, cached: Int, provider: String, costUSD: Double)
             do {
-                answer = try await Task.detached { try gateway.embed(embed, context: context) }.value
+                answer = try await gateway.embeddings(texts, model: model, dimension: dimensions, deadline: .now + .seconds(300))
             } catch let error as RPCError {
                 let status: HTTPResponse.Status = error.code == .invalidArgument ? .badRequest : (error.code == .unimplemented ? .notImplemented : .serviceUnavailable)
                 return failure(status, error.message, type: error.code == .invalidArgument ? "invalid_request_error" : "server_error", param: error.field)
@@ -103,24 +109,28 @@ enum OpenAICompatibleFront {
                 return failure(.internalServerError, "\(error)", type: "server_error", param: nil)
             }
             let tokens = texts.reduce(0) { $0 + $1.utf8.count / 4 + 2 }
-            return json([
+            var response = json([
                 "object": "list",
                 "model": answer.model,
-                "data": answer.embeddings.enumerated().map { index, embedding -> [String: Any] in
+                "data": answer.vectors.enumerated().map { index, values -> [String: Any] in
                     let vector: Any = format == "base64"
-                        ? embedding.values.withUnsafeBufferPointer { Data(buffer: $0).base64EncodedString() }  // x86-64 and arm64 are little-endian
-                        : embedding.values.map(Double.init)
+                        ? values.withUnsafeBufferPointer { Data(buffer: $0).base64EncodedString() }  // x86-64 and arm64 are little-endian
+                        : values.map(Double.init)
                     return ["object": "embedding", "index": index, "embedding": vector]
                 },
                 "usage": ["prompt_tokens": tokens, "total_tokens": tokens],
             ], status: .ok)
+            response.headers[HTTPField.Name("x-kb-provider")!] = answer.provider
+            response.headers[HTTPField.Name("x-kb-cached")!] = String(answer.cached)
+            response.headers[HTTPField.Name("x-kb-cost-usd")!] = String(format: "%.8f", answer.costUSD)
+            return response
         }
         router.get("/v1/models") { request, _ -> Response in
             if let denied = unauthorized(request, authToken) { return denied }
             var data: [[String: Any]] = []
             for name in gateway.router.routes.keys.sorted() {
                 guard let route = gateway.router.routes[name], route.configured else { continue }
-                for model in route.provider.models {
+                for model in route.provider.models + route.provider.embeddingModels {
                     data.append(["id": "\(name)/\(model)", "object": "model", "created": 0, "owned_by": name])
                 }
             }

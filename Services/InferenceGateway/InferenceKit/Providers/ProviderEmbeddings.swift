@@ -1,0 +1,96 @@
+import Foundation
+import KBHTTPClient
+
+/// Embeddings from a provider: OpenAI's `POST {base}/embeddings` (`text-embedding-3-small`,
+/// 1536 dimensions) and Ollama's `POST {base}/api/embed`.
+public struct EmbeddingResult: Sendable, Equatable {
+    /// One vector per text, in the texts' order.
+    public var vectors: [[Float]]
+    /// The input tokens the provider counted (0 when it says nothing).
+    public var inputTokens: Int
+    public var model: String
+
+    public init(vectors: [[Float]], inputTokens: Int, model: String) {
+        self.vectors = vectors
+        self.inputTokens = inputTokens
+        self.model = model
+    }
+}
+
+extension ProviderCodec {
+    /// The HTTP request embedding `texts` with `model`; `dimensions` (OpenAI's `text-embedding-3`
+    /// models can shorten their vectors) only when asked.
+    public func embeddingRequest(texts: [String], model: String, dimensions: Int?) throws -> HTTPRequest {
+        var headers: [(name: String, value: String)] = [("Content-Type", "application/json")]
+        if let key = endpoint.apiKey { headers.append(("Authorization", "Bearer \(key)")) }
+        var body: [String: Any] = ["model": model, "input": texts]
+        let url: String
+        switch endpoint.api {
+        case .openAI:
+            url = endpoint.baseURL + "/embeddings"
+            body["encoding_format"] = "float"
+            if let dimensions { body["dimensions"] = dimensions }
+        case .ollama:
+            url = endpoint.baseURL + "/api/embed"
+        case .anthropic, .gemini:
+            throw ProviderFailure(.configuration, "\(endpoint.api.rawValue)'s API has no embeddings the gateway speaks (OpenAI's and Ollama's only)")
+        }
+        let data = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
+        return HTTPRequest(method: "POST", url: url, headers: headers, body: [UInt8](data), timeouts: endpoint.timeouts)
+    }
+
+    /// A successful (2xx) embeddings answer for `count` texts.
+    public func embeddingResult(_ body: [UInt8], count: Int) throws -> EmbeddingResult {
+        let object = try Self.object(body)
+        var vectors: [[Float]]
+        var tokens = 0
+        switch endpoint.api {
+        case .openAI:
+            guard let data = object["data"] as? [[String: Any]] else { throw Self.malformed("no data") }
+            vectors = Array(repeating: [], count: data.count)
+            for (position, item) in data.enumerated() {
+                let index = (item["index"] as? Int) ?? position
+                guard vectors.indices.contains(index), vectors[index].isEmpty else { throw Self.malformed("data[\(position)].index \(index) is out of place") }
+                vectors[index] = try Self.floats(item["embedding"], at: "data[\(position)].embedding")
+            }
+            tokens = Self.int((object["usage"] as? [String: Any])?["prompt_tokens"])
+        case .ollama:
+            guard let embeddings = object["embeddings"] as? [Any] else { throw Self.malformed("no embeddings") }
+            vectors = try embeddings.enumerated().map { try Self.floats($1, at: "embeddings[\($0)]") }
+            tokens = Self.int(object["prompt_eval_count"])
+        case .anthropic, .gemini:
+            throw ProviderFailure(.configuration, "no embeddings over \(endpoint.api.rawValue)'s API")
+        }
+        guard vectors.count == count else { throw Self.malformed("\(vectors.count) vectors for \(count) texts") }
+        guard let width = vectors.first?.count, width > 0, vectors.allSatisfy({ $0.count == width }) else {
+            throw Self.malformed("vectors of different or zero lengths")
+        }
+        return EmbeddingResult(vectors: vectors, inputTokens: tokens, model: object["model"] as? String ?? "")
+    }
+
+    static func floats(_ value: Any?, at path: String) throws -> [Float] {
+        guard let numbers = value as? [Any] else { throw malformed("\(path) is not an array of numbers") }
+        return try numbers.map { number in
+            guard let double = (number as? NSNumber)?.doubleValue, double.isFinite else { throw malformed("\(path) holds something other than a finite number") }
+            return Float(double)
+        }
+    }
+}
+
+extension ProviderClient {
+    /// Embeds `texts` with `model`.
+    public func embed(_ texts: [String], model: String, dimensions: Int?) async throws -> EmbeddingResult {
+        do {
+            let response = try await http.execute(try codec.embeddingRequest(texts: texts, model: model, dimensions: dimensions))
+            let body = try await response.body.collect(upTo: maximumAnswerBytes)
+            guard (200..<300).contains(response.head.status) else {
+                throw redacted(ProviderFailure.answer(status: response.head.status, head: response.head, body: body))
+            }
+            return try codec.embeddingResult(body, count: texts.count)
+        } catch let error as HTTPClientError {
+            throw redacted(ProviderFailure.transport(error))
+        } catch let failure as ProviderFailure {
+            throw redacted(failure)
+        }
+    }
+}
