@@ -161,6 +161,10 @@ public nonisolated struct Kb_Inference_V1_CompletionResponse: Sendable {
 
   public var finishReason: String = String()
 
+  /// True when the provider reported no token usage and input_tokens / output_tokens are the
+  /// gateway's estimate (characters / 4); false when they are the provider's own count.
+  public var usageEstimated: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -517,7 +521,7 @@ nonisolated extension Kb_Inference_V1_CompletionRequest: SwiftProtobuf.Message, 
 
 nonisolated extension Kb_Inference_V1_CompletionResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CompletionResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}content\0\u{1}provider\0\u{1}model\0\u{3}input_tokens\0\u{3}output_tokens\0\u{3}cost_usd\0\u{3}latency_ms\0\u{1}cached\0\u{3}finish_reason\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}content\0\u{1}provider\0\u{1}model\0\u{3}input_tokens\0\u{3}output_tokens\0\u{3}cost_usd\0\u{3}latency_ms\0\u{1}cached\0\u{3}finish_reason\0\u{3}usage_estimated\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -534,6 +538,7 @@ nonisolated extension Kb_Inference_V1_CompletionResponse: SwiftProtobuf.Message,
       case 7: try { try decoder.decodeSingularInt64Field(value: &self.latencyMs) }()
       case 8: try { try decoder.decodeSingularBoolField(value: &self.cached) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self.finishReason) }()
+      case 10: try { try decoder.decodeSingularBoolField(value: &self.usageEstimated) }()
       default: break
       }
     }
@@ -567,6 +572,9 @@ nonisolated extension Kb_Inference_V1_CompletionResponse: SwiftProtobuf.Message,
     if !self.finishReason.isEmpty {
       try visitor.visitSingularStringField(value: self.finishReason, fieldNumber: 9)
     }
+    if self.usageEstimated != false {
+      try visitor.visitSingularBoolField(value: self.usageEstimated, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -580,6 +588,7 @@ nonisolated extension Kb_Inference_V1_CompletionResponse: SwiftProtobuf.Message,
     if lhs.latencyMs != rhs.latencyMs {return false}
     if lhs.cached != rhs.cached {return false}
     if lhs.finishReason != rhs.finishReason {return false}
+    if lhs.usageEstimated != rhs.usageEstimated {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

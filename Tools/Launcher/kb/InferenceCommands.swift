@@ -103,7 +103,7 @@ struct InferenceComplete: AsyncParsableCommand {
             }, options: CallOptions(timeout: .seconds(300)))
             if output.json { return try printProtoJSON(response) }
             print(response.content)
-            FileHandle.standardError.write(Data("[\(response.provider) \(response.model): \(response.inputTokens) in, \(response.outputTokens) out, \(response.latencyMs) ms, \(response.finishReason)]\n".utf8))
+            FileHandle.standardError.write(Data("[\(response.provider) \(response.model): \(response.inputTokens) in, \(response.outputTokens) out, \(response.latencyMs) ms, \(response.finishReason), usage \(response.usageEstimated ? "estimated" : "counted")]\n".utf8))
         }
     }
 
@@ -140,7 +140,7 @@ struct InferenceComplete: AsyncParsableCommand {
                 }
             }
             if let usage = object["usage"] as? [String: Any] {
-                FileHandle.standardError.write(Data("\n[\(response.head.header("x-kb-provider") ?? "?"): \(usage["prompt_tokens"] ?? 0) in, \(usage["completion_tokens"] ?? 0) out]\n".utf8))
+                FileHandle.standardError.write(Data("\n[\(response.head.header("x-kb-provider") ?? "?"): \(usage["prompt_tokens"] ?? 0) in, \(usage["completion_tokens"] ?? 0) out, usage \(usage["estimated"] as? Bool == true ? "estimated" : "counted")]\n".utf8))
             }
         }
         print("")
