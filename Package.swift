@@ -415,7 +415,7 @@ let package = Package(
         ),
         .testTarget(
             name: "InferenceKitTests",
-            dependencies: ["InferenceKit", "KBEmbeddings", "KBHTTPClient", "KBProto", "KBRPC", "KBTestSupport"],
+            dependencies: ["InferenceKit", "KBEmbeddings", "KBHTTPClient", "KBProto", "KBRPC", "KBSQLite", "KBTestSupport", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")],
             path: "Tests/InferenceKitTests"
         ),
         .testTarget(
