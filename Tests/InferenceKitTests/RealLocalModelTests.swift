@@ -221,7 +221,7 @@ struct RealLocalModelTests {
 
         // Whole, over the gateway's RPC: llama.cpp counts usage, so it is counted.
         let whole = try await client.call(InferenceGatewayMethods.complete, .with {
-            $0.messages = Self.messages.map { message in .with { $0.role = message.role; $0.content = message.content } }
+            $0.messages = Self.messages.map { message in Kb_Inference_V1_ChatMessage.with { $0.role = message.role; $0.content = message.content } }
             $0.model = "local/\(LlamaServer.alias)"
             $0.maxTokens = Int32(Self.maxTokens)
             $0.temperature = .with { $0.value = 0 }

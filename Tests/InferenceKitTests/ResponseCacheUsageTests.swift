@@ -25,7 +25,7 @@ struct ResponseCacheUsageTests {
         let path = temporaryDirectory("kb-cache").appendingPathComponent("cache.db").path
         // A file written before the column existed.
         let old = try SQLiteDatabase.open(path: path)
-        try old.write { db in
+        try await old.write { db in
             try db.execute(sql: """
                 CREATE TABLE completion_cache (
                     key TEXT PRIMARY KEY, provider TEXT NOT NULL, model TEXT NOT NULL, content TEXT NOT NULL,
