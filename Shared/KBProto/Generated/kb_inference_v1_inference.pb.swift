@@ -174,6 +174,10 @@ public nonisolated struct Kb_Inference_V1_CompletionResponse: Sendable {
   /// Providers tried (the one that answered included).
   public var attempts: Int32 = 0
 
+  /// True when the provider reported no token usage and input_tokens / output_tokens are the
+  /// gateway's estimate (characters / 4); false when they are the provider's own count.
+  public var usageEstimated: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -570,7 +574,7 @@ nonisolated extension Kb_Inference_V1_CompletionRequest: SwiftProtobuf.Message, 
 
 nonisolated extension Kb_Inference_V1_CompletionResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CompletionResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}content\0\u{1}provider\0\u{1}model\0\u{3}input_tokens\0\u{3}output_tokens\0\u{3}cost_usd\0\u{3}latency_ms\0\u{1}cached\0\u{3}finish_reason\0\u{3}cache_type\0\u{1}similarity\0\u{1}attempts\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}content\0\u{1}provider\0\u{1}model\0\u{3}input_tokens\0\u{3}output_tokens\0\u{3}cost_usd\0\u{3}latency_ms\0\u{1}cached\0\u{3}finish_reason\0\u{3}cache_type\0\u{1}similarity\0\u{1}attempts\0\u{3}usage_estimated\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -590,6 +594,7 @@ nonisolated extension Kb_Inference_V1_CompletionResponse: SwiftProtobuf.Message,
       case 10: try { try decoder.decodeSingularStringField(value: &self.cacheType) }()
       case 11: try { try decoder.decodeSingularFloatField(value: &self.similarity) }()
       case 12: try { try decoder.decodeSingularInt32Field(value: &self.attempts) }()
+      case 13: try { try decoder.decodeSingularBoolField(value: &self.usageEstimated) }()
       default: break
       }
     }
@@ -632,6 +637,9 @@ nonisolated extension Kb_Inference_V1_CompletionResponse: SwiftProtobuf.Message,
     if self.attempts != 0 {
       try visitor.visitSingularInt32Field(value: self.attempts, fieldNumber: 12)
     }
+    if self.usageEstimated != false {
+      try visitor.visitSingularBoolField(value: self.usageEstimated, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -648,6 +656,7 @@ nonisolated extension Kb_Inference_V1_CompletionResponse: SwiftProtobuf.Message,
     if lhs.cacheType != rhs.cacheType {return false}
     if lhs.similarity != rhs.similarity {return false}
     if lhs.attempts != rhs.attempts {return false}
+    if lhs.usageEstimated != rhs.usageEstimated {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -110,7 +110,7 @@ struct InferenceComplete: AsyncParsableCommand {
             if output.json { return try printProtoJSON(response) }
             print(response.content)
             let cached = response.cached ? ", from the \(response.cacheType) cache" + (response.cacheType == "semantic" ? String(format: " (similarity %.3f)", response.similarity) : "") : ""
-            FileHandle.standardError.write(Data("[\(response.provider) \(response.model): \(response.inputTokens) in, \(response.outputTokens) out, \(response.latencyMs) ms, \(response.finishReason), $\(String(format: "%.6f", response.costUsd))\(cached)]\n".utf8))
+            FileHandle.standardError.write(Data("[\(response.provider) \(response.model): \(response.inputTokens) in, \(response.outputTokens) out, \(response.latencyMs) ms, \(response.finishReason), $\(String(format: "%.6f", response.costUsd)), usage \(response.usageEstimated ? "estimated" : "counted")\(cached)]\n".utf8))
         }
     }
 
@@ -147,7 +147,7 @@ struct InferenceComplete: AsyncParsableCommand {
                 }
             }
             if let usage = object["usage"] as? [String: Any] {
-                FileHandle.standardError.write(Data("\n[\(response.head.header("x-kb-provider") ?? "?"): \(usage["prompt_tokens"] ?? 0) in, \(usage["completion_tokens"] ?? 0) out]\n".utf8))
+                FileHandle.standardError.write(Data("\n[\(response.head.header("x-kb-provider") ?? "?"): \(usage["prompt_tokens"] ?? 0) in, \(usage["completion_tokens"] ?? 0) out, usage \(usage["estimated"] as? Bool == true ? "estimated" : "counted")]\n".utf8))
             }
         }
         print("")

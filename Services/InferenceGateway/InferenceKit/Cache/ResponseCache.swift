@@ -57,8 +57,13 @@ public final class ResponseCache: Sendable {
                         CREATE TABLE IF NOT EXISTS completion_cache (
                             key TEXT PRIMARY KEY, provider TEXT NOT NULL, model TEXT NOT NULL, content TEXT NOT NULL,
                             finish_reason TEXT NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
-                            created_ms INTEGER NOT NULL, used_ms INTEGER NOT NULL)
+                            created_ms INTEGER NOT NULL, used_ms INTEGER NOT NULL,
+                            usage_estimated INTEGER NOT NULL DEFAULT 0)
                         """)
+                    // Files from before the column: usage the provider did not report must stay marked as estimated.
+                    if try !Row.fetchAll(db, sql: "PRAGMA table_info(completion_cache)").contains(where: { ($0["name"] as String?) == "usage_estimated" }) {
+                        try db.execute(sql: "ALTER TABLE completion_cache ADD COLUMN usage_estimated INTEGER NOT NULL DEFAULT 0")
+                    }
                     try db.execute(sql: "CREATE INDEX IF NOT EXISTS completion_cache_used ON completion_cache(used_ms)")
                     try db.execute(sql: """
                         CREATE TABLE IF NOT EXISTS embedding_cache (
@@ -116,7 +121,7 @@ public final class ResponseCache: Sendable {
                 guard let row = try Row.fetchOne(db, sql: "SELECT * FROM completion_cache WHERE key = ?", arguments: [key]) else { return nil }
                 let created: Int64 = row["created_ms"]
                 guard now - created < ttlMs else { return nil }
-                return Entry(provider: row["provider"], result: ChatResult(content: row["content"], finishReason: row["finish_reason"], usage: TokenUsage(inputTokens: row["input_tokens"], outputTokens: row["output_tokens"]), model: row["model"]), createdMs: created)
+                return Entry(provider: row["provider"], result: ChatResult(content: row["content"], finishReason: row["finish_reason"], usage: TokenUsage(inputTokens: row["input_tokens"], outputTokens: row["output_tokens"], estimated: row["usage_estimated"]), model: row["model"]), createdMs: created)
             }
             if let entry { remember(key, entry) }
         }
@@ -137,9 +142,9 @@ public final class ResponseCache: Sendable {
             do {
                 try await database.write { db in
                     try db.execute(sql: """
-                        INSERT OR REPLACE INTO completion_cache (key, provider, model, content, finish_reason, input_tokens, output_tokens, created_ms, used_ms)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """, arguments: [key, provider, result.model, result.content, result.finishReason, result.usage?.inputTokens ?? 0, result.usage?.outputTokens ?? 0, entry.createdMs, entry.createdMs])
+                        INSERT OR REPLACE INTO completion_cache (key, provider, model, content, finish_reason, input_tokens, output_tokens, created_ms, used_ms, usage_estimated)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """, arguments: [key, provider, result.model, result.content, result.finishReason, result.usage?.inputTokens ?? 0, result.usage?.outputTokens ?? 0, entry.createdMs, entry.createdMs, result.usage?.estimated ?? false])
                     try db.execute(sql: "DELETE FROM completion_cache WHERE created_ms <= ?", arguments: [expiredBefore])
                     let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM completion_cache") ?? 0
                     if count > capacity {

@@ -302,7 +302,10 @@ public final class InferenceRouter: Sendable {
             }
             let started = ContinuousClock.now
             do {
-                let result = try await withDeadline(deadline) { try await client.complete(request) }
+                var result = try await withDeadline(deadline) { try await client.complete(request) }
+                // A provider that reports no usage gets the gateway's estimate, marked as one,
+                // so callers always see usage and can tell counted from estimated.
+                if result.usage == nil { result.usage = Self.estimatedUsage(chat.messages, answer: result.content.utf8.count) }
                 let elapsed = ContinuousClock.now - started
                 run.providerNanoseconds += elapsed.nanoseconds
                 route.breaker.succeeded(permit)
@@ -310,8 +313,7 @@ public final class InferenceRouter: Sendable {
                 run.attempts.append(Attempt(provider: route.name, model: model, outcome: "ok", milliseconds: elapsed.nanoseconds / 1_000_000))
                 var cost = 0.0
                 if let budget, !route.provider.local {
-                    let usage = result.usage ?? TokenUsage(inputTokens: estimatedTokens(chat.messages), outputTokens: max(1, result.content.utf8.count / 4), estimated: true)
-                    cost = budget.settle(admission, reservationId: reservation, usage: usage, latencyMs: elapsed.nanoseconds / 1_000_000) ?? 0
+                    cost = budget.settle(admission, reservationId: reservation, usage: result.usage, latencyMs: elapsed.nanoseconds / 1_000_000) ?? 0
                     reservation = ""
                 }
                 run.outcome = .success((result, cost))
@@ -415,7 +417,7 @@ public final class InferenceRouter: Sendable {
                             for early in pending { continuation.yield(early) }
                             if let budget, !route.provider.local {
                                 // Streams are recorded with their real usage; a provider that reports none is estimated (and says so).
-                                let usage = lastUsage ?? TokenUsage(inputTokens: estimatedTokens(chat.messages), outputTokens: max(1, streamedCharacters / 4), estimated: true)
+                                let usage = lastUsage ?? Self.estimatedUsage(chat.messages, answer: streamedCharacters)
                                 budget.settle(admission, reservationId: reservation, usage: usage, latencyMs: (ContinuousClock.now - started).nanoseconds / 1_000_000)
                             }
                             route.breaker.succeeded(permit)
@@ -485,6 +487,12 @@ public final class InferenceRouter: Sendable {
         latency.withLock { averages in
             averages[provider] = averages[provider].map { $0 * 0.8 + seconds * 0.2 } ?? seconds
         }
+    }
+
+    /// The usage of an answer whose provider reported none: the prompt's estimate and a token
+    /// per 4 bytes of the answer (at least 1), marked `estimated`.
+    public static func estimatedUsage(_ messages: [ChatMessage], answer bytes: Int) -> TokenUsage {
+        TokenUsage(inputTokens: estimatedTokens(messages), outputTokens: max(1, bytes / 4), estimated: true)
     }
 
     static func failure(_ error: Error) -> ProviderFailure {

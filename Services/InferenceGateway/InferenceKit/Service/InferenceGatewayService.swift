@@ -266,6 +266,7 @@ public final class InferenceGatewayService: Service, Sendable {
                 $0.model = answer.result.model.isEmpty ? (answer.attempts.last?.model ?? "") : answer.result.model
                 $0.inputTokens = Int64(answer.result.usage?.inputTokens ?? 0)
                 $0.outputTokens = Int64(answer.result.usage?.outputTokens ?? 0)
+                $0.usageEstimated = answer.result.usage?.estimated ?? false
                 $0.latencyMs = elapsed.milliseconds
                 $0.finishReason = answer.result.finishReason
                 $0.cached = answer.cached

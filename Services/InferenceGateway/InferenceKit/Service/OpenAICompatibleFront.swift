@@ -20,7 +20,8 @@ import NIOCore
 /// `KB_AUTH_TOKEN` set, `Authorization: Bearer <token>` is required. Each answer says who served
 /// it: `x-kb-provider`, `x-kb-attempts`, `x-kb-cost-usd` (priced by budget-service's table; 0 for
 /// local providers and cached answers), `x-kb-overhead-ms` (the gateway's own time: total minus
-/// time waiting on providers).
+/// time waiting on providers), and `x-kb-usage` (`counted` or `estimated`; in a stream's usage
+/// chunk, the usage object's `estimated`).
 enum OpenAICompatibleFront {
     static let maximumBody = 16 << 20
 
@@ -53,7 +54,7 @@ enum OpenAICompatibleFront {
                     "created": Int(Date().timeIntervalSince1970),
                     "model": answer.result.model.isEmpty ? (answer.attempts.last?.model ?? "") : answer.result.model,
                     "choices": [["index": 0, "message": ["role": "assistant", "content": answer.result.content], "finish_reason": answer.result.finishReason, "logprobs": NSNull()]],
-                    "usage": ["prompt_tokens": usage?.inputTokens ?? 0, "completion_tokens": usage?.outputTokens ?? 0, "total_tokens": (usage?.inputTokens ?? 0) + (usage?.outputTokens ?? 0)],
+                    "usage": usageObject(usage ?? TokenUsage(inputTokens: 0, outputTokens: 0)),
                 ]
                 var response = json(object, status: .ok)
                 let overhead = (ContinuousClock.now - started).nanoseconds - answer.providerNanoseconds
@@ -61,6 +62,7 @@ enum OpenAICompatibleFront {
                 response.headers[HTTPField.Name("x-kb-attempts")!] = String(answer.attempts.count)
                 response.headers[HTTPField.Name("x-kb-cache")!] = answer.cached ? "hit" : "miss"
                 response.headers[HTTPField.Name("x-kb-cost-usd")!] = String(format: "%.8f", answer.costUSD)
+                response.headers[HTTPField.Name("x-kb-usage")!] = usage?.estimated == true ? "estimated" : "counted"
                 response.headers[HTTPField.Name("x-kb-overhead-ms")!] = String(format: "%.3f", Double(max(0, overhead)) / 1e6)
                 return response
             } catch let failure as RoutingFailure {
@@ -243,7 +245,7 @@ enum OpenAICompatibleFront {
                     // Providers that do not report usage in streams (llama.cpp) get an estimate.
                     let final = usage ?? TokenUsage(inputTokens: promptEstimate, outputTokens: max(1, characters / 4), estimated: true)
                     try await send(["id": id, "object": "chat.completion.chunk", "created": created, "model": servedModel, "choices": [] as [Any],
-                                    "usage": ["prompt_tokens": final.inputTokens, "completion_tokens": final.outputTokens, "total_tokens": final.inputTokens + final.outputTokens]])
+                                    "usage": usageObject(final)])
                 }
                 try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
             } catch {
@@ -254,6 +256,14 @@ enum OpenAICompatibleFront {
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: headers, body: body)
+    }
+
+    /// OpenAI's usage object, plus `estimated`: false when the numbers are the provider's own
+    /// count, true when the provider reported none and they are the gateway's estimate
+    /// (llama.cpp's servers send no usage in streams). OpenAI's clients keep unknown fields
+    /// (`usage.model_extra` in the Python package).
+    static func usageObject(_ usage: TokenUsage) -> [String: Any] {
+        ["prompt_tokens": usage.inputTokens, "completion_tokens": usage.outputTokens, "total_tokens": usage.inputTokens + usage.outputTokens, "estimated": usage.estimated]
     }
 
     /// An async iterator shared with the response body's writer (one reader at a time).
