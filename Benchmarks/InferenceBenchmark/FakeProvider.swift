@@ -22,7 +22,7 @@ final class FakeProvider: Sendable {
     let port: Int
 
     /// Starts listening on 127.0.0.1 (`port` 0: a free one) with `threads` event loops.
-    init(port: Int = 0, threads: Int = System.coreCount, chunkInterval: TimeAmount = .milliseconds(5)) throws {
+    init(port: Int = 0, threads: Int = NIOCore.System.coreCount, chunkInterval: TimeAmount = .milliseconds(5)) throws {
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         let answers = CannedAnswers()
         channel = try ServerBootstrap(group: group)
@@ -137,7 +137,10 @@ final class FakeProviderHandler: ChannelInboundHandler, @unchecked Sendable {
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
+        if !keepAlive {
+            let channel = context.channel
+            done.whenComplete { _ in channel.close(promise: nil) }
+        }
     }
 
     private func answerStreamed(context: ChannelHandlerContext) {
@@ -160,7 +163,10 @@ final class FakeProviderHandler: ChannelInboundHandler, @unchecked Sendable {
                 for event in events[index..<upTo] { context.write(handler.value.wrapOutboundOut(.body(.byteBuffer(event))), promise: nil) }
                 if last {
                     let done = context.writeAndFlush(handler.value.wrapOutboundOut(.end(nil)))
-                    if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
+                    if !keepAlive {
+                        let channel = context.channel
+                        done.whenComplete { _ in channel.close(promise: nil) }
+                    }
                 } else {
                     context.flush()
                     send(index + 1)

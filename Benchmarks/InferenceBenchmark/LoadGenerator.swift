@@ -153,7 +153,7 @@ struct FirstByteClient {
     private mutating func exchange(_ request: [UInt8], marker: [UInt8]) throws -> Duration? {
         if connection < 0 { try open() }
         let started = ContinuousClock.now
-        guard request.withUnsafeBytes({ send(connection, $0.baseAddress, $0.count, MSG_NOSIGNAL) }) == request.count else { return nil }
+        guard request.withUnsafeBytes({ send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else { return nil }
         var received: [UInt8] = []
         var firstWord: Duration?
         var buffer = [UInt8](repeating: 0, count: 65536)

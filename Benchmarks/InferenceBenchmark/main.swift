@@ -70,7 +70,7 @@ func get(_ url: String) async -> Int? {
 // MARK: The systems under test
 
 /// One of the three things measured.
-struct System: Sendable {
+struct SystemUnderTest: Sendable {
     var name: String
     var whole: ChatCall
     var streamed: ChatCall
@@ -90,7 +90,7 @@ var processes: [Process] = []
 }
 
 let fake = try FakeProvider()
-let fakeSystem = System(
+let fakeSystem = SystemUnderTest(
     name: "fake provider alone (floor)",
     whole: ChatCall(url: fake.baseURL + "/chat/completions", model: FakeProvider.model, bearer: "unused", stream: false),
     streamed: ChatCall(url: fake.baseURL + "/chat/completions", model: FakeProvider.model, bearer: "unused", stream: true)
@@ -117,7 +117,7 @@ processes.append(try startProcess(gatewayExecutable, environment: [
     "KB_LOG_LEVEL": "warning", "KB_LOG_FORMAT": "text",
 ], log: work.appendingPathComponent("inference-gateway.log")))
 let gatewayURL = "http://127.0.0.1:\(gatewayAdminPort)/v1/chat/completions"
-let gatewaySystem = System(
+let gatewaySystem = SystemUnderTest(
     name: "inference-gateway",
     whole: ChatCall(url: gatewayURL, model: FakeProvider.model, bearer: gatewayToken, stream: false),
     streamed: ChatCall(url: gatewayURL, model: FakeProvider.model, bearer: gatewayToken, stream: true)
@@ -127,7 +127,7 @@ do {
 } catch { fail("\(error)") }
 
 // LiteLLM's proxy: two workers, its one model pointing at the fake, a random master key.
-var liteLLMSystem: System?
+var liteLLMSystem: SystemUnderTest?
 if withLiteLLM {
     let executable = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":")
         .map { URL(fileURLWithPath: String($0)).appendingPathComponent("litellm") }
@@ -148,11 +148,13 @@ if withLiteLLM {
         litellm_settings:
           telemetry: false
         """.utf8).write(to: config)
-        processes.append(try startProcess(executable, arguments: ["--config", config.path, "--host", "127.0.0.1", "--port", "\(port)", "--num_workers", "2"], environment: [
+        processes.append(try startProcess(executable, arguments: ["--config", config.path, "--host", "127.0.0.1", "--port", "\(port)", "--num_workers", "2",
+                                                                                         // uvicorn restarts a worker that has not answered its health check within 5 s, which on a busy machine is every worker still importing LiteLLM.
+                                                                                         "--timeout_worker_healthcheck", "300"], environment: [
             "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "NO_PROXY": "*", "no_proxy": "*",
         ], log: work.appendingPathComponent("litellm.log")))
         let url = "http://127.0.0.1:\(port)/v1/chat/completions"
-        liteLLMSystem = System(
+        liteLLMSystem = SystemUnderTest(
             name: "LiteLLM proxy (2 workers)",
             whole: ChatCall(url: url, model: FakeProvider.model, bearer: masterKey, stream: false),
             streamed: ChatCall(url: url, model: FakeProvider.model, bearer: masterKey, stream: true)
@@ -199,7 +201,7 @@ func median(_ figures: [LoadFigures]) -> LoadFigures {
                 p99: BenchmarkSupport.median(figures.map(\.p99)), errors: figures.map(\.errors).max() ?? 0, requests: figures.map(\.requests).max() ?? 0)
 }
 
-@MainActor func measure(_ system: System, rate: Double?) -> LoadFigures {
+@MainActor func measure(_ system: SystemUnderTest, rate: Double?) -> LoadFigures {
     let connections = rate.map { min(256, max(8, Int($0 / 50))) } ?? closedLoopConnections
     do {
         return try load.run(system.whole, connections: connections, duration: duration, rate: rate)
@@ -221,7 +223,7 @@ let maximum = maxima.mapValues(median)
 
 /// The highest rate a system sustains, for its latency row: 80% of its maximum (at the maximum
 /// itself latency is queueing).
-@MainActor func highestSustained(_ system: System) -> Double { (maximum[system.name]!.rate * 0.8).rounded() }
+@MainActor func highestSustained(_ system: SystemUnderTest) -> Double { (maximum[system.name]!.rate * 0.8).rounded() }
 
 var ratesFor: [String: [Double]] = [:]
 for system in systems.dropFirst() { ratesFor[system.name] = fixedRates + [highestSustained(system)] }
@@ -261,7 +263,7 @@ let floor = paced[fakeSystem.name]!
 let measured = systems.dropFirst()
 func cell(_ text: String) -> String { text.padding(toLength: 34, withPad: " ", startingAt: 0) }
 func sustained(_ figures: LoadFigures, _ rate: Double) -> Bool { figures.rate >= rate * 0.95 && figures.errors == 0 }
-@MainActor func added(_ system: System, _ rate: Double) -> String {
+@MainActor func added(_ system: SystemUnderTest, _ rate: Double) -> String {
     guard let figures = paced[system.name]?[rate], let base = floor[rate] else { return "–" }
     let text = String(format: "+%.3f / +%.3f ms", figures.p50 - base.p50, figures.p99 - base.p99)
     return sustained(figures, rate) ? text : text + String(format: " (got %.0f/s", figures.rate) + (figures.errors > 0 ? ", \(figures.errors) errors)" : ")")
