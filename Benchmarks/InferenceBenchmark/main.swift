@@ -148,9 +148,10 @@ if withLiteLLM {
         litellm_settings:
           telemetry: false
         """.utf8).write(to: config)
-        processes.append(try startProcess(executable, arguments: ["--config", config.path, "--host", "127.0.0.1", "--port", "\(port)", "--num_workers", "2",
-                                                                                         // uvicorn restarts a worker that has not answered its health check within 5 s, which on a busy machine is every worker still importing LiteLLM.
-                                                                                         "--timeout_worker_healthcheck", "300"], environment: [
+        // uvicorn restarts a worker that has not answered its health check within 5 s: on a busy
+        // machine, every worker still importing LiteLLM, for ever.
+        let liteLLMArguments = ["--config", config.path, "--host", "127.0.0.1", "--port", "\(port)", "--num_workers", "2", "--timeout_worker_healthcheck", "300"]
+        processes.append(try startProcess(executable, arguments: liteLLMArguments, environment: [
             "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "NO_PROXY": "*", "no_proxy": "*",
         ], log: work.appendingPathComponent("litellm.log")))
         let url = "http://127.0.0.1:\(port)/v1/chat/completions"
