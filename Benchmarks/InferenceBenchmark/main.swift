@@ -262,7 +262,8 @@ for system in systems {
 
 let floor = paced[fakeSystem.name]!
 let measured = systems.dropFirst()
-func cell(_ text: String) -> String { text.padding(toLength: 34, withPad: " ", startingAt: 0) }
+func cell(_ text: String) -> String { text.padding(toLength: max(36, text.count + 2), withPad: " ", startingAt: 0) }
+func label(_ text: String) -> String { text.padding(toLength: 44, withPad: " ", startingAt: 0) }
 func sustained(_ figures: LoadFigures, _ rate: Double) -> Bool { figures.rate >= rate * 0.95 && figures.errors == 0 }
 @MainActor func added(_ system: SystemUnderTest, _ rate: Double) -> String {
     guard let figures = paced[system.name]?[rate], let base = floor[rate] else { return "–" }
@@ -271,18 +272,18 @@ func sustained(_ figures: LoadFigures, _ rate: Double) -> Bool { figures.rate >=
 }
 
 print("\nadded latency p50 / p99 (system minus the fake alone at the same rate), median of \(runs) runs")
-print(cell("") + cell("fake alone (floor) p50 / p99") + measured.map { cell($0.name) }.joined())
-print(cell("max throughput (closed loop, \(closedLoopConnections) conn.)") + cell(String(format: "%.0f req/s", maximum[fakeSystem.name]!.rate))
+print(label("") + cell("fake alone (floor) p50 / p99") + measured.map { cell($0.name) }.joined())
+print(label("max throughput (closed loop, \(closedLoopConnections) connections)") + cell(String(format: "%.0f req/s", maximum[fakeSystem.name]!.rate))
       + measured.map { cell(String(format: "%.0f req/s", maximum[$0.name]!.rate)) }.joined())
 for rate in fixedRates {
-    print(cell(String(format: "at %.0f req/s", rate)) + cell(String(format: "%.3f / %.3f ms", floor[rate]!.p50, floor[rate]!.p99)) + measured.map { cell(added($0, rate)) }.joined())
+    print(label(String(format: "at %.0f req/s", rate)) + cell(String(format: "%.3f / %.3f ms", floor[rate]!.p50, floor[rate]!.p99)) + measured.map { cell(added($0, rate)) }.joined())
 }
-print(cell("at 80% of its own maximum") + cell("") + measured.map { system in
+print(label("at 80% of its own maximum") + cell("") + measured.map { system in
     let rate = highestSustained(system)
     return cell(String(format: "%.0f/s: ", rate) + added(system, rate))
 }.joined())
 let floorWord = firstWord[fakeSystem.name]!
-print(cell("stream: first word p50 / p99") + cell(String(format: "%.3f / %.3f ms", floorWord.p50, floorWord.p99)) + measured.map { system in
+print(label("stream: first word p50 / p99") + cell(String(format: "%.3f / %.3f ms", floorWord.p50, floorWord.p99)) + measured.map { system in
     let word = firstWord[system.name]!
     return cell(String(format: "+%.3f / +%.3f ms", word.p50 - floorWord.p50, word.p99 - floorWord.p99))
 }.joined())
