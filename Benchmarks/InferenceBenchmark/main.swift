@@ -263,7 +263,7 @@ for system in systems {
 let floor = paced[fakeSystem.name]!
 let measured = systems.dropFirst()
 func cell(_ text: String) -> String { text.padding(toLength: max(36, text.count + 2), withPad: " ", startingAt: 0) }
-func label(_ text: String) -> String { text.padding(toLength: 44, withPad: " ", startingAt: 0) }
+func label(_ text: String) -> String { text.padding(toLength: 48, withPad: " ", startingAt: 0) }
 func sustained(_ figures: LoadFigures, _ rate: Double) -> Bool { figures.rate >= rate * 0.95 && figures.errors == 0 }
 @MainActor func added(_ system: SystemUnderTest, _ rate: Double) -> String {
     guard let figures = paced[system.name]?[rate], let base = floor[rate] else { return "–" }
