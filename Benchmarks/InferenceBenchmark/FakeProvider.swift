@@ -153,8 +153,9 @@ final class FakeProviderHandler: ChannelInboundHandler, @unchecked Sendable {
         let loop = context.eventLoop
         let boxed = NIOLoopBound(context, eventLoop: loop)
         let handler = NIOLoopBound(self, eventLoop: loop)
-        func send(_ index: Int) {
-            loop.scheduleTask(in: chunkInterval) {
+        let interval = chunkInterval
+        @Sendable func send(_ index: Int) {
+            loop.scheduleTask(in: interval) {
                 let context = boxed.value
                 guard context.channel.isActive else { return }
                 // The last word, its finish chunk, the usage chunk and [DONE] go together.
