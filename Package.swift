@@ -377,6 +377,17 @@ let package = Package(
             exclude: ["browser_bench.py", "reference_server.js"]
         ),
 
+        .executableTarget(
+            name: "inference-benchmark",
+            dependencies: [
+                .product(name: "BenchmarkSupport", package: "BenchmarkSupport"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Benchmarks/InferenceBenchmark"
+        ),
+
         // MARK: Tests
 
         /// A service process made of the runtime alone, for integration, fault and interop tests.
