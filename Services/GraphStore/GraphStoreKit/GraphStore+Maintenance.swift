@@ -63,6 +63,9 @@ extension GraphStore {
             response.relationsByType.merge(counters.byRelationType, uniquingKeysWith: +)
             response.lastUpdateMs = max(response.lastUpdateMs, counters.lastActivity)
         }
+        // The feed at this moment: a follower that reads everything after this answer and then
+        // follows from this head misses nothing (docs/ARCHITECTURE.md §6, the change feed).
+        (response.feedHeadSeq, response.feedFirstSeq) = feed.position
         return response
     }
 
