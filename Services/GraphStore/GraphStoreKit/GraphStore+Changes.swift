@@ -103,4 +103,7 @@ extension GraphStore {
 
     /// The feed's newest sequence number on disk and the oldest it holds.
     public var feedPosition: (head: Int64, first: Int64) { feed.position }
+
+    /// How many long polls of `Changes` wait for a commit now.
+    public var feedWaiters: Int { feed.waiting }
 }

@@ -88,6 +88,7 @@ public struct GraphStoreService: RPCService {
                     "teams": .integer(Int64(teams.count)),
                     "feed_head_seq": .integer(store.feedPosition.head),
                     "feed_first_seq": .integer(store.feedPosition.first),
+                    "feed_waiters": .integer(Int64(store.feedWaiters)),
                 ])
             } catch {
                 return ComponentHealth(.unhealthy, ["engine": "leveldb", "path": .string(store.path), "error": .string("\(error)")])
