@@ -31,6 +31,16 @@ extension GraphStore {
     }
 }
 
+/// A clock a test moves by hand (Unix milliseconds).
+final class TestClock: Sendable {
+    private let value: Atomic<Int64>
+    init(_ start: Int64) { value = Atomic(start) }
+    var now: Int64 {
+        get { value.load(ordering: .relaxed) }
+        set { value.store(newValue, ordering: .relaxed) }
+    }
+}
+
 /// The kinds and subjects of `changes`, one short line each.
 func described(_ changes: [Kb_Graph_V1_Change]) -> [String] {
     changes.map { change in
@@ -48,7 +58,7 @@ func described(_ changes: [Kb_Graph_V1_Change]) -> [String] {
 struct ChangeFeedTests {
     @Test("every committed write is numbered 1, 2, 3… in commit order: upserts with a content hash, relations added and removed, a delete's relations before the entity")
     func writesAreNumberedInOrder() async throws {
-        try await withFeedStore { store in
+        try await withFeedStore { (store: GraphStore) async throws in
             try await store.put("coding", [entity("Cache", "Pattern", ["use LRU"]), entity("Store", "Component")])
             try await store.relate("coding", [relation("Store", "uses", "Cache")])
             try await store.put("coding", [entity("Cache", "Pattern", ["size 1k"])])
@@ -77,7 +87,7 @@ struct ChangeFeedTests {
         #expect(SHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(SHA256.hex([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         #expect(SHA256.hex(Array(String(repeating: "a", count: 1000).utf8)) == "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
-        try await withFeedStore { store in
+        try await withFeedStore { (store: GraphStore) async throws in
             try await store.put("coding", [.with { $0.name = "Cache"; $0.entityType = "Pattern"; $0.metadata = ["a": "1", "b": "2", "c": "3"] }])
             try await store.put("coding", [.with { $0.name = "Cache"; $0.metadata = ["c": "3", "b": "2"] }])
             let feed = try await store.listChanges()
@@ -88,7 +98,7 @@ struct ChangeFeedTests {
 
     @Test("operations that fail inside a commit group take their numbers back: concurrent writes, some refused, leave no gaps")
     func failedOperationsLeaveNoGaps() async throws {
-        try await withFeedStore { store in
+        try await withFeedStore { (store: GraphStore) async throws in
             let results = try await withThrowingTaskGroup(of: Bool.self) { group in
                 for index in 0..<64 {
                     group.addTask {
@@ -128,7 +138,7 @@ struct ChangeFeedTests {
 
     @Test("a long poll waits for a commit and answers with it once it is on disk", .timeLimit(.minutes(1)))
     func longPollWakesOnCommit() async throws {
-        try await withFeedStore { store in
+        try await withFeedStore { (store: GraphStore) async throws in
             try await store.put("coding", [entity("Before")])
             // An hour: only the commit can end this wait within the test's time limit.
             let poll = Task { try await store.changes(scope: .allTeams, after: 1, limit: 100, wait: .seconds(3600)) }
@@ -143,7 +153,7 @@ struct ChangeFeedTests {
 
     @Test("a long poll of one team goes on waiting through other teams' writes, then answers with its own", .timeLimit(.minutes(1)))
     func longPollOfOneTeamSkipsOthers() async throws {
-        try await withFeedStore { store in
+        try await withFeedStore { (store: GraphStore) async throws in
             let poll = Task { try await store.changes(scope: .teams([Array("coding".utf8)]), after: 0, limit: 100, wait: .seconds(3600)) }
             try await store.waitForWaiters(1)
             try await store.put("ops", [entity("Elsewhere")])
@@ -157,7 +167,7 @@ struct ChangeFeedTests {
 
     @Test("cancelling the caller ends its wait; closing the store ends every wait", .timeLimit(.minutes(1)))
     func cancellationEndsTheWait() async throws {
-        try await withFeedStore { store in
+        try await withFeedStore { (store: GraphStore) async throws in
             let poll = Task { try await store.changes(scope: .allTeams, after: 0, limit: 100, wait: .seconds(3600)) }
             try await store.waitForWaiters(1)
             poll.cancel()
@@ -174,7 +184,7 @@ struct ChangeFeedTests {
 
     @Test("a thousand waiting long polls hold no threads, and one commit answers them all", .timeLimit(.minutes(1)))
     func manyWaitersCostNoThreads() async throws {
-        try await withFeedStore { store in
+        try await withFeedStore { (store: GraphStore) async throws in
             try await store.put("coding", [entity("Warm")])
             let before = Self.threads()
             let polls = (0..<1000).map { _ in Task { try await store.changes(scope: .allTeams, after: 1, limit: 10, wait: .seconds(3600)) } }
@@ -193,7 +203,7 @@ struct ChangeFeedTests {
 
     @Test("the window by count: older changes are removed with later writes; a cursor before the window is OUT_OF_RANGE saying how to resynchronise")
     func windowByCount() async throws {
-        try await withFeedStore(window: FeedWindow(maxChanges: 5, maxAgeMs: 3_600_000)) { store in
+        try await withFeedStore(window: FeedWindow(maxChanges: 5, maxAgeMs: 3_600_000)) { (store: GraphStore) async throws in
             for index in 1...12 { try await store.put("coding", [entity("E\(index)")]) }
             #expect(store.feedPosition.head == 12 && store.feedPosition.first == 8)
             let kept = try store.db.scan(prefix: GraphKey.feedPrefix)
@@ -215,12 +225,12 @@ struct ChangeFeedTests {
 
     @Test("the window by age: changes older than the age are removed with the next write")
     func windowByAge() async throws {
-        let now = Atomic<Int64>(1_000_000)
-        try await withFeedStore(window: FeedWindow(maxChanges: 1000, maxAgeMs: 60_000), clock: { now.load(ordering: .relaxed) }) { store in
+        let clock = TestClock(1_000_000)
+        try await withFeedStore(window: FeedWindow(maxChanges: 1000, maxAgeMs: 60_000), clock: { clock.now }) { (store: GraphStore) async throws in
             try await store.put("coding", [entity("Old1"), entity("Old2")])
-            now.store(1_030_000, ordering: .relaxed)
+            clock.now = 1_030_000
             try await store.put("coding", [entity("Middle")])
-            now.store(1_080_000, ordering: .relaxed)
+            clock.now = 1_080_000
             try await store.put("coding", [entity("New")])
             #expect(store.feedPosition.head == 4 && store.feedPosition.first == 3, "the two changes of 80 s ago are gone, the one of 50 s ago is kept")
             #expect(try await store.listChanges(after: 2).changes.map(\.name) == ["Middle", "New"])
@@ -230,7 +240,7 @@ struct ChangeFeedTests {
 
     @Test("team scoping: a team's caller sees only its changes, and its cursor moves past the others; all teams sees everything")
     func teamScoping() async throws {
-        try await withFeedStore { store in
+        try await withFeedStore { (store: GraphStore) async throws in
             try await store.put("coding", [entity("A")])
             try await store.put("ops", [entity("B")])
             try await store.put("coding", [entity("C")])
@@ -245,7 +255,7 @@ struct ChangeFeedTests {
 
     @Test("answers are bounded by limit and by bytes; next_after_seq continues where the answer stopped")
     func answersAreBounded() async throws {
-        try await withFeedStore(limits: GraphLimits(maxAnswerBytes: 300)) { store in
+        try await withFeedStore(limits: GraphLimits(maxAnswerBytes: 300)) { (store: GraphStore) async throws in
             for index in 1...6 { try await store.put("coding", [entity("Entity number \(index)")]) }
             let limited = try await store.listChanges(limit: 2)
             #expect(limited.changes.map(\.seq) == [1, 2] && limited.nextAfterSeq == 2 && limited.headSeq == 6)
@@ -263,9 +273,21 @@ struct ChangeFeedTests {
         }
     }
 
+    @Test("verify checks the feed: a missing entry is a problem")
+    func verifyFindsAGap() async throws {
+        try await withFeedStore { (store: GraphStore) async throws in
+            for index in 1...3 { try await store.put("coding", [entity("E\(index)")]) }
+            #expect(try store.verify().ok)
+            try store.db.delete(GraphKey.feed(2))
+            let report = try store.verify()
+            #expect(!report.ok)
+            #expect(report.problems.contains { $0.contains("change feed") }, "\(report.problems)")
+        }
+    }
+
     @Test("bad arguments are INVALID_ARGUMENT naming the field")
     func badArguments() async throws {
-        try await withFeedStore { store in
+        try await withFeedStore { (store: GraphStore) async throws in
             let context = RPCContext(method: "kb.graph.v1.GraphStore/Changes", deadline: .now + .seconds(10), logger: Logger(label: "test"))
             func field(_ request: Kb_Graph_V1_ChangesRequest) async -> String? {
                 do {

@@ -1,6 +1,7 @@
 import Foundation
 import KBLevelDB
 import KBProto
+import SwiftProtobuf
 import KBRuntime
 import KBTime
 

@@ -4,6 +4,7 @@ import KBLevelDB
 import KBProto
 import KBRPC
 import NIOPosix
+import SwiftProtobuf
 
 /// Which teams' changes a `Changes` call lists.
 public enum FeedScope: Sendable, Hashable {

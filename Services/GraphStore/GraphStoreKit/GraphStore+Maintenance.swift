@@ -229,6 +229,22 @@ extension GraphStore {
             }
         }
 
+        // The change feed holds every number from its first to its head, once.
+        let feedHead = GraphKey.int64(try db.get(GraphKey.feedHeadKey, snapshot: snapshot))
+        var expectedSeq = try db.get(GraphKey.feedFirstKey, snapshot: snapshot).map { GraphKey.int64($0) } ?? 1
+        var feedContiguous = true
+        try db.forEach(prefix: GraphKey.feedPrefix, snapshot: snapshot) { key, _ in
+            let seq = Int64(bitPattern: GraphKey.readBigEndian(key.dropFirst(GraphKey.feedPrefix.count)))
+            guard seq == expectedSeq else {
+                problem("the change feed has \(seq) where \(expectedSeq) was due")
+                feedContiguous = false
+                return false
+            }
+            expectedSeq += 1
+            return true
+        }
+        if feedContiguous && expectedSeq - 1 != feedHead { problem("the change feed ends at \(expectedSeq - 1) but its head says \(feedHead)") }
+
         let stored = try counters(snapshot: snapshot)
         for team in Set(stored.keys).union(expected.keys).sorted() {
             let have = stored[team] ?? TeamCounters(), want = expected[team] ?? TeamCounters()

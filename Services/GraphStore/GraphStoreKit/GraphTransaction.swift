@@ -1,5 +1,6 @@
 import KBLevelDB
 import KBProto
+import SwiftProtobuf
 
 /// A key of the commit overlay, hashed as one block of bytes (an array of bytes hashes byte by
 /// byte, which dominated the commit thread's time in the import benchmark).
@@ -62,7 +63,8 @@ final class GraphTransaction {
         var change = change
         change.seq = overlay.nextSeq
         change.timeMs = now
-        putBlind(GraphKey.feed(change.seq), try change.serializedBytes())
+        let bytes: [UInt8] = try change.serializedBytes()
+        putBlind(GraphKey.feed(change.seq), bytes)
         overlay.nextSeq += 1
     }
 

@@ -204,7 +204,7 @@ public struct GraphAPI: Sendable {
         feedRequest.afterSeq = after
         feedRequest.limit = Int32(limit)
         feedRequest.waitMs = Int32(wait)
-        let feed = try await graphStoreWork {
+        let feed: Kb_Graph_V1_ChangesResponse = try await graphStoreWork {
             do {
                 return try await client.call(GraphStoreMethods.changes, feedRequest, options: CallOptions(timeout: .milliseconds(Int64(wait) + 5_000)))
             } catch let error as RPCError where error.code == .outOfRange {

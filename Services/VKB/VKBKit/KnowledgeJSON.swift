@@ -20,7 +20,7 @@ public enum KnowledgeJSON {
         case .relationAdded, .relationRemoved:
             fields += [("kind", .string(change.kind == .relationAdded ? "relation_added" : "relation_removed")),
                        ("from", .string(change.from)), ("to", .string(change.to)), ("relationType", .string(change.relationType))]
-        case .unspecified, .UNRECOGNIZED: fields += [("kind", "unknown")]
+        default: fields += [("kind", "unknown")]
         }
         return .object(fields)
     }
