@@ -285,6 +285,27 @@ struct ChangeFeedTests {
         }
     }
 
+    @Test("a restore empties the feed and keeps the backup's head: followers past that point get OUT_OF_RANGE, one at it goes on")
+    func restoreEmptiesTheFeed() async throws {
+        let work = temporaryDirectory("graph-feed-restore")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let data = work.appendingPathComponent("data")
+        let store = try GraphStore(directory: data)
+        for index in 1...3 { try await store.put("coding", [entity("E\(index)")]) }
+        _ = try store.backup(to: work.appendingPathComponent("backup").path)
+        for index in 4...5 { try await store.put("coding", [entity("E\(index)")]) }
+        store.close()
+        _ = try GraphStore.restore(from: work.appendingPathComponent("backup"), into: data)
+        let restored = try GraphStore(directory: data)
+        defer { restored.close() }
+        #expect(restored.feedPosition.head == 3 && restored.feedPosition.first == 4)
+        for lost in [Int64(5), 2] { #expect(await code { _ = try await restored.listChanges(after: lost) }?.0 == .outOfRange) }
+        #expect(try await restored.listChanges(after: 3).changes.isEmpty)
+        try await restored.put("coding", [entity("E6")])
+        #expect(try await restored.listChanges(after: 3).changes.map(\.seq) == [4])
+        #expect(try restored.verify().ok)
+    }
+
     @Test("bad arguments are INVALID_ARGUMENT naming the field")
     func badArguments() async throws {
         try await withFeedStore { (store: GraphStore) async throws in

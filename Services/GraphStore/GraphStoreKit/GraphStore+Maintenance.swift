@@ -267,6 +267,21 @@ extension GraphStore {
 
     // MARK: Restore
 
+    /// Empties the change feed of a restored store, keeping its head: a follower that had read
+    /// past the backup (its cursor past the head, or its cursor in the feed while the store lost
+    /// what came after) gets `OUT_OF_RANGE` and resynchronises; one exactly at the backup's
+    /// head has seen exactly this state and goes on.
+    func emptyFeedAfterRestore() throws {
+        let head = GraphKey.int64(try db.get(GraphKey.feedHeadKey))
+        var batch = WriteBatch()
+        try db.forEach(prefix: GraphKey.feedPrefix) { key, _ in
+            batch.delete(key)
+            return true
+        }
+        batch.put(GraphKey.feedFirstKey, GraphKey.int64Value(head + 1))
+        try db.write(batch, sync: true)
+    }
+
     /// What a restore did.
     public struct RestoreReport: Sendable {
         /// Entities and relations in the restored store.
@@ -292,6 +307,7 @@ extension GraphStore {
         let report: Kb_Graph_V1_VerifyResponse
         do {
             let store = try GraphStore(databasePath: staging.path)
+            try store.emptyFeedAfterRestore()
             report = try store.verify()
             store.close()
         } catch {
