@@ -126,9 +126,12 @@ struct ChangeFeedTests {
     func sequenceSurvivesReopen() async throws {
         let directory = temporaryDirectory("graph-feed-reopen")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let first = try GraphStore(directory: directory)
-        try await first.put("coding", [entity("A"), entity("B")])
-        first.close()
+        do {
+            // Closed and released before the reopen (LevelDB's lock goes with the last reference).
+            let first = try GraphStore(directory: directory)
+            try await first.put("coding", [entity("A"), entity("B")])
+            first.close()
+        }
         let second = try GraphStore(directory: directory)
         defer { second.close() }
         #expect(second.feedPosition.head == 2)
@@ -290,11 +293,13 @@ struct ChangeFeedTests {
         let work = temporaryDirectory("graph-feed-restore")
         defer { try? FileManager.default.removeItem(at: work) }
         let data = work.appendingPathComponent("data")
-        let store = try GraphStore(directory: data)
-        for index in 1...3 { try await store.put("coding", [entity("E\(index)")]) }
-        _ = try store.backup(to: work.appendingPathComponent("backup").path)
-        for index in 4...5 { try await store.put("coding", [entity("E\(index)")]) }
-        store.close()
+        do {
+            let store = try GraphStore(directory: data)
+            for index in 1...3 { try await store.put("coding", [entity("E\(index)")]) }
+            _ = try store.backup(to: work.appendingPathComponent("backup").path)
+            for index in 4...5 { try await store.put("coding", [entity("E\(index)")]) }
+            store.close()
+        }
         _ = try GraphStore.restore(from: work.appendingPathComponent("backup"), into: data)
         let restored = try GraphStore(directory: data)
         defer { restored.close() }

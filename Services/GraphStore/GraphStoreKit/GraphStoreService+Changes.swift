@@ -17,7 +17,7 @@ extension GraphStoreService {
             }
             scope = .allTeams
         } else {
-            scope = .teams(Set(try GraphStore.teams(request.teams).map { Array($0.utf8) }))
+            scope = .teams(Set(try mapped { try GraphStore.teams(request.teams) }.map { Array($0.utf8) }))
         }
         guard request.afterSeq >= 0 else {
             throw RPCError.invalidArgument(field: "after_seq", reason: .outOfRange, "must be 0 (from the first change) or a sequence number of an earlier answer (got \(request.afterSeq))")
