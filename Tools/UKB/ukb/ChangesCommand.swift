@@ -38,6 +38,8 @@ struct Changes: AsyncParsableCommand {
                 } else {
                     for change in page.changes { print(Self.line(change)) }
                 }
+                // Followed through a pipe, each answer shows as it comes.
+                fflush(stdout)
                 cursor = page.nextAfterSeq
                 if !follow && cursor >= page.headSeq { break }
             } while !Task.isCancelled
