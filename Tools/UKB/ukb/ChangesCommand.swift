@@ -39,7 +39,7 @@ struct Changes: AsyncParsableCommand {
                     for change in page.changes { print(Self.line(change)) }
                 }
                 // Followed through a pipe, each answer shows as it comes.
-                fflush(stdout)
+                fflush(nil)
                 cursor = page.nextAfterSeq
                 if !follow && cursor >= page.headSeq { break }
             } while !Task.isCancelled
