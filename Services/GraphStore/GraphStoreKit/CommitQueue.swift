@@ -1,5 +1,7 @@
 import Foundation
 import KBLevelDB
+import KBProto
+import SwiftProtobuf
 import KBRuntime
 import KBTime
 
@@ -21,11 +23,18 @@ final class CommitQueue: @unchecked Sendable {
     private typealias Job = (GraphTransaction) throws -> any Sendable
 
     private let db: LevelDB
+    private let feed: ChangeFeed
+    private let clock: @Sendable () -> Int64
     private let onGroup: @Sendable (GroupReport) -> Void
     private var queue: GroupCommitQueue<Job, any Sendable>!
 
-    init(db: LevelDB, maxOperationsPerGroup: Int = 512, onGroup: @escaping @Sendable (GroupReport) -> Void = { _ in }) {
+    /// A queue writing to `db` and numbering its changes in `feed`; `clock` gives the time of a
+    /// group (Unix milliseconds).
+    init(db: LevelDB, feed: ChangeFeed, clock: @escaping @Sendable () -> Int64 = UnixTime.nowMilliseconds, maxOperationsPerGroup: Int = 512,
+         onGroup: @escaping @Sendable (GroupReport) -> Void = { _ in }) {
         self.db = db
+        self.feed = feed
+        self.clock = clock
         self.onGroup = onGroup
         queue = GroupCommitQueue(
             name: "graph-store commit", maxJobsPerGroup: maxOperationsPerGroup,
@@ -51,10 +60,11 @@ final class CommitQueue: @unchecked Sendable {
     }
 
     private func runGroup(_ jobs: [Job]) -> [Result<any Sendable, any Error>] {
-        let group = GroupOverlay()
+        let (head, first) = feed.position
+        let group = GroupOverlay(nextSeq: head + 1)
         var outcomes: [Result<any Sendable, any Error>] = []
         var entityDelta = 0, relationDelta = 0
-        let now = UnixTime.nowMilliseconds()
+        let now = clock()
         for job in jobs {
             let transaction = GraphTransaction(db: db, overlay: group, now: now)
             do {
@@ -71,9 +81,17 @@ final class CommitQueue: @unchecked Sendable {
             for (key, value) in group.entries {
                 if let value { batch.put(key.bytes, value) } else { batch.delete(key.bytes) }
             }
+            let newHead = group.nextSeq - 1
+            var newFirst = first
+            if newHead > head {
+                batch.put(GraphKey.feedHeadKey, GraphKey.int64Value(newHead))
+                newFirst = trim(&batch, head: head, newHead: newHead, first: first, now: now)
+                if newFirst != first { batch.put(GraphKey.feedFirstKey, GraphKey.int64Value(newFirst)) }
+            }
             let start = ContinuousClock.now
             do {
                 try db.write(batch, sync: true)
+                if newHead > head { feed.committed(head: newHead, first: newFirst) }
                 let elapsed = ContinuousClock.now - start
                 onGroup(GroupReport(operations: jobs.count, keys: batch.count, duration: elapsed, entityDelta: entityDelta, relationDelta: relationDelta))
             } catch {
@@ -83,5 +101,28 @@ final class CommitQueue: @unchecked Sendable {
             }
         }
         return outcomes
+    }
+
+    /// Adds to `batch` the deletes that bring the feed back into its window once it holds up
+    /// to `newHead`: the oldest entries past the count, then those older than the age. Removes
+    /// at most twice as many as the group added (1024 at least), so a window made smaller
+    /// catches up over a few groups without one slow commit. Returns the new oldest number.
+    private func trim(_ batch: inout WriteBatch, head: Int64, newHead: Int64, first: Int64, now: Int64) -> Int64 {
+        var first = first
+        var budget = max(1024, 2 * (newHead - head))
+        while newHead - first + 1 > feed.window.maxChanges, budget > 0 {
+            batch.delete(GraphKey.feed(first))
+            first += 1
+            budget -= 1
+        }
+        // By age: only entries already on disk can be old (this group's are `now`).
+        let cutoff = now - feed.window.maxAgeMs
+        while first <= head, budget > 0 {
+            guard let bytes = try? db.get(GraphKey.feed(first)), let change = try? Kb_Graph_V1_Change(serializedBytes: bytes), change.timeMs < cutoff else { break }
+            batch.delete(GraphKey.feed(first))
+            first += 1
+            budget -= 1
+        }
+        return first
     }
 }

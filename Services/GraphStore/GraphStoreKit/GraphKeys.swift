@@ -19,6 +19,8 @@ import KBProto
 /// | `C` counters | team · counter | be64 |
 /// | `G` significance index | team · (255 − significance) · name | source byte · entityType |
 /// | `Z` store metadata | 0 · `format` | the key layout's version |
+/// | `Z` feed position | 0 · `feed_head`, 0 · `feed_first` | be64 newest, oldest sequence number held |
+/// | `F` change feed | 0 · be64(seq) | `kb.graph.v1.Change` |
 ///
 /// The team index is the `E` prefix of a team; the counters make statistics and team lists a
 /// scan of a few keys per team.
@@ -33,10 +35,21 @@ enum GraphKey {
     static let counter = UInt8(ascii: "C")
     static let significance = UInt8(ascii: "G")
     static let meta = UInt8(ascii: "Z")
+    static let feed = UInt8(ascii: "F")
 
     /// The key layout's version: 2 added the significance index.
     static let formatVersion: UInt8 = 2
     static let formatKey: [UInt8] = make(meta, "", "format")
+
+    /// The change feed's newest sequence number, written in the batch of every write.
+    static let feedHeadKey: [UInt8] = make(meta, "", "feed_head")
+    /// The oldest sequence number the feed holds (absent: 1), written when the window is trimmed.
+    static let feedFirstKey: [UInt8] = make(meta, "", "feed_first")
+    /// Every change of the feed, in sequence order (the feed is not per team: one sequence).
+    static let feedPrefix: [UInt8] = teamPrefix(feed, "")
+
+    /// The feed entry of `seq`.
+    static func feed(_ seq: Int64) -> [UInt8] { feedPrefix + bigEndian(UInt64(max(0, seq))) }
 
     /// Every index kind (all but the records and counters), for verify.
     static let indexKinds: [UInt8] = [inbound, entityType, relationType, modified, text, significance]

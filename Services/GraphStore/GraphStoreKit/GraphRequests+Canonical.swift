@@ -138,3 +138,11 @@ extension Kb_Graph_V1_GetStatsRequest {
         return request
     }
 }
+
+extension Kb_Graph_V1_ChangesRequest {
+    var canonical: Self {
+        var request = self
+        request.teams = CanonicalName.nfc(teams)
+        return request
+    }
+}

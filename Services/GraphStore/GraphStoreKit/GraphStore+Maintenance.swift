@@ -63,6 +63,9 @@ extension GraphStore {
             response.relationsByType.merge(counters.byRelationType, uniquingKeysWith: +)
             response.lastUpdateMs = max(response.lastUpdateMs, counters.lastActivity)
         }
+        // The feed at this moment: a follower that reads everything after this answer and then
+        // follows from this head misses nothing (docs/ARCHITECTURE.md §6, the change feed).
+        (response.feedHeadSeq, response.feedFirstSeq) = feed.position
         return response
     }
 
@@ -226,6 +229,22 @@ extension GraphStore {
             }
         }
 
+        // The change feed holds every number from its first to its head, once.
+        let feedHead = GraphKey.int64(try db.get(GraphKey.feedHeadKey, snapshot: snapshot))
+        var expectedSeq = try db.get(GraphKey.feedFirstKey, snapshot: snapshot).map { GraphKey.int64($0) } ?? 1
+        var feedContiguous = true
+        try db.forEach(prefix: GraphKey.feedPrefix, snapshot: snapshot) { key, _ in
+            let seq = Int64(bitPattern: GraphKey.readBigEndian(key.dropFirst(GraphKey.feedPrefix.count)))
+            guard seq == expectedSeq else {
+                problem("the change feed has \(seq) where \(expectedSeq) was due")
+                feedContiguous = false
+                return false
+            }
+            expectedSeq += 1
+            return true
+        }
+        if feedContiguous && expectedSeq - 1 != feedHead { problem("the change feed ends at \(expectedSeq - 1) but its head says \(feedHead)") }
+
         let stored = try counters(snapshot: snapshot)
         for team in Set(stored.keys).union(expected.keys).sorted() {
             let have = stored[team] ?? TeamCounters(), want = expected[team] ?? TeamCounters()
@@ -247,6 +266,21 @@ extension GraphStore {
     }
 
     // MARK: Restore
+
+    /// Empties the change feed of a restored store, keeping its head: a follower that had read
+    /// past the backup (its cursor past the head, or its cursor in the feed while the store lost
+    /// what came after) gets `OUT_OF_RANGE` and resynchronises; one exactly at the backup's
+    /// head has seen exactly this state and goes on.
+    func emptyFeedAfterRestore() throws {
+        let head = GraphKey.int64(try db.get(GraphKey.feedHeadKey))
+        var batch = WriteBatch()
+        try db.forEach(prefix: GraphKey.feedPrefix) { key, _ in
+            batch.delete(key)
+            return true
+        }
+        batch.put(GraphKey.feedFirstKey, GraphKey.int64Value(head + 1))
+        try db.write(batch, sync: true)
+    }
 
     /// What a restore did.
     public struct RestoreReport: Sendable {
@@ -273,6 +307,7 @@ extension GraphStore {
         let report: Kb_Graph_V1_VerifyResponse
         do {
             let store = try GraphStore(databasePath: staging.path)
+            try store.emptyFeedAfterRestore()
             report = try store.verify()
             store.close()
         } catch {

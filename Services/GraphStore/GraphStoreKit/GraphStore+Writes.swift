@@ -76,6 +76,7 @@ extension GraphStore {
                 transaction.delete(GraphKey.entity(team, name))
                 try Self.updateIndexes(team: team, old: entity, new: nil, in: transaction)
                 try transaction.touch(team: team, at: transaction.now)
+                try transaction.recordDeletion(team: team, name: name)
                 transaction.entityDelta -= 1
                 outcome.deletedEntities += 1
             }
@@ -107,6 +108,7 @@ extension GraphStore {
                 try transaction.add(1, to: GraphKey.relationsCounter, team: team)
                 try transaction.add(1, to: GraphKey.relationTypeCounter(id.relationType), team: team)
                 try transaction.touch(team: team, at: transaction.now)
+                try transaction.recordRelation(team: team, id, added: true)
                 transaction.relationDelta += 1
                 outcome.created += 1
             }
@@ -142,6 +144,8 @@ extension GraphStore {
         var entity: Entity
         var bytes: [UInt8]
         var words: [String: TextIndex.Hits]
+        /// The change feed's hash of the new entity's content.
+        var contentHash: String
 
         init(_ input: EntityInput, team: String, now: Int64) throws {
             key = GraphKey.entity(team, input.name)
@@ -150,6 +154,7 @@ extension GraphStore {
                             metadata: input.metadata, createdAtMs: input.createdAtMs ?? input.lastModifiedMs ?? now, lastModifiedMs: input.lastModifiedMs ?? now)
             bytes = try GraphStore.record(entity)
             words = TextIndex.entries(of: entity)
+            contentHash = ContentHash.of(entity)
         }
     }
 
@@ -177,6 +182,7 @@ extension GraphStore {
             transaction.put(key, prepared.bytes)
             try updateIndexes(team: team, old: nil, new: prepared.entity, newWords: prepared.words, in: transaction)
             try transaction.touch(team: team, at: transaction.now)
+            try transaction.recordUpsert(team: team, name: input.name, contentHash: prepared.contentHash)
             return (prepared.entity, true)
         }
         let old = try storedEntity(oldBytes)
@@ -195,6 +201,7 @@ extension GraphStore {
         transaction.put(key, bytes)
         try updateIndexes(team: team, old: old, new: entity, in: transaction)
         try transaction.touch(team: team, at: transaction.now)
+        try transaction.recordUpsert(team: team, name: entity.name, contentHash: ContentHash.of(entity))
         return (entity, false)
     }
 
@@ -260,6 +267,7 @@ extension GraphStore {
         transaction.deleteBlind(GraphKey.relationType(team, id.relationType, id.from, id.to))
         try transaction.add(-1, to: GraphKey.relationsCounter, team: team)
         try transaction.add(-1, to: GraphKey.relationTypeCounter(id.relationType), team: team)
+        try transaction.recordRelation(team: team, id, added: false)
         transaction.relationDelta -= 1
         return true
     }

@@ -26,6 +26,8 @@ public final class GraphStore: Service, Sendable {
     public let path: String
     let db: LevelDB
     let commits: CommitQueue
+    /// The change feed's position and its waiters.
+    let feed: ChangeFeed
     /// What the store bounds: entity size on write, answer size on read.
     public let limits: GraphLimits
     private let totals: Totals
@@ -34,13 +36,16 @@ public final class GraphStore: Service, Sendable {
     private let entityGauge = Gauge(label: "kb_graph_entities_total")
     private let relationGauge = Gauge(label: "kb_graph_relations_total")
 
-    /// Opens (or creates) the store in `directory/leveldb`, bounded by `limits`.
-    public convenience init(directory: URL, limits: GraphLimits = GraphLimits()) throws {
-        try self.init(databasePath: directory.appendingPathComponent(Self.databaseFolder).path, limits: limits)
+    /// Opens (or creates) the store in `directory/leveldb`, bounded by `limits`, keeping
+    /// `feedWindow` of the change feed.
+    public convenience init(directory: URL, limits: GraphLimits = GraphLimits(), feedWindow: FeedWindow = FeedWindow()) throws {
+        try self.init(databasePath: directory.appendingPathComponent(Self.databaseFolder).path, limits: limits, feedWindow: feedWindow)
     }
 
-    /// Opens (or creates) the store in the LevelDB folder `databasePath`, bounded by `limits`.
-    public init(databasePath: String, limits: GraphLimits = GraphLimits()) throws {
+    /// Opens (or creates) the store in the LevelDB folder `databasePath`, bounded by `limits`,
+    /// keeping `feedWindow` of the change feed; `clock` (Unix milliseconds) times the writes.
+    public init(databasePath: String, limits: GraphLimits = GraphLimits(), feedWindow: FeedWindow = FeedWindow(),
+                clock: @escaping @Sendable () -> Int64 = UnixTime.nowMilliseconds) throws {
         self.limits = limits
         try FileManager.default.createDirectory(atPath: databasePath, withIntermediateDirectories: true)
         var options = LevelDB.Options()
@@ -70,7 +75,11 @@ public final class GraphStore: Service, Sendable {
         let groups = Counter(label: "kb_graph_commit_groups_total")
         let operations = Counter(label: "kb_graph_commit_operations_total")
         let duration = Timer(label: "kb_graph_commit_sync_seconds")
-        commits = CommitQueue(db: db) { report in
+        let head = GraphKey.int64(try db.get(GraphKey.feedHeadKey))
+        let first = try db.get(GraphKey.feedFirstKey).map { GraphKey.int64($0) } ?? 1
+        let feed = ChangeFeed(head: head, first: first, window: feedWindow)
+        self.feed = feed
+        commits = CommitQueue(db: db, feed: feed, clock: clock) { report in
             groups.increment()
             operations.increment(by: report.operations)
             duration.recordNanoseconds(report.duration.inNanoseconds)
@@ -121,6 +130,7 @@ public final class GraphStore: Service, Sendable {
     /// Finishes queued writes; later writes fail with `GraphStoreError.Code.unavailable`.
     public func close() {
         commits.close()
+        feed.close()
     }
 
     /// A store dropped without `close()` still stops its commit thread first.

@@ -58,6 +58,11 @@ public struct GraphStoreService: RPCService {
             context.logger.info("backup written", metadata: ["directory": "\(response.directory)", "entities": "\(response.entities)", "relations": "\(response.relations)"])
             return response
         }
+        // A long poll: a suspended task while it waits (no thread); ended with an answer when
+        // the server shuts down, so it never holds the shutdown up.
+        router.register(GraphStoreMethods.changes, endsAtShutdown: true) { request, context in
+            try await Self.changes(request.canonical, in: store, context: context)
+        }
         router.register(GraphStoreMethods.verify, on: .threadPool) { _, context in
             let response = try Self.mapped { try store.verify() }
             if !response.ok { context.logger.error("verify found problems", metadata: ["problems": "\(response.problems.joined(separator: "; "))"]) }
@@ -81,6 +86,9 @@ public struct GraphStoreService: RPCService {
                     "entities": .integer(Int64(totals.entities)),
                     "relations": .integer(Int64(totals.relations)),
                     "teams": .integer(Int64(teams.count)),
+                    "feed_head_seq": .integer(store.feedPosition.head),
+                    "feed_first_seq": .integer(store.feedPosition.first),
+                    "feed_waiters": .integer(Int64(store.feedWaiters)),
                 ])
             } catch {
                 return ComponentHealth(.unhealthy, ["engine": "leveldb", "path": .string(store.path), "error": .string("\(error)")])

@@ -1,4 +1,6 @@
 import KBLevelDB
+import KBProto
+import SwiftProtobuf
 
 /// A key of the commit overlay, hashed as one block of bytes (an array of bytes hashes byte by
 /// byte, which dominated the commit thread's time in the import benchmark).
@@ -20,6 +22,12 @@ struct OverlayKey: Hashable {
 final class GroupOverlay {
     var entries: [OverlayKey: [UInt8]?] = [:]
     var blind = WriteBatch()
+    /// The sequence number the next change of the group gets (the feed's head + 1 at the start).
+    var nextSeq: Int64
+
+    init(nextSeq: Int64) {
+        self.nextSeq = nextSeq
+    }
 }
 
 /// One write operation's view of the store: the database under the changes of its commit
@@ -39,10 +47,55 @@ final class GraphTransaction {
     /// The time of the write, in Unix milliseconds.
     let now: Int64
 
+    /// The group's next sequence number when this operation started (restored by `rollBack`).
+    private let firstSeq: Int64
+
     init(db: LevelDB, overlay: GroupOverlay, now: Int64) {
         self.db = db
         self.overlay = overlay
         self.now = now
+        firstSeq = overlay.nextSeq
+    }
+
+    /// Appends `change` to the change feed with the next sequence number and this write's time:
+    /// a blind entry of the group's batch, so it is on disk exactly when the write is.
+    func record(_ change: Kb_Graph_V1_Change) throws {
+        var change = change
+        change.seq = overlay.nextSeq
+        change.timeMs = now
+        let bytes: [UInt8] = try change.serializedBytes()
+        putBlind(GraphKey.feed(change.seq), bytes)
+        overlay.nextSeq += 1
+    }
+
+    /// Records that an entity was created or changed, with its content hash.
+    func recordUpsert(team: String, name: String, contentHash: String) throws {
+        try record(.with {
+            $0.team = team
+            $0.kind = .entityUpserted
+            $0.name = name
+            $0.contentHash = contentHash
+        })
+    }
+
+    /// Records that an entity was deleted.
+    func recordDeletion(team: String, name: String) throws {
+        try record(.with {
+            $0.team = team
+            $0.kind = .entityDeleted
+            $0.name = name
+        })
+    }
+
+    /// Records that a relation was added (`added`) or removed.
+    func recordRelation(team: String, _ id: RelationID, added: Bool) throws {
+        try record(.with {
+            $0.team = team
+            $0.kind = added ? .relationAdded : .relationRemoved
+            $0.from = id.from
+            $0.relationType = id.relationType
+            $0.to = id.to
+        })
     }
 
     func get(_ key: [UInt8]) throws -> [UInt8]? {
@@ -85,6 +138,7 @@ final class GraphTransaction {
         undo = []
         if let blindStart { overlay.blind.truncate(to: blindStart) }
         blindStart = nil
+        overlay.nextSeq = firstSeq
     }
 
     /// The entries under `prefix` as this transaction sees them, in key order.

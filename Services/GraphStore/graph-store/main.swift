@@ -14,6 +14,6 @@ let restore = RestoreCommand(argument: "BACKUP_DIR", subject: "the store") { bac
 
 await ServiceRuntime.main(.graphStore, restore: restore) { runtime in
     let configuration = try runtime.load(GraphStoreConfiguration.self)
-    let store = try GraphStore(directory: runtime.dataDirectory!, limits: configuration.limits)
+    let store = try GraphStore(directory: runtime.dataDirectory!, limits: configuration.limits, feedWindow: configuration.feedWindow)
     return GraphStoreService(store: store, backupRoot: runtime.configuration.backupRoot)
 }

@@ -11,6 +11,7 @@ import NIOCore
 ///
 ///     GET    /api/teams                       teams with counts
 ///     GET    /api/stats?team=…                totals by team, type, source, relation type
+///     GET    /api/changes?team=&after=&wait=  the change feed after a sequence number (long poll)
 ///     GET    /api/entities?team=&type=&source=&q=&sort=&limit=&cursor=
 ///     POST   /api/entities                    create (409 when it exists)
 ///     GET    /api/entities/{team}/{name}      one entity with its relations
@@ -40,6 +41,7 @@ public struct GraphAPI: Sendable {
         let api = self
         router.get("/api/teams") { _, _ in try await api.teams() }
         router.get("/api/stats") { request, _ in try await api.stats(request) }
+        router.get("/api/changes") { request, _ in try await api.changes(request) }
         router.get("/api/entities") { request, _ in try await api.entities(request) }
         router.post("/api/entities") { request, _ in try await api.createEntity(request) }
         router.get("/api/entities/:team/:name") { _, context in try await api.entity(context) }
@@ -169,6 +171,50 @@ public struct GraphAPI: Sendable {
             ("relationsByType", stats.relationsByType.jsonObject { .integer($0) }),
             ("lastUpdate", KnowledgeJSON.time(stats.lastUpdateMs)),
             ("lastUpdateMs", .integer(stats.lastUpdateMs)),
+            ("feedHeadSeq", .integer(stats.feedHeadSeq)),
+        ]))
+    }
+
+    /// The longest wait of `/api/changes`: under the graph store's bound (30 s) and under the
+    /// connection idle timeout, which a silent long poll must not reach.
+    var maxChangeWaitMs: Int {
+        let idle = Int(configuration.connectionLimits.idleTimeout.nanoseconds / 1_000_000)
+        return max(0, min(25_000, idle - 5_000))
+    }
+
+    /// The graph store's change feed after `after` (the teams named, or every team), waiting up
+    /// to `wait` ms for a change when there is none: the page's live refresh. Without `after`,
+    /// answers at once with the feed's head and no changes (where a new follower starts).
+    /// A cursor the feed no longer covers is 410 (`changes_out_of_range`): reload and start
+    /// again from the head.
+    func changes(_ request: Request) async throws(APIError) -> Response {
+        let named = Self.list(request, "team", "teams")
+        for team in named {
+            do { try KnowledgeRules.checkTeam(team, field: "team") } catch { throw APIError(error) }
+        }
+        let wait = min(try Self.integer(request, "wait", default: 0, range: 0...30_000), maxChangeWaitMs)
+        let limit = try Self.integer(request, "limit", default: 1000, range: 1...10_000)
+        guard let afterText = request.uri.queryParameters.get("after"), !afterText.isEmpty else {
+            let stats = try await call(GraphStoreMethods.getStats, .init())
+            return JSONResponse.make(.object([("head", .integer(stats.feedHeadSeq)), ("next", .integer(stats.feedHeadSeq)), ("changes", .array([]))]))
+        }
+        guard let after = Int64(afterText), after >= 0 else { throw APIError.invalid("after", "must be a sequence number, 0 or more (got '\(afterText)')") }
+        var feedRequest = Kb_Graph_V1_ChangesRequest()
+        if named.isEmpty { feedRequest.allTeams = true } else { feedRequest.teams = named }
+        feedRequest.afterSeq = after
+        feedRequest.limit = Int32(limit)
+        feedRequest.waitMs = Int32(wait)
+        let feed: Kb_Graph_V1_ChangesResponse = try await graphStoreWork {
+            do {
+                return try await client.call(GraphStoreMethods.changes, feedRequest, options: CallOptions(timeout: .milliseconds(Int64(wait) + 5_000)))
+            } catch let error as RPCError where error.code == .outOfRange {
+                throw APIError(.gone, "changes_out_of_range", field: "after", reason: .outOfRange, APIError.messageWithoutField(error))
+            }
+        }
+        return JSONResponse.make(.object([
+            ("head", .integer(feed.headSeq)),
+            ("next", .integer(feed.nextAfterSeq)),
+            ("changes", .array(feed.changes.map(KnowledgeJSON.change))),
         ]))
     }
 

@@ -10,6 +10,21 @@ public enum KnowledgeJSON {
         milliseconds > 0 ? .string(SharedMemoryDocument.iso(milliseconds)) : .null
     }
 
+    /// A change of the feed: `{seq, time, team, kind, name?, contentHash?, from?, to?, relationType?}`,
+    /// `kind` one of `entity_upserted`, `entity_deleted`, `relation_added`, `relation_removed`.
+    static func change(_ change: Kb_Graph_V1_Change) -> JSONValue {
+        var fields: [(String, JSONValue)] = [("seq", .integer(change.seq)), ("time", time(change.timeMs)), ("team", .string(change.team))]
+        switch change.kind {
+        case .entityUpserted: fields += [("kind", "entity_upserted"), ("name", .string(change.name)), ("contentHash", .string(change.contentHash))]
+        case .entityDeleted: fields += [("kind", "entity_deleted"), ("name", .string(change.name))]
+        case .relationAdded, .relationRemoved:
+            fields += [("kind", .string(change.kind == .relationAdded ? "relation_added" : "relation_removed")),
+                       ("from", .string(change.from)), ("to", .string(change.to)), ("relationType", .string(change.relationType))]
+        default: fields += [("kind", "unknown")]
+        }
+        return .object(fields)
+    }
+
     /// An entity; observations as objects `{content, type?, date?, tags?, metadata?}`.
     static func entity(_ entity: Kb_Graph_V1_Entity) -> JSONValue {
         .object(nodeMembers(entity) + [

@@ -153,6 +153,61 @@ public nonisolated enum Kb_Graph_V1_EntitySort: SwiftProtobuf.Enum, Swift.CaseIt
 
 }
 
+/// What a committed write did to one entity or relation.
+public nonisolated enum Kb_Graph_V1_ChangeKind: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+
+  /// Created, or changed (observations merged, fields set): `name` and `content_hash`.
+  case entityUpserted // = 1
+
+  /// `name` was deleted (its relations are listed as removed before it).
+  case entityDeleted // = 2
+
+  /// `from` -`relation_type`-> `to` was added.
+  case relationAdded // = 3
+
+  /// `from` -`relation_type`-> `to` was removed (deleted, or with one of its ends).
+  case relationRemoved // = 4
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .entityUpserted
+    case 2: self = .entityDeleted
+    case 3: self = .relationAdded
+    case 4: self = .relationRemoved
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .entityUpserted: return 1
+    case .entityDeleted: return 2
+    case .relationAdded: return 3
+    case .relationRemoved: return 4
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Kb_Graph_V1_ChangeKind] = [
+    .unspecified,
+    .entityUpserted,
+    .entityDeleted,
+    .relationAdded,
+    .relationRemoved,
+  ]
+
+}
+
 /// One fact recorded about an entity. A plain-string observation has only `content`.
 public nonisolated struct Kb_Graph_V1_Observation: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -709,6 +764,12 @@ public nonisolated struct Kb_Graph_V1_GetStatsResponse: Sendable {
 
   public var lastUpdateMs: Int64 = 0
 
+  /// The change feed (Changes): the newest sequence number committed, and the oldest the feed
+  /// still holds (head + 1 when it holds none). Of the whole store, whatever `teams` names.
+  public var feedHeadSeq: Int64 = 0
+
+  public var feedFirstSeq: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -775,6 +836,100 @@ public nonisolated struct Kb_Graph_V1_VerifyResponse: Sendable {
   public init() {}
 }
 
+/// One entry of the change feed: every committed write gets one per entity or relation it
+/// changed, numbered in commit order in the same synced batch as the write.
+public nonisolated struct Kb_Graph_V1_Change: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 1, 2, 3, … over the whole store, without gaps; every team shares the sequence.
+  public var seq: Int64 = 0
+
+  /// When the write committed, Unix milliseconds.
+  public var timeMs: Int64 = 0
+
+  public var team: String = String()
+
+  public var kind: Kb_Graph_V1_ChangeKind = .unspecified
+
+  /// The entity (entity changes).
+  public var name: String = String()
+
+  /// Entity upserts: lowercase hex SHA-256 of the entity's content (README, "The change feed"):
+  /// equal hashes mean equal content, so a follower can skip what it already has.
+  public var contentHash: String = String()
+
+  /// Relation changes: the relation's ends and type.
+  public var from: String = String()
+
+  public var to: String = String()
+
+  public var relationType: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The changes after a sequence number, in order; waits up to `wait_ms` for one when there are
+/// none yet (long poll). Resynchronising when `after_seq` fell out of the window: note
+/// `feed_head_seq` (GetStats, or any Changes answer), read every entity and relation
+/// (QueryEntities, QueryRelations), then follow from that head (changes it replays are ones the
+/// read may already show: apply them again, idempotently).
+public nonisolated struct Kb_Graph_V1_ChangesRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The teams whose changes to list (at least one unless all_teams).
+  public var teams: [String] = []
+
+  /// Every team's changes (followers of the whole store, such as the indexer); `teams` must
+  /// then be empty.
+  public var allTeams: Bool = false
+
+  /// List changes with a greater sequence number: 0 from the store's first change, else the
+  /// `next_after_seq` of the previous answer (or a `feed_head_seq`). A cursor whose next changes
+  /// the window no longer holds, or past the newest change: OUT_OF_RANGE (resynchronise).
+  public var afterSeq: Int64 = 0
+
+  /// 0 means the server default (1000); at most 10000. The answer is also bounded in bytes.
+  public var limit: Int32 = 0
+
+  /// How long to wait when there is no change yet: 0 answers at once; at most 30000. The wait
+  /// also ends before the request's deadline, and when the server shuts down.
+  public var waitMs: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Kb_Graph_V1_ChangesResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// In sequence order; only the teams asked for.
+  public var changes: [Kb_Graph_V1_Change] = []
+
+  /// Pass as `after_seq` next time: the last change looked at (of the teams asked for or not),
+  /// so a team's follower does not scan other teams' changes twice.
+  public var nextAfterSeq: Int64 = 0
+
+  /// The newest sequence number committed when the answer was made; next_after_seq <
+  /// head_seq means more changes are ready.
+  public var headSeq: Int64 = 0
+
+  /// The oldest sequence number the feed holds (head_seq + 1 when it holds none).
+  public var firstSeq: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "kb.graph.v1"
@@ -789,6 +944,10 @@ nonisolated extension Kb_Graph_V1_Direction: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Kb_Graph_V1_EntitySort: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ENTITY_SORT_RELEVANCE\0\u{1}ENTITY_SORT_NAME\0\u{1}ENTITY_SORT_CREATED\0\u{1}ENTITY_SORT_MODIFIED\0\u{1}ENTITY_SORT_SIGNIFICANCE\0\u{1}ENTITY_SORT_CONFIDENCE\0")
+}
+
+nonisolated extension Kb_Graph_V1_ChangeKind: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0CHANGE_KIND_UNSPECIFIED\0\u{1}CHANGE_KIND_ENTITY_UPSERTED\0\u{1}CHANGE_KIND_ENTITY_DELETED\0\u{1}CHANGE_KIND_RELATION_ADDED\0\u{1}CHANGE_KIND_RELATION_REMOVED\0")
 }
 
 nonisolated extension Kb_Graph_V1_Observation: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -1996,7 +2155,7 @@ nonisolated extension Kb_Graph_V1_GetStatsRequest: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Kb_Graph_V1_GetStatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetStatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}total_entities\0\u{3}total_relations\0\u{3}entities_by_team\0\u{3}entities_by_type\0\u{3}entities_by_source\0\u{3}relations_by_type\0\u{3}last_update_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}total_entities\0\u{3}total_relations\0\u{3}entities_by_team\0\u{3}entities_by_type\0\u{3}entities_by_source\0\u{3}relations_by_type\0\u{3}last_update_ms\0\u{3}feed_head_seq\0\u{3}feed_first_seq\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2011,6 +2170,8 @@ nonisolated extension Kb_Graph_V1_GetStatsResponse: SwiftProtobuf.Message, Swift
       case 5: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufInt64>.self, value: &self.entitiesBySource) }()
       case 6: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufInt64>.self, value: &self.relationsByType) }()
       case 7: try { try decoder.decodeSingularInt64Field(value: &self.lastUpdateMs) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.feedHeadSeq) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.feedFirstSeq) }()
       default: break
       }
     }
@@ -2038,6 +2199,12 @@ nonisolated extension Kb_Graph_V1_GetStatsResponse: SwiftProtobuf.Message, Swift
     if self.lastUpdateMs != 0 {
       try visitor.visitSingularInt64Field(value: self.lastUpdateMs, fieldNumber: 7)
     }
+    if self.feedHeadSeq != 0 {
+      try visitor.visitSingularInt64Field(value: self.feedHeadSeq, fieldNumber: 8)
+    }
+    if self.feedFirstSeq != 0 {
+      try visitor.visitSingularInt64Field(value: self.feedFirstSeq, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2049,6 +2216,8 @@ nonisolated extension Kb_Graph_V1_GetStatsResponse: SwiftProtobuf.Message, Swift
     if lhs.entitiesBySource != rhs.entitiesBySource {return false}
     if lhs.relationsByType != rhs.relationsByType {return false}
     if lhs.lastUpdateMs != rhs.lastUpdateMs {return false}
+    if lhs.feedHeadSeq != rhs.feedHeadSeq {return false}
+    if lhs.feedFirstSeq != rhs.feedFirstSeq {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2188,6 +2357,171 @@ nonisolated extension Kb_Graph_V1_VerifyResponse: SwiftProtobuf.Message, SwiftPr
     if lhs.problems != rhs.problems {return false}
     if lhs.entities != rhs.entities {return false}
     if lhs.relations != rhs.relations {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Kb_Graph_V1_Change: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Change"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}time_ms\0\u{1}team\0\u{1}kind\0\u{1}name\0\u{3}content_hash\0\u{1}from\0\u{1}to\0\u{3}relation_type\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.seq) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.timeMs) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.team) }()
+      case 4: try { try decoder.decodeSingularEnumField(value: &self.kind) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.contentHash) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.from) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.to) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.relationType) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.seq != 0 {
+      try visitor.visitSingularInt64Field(value: self.seq, fieldNumber: 1)
+    }
+    if self.timeMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.timeMs, fieldNumber: 2)
+    }
+    if !self.team.isEmpty {
+      try visitor.visitSingularStringField(value: self.team, fieldNumber: 3)
+    }
+    if self.kind != .unspecified {
+      try visitor.visitSingularEnumField(value: self.kind, fieldNumber: 4)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 5)
+    }
+    if !self.contentHash.isEmpty {
+      try visitor.visitSingularStringField(value: self.contentHash, fieldNumber: 6)
+    }
+    if !self.from.isEmpty {
+      try visitor.visitSingularStringField(value: self.from, fieldNumber: 7)
+    }
+    if !self.to.isEmpty {
+      try visitor.visitSingularStringField(value: self.to, fieldNumber: 8)
+    }
+    if !self.relationType.isEmpty {
+      try visitor.visitSingularStringField(value: self.relationType, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Kb_Graph_V1_Change, rhs: Kb_Graph_V1_Change) -> Bool {
+    if lhs.seq != rhs.seq {return false}
+    if lhs.timeMs != rhs.timeMs {return false}
+    if lhs.team != rhs.team {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.contentHash != rhs.contentHash {return false}
+    if lhs.from != rhs.from {return false}
+    if lhs.to != rhs.to {return false}
+    if lhs.relationType != rhs.relationType {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Kb_Graph_V1_ChangesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ChangesRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}teams\0\u{3}all_teams\0\u{3}after_seq\0\u{1}limit\0\u{3}wait_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.teams) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.allTeams) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.afterSeq) }()
+      case 4: try { try decoder.decodeSingularInt32Field(value: &self.limit) }()
+      case 5: try { try decoder.decodeSingularInt32Field(value: &self.waitMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.teams.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.teams, fieldNumber: 1)
+    }
+    if self.allTeams != false {
+      try visitor.visitSingularBoolField(value: self.allTeams, fieldNumber: 2)
+    }
+    if self.afterSeq != 0 {
+      try visitor.visitSingularInt64Field(value: self.afterSeq, fieldNumber: 3)
+    }
+    if self.limit != 0 {
+      try visitor.visitSingularInt32Field(value: self.limit, fieldNumber: 4)
+    }
+    if self.waitMs != 0 {
+      try visitor.visitSingularInt32Field(value: self.waitMs, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Kb_Graph_V1_ChangesRequest, rhs: Kb_Graph_V1_ChangesRequest) -> Bool {
+    if lhs.teams != rhs.teams {return false}
+    if lhs.allTeams != rhs.allTeams {return false}
+    if lhs.afterSeq != rhs.afterSeq {return false}
+    if lhs.limit != rhs.limit {return false}
+    if lhs.waitMs != rhs.waitMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Kb_Graph_V1_ChangesResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ChangesResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}changes\0\u{3}next_after_seq\0\u{3}head_seq\0\u{3}first_seq\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.changes) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.nextAfterSeq) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.headSeq) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.firstSeq) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.changes.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.changes, fieldNumber: 1)
+    }
+    if self.nextAfterSeq != 0 {
+      try visitor.visitSingularInt64Field(value: self.nextAfterSeq, fieldNumber: 2)
+    }
+    if self.headSeq != 0 {
+      try visitor.visitSingularInt64Field(value: self.headSeq, fieldNumber: 3)
+    }
+    if self.firstSeq != 0 {
+      try visitor.visitSingularInt64Field(value: self.firstSeq, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Kb_Graph_V1_ChangesResponse, rhs: Kb_Graph_V1_ChangesResponse) -> Bool {
+    if lhs.changes != rhs.changes {return false}
+    if lhs.nextAfterSeq != rhs.nextAfterSeq {return false}
+    if lhs.headSeq != rhs.headSeq {return false}
+    if lhs.firstSeq != rhs.firstSeq {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -16,4 +16,5 @@ public enum GraphStoreMethods {
     public static let getStats = RPCMethod<Kb_Graph_V1_GetStatsRequest, Kb_Graph_V1_GetStatsResponse>(service: service, method: "GetStats")
     public static let backup = RPCMethod<Kb_Graph_V1_BackupRequest, Kb_Graph_V1_BackupResponse>(service: service, method: "Backup")
     public static let verify = RPCMethod<Kb_Graph_V1_VerifyRequest, Kb_Graph_V1_VerifyResponse>(service: service, method: "Verify")
+    public static let changes = RPCMethod<Kb_Graph_V1_ChangesRequest, Kb_Graph_V1_ChangesResponse>(service: service, method: "Changes")
 }

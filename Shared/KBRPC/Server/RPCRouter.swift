@@ -20,8 +20,9 @@ public struct RPCRouter: Sendable {
     enum ErasedHandler: Sendable {
         /// Runs synchronously on the event loop (`.eventLoop`) or the thread pool (`.threadPool`).
         case sync(RPCExecution, @Sendable (_ payload: Data, _ context: RPCContext) throws -> [UInt8])
-        /// Runs on a Swift task of its own.
-        case task(@Sendable (_ payload: Data, _ context: RPCContext) async throws -> [UInt8])
+        /// Runs on a Swift task of its own; `endsAtShutdown`: the task is cancelled when the
+        /// server starts shutting down (a long poll), and what it then returns is the answer.
+        case task(@Sendable (_ payload: Data, _ context: RPCContext) async throws -> [UInt8], endsAtShutdown: Bool)
     }
 
     private(set) var handlers: [String: ErasedHandler] = [:]
@@ -35,13 +36,18 @@ public struct RPCRouter: Sendable {
     /// A payload that does not decode as `Request` never reaches the handler: the caller gets
     /// `INVALID_ARGUMENT`. An `RPCError` thrown by the handler goes back to the caller as is; any
     /// other error becomes `INTERNAL` (and is logged), so internals do not leak.
+    ///
+    /// `endsAtShutdown` is for handlers that wait for something to happen (long polls): when
+    /// the server starts shutting down their task is cancelled at once, instead of holding the
+    /// shutdown up for the grace period, and the handler answers with what it has.
     public mutating func register<Request, Response>(
         _ method: RPCMethod<Request, Response>,
+        endsAtShutdown: Bool = false,
         _ handler: @escaping @Sendable (Request, RPCContext) async throws -> Response
     ) {
-        handlers[method.name] = .task { payload, context in
+        handlers[method.name] = .task({ payload, context in
             try await handler(Self.decode(payload), context).serializedBytes()
-        }
+        }, endsAtShutdown: endsAtShutdown)
     }
 
     /// Registers a synchronous handler for `method` that runs where `execution` says: inline on

@@ -36,6 +36,8 @@ final class RPCServerHandler: ChannelDuplexHandler {
         let deadline: NIODeadline
         let cancellation: RPCCancellation
         var task: Task<Void, Never>?
+        /// Cancel the task when the server starts shutting down (a long poll).
+        var endsAtShutdown = false
     }
 
     private let environment: Environment
@@ -179,6 +181,7 @@ final class RPCServerHandler: ChannelDuplexHandler {
     /// Starts draining: new requests get UNAVAILABLE; closes once what runs has been answered.
     func drain() {
         draining = true
+        for request in pending.values where request.endsAtShutdown { request.task?.cancel() }
         if let context { closeIfDone(context: context) }
     }
 
@@ -291,8 +294,8 @@ final class RPCServerHandler: ChannelDuplexHandler {
                 .assumeIsolated()
                 .whenComplete { result in self.finished(key, result, context: context) }
 
-        case .task(let body):
-            let key = admit(Pending(id: request.id, label: label, started: started, deadline: deadline, cancellation: cancellation), context: context)
+        case .task(let body, let endsAtShutdown):
+            let key = admit(Pending(id: request.id, label: label, started: started, deadline: deadline, cancellation: cancellation, endsAtShutdown: endsAtShutdown), context: context)
             let loop = context.eventLoop
             let this = NIOLoopBound((self, context), eventLoop: loop)
             pending[key]?.task = Task {

@@ -28,7 +28,7 @@
   const state = {
     teams: [], types: [], relationTypes: [], source: '', selected: null, focus: null, depth: 1, q: '',
   };
-  const known = { types: [], relationTypes: [], teams: [], lastUpdateMs: null, hiddenTypes: new Set(), hiddenRelationTypes: new Set() };
+  const known = { types: [], relationTypes: [], teams: [], lastUpdateMs: null, feedSeq: null, hiddenTypes: new Set(), hiddenRelationTypes: new Set() };
   const history = { items: [], index: -1 };
 
   function readURL() {
@@ -92,7 +92,7 @@
     try {
       response = await fetch(path, Object.assign({}, options, { headers }));
     } catch (error) {
-      showBanner(`VKB is not answering (${error.message}). Retrying…`);
+      if (error.name !== 'AbortError') showBanner(`VKB is not answering (${error.message}). Retrying…`);
       throw error;
     }
     const text = await response.text();
@@ -243,6 +243,9 @@
     known.types = Object.keys(stats.entitiesByType).sort();
     known.relationTypes = Object.keys(stats.relationsByType).sort();
     known.lastUpdateMs = stats.lastUpdateMs;
+    if (known.feedSeq === null || stats.feedHeadSeq > known.feedSeq) known.feedSeq = stats.feedHeadSeq;
+    // A long poll for other teams would hide this selection's changes until it ends: ask again.
+    if (following && following.teams !== state.teams.join('\u0000')) following.controller.abort();
     $('stat-entities').textContent = format(stats.entities);
     $('stat-relations').textContent = format(stats.relations);
     $('stat-types').textContent = format(stats.types);
@@ -479,18 +482,41 @@
 
   // MARK: live refresh
 
-  async function poll() {
-    try {
-      const p = new URLSearchParams();
-      for (const team of state.teams) p.append('team', team);
-      const stats = await api(`/api/stats?${qs(p)}`);
-      if (known.lastUpdateMs !== null && stats.lastUpdateMs !== known.lastUpdateMs) {
-        await refreshAll();
-      } else if (!window.vkb.ready) {
-        await refreshAll({ fit: true });
+  // Follows the graph store's change feed (/api/changes, a long poll): a write anywhere in the
+  // teams shown redraws at once, without polling. The cursor starts at the feed head read with
+  // the stats (before the graph, so nothing written in between is missed); a cursor the feed
+  // no longer covers (410) or a store restarted from a backup reloads everything.
+  const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
+  let following = null;
+  async function follow() {
+    for (;;) {
+      try {
+        if (known.feedSeq === null || !window.vkb.ready) {
+          await refreshAll({ fit: !window.vkb.ready });
+          if (known.feedSeq === null || !window.vkb.ready) { await sleep(2000); continue; }
+        }
+        const p = new URLSearchParams();
+        for (const team of state.teams) p.append('team', team);
+        p.set('after', String(known.feedSeq));
+        p.set('wait', '25000');
+        const teamsAsked = state.teams.join('\u0000');
+        following = { teams: teamsAsked, controller: new AbortController() };
+        const feed = await api(`/api/changes?${qs(p)}`, { signal: following.controller.signal });
+        following = null;
+        if (teamsAsked !== state.teams.join('\u0000')) continue;
+        known.feedSeq = Math.max(known.feedSeq, feed.next);
+        if (feed.changes.length) {
+          await refreshAll();
+          await sleep(500);
+        }
+      } catch (error) {
+        following = null;
+        if (error.name === 'AbortError') continue;
+        if (error.status === 410) { known.feedSeq = null; continue; }
+        // The banner says what is wrong; try again shortly.
+        await sleep(2000);
       }
-    } catch (_) { /* the banner says it; try again at the next poll */ }
-    setTimeout(poll, 2000);
+    }
   }
 
   // MARK: start
@@ -500,5 +526,5 @@
   $('depth-value').textContent = String(state.depth);
   $('search').value = state.q;
   if (state.selected) { history.items = [state.selected]; history.index = 0; view.selected = state.selected; }
-  refreshAll({ fit: true }).then(() => { if (state.q) runSearch(); setTimeout(poll, 2000); });
+  refreshAll({ fit: true }).then(() => { if (state.q) runSearch(); follow(); });
 })();
