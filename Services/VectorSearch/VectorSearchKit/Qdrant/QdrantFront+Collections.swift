@@ -14,7 +14,7 @@ extension QdrantFront {
             .object(["collections": .array(store.all.map { .object(["name": .string($0.config.name)]) })])
         }
         handle(router, .get, "/collections/:name") { request, context, _ in
-            let collection = try collection(context)
+            let collection = try namedCollection(context)
             return info(collection, guideShape: Self.wantsGuideShape(request))
         }
         handle(router, .get, "/collections/:name/exists") { _, context, _ in
@@ -33,12 +33,12 @@ extension QdrantFront {
             .bool(try await store.delete(context.parameters.get("name") ?? ""))
         }
         handle(router, .patch, "/collections/:name") { _, context, body in
-            let collection = try collection(context)
+            let collection = try namedCollection(context)
             try Self.checkUpdate(collection.config, body)
             return .bool(true)
         }
         handle(router, .get, "/collections/:name/cluster") { _, context, _ in
-            let collection = try collection(context)
+            let collection = try namedCollection(context)
             return .object([
                 "peer_id": .int(1), "shard_count": .int(1),
                 "local_shards": .array([.object(["shard_id": .int(0), "points_count": .int(Int64(collection.pointCount)), "state": .string("Active")])]),
@@ -50,18 +50,18 @@ extension QdrantFront {
         let optimizer = self.optimizer
         for path: RouterPath in ["/collections/:name/optimizers", "/collections/:name/index"] {
             handle(router, .post, path) { _, context, _ in
-                let collection = try collection(context)
+                let collection = try namedCollection(context)
                 optimizer.start(collection.config.name)
                 return .object(["operation_id": .int(optimizer.operations), "status": .string("acknowledged")])
             }
         }
         // Payload indexes: the engine indexes every keyword, integer and boolean field already.
         handle(router, .put, "/collections/:name/index") { _, context, _ in
-            _ = try collection(context)
+            _ = try namedCollection(context)
             return Self.completed(0)
         }
         handle(router, .delete, "/collections/:name/index/:field") { _, context, _ in
-            _ = try collection(context)
+            _ = try namedCollection(context)
             return Self.completed(0)
         }
     }

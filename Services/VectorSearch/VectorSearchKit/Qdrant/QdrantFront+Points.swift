@@ -11,14 +11,14 @@ extension QdrantFront {
     func addPointRoutes<Context: RequestContext>(to router: Router<Context>) {
         let store = self.store
         handle(router, .put, "/collections/:name/points") { _, context, body in
-            let collection = try collection(context)
+            let collection = try namedCollection(context)
             var request = Kb_Vector_V1_UpsertPointsRequest()
             request.collection = collection.config.name
             request.points = try Self.points(body, textField: collection.config.textField)
             return Self.completed(Int64(try await store.upsert(request)))
         }
         handle(router, .post, "/collections/:name/points") { _, context, body in
-            let collection = try collection(context)
+            let collection = try namedCollection(context)
             let ids = try QdrantPointMapping.ids(body?["ids"], field: "ids")
             guard ids.count <= 10_000 else { throw QdrantError.invalid("ids", "at most 10000 ids per call") }
             let selection = try QdrantPointMapping.PayloadSelection(body?["with_payload"], field: "with_payload", fallback: .all)
@@ -27,16 +27,16 @@ extension QdrantFront {
             return .array(points.map { QdrantPointMapping.record($0, payload: selection, withVector: withVector) })
         }
         handle(router, .get, "/collections/:name/points/:id") { _, context, _ in
-            let collection = try collection(context)
+            let collection = try namedCollection(context)
             let raw = context.parameters.get("id") ?? ""
-            let id = try QdrantPointMapping.id(UInt64(raw).map { .uint($0) } ?? .string(raw), field: "id")
+            let id = try QdrantPointMapping.id(UInt64(raw).map { QdrantJSON.uint($0) } ?? QdrantJSON.string(raw), field: "id")
             guard let point = collection.points([id], withPayload: true, withVector: true).first else {
                 throw QdrantError(status: 404, message: "Not found: No point with id \(raw) found", field: "id")
             }
             return QdrantPointMapping.record(point, payload: .all, withVector: true)
         }
         handle(router, .post, "/collections/:name/points/delete") { _, context, body in
-            let collection = try collection(context)
+            let collection = try namedCollection(context)
             var request = Kb_Vector_V1_DeletePointsRequest()
             request.collection = collection.config.name
             let (ids, filter) = try Self.selector(body)
@@ -46,7 +46,7 @@ extension QdrantFront {
         }
         for method: HTTPRequest.Method in [.post, .put] {
             handle(router, method, "/collections/:name/points/payload") { _, context, body in
-                let collection = try collection(context)
+                let collection = try namedCollection(context)
                 let payload = try QdrantPointMapping.payload(body?["payload"], field: "payload", textField: collection.config.textField)
                 if let key = body?["key"], key != .null { throw QdrantError.invalid("key", "setting a payload under a nested key is not supported") }
                 return try await changePayloads(collection, body) { old in
@@ -55,19 +55,23 @@ extension QdrantFront {
             }
         }
         handle(router, .post, "/collections/:name/points/payload/delete") { _, context, body in
-            let collection = try collection(context)
+            let collection = try namedCollection(context)
             let keys = Set(try QdrantPointMapping.PayloadSelection.keys(body?["keys"], field: "keys"))
             return try await changePayloads(collection, body) { old in old.filter { !keys.contains($0.key) } }
         }
         handle(router, .post, "/collections/:name/points/payload/clear") { _, context, body in
-            let collection = try collection(context)
+            let collection = try namedCollection(context)
             return try await changePayloads(collection, body) { _ in [:] }
         }
         handle(router, .post, "/collections/:name/points/scroll") { _, context, body in
-            let collection = try collection(context)
+            let collection = try namedCollection(context)
             let filter = try QdrantFilter.optional(body?["filter"], field: "filter").map { try PayloadFilter($0) }
             let limit = try Self.integer(body?["limit"], field: "limit", default: 10, range: 1...10_000)
-            let offset = try body?["offset"].flatMap { $0 == .null ? nil : try QdrantPointMapping.id($0, field: "offset") }
+            let given = body?["offset"]
+            let offset = try given.flatMap { value -> String? in
+                if value == .null { return nil }
+                return try QdrantPointMapping.id(value, field: "offset")
+            }
             if let order = body?["order_by"], order != .null { throw QdrantError.invalid("order_by", "ordering by a payload field is not supported; points come in id order") }
             let selection = try QdrantPointMapping.PayloadSelection(body?["with_payload"], field: "with_payload", fallback: .all)
             let withVector = try QdrantPointMapping.withVector(body?["with_vector"], field: "with_vector", fallback: false)
@@ -83,7 +87,7 @@ extension QdrantFront {
             }
         }
         handle(router, .post, "/collections/:name/points/count") { _, context, body in
-            let collection = try collection(context)
+            let collection = try namedCollection(context)
             let filter = try QdrantFilter.optional(body?["filter"], field: "filter").map { try PayloadFilter($0) }
             let count = try await Self.blocking { filter.map { collection.ids(matching: $0).count } ?? collection.pointCount }
             return .object(["count": .int(Int64(count))])
@@ -109,7 +113,8 @@ extension QdrantFront {
 
     /// Qdrant's points selector: `{"points": [ids]}`, `{"filter": {...}}`, or both.
     static func selector(_ body: QdrantJSON?) throws -> (ids: [String], filter: Kb_Vector_V1_Filter?) {
-        let ids = try body?["points"].flatMap { $0 == .null ? nil : try QdrantPointMapping.ids($0, field: "points") } ?? []
+        var ids: [String] = []
+        if let points = body?["points"], points != .null { ids = try QdrantPointMapping.ids(points, field: "points") }
         let filter = try QdrantFilter.optional(body?["filter"], field: "filter")
         guard !ids.isEmpty || filter != nil || body?["points"] != nil else { throw QdrantError.invalid("points", "name the points: points [ids] or filter {...}") }
         return (ids, filter)

@@ -13,22 +13,22 @@ extension QdrantFront {
     func addSearchRoutes<Context: RequestContext>(to router: Router<Context>) {
         let store = self.store
         handle(router, .post, "/collections/:name/points/search") { _, context, body in
-            let collection = try collection(context)
+            let collection = try namedCollection(context)
             let search = try Self.search(body, collection: collection, vectorField: "vector", store: store)
             return try await Self.blocking { try Self.run(search, store: store) }
         }
         handle(router, .post, "/collections/:name/points/search/batch") { _, context, body in
-            let collection = try collection(context)
+            let collection = try namedCollection(context)
             let searches = try Self.batch(body) { item, path in try Self.search(item, collection: collection, vectorField: "vector", store: store, path: path) }
             return try await Self.blocking { .array(try searches.map { try Self.run($0, store: store) }) }
         }
         handle(router, .post, "/collections/:name/points/query") { _, context, body in
-            let collection = try collection(context)
+            let collection = try namedCollection(context)
             let query = try Self.query(body, collection: collection, store: store)
             return try await Self.blocking { .object(["points": try Self.run(query, store: store)]) }
         }
         handle(router, .post, "/collections/:name/points/query/batch") { _, context, body in
-            let collection = try collection(context)
+            let collection = try namedCollection(context)
             let queries = try Self.batch(body) { item, path in try Self.query(item, collection: collection, store: store, path: path) }
             return try await Self.blocking { .array(try queries.map { .object(["points": try Self.run($0, store: store)]) }) }
         }

@@ -12,7 +12,7 @@ extension QdrantFront {
     func addSnapshotRoutes<Context: RequestContext>(to router: Router<Context>) {
         let store = self.store, backupRoot = self.backupRoot, logger = self.logger
         handle(router, .post, "/collections/:name/snapshots") { _, context, _ in
-            let collection = try collection(context)
+            let collection = try namedCollection(context)
             let name = collection.config.name
             let target = try backupRoot.newBackup("\(name)-\(Int64(Date().timeIntervalSince1970 * 1000))", field: "name")
             _ = try await store.snapshot(name, to: target.path)
@@ -20,11 +20,11 @@ extension QdrantFront {
             return Self.describe(target)
         }
         handle(router, .get, "/collections/:name/snapshots") { _, context, _ in
-            let name = try collection(context).config.name
+            let name = try namedCollection(context).config.name
             return .array(Self.snapshots(of: name, in: backupRoot).map(Self.describe))
         }
         handle(router, .delete, "/collections/:name/snapshots/:snapshot") { _, context, _ in
-            let name = try collection(context).config.name
+            let name = try namedCollection(context).config.name
             let snapshot = context.parameters.get("snapshot") ?? ""
             guard let folder = Self.snapshots(of: name, in: backupRoot).first(where: { $0.lastPathComponent == snapshot }) else {
                 throw QdrantError(status: 404, message: "Not found: Snapshot \(snapshot) of collection `\(name)` doesn't exist!", field: "snapshot_name")

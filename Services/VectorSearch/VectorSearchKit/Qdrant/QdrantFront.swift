@@ -45,7 +45,7 @@ public struct QdrantFront: Sendable {
     /// The HTTP server of this front on `host:port` (0: a free port, logged as `qdrant http
     /// listening`), as a lifecycle service, with `/health*` and `/metrics` beside Qdrant's
     /// routes (for probes and the guide's Prometheus job that scrapes `qdrant:6333/metrics`).
-    public func application(host: String, port: Int, allowedHosts: [String], health: HealthRegistry) -> some Service {
+    public func application(host: String, port: Int, allowedHosts: [String], health: HealthRegistry) -> any Service {
         let allowList = HTTPHostAllowList(configured: allowedHosts, boundHost: host)
         let router = Router()
         router.add(middleware: HTTPRequestGuard.Middleware(HTTPRequestGuard(allowList: allowList)))
@@ -116,7 +116,7 @@ public struct QdrantFront: Sendable {
     }
 
     /// The collection named in the path, or 404.
-    func collection<Context: RequestContext>(_ context: Context) throws -> VectorCollection {
+    func namedCollection<Context: RequestContext>(_ context: Context) throws -> VectorCollection {
         let name = context.parameters.get("name") ?? ""
         do { return try store.collection(name) } catch { throw QdrantError.notFound(name) }
     }

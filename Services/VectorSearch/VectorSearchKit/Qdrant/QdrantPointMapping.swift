@@ -130,7 +130,9 @@ enum QdrantPointMapping {
         case .double(let number): out.float = number
         case .bool(let flag): out.boolean = flag
         case .array(let items) where items.allSatisfy({ if case .string = $0 { true } else { false } }) && !items.isEmpty:
-            out.keywords = .with { $0.values = items.compactMap { if case .string(let s) = $0 { s } else { nil } } }
+            var values: [String] = []
+            for case .string(let text) in items { values.append(text) }
+            out.keywords = .with { $0.values = values }
         default: out.json = value.serialized
         }
         return out
