@@ -27,7 +27,7 @@ name = "qc"
 
 
 def hits(points):
-    return [[p.id, round(p.score, 5)] for p in points]
+    return [[p.id, round(p.score, 7)] for p in points]
 
 
 report["info_version"] = client.info().version

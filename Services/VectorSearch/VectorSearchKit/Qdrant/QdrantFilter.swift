@@ -50,7 +50,9 @@ enum QdrantFilter {
     }
 
     static func condition(_ value: QdrantJSON, field: String, depth: Int) throws -> Kb_Vector_V1_Condition {
-        guard case .object(let members) = value else { throw QdrantError.invalid(field, "must be a condition object (found \(value.typeName))") }
+        guard case .object(let given) = value else { throw QdrantError.invalid(field, "must be a condition object (found \(value.typeName))") }
+        // Members sent as null (a client serialising every field of its model) are absent.
+        let members = given.filter { $0.value != .null }
         var condition = Kb_Vector_V1_Condition()
         if let ids = members["has_id"] {
             condition.hasID_p = .with { $0.values = [] }
@@ -76,11 +78,11 @@ enum QdrantFilter {
             throw QdrantError.invalid(field, "is not a condition: expected key with match or range, has_id, is_empty, is_null, or a nested filter (found \(members.keys.sorted().joined(separator: ", ")))")
         }
         let name = try key(members["key"], field: "\(field).key")
-        let given = members.keys.filter { $0 != "key" && members[$0] != .null }
-        guard given.count == 1 else {
-            throw QdrantError.invalid(field, "a field condition needs exactly one of match or range (found \(given.sorted().joined(separator: ", ")))")
+        let kinds = members.keys.filter { $0 != "key" }
+        guard kinds.count == 1 else {
+            throw QdrantError.invalid(field, "a field condition needs exactly one of match or range (found \(kinds.sorted().joined(separator: ", ")))")
         }
-        switch given[0] {
+        switch kinds[0] {
         case "match": return try match(members["match"]!, key: name, field: "\(field).match")
         case "range":
             guard case .object(let bounds) = members["range"]! else { throw QdrantError.invalid("\(field).range", "must be an object with gt, gte, lt, lte") }
@@ -112,7 +114,7 @@ enum QdrantFilter {
     }
 
     static func match(_ value: QdrantJSON, key: String, field: String) throws -> Kb_Vector_V1_Condition {
-        guard case .object(let members) = value, members.count == 1, let (kind, operand) = members.first else {
+        guard case .object(let all) = value, case let members = all.filter({ $0.value != .null }), members.count == 1, let (kind, operand) = members.first else {
             throw QdrantError.invalid(field, "must be one of {\"value\": …}, {\"any\": [...]}, {\"except\": [...]}")
         }
         var condition = Kb_Vector_V1_Condition()
