@@ -114,6 +114,19 @@ struct QdrantAPITests {
         // Count with a filter; set and overwrite payloads; delete by filter, seen over RPC.
         let count = try await server.result("POST", "/collections/cities/points/count", #"{"filter": {"must": [{"key": "city", "match": {"any": ["Berlin", "Moscow"]}}]}}"#) as? [String: Any]
         #expect(count?["count"] as? Int == 2)
+        // is_empty (missing field), is_null, match except, a nested filter, and a JSON null payload.
+        _ = try await server.result("POST", "/collections/cities/points/payload", #"{"payload": {"note": null}, "points": [5]}"#)
+        let filters: [(String, Int)] = [
+            (#"{"must": [{"is_empty": {"key": "flag"}}]}"#, 6),
+            (#"{"must": [{"is_null": {"key": "note"}}]}"#, 1),
+            (#"{"must": [{"is_empty": {"key": "note"}}]}"#, 7),
+            (#"{"must": [{"key": "city", "match": {"except": ["Berlin", "Moscow"]}}]}"#, 5),
+            (#"{"should": [{"must": [{"key": "n", "range": {"lt": 3}}, {"key": "city", "match": {"value": "London"}}]}, {"has_id": ["\#(QdrantFixture.uuid)"]}]}"#, 2),
+        ]
+        for (filter, expected) in filters {
+            let counted = try await server.result("POST", "/collections/cities/points/count", #"{"filter": \#(filter)}"#) as? [String: Any]
+            #expect(counted?["count"] as? Int == expected, "\(filter)")
+        }
         _ = try await server.result("POST", "/collections/cities/points/payload", #"{"payload": {"visited": true}, "points": [1, 2]}"#)
         _ = try await server.result("PUT", "/collections/cities/points/payload", #"{"payload": {"city": "Rome"}, "points": [3]}"#)
         let changed = try await client.call(VectorSearchMethods.getPoints, .with { $0.collection = "cities"; $0.ids = ["1", "3"]; $0.withPayload = true; $0.withVector = true })
