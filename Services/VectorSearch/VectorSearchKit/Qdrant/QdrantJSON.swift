@@ -4,18 +4,24 @@ import Foundation
 /// (a point id `7` and a payload `7` stay integers; `7.5` is a float), which Foundation's
 /// `JSONSerialization` does not promise on Linux.
 public indirect enum QdrantJSON: Sendable, Equatable {
+    /// JSON's `null`.
     case null
+    /// `true` or `false`.
     case bool(Bool)
     /// A whole number that fits `Int64`.
     case int(Int64)
     /// A whole number above `Int64.max` (point ids are unsigned 64-bit).
     case uint(UInt64)
+    /// A number with a fraction or an exponent.
     case double(Double)
     /// A vector component on its way out, written in `Float`'s shortest form (`0.1`, not
     /// `0.10000000149011612`).
     case float(Float)
+    /// A string.
     case string(String)
+    /// A list.
     case array([QdrantJSON])
+    /// An object; members are written sorted by name.
     case object([String: QdrantJSON])
 
     /// The member `key` of an object; nil for a missing member or a non-object.
