@@ -248,7 +248,9 @@ let package = Package(
             name: "VectorSearchKit",
             dependencies: [
                 "VectorIndex", "KBLevelDB", "KBProto", "KBRPC", "KBRuntime", "KBTime",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

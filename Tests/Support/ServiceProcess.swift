@@ -149,6 +149,8 @@ public final class ServiceProcess: @unchecked Sendable {
             "\(envPrefix)_ADMIN_PORT": "\(adminPort)",
             "KB_DATA_DIR": self.dataDirectory.path,
             "KB_LOG_FORMAT": "json",
+            // vector-search's Qdrant port (default 6333): a free one, so tests never collide.
+            "KB_VECTOR_QDRANT_PORT": "0",
         ].merging(environment) { $1 }) { $1 }
         let handle = try FileHandle(forWritingTo: logFile)
         process.standardOutput = handle
@@ -194,6 +196,20 @@ public final class ServiceProcess: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(50))
         }
         throw ProcessFailure("not ready within \(timeout): \(log)")
+    }
+
+    /// The port of the HTTP server whose log says `<name> http listening` (vector-search's
+    /// `qdrant`); 0 when the process exits or 20 s pass without it.
+    public func httpPort(_ name: String) -> Int {
+        let deadline = Date().addingTimeInterval(20)
+        while true {
+            for line in log.split(separator: "\n") {
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
+                if object["message"] as? String == "\(name) http listening", let port = (object["port"] as? String).flatMap(Int.init) { return port }
+            }
+            if !process.isRunning || Date() > deadline { return 0 }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
     }
 
     /// Sends `signal` and waits for the exit; returns the exit status.

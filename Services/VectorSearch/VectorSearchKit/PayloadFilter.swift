@@ -8,7 +8,8 @@ public typealias Payload = [String: Kb_Vector_V1_PayloadValue]
 /// Qdrant-style payload filters: every `must` condition, at least one `should` (when there are
 /// any), no `must_not`. Conditions: `match` (a keyword, integer or boolean equals the field, or is
 /// one of a keyword list's values), `range` (a numeric field within bounds), `any` (the field, or
-/// any of its values, is one of the given keywords or integers), `has_id`, and nested filters.
+/// any of its values, is one of the given keywords or integers), `has_id`, `is_empty` (missing,
+/// null or an empty list), `is_null`, and nested filters.
 public struct PayloadFilter: Sendable {
     let filter: Kb_Vector_V1_Filter
 
@@ -43,6 +44,8 @@ public struct PayloadFilter: Sendable {
                     break
                 case .filter(let nested):
                     try check(nested, field: "\(path).filter", depth: depth + 1)
+                case .isEmpty(let key), .isNull(let key):
+                    guard !key.isEmpty else { throw RPCError.invalidArgument(field: path, reason: .required, "names no field") }
                 case nil:
                     throw RPCError.invalidArgument(field: path, reason: .required, "is empty")
                 }
@@ -71,6 +74,7 @@ public struct PayloadFilter: Sendable {
             // value, and a team filter must never let another team's points through.
             case (.keyword(let wanted), .keyword(let have)): return sameBytes(wanted, have)
             case (.keyword(let wanted), .keywords(let list)): return list.values.contains { sameBytes(wanted, $0) }
+            case (.keyword(let wanted), .text(let have)): return sameBytes(wanted, have)
             case (.integer(let wanted), .integer(let have)): return wanted == have
             case (.integer(let wanted), .float(let have)): return Double(wanted) == have
             case (.boolean(let wanted), .boolean(let have)): return wanted == have
@@ -99,6 +103,16 @@ public struct PayloadFilter: Sendable {
             return ids.values.contains { sameBytes($0, id) }
         case .filter(let nested):
             return matches(nested, id: id, payload: payload)
+        case .isEmpty(let key):
+            switch payload[key]?.kind {
+            case nil: return true
+            case .keywords(let list): return list.values.isEmpty
+            case .json(let json): return json == "null" || json.filter { !$0.isWhitespace } == "[]"
+            default: return false
+            }
+        case .isNull(let key):
+            if case .json(let json)? = payload[key]?.kind { return json == "null" }
+            return false
         case nil:
             return false
         }

@@ -167,6 +167,8 @@ public final class VectorCollection: @unchecked Sendable {
         switch value.kind {
         case .keyword, .integer, .boolean: [PayloadFilter.term(value)]
         case .keywords(let list): list.values.map { "k:" + $0 }
+        // A text field also matches as one keyword (an exact `match`), so it is a term too.
+        case .text(let text): ["k:" + text]
         default: []
         }
     }

@@ -33,11 +33,16 @@ public final class VectorSearchService: Service, @unchecked Sendable {
     /// The only folder snapshots are written to and restored from (`KB_BACKUP_DIR`).
     public let backupRoot: BackupRoot
 
+    /// Other servers over the same store (the Qdrant-compatible HTTP port), started with the
+    /// service and stopped before the store closes.
+    public let fronts: [any Service]
+
     /// The face of `store`, keeping snapshots inside `backupRoot`; answers stay under the frame
-    /// limit `maxFrameBytes` less a margin.
-    public init(store: VectorStore, backupRoot: BackupRoot, maxFrameBytes: Int = Frame.defaultMaxLength) {
+    /// limit `maxFrameBytes` less a margin; `fronts` run beside it.
+    public init(store: VectorStore, backupRoot: BackupRoot, maxFrameBytes: Int = Frame.defaultMaxLength, fronts: [any Service] = []) {
         self.store = store
         self.backupRoot = backupRoot
+        self.fronts = fronts
         self.maxAnswerBytes = maxFrameBytes - min(maxFrameBytes / 8, 64 << 10)
     }
 
@@ -199,6 +204,7 @@ public final class VectorSearchService: Service, @unchecked Sendable {
 }
 
 extension VectorSearchService: RPCService {
-    /// The service itself, whose shutdown closes the store.
-    public var lifecycleServices: [any Service] { [self] }
+    /// The service itself, whose shutdown closes the store, then its fronts (shut down in
+    /// reverse order: the fronts stop before the store closes).
+    public var lifecycleServices: [any Service] { [self] + fronts }
 }

@@ -229,6 +229,34 @@ public final class VectorStore: @unchecked Sendable {
         return doomed.count
     }
 
+    /// Points as stored (the vectors as written, not the graph's normalised copies), in the
+    /// order asked; unknown ids are left out. For read-modify-write of payloads.
+    public func storedPoints(_ name: String, ids: [String]) throws -> [Kb_Vector_V1_Point] {
+        _ = try collection(name)
+        return try ids.compactMap { id in
+            try db.get(Self.key("p", name, Array(id.utf8))).map { try Kb_Vector_V1_Point(serializedBytes: $0) }
+        }
+    }
+
+    /// Repairs a collection's graph on the commit thread (writes wait meanwhile): relinks around
+    /// deleted nodes and frees their slots, or rebuilds the graph from the points when it is
+    /// unavailable. Returns the tombstones removed.
+    public func repairIndex(_ name: String) async throws -> Int {
+        let collection = try self.collection(name)
+        guard collection.currentIndex.1 == .ready else {
+            _ = try await rebuild(name)
+            return 0
+        }
+        var removed = 0
+        try await commit(WriteBatch()) {
+            let (index, state, _) = collection.currentIndex
+            guard state == .ready else { return }
+            removed = index.tombstones
+            _ = index.repair()
+        }
+        return removed
+    }
+
     /// After applying: repair tombstones past 10% of the graph, snapshot past `snapshotEvery`.
     private func afterApply(_ name: String, entries: Int) {
         guard let collection = lock.withLock({ collections[name] }) else { return }

@@ -250,6 +250,16 @@ public nonisolated struct Kb_Vector_V1_PayloadValue: Sendable {
     set {kind = .text(newValue)}
   }
 
+  /// Any other JSON value (an object, a list of numbers, null), as JSON text: stored and
+  /// returned as given; filters see only whether it is there (and `is_null` for null).
+  public var json: String {
+    get {
+      if case .json(let v)? = kind {return v}
+      return String()
+    }
+    set {kind = .json(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -259,6 +269,9 @@ public nonisolated struct Kb_Vector_V1_PayloadValue: Sendable {
     case boolean(Bool)
     case keywords(Kb_Vector_V1_StringList)
     case text(String)
+    /// Any other JSON value (an object, a list of numbers, null), as JSON text: stored and
+    /// returned as given; filters see only whether it is there (and `is_null` for null).
+    case json(String)
 
   }
 
@@ -431,6 +444,24 @@ public nonisolated struct Kb_Vector_V1_Condition: Sendable {
     set {kind = .filter(newValue)}
   }
 
+  /// The field is missing, null, or an empty list (the key).
+  public var isEmpty: String {
+    get {
+      if case .isEmpty(let v)? = kind {return v}
+      return String()
+    }
+    set {kind = .isEmpty(newValue)}
+  }
+
+  /// The field is there and null (the key).
+  public var isNull: String {
+    get {
+      if case .isNull(let v)? = kind {return v}
+      return String()
+    }
+    set {kind = .isNull(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -439,6 +470,10 @@ public nonisolated struct Kb_Vector_V1_Condition: Sendable {
     case any(Kb_Vector_V1_AnyCondition)
     case hasID_p(Kb_Vector_V1_StringList)
     case filter(Kb_Vector_V1_Filter)
+    /// The field is missing, null, or an empty list (the key).
+    case isEmpty(String)
+    /// The field is there and null (the key).
+    case isNull(String)
 
   }
 
@@ -1036,7 +1071,7 @@ nonisolated extension Kb_Vector_V1_StringList: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Kb_Vector_V1_PayloadValue: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PayloadValue"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keyword\0\u{1}integer\0\u{1}float\0\u{1}boolean\0\u{1}keywords\0\u{1}text\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keyword\0\u{1}integer\0\u{1}float\0\u{1}boolean\0\u{1}keywords\0\u{1}text\0\u{1}json\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1097,6 +1132,14 @@ nonisolated extension Kb_Vector_V1_PayloadValue: SwiftProtobuf.Message, SwiftPro
           self.kind = .text(v)
         }
       }()
+      case 7: try {
+        var v: String?
+        try decoder.decodeSingularStringField(value: &v)
+        if let v = v {
+          if self.kind != nil {try decoder.handleConflictingOneOf()}
+          self.kind = .json(v)
+        }
+      }()
       default: break
       }
     }
@@ -1131,6 +1174,10 @@ nonisolated extension Kb_Vector_V1_PayloadValue: SwiftProtobuf.Message, SwiftPro
     case .text?: try {
       guard case .text(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularStringField(value: v, fieldNumber: 6)
+    }()
+    case .json?: try {
+      guard case .json(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularStringField(value: v, fieldNumber: 7)
     }()
     case nil: break
     }
@@ -1374,7 +1421,7 @@ nonisolated extension Kb_Vector_V1_AnyCondition: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Kb_Vector_V1_Condition: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Condition"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}match\0\u{1}range\0\u{1}any\0\u{3}has_id\0\u{1}filter\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}match\0\u{1}range\0\u{1}any\0\u{3}has_id\0\u{1}filter\0\u{3}is_empty\0\u{3}is_null\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1447,6 +1494,22 @@ nonisolated extension Kb_Vector_V1_Condition: SwiftProtobuf.Message, SwiftProtob
           self.kind = .filter(v)
         }
       }()
+      case 6: try {
+        var v: String?
+        try decoder.decodeSingularStringField(value: &v)
+        if let v = v {
+          if self.kind != nil {try decoder.handleConflictingOneOf()}
+          self.kind = .isEmpty(v)
+        }
+      }()
+      case 7: try {
+        var v: String?
+        try decoder.decodeSingularStringField(value: &v)
+        if let v = v {
+          if self.kind != nil {try decoder.handleConflictingOneOf()}
+          self.kind = .isNull(v)
+        }
+      }()
       default: break
       }
     }
@@ -1477,6 +1540,14 @@ nonisolated extension Kb_Vector_V1_Condition: SwiftProtobuf.Message, SwiftProtob
     case .filter?: try {
       guard case .filter(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
+    case .isEmpty?: try {
+      guard case .isEmpty(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularStringField(value: v, fieldNumber: 6)
+    }()
+    case .isNull?: try {
+      guard case .isNull(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularStringField(value: v, fieldNumber: 7)
     }()
     case nil: break
     }
