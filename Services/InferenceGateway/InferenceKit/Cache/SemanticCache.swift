@@ -74,6 +74,10 @@ public final class SemanticCache: Sendable {
                             input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, created_ms INTEGER NOT NULL,
                             usage_estimated INTEGER NOT NULL DEFAULT 0)
                         """)
+                    // Tables from before the column (never read as counted: they predate the mark).
+                    if try !Row.fetchAll(db, sql: "PRAGMA table_info(semantic_cache)").contains(where: { ($0["name"] as String?) == "usage_estimated" }) {
+                        try db.execute(sql: "ALTER TABLE semantic_cache ADD COLUMN usage_estimated INTEGER NOT NULL DEFAULT 0")
+                    }
                     try db.execute(sql: "DELETE FROM semantic_cache WHERE created_ms <= ?", arguments: [now - ttlMs])
                     var memory = Memory()
                     let rows = try Row.fetchAll(db, sql: "SELECT * FROM semantic_cache ORDER BY created_ms DESC LIMIT ?", arguments: [capacity])
