@@ -58,10 +58,19 @@ public final class HTTPClient: Sendable {
         return HTTPResponse(head: head, body: HTTPBody(transfer: transfer))
     }
 
-    /// Sends `request` and reads the whole body (at most `maximumBodyBytes`).
+    /// Sends `request` and reads the whole body (at most `maximumBodyBytes`, else `tooLarge`).
+    /// The caller is resumed once, when the transfer has ended (one thread switch, not one per
+    /// chunk).
     public func fetch(_ request: HTTPRequest, maximumBodyBytes: Int = 64 << 20) async throws -> (head: HTTPResponseHead, body: [UInt8]) {
-        let response = try await execute(request)
-        return (response.head, try await response.body.collect(upTo: maximumBodyBytes))
+        let transfer = try Transfer(request: request, loop: loop)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<(head: HTTPResponseHead, body: [UInt8]), Error>) in
+                transfer.awaitWhole(continuation, limit: maximumBodyBytes)
+                loop.submit(transfer)
+            }
+        } onCancel: {
+            loop.cancel(transfer, HTTPClientError(.cancelled, "the request was cancelled"))
+        }
     }
 
     /// Aborts every transfer (`shutDown`) and stops the client's thread. Later requests fail.
@@ -136,6 +145,9 @@ final class Transfer: @unchecked Sendable {
         var paused = false
         var end: Result<Void, HTTPClientError>?
         var reader: CheckedContinuation<[UInt8]?, Error>?
+        /// `fetch`: resumed once with head and body when the transfer ends.
+        var whole: CheckedContinuation<(head: HTTPResponseHead, body: [UInt8]), Error>?
+        var wholeLimit = 0
         /// Set once the transfer was cancelled or abandoned before it ended.
         var abort: HTTPClientError?
     }
@@ -264,12 +276,7 @@ final class Transfer: @unchecked Sendable {
     func sendHead() {
         guard !headSent else { return }
         headSent = true
-        if receivingStatus == 0 {
-            var code = 0
-            kb_curl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &code)
-            receivingStatus = code
-        }
-        let head = HTTPResponseHead(status: receivingStatus, version: receivingVersion.isEmpty ? "HTTP/1.1" : receivingVersion, headers: receivingHeaders)
+        let head = receivedHead()
         let continuation = state.withLock { state in
             defer { state.headContinuation = nil }
             return state.headContinuation
@@ -277,10 +284,32 @@ final class Transfer: @unchecked Sendable {
         continuation?.resume(returning: head)
     }
 
+    /// The head received (loop thread).
+    private func receivedHead() -> HTTPResponseHead {
+        if receivingStatus == 0 {
+            var code = 0
+            kb_curl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &code)
+            receivingStatus = code
+        }
+        return HTTPResponseHead(status: receivingStatus, version: receivingVersion.isEmpty ? "HTTP/1.1" : receivingVersion, headers: receivingHeaders)
+    }
+
     /// Body bytes from libcurl; false aborts the transfer (its reader is gone).
     private func received(_ bytes: UnsafeRawBufferPointer) -> Bool {
         if !headSent { sendHead() }
         let chunk = [UInt8](bytes)
+        let collected: Bool? = state.withLock { state in
+            guard state.whole != nil else { return nil }
+            guard state.abort == nil else { return false }
+            guard state.buffered + chunk.count <= state.wholeLimit else {
+                state.abort = HTTPClientError(.tooLarge, "the response body is larger than \(state.wholeLimit) bytes")
+                return false
+            }
+            state.chunks.append(chunk)
+            state.buffered += chunk.count
+            return true
+        }
+        if let collected { return collected }
         var pause = false
         let reader: CheckedContinuation<[UInt8]?, Error>?? = state.withLock { state in
             if state.abort != nil { return nil }
@@ -305,6 +334,23 @@ final class Transfer: @unchecked Sendable {
     /// The transfer ended (loop thread): with success, or a failure.
     func finish(_ result: Result<Void, HTTPClientError>) {
         if case .success = result, !headSent { sendHead() }
+        let whole: (CheckedContinuation<(head: HTTPResponseHead, body: [UInt8]), Error>, Result<[UInt8], HTTPClientError>)? = state.withLock { state in
+            guard let whole = state.whole else { return nil }
+            state.whole = nil
+            let outcome: Result<Void, HTTPClientError> = state.abort.map { .failure($0) } ?? result
+            if state.end == nil { state.end = outcome }
+            let chunks = state.chunks
+            state.chunks = []
+            return (whole, outcome.map { chunks.count == 1 ? chunks[0] : Array(chunks.joined()) })
+        }
+        if let (continuation, outcome) = whole {
+            switch outcome {
+            case .success(let body) where receivingStatus > 0: continuation.resume(returning: (receivedHead(), body))
+            case .success: continuation.resume(throwing: HTTPClientError(.connectionLost, "the transfer ended without a response"))
+            case .failure(let error): continuation.resume(throwing: error)
+            }
+            return
+        }
         let (head, reader): (CheckedContinuation<HTTPResponseHead, Error>?, CheckedContinuation<[UInt8]?, Error>?) = state.withLock { state in
             let outcome: Result<Void, HTTPClientError> = state.abort.map { .failure($0) } ?? result
             if state.end == nil { state.end = outcome }
@@ -335,6 +381,13 @@ final class Transfer: @unchecked Sendable {
 
     func awaitHead(_ continuation: CheckedContinuation<HTTPResponseHead, Error>) {
         state.withLock { $0.headContinuation = continuation }
+    }
+
+    func awaitWhole(_ continuation: CheckedContinuation<(head: HTTPResponseHead, body: [UInt8]), Error>, limit: Int) {
+        state.withLock { state in
+            state.whole = continuation
+            state.wholeLimit = limit
+        }
     }
 
     /// Marks the transfer aborted; the loop removes it. Returns false when it had ended already.

@@ -30,7 +30,7 @@ struct ProviderWireFormatTests {
         try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
     }
 
-    func collect(_ stream: AsyncThrowingStream<ChatStreamEvent, Error>) async throws -> (text: String, usage: TokenUsage?, finish: String?) {
+    func collect(_ stream: ProviderEvents) async throws -> (text: String, usage: TokenUsage?, finish: String?) {
         var text = "", usage: TokenUsage?, finish: String?
         for try await event in stream {
             switch event {

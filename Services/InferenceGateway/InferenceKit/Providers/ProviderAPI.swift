@@ -42,63 +42,102 @@ public struct ProviderCodec: Sendable {
     /// The HTTP request for a chat completion.
     public func request(_ chat: ChatRequest, stream: Bool) throws -> HTTPRequest {
         var headers: [(name: String, value: String)] = [("Content-Type", "application/json")]
-        var body: [String: Any] = [:]
+        var json = JSONWriter(capacity: 128 + chat.messages.reduce(0) { $0 + $1.content.utf8.count + 32 })
         let url: String
+        func messages(_ json: inout JSONWriter, _ list: [ChatMessage]) {
+            json.array { json in
+                for message in list {
+                    json.object { json in
+                        json.field("role") { $0.string(message.role) }
+                        json.field("content") { $0.string(message.content) }
+                    }
+                }
+            }
+        }
+        let system = chat.messages.filter { $0.role == "system" }.map(\.content)
+        let conversation = chat.messages.filter { $0.role != "system" }
         switch endpoint.api {
         case .openAI:
             url = endpoint.baseURL + "/chat/completions"
             if let key = endpoint.apiKey { headers.append(("Authorization", "Bearer \(key)")) }
-            body["model"] = chat.model
-            body["messages"] = chat.messages.map { ["role": $0.role, "content": $0.content] }
-            if let maxTokens = chat.maxTokens { body["max_tokens"] = maxTokens }
-            if let temperature = chat.temperature { body["temperature"] = temperature }
-            if stream {
-                body["stream"] = true
-                body["stream_options"] = ["include_usage": true]
+            json.object { json in
+                json.field("model") { $0.string(chat.model) }
+                json.field("messages") { messages(&$0, chat.messages) }
+                if let maxTokens = chat.maxTokens { json.field("max_tokens") { $0.number(maxTokens) } }
+                if let temperature = chat.temperature { json.field("temperature") { $0.number(temperature) } }
+                if stream {
+                    json.field("stream") { $0.bool(true) }
+                    json.field("stream_options") { $0.object { $0.field("include_usage") { $0.bool(true) } } }
+                }
             }
         case .anthropic:
             url = endpoint.baseURL + "/v1/messages"
             if let key = endpoint.apiKey { headers.append(("x-api-key", key)) }
             headers.append(("anthropic-version", "2023-06-01"))
-            body["model"] = chat.model
-            body["max_tokens"] = chat.maxTokens ?? 1024
-            let system = chat.messages.filter { $0.role == "system" }.map(\.content)
-            if !system.isEmpty { body["system"] = system.joined(separator: "\n\n") }
-            body["messages"] = chat.messages.filter { $0.role != "system" }.map { ["role": $0.role, "content": $0.content] }
-            if let temperature = chat.temperature { body["temperature"] = temperature }
-            if stream { body["stream"] = true }
+            json.object { json in
+                json.field("model") { $0.string(chat.model) }
+                json.field("max_tokens") { $0.number(chat.maxTokens ?? 1024) }
+                if !system.isEmpty { json.field("system") { $0.string(system.joined(separator: "\n\n")) } }
+                json.field("messages") { messages(&$0, conversation) }
+                if let temperature = chat.temperature { json.field("temperature") { $0.number(temperature) } }
+                if stream { json.field("stream") { $0.bool(true) } }
+            }
         case .gemini:
             let model = chat.model.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? chat.model
             url = endpoint.baseURL + "/v1beta/models/\(model)" + (stream ? ":streamGenerateContent?alt=sse" : ":generateContent")
             if let key = endpoint.apiKey { headers.append(("x-goog-api-key", key)) }
-            body["contents"] = chat.messages.filter { $0.role != "system" }.map {
-                ["role": $0.role == "assistant" ? "model" : "user", "parts": [["text": $0.content]]]
+            func parts(_ json: inout JSONWriter, _ text: String) {
+                json.array { $0.object { $0.field("text") { $0.string(text) } } }
             }
-            let system = chat.messages.filter { $0.role == "system" }.map(\.content)
-            if !system.isEmpty { body["systemInstruction"] = ["parts": [["text": system.joined(separator: "\n\n")]]] }
-            var generation: [String: Any] = [:]
-            if let maxTokens = chat.maxTokens { generation["maxOutputTokens"] = maxTokens }
-            if let temperature = chat.temperature { generation["temperature"] = temperature }
-            if !generation.isEmpty { body["generationConfig"] = generation }
+            json.object { json in
+                json.field("contents") {
+                    $0.array { json in
+                        for message in conversation {
+                            json.object { json in
+                                json.field("role") { $0.string(message.role == "assistant" ? "model" : "user") }
+                                json.field("parts") { parts(&$0, message.content) }
+                            }
+                        }
+                    }
+                }
+                if !system.isEmpty { json.field("systemInstruction") { $0.object { $0.field("parts") { parts(&$0, system.joined(separator: "\n\n")) } } } }
+                if chat.maxTokens != nil || chat.temperature != nil {
+                    json.field("generationConfig") {
+                        $0.object { json in
+                            if let maxTokens = chat.maxTokens { json.field("maxOutputTokens") { $0.number(maxTokens) } }
+                            if let temperature = chat.temperature { json.field("temperature") { $0.number(temperature) } }
+                        }
+                    }
+                }
+            }
         case .ollama:
             url = endpoint.baseURL + "/api/chat"
             if let key = endpoint.apiKey { headers.append(("Authorization", "Bearer \(key)")) }
-            body["model"] = chat.model
-            body["messages"] = chat.messages.map { ["role": $0.role, "content": $0.content] }
-            body["stream"] = stream
-            var options: [String: Any] = [:]
-            if let maxTokens = chat.maxTokens { options["num_predict"] = maxTokens }
-            if let temperature = chat.temperature { options["temperature"] = temperature }
-            if !options.isEmpty { body["options"] = options }
+            json.object { json in
+                json.field("model") { $0.string(chat.model) }
+                json.field("messages") { messages(&$0, chat.messages) }
+                json.field("stream") { $0.bool(stream) }
+                if chat.maxTokens != nil || chat.temperature != nil {
+                    json.field("options") {
+                        $0.object { json in
+                            if let maxTokens = chat.maxTokens { json.field("num_predict") { $0.number(maxTokens) } }
+                            if let temperature = chat.temperature { json.field("temperature") { $0.number(temperature) } }
+                        }
+                    }
+                }
+            }
         }
-        let data = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
-        return HTTPRequest(method: "POST", url: url, headers: headers, body: [UInt8](data), timeouts: endpoint.timeouts)
+        return HTTPRequest(method: "POST", url: url, headers: headers, body: json.bytes, timeouts: endpoint.timeouts)
     }
 
     // MARK: Whole answers
 
     /// A successful (2xx) non-streamed answer.
     public func result(_ body: [UInt8]) throws -> ChatResult {
+        if endpoint.api == .openAI, let answer = OpenAIChatAnswer.decode(body), let choice = answer.choices?.first, let message = choice.message {
+            // The hot path (every local server speaks it): typed, without a dictionary tree.
+            return ChatResult(content: message.content ?? "", finishReason: choice.finish_reason ?? "stop", usage: answer.usage?.tokens, model: answer.model ?? "")
+        }
         let object = try Self.object(body)
         switch endpoint.api {
         case .openAI:
@@ -129,39 +168,9 @@ public struct ProviderCodec: Sendable {
 
     /// The events of a successful (2xx) streamed answer. The sequence throws a `transient`
     /// failure when the stream ends before the provider's end marker, and the provider's failure
-    /// when it sends an error inside the stream.
-    public func events(_ body: HTTPBody) -> AsyncThrowingStream<ChatStreamEvent, Error> {
-        let api = endpoint.api
-        return AsyncThrowingStream { continuation in
-            let task = Task {
-                do {
-                    var parser = StreamParser(api: api)
-                    switch api {
-                    case .ollama:
-                        // The caller is answered at the end marker; a transfer still open after it is
-                        // dropped (usually libcurl has already read the body's end with the marker).
-                        for try await line in body.lines() {
-                            for event in try parser.ndjson(line) { continuation.yield(event) }
-                            if parser.ended { break }
-                        }
-                    case .openAI, .anthropic, .gemini:
-                        for try await event in body.serverSentEvents() {
-                            for parsed in try parser.sse(event) { continuation.yield(parsed) }
-                            if parser.ended { break }
-                        }
-                    }
-                    guard parser.ended else {
-                        throw ProviderFailure(.transient, "the stream ended before its end marker (\(parser.endMarker))")
-                    }
-                    continuation.finish()
-                } catch let error as HTTPClientError {
-                    continuation.finish(throwing: ProviderFailure.transport(error))
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
+    /// when it sends an error inside the stream. Parsed as the reader pulls (no task between).
+    public func events(_ body: HTTPBody) -> ProviderEvents {
+        ProviderEvents(body: body, api: endpoint.api)
     }
 
     /// Turns a provider's stream into events; `ended` once its end marker arrived.
@@ -186,6 +195,15 @@ public struct ProviderCodec: Sendable {
                 if event.data == "[DONE]" {
                     ended = true
                     return [.finished(reason: finishReason ?? "stop")]
+                }
+                if let chunk = OpenAIChatAnswer.decode(Array(event.data.utf8)), chunk.error == nil {
+                    var events: [ChatStreamEvent] = []
+                    if let choice = chunk.choices?.first {
+                        if let text = choice.delta?.content, !text.isEmpty { events.append(.text(text)) }
+                        if let reason = choice.finish_reason { finishReason = reason }
+                    }
+                    if let usage = chunk.usage?.tokens { events.append(.usage(usage)) }
+                    return events
                 }
                 let object = try ProviderCodec.object(Array(event.data.utf8))
                 if object["error"] != nil { throw ProviderCodec.streamError(object) }
@@ -329,5 +347,42 @@ public struct ProviderCodec: Sendable {
             }
         }
         return (text, finish)
+    }
+}
+
+/// An OpenAI chat answer or stream chunk, as far as the gateway reads it. Decoded typed (the hot
+/// path); anything it cannot read this way (an unexpected type somewhere) goes the dictionary way.
+struct OpenAIChatAnswer: Decodable {
+    struct Choice: Decodable {
+        var message: Message?
+        var delta: Message?
+        var finish_reason: String?
+    }
+
+    struct Message: Decodable {
+        var content: String?
+    }
+
+    struct Usage: Decodable {
+        var prompt_tokens: Int?
+        var completion_tokens: Int?
+
+        var tokens: TokenUsage { TokenUsage(inputTokens: prompt_tokens ?? 0, outputTokens: completion_tokens ?? 0) }
+    }
+
+    /// Any value: only whether the key is there (and not null) matters.
+    struct Present: Decodable {
+        init(from decoder: Decoder) throws {}
+    }
+
+    var choices: [Choice]?
+    var usage: Usage?
+    var model: String?
+    var error: Present?
+
+    private static let decoder = JSONDecoder()
+
+    static func decode(_ bytes: [UInt8]) -> OpenAIChatAnswer? {
+        bytes.withUnsafeBufferPointer { try? decoder.decode(OpenAIChatAnswer.self, from: Data(buffer: $0)) }
     }
 }

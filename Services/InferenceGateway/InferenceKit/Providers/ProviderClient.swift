@@ -18,16 +18,19 @@ public struct ProviderClient: Sendable {
         redactor = SecretRedactor(secrets: endpoint.apiKey.map { [$0] } ?? [])
     }
 
-    /// A whole answer.
-    public func complete(_ chat: ChatRequest) async throws -> ChatResult {
+    /// A whole answer. Past `deadline` the transfer is aborted and `DeadlineExceeded` thrown
+    /// (libcurl's own time limit, so no timer task races the call).
+    public func complete(_ chat: ChatRequest, deadline: ContinuousClock.Instant? = nil) async throws -> ChatResult {
+        var request = try codec.request(chat, stream: false)
+        let clamped = Self.clamp(&request, to: deadline)
         do {
-            let response = try await http.execute(try codec.request(chat, stream: false))
-            let body = try await response.body.collect(upTo: maximumAnswerBytes)
-            guard (200..<300).contains(response.head.status) else {
-                throw redacted(ProviderFailure.answer(status: response.head.status, head: response.head, body: body))
+            let (head, body) = try await http.fetch(request, maximumBodyBytes: maximumAnswerBytes)
+            guard (200..<300).contains(head.status) else {
+                throw redacted(ProviderFailure.answer(status: head.status, head: head, body: body))
             }
             return try codec.result(body)
         } catch let error as HTTPClientError {
+            if clamped, error.kind == .timedOut { throw DeadlineExceeded() }
             throw redacted(ProviderFailure.transport(error))
         } catch let failure as ProviderFailure {
             throw redacted(failure)
@@ -36,36 +39,36 @@ public struct ProviderClient: Sendable {
 
     /// A streamed answer: returns once the provider accepted the request (2xx head); the events
     /// follow. An error answer throws before any event, so a caller can still fall back.
-    public func stream(_ chat: ChatRequest) async throws -> AsyncThrowingStream<ChatStreamEvent, Error> {
+    /// Past `deadline` (before or while streaming) the transfer is aborted: `DeadlineExceeded`
+    /// before the head, a transient failure after it.
+    public func stream(_ chat: ChatRequest, deadline: ContinuousClock.Instant? = nil) async throws -> ProviderEvents {
         let response: HTTPResponse
+        var request = try codec.request(chat, stream: true)
+        let clamped = Self.clamp(&request, to: deadline)
         do {
-            response = try await http.execute(try codec.request(chat, stream: true))
+            response = try await http.execute(request)
             guard (200..<300).contains(response.head.status) else {
                 let body = try await response.body.collect(upTo: 1 << 20)
                 throw redacted(ProviderFailure.answer(status: response.head.status, head: response.head, body: body))
             }
         } catch let error as HTTPClientError {
+            if clamped, error.kind == .timedOut { throw DeadlineExceeded() }
             throw redacted(ProviderFailure.transport(error))
         } catch let failure as ProviderFailure {
             throw redacted(failure)
         }
-        let events = codec.events(response.body)
-        let redactor = self.redactor
-        return AsyncThrowingStream { continuation in
-            let task = Task {
-                do {
-                    for try await event in events { continuation.yield(event) }
-                    continuation.finish()
-                } catch let failure as ProviderFailure {
-                    var failure = failure
-                    failure.message = redactor.redact(failure.message)
-                    continuation.finish(throwing: failure)
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
+        var events = codec.events(response.body)
+        events.redactor = redactor
+        return events
+    }
+
+    /// Shortens the request's total time limit to end at `deadline`; true when it did.
+    static func clamp(_ request: inout HTTPRequest, to deadline: ContinuousClock.Instant?) -> Bool {
+        guard let deadline else { return false }
+        let left = deadline - ContinuousClock.now
+        guard left < request.timeouts.total else { return false }
+        request.timeouts.total = max(left, .milliseconds(1))
+        return true
     }
 
     func redacted(_ failure: ProviderFailure) -> ProviderFailure {

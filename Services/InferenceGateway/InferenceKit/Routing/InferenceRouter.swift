@@ -305,7 +305,7 @@ public final class InferenceRouter: Sendable {
             }
             let started = ContinuousClock.now
             do {
-                var result = try await withDeadline(deadline) { try await client.complete(request) }
+                var result = try await client.complete(request, deadline: deadline)
                 // A provider that reports no usage gets the gateway's estimate, marked as one,
                 // so callers always see usage and can tell counted from estimated.
                 if result.usage == nil { result.usage = Self.estimatedUsage(chat.messages, answer: result.content.utf8.count) }
@@ -403,7 +403,7 @@ public final class InferenceRouter: Sendable {
                         var pending: [GatewayStreamEvent] = [.provider(route.name, model: model)]
                         do {
                             let request = ChatRequest(messages: chat.messages, model: model, maxTokens: chat.maxTokens, temperature: chat.temperature)
-                            let events = try await withDeadline(deadline) { try await client.stream(request) }
+                            let events = try await client.stream(request, deadline: deadline)
                             for try await event in events {
                                 let mapped: GatewayStreamEvent = switch event {
                                 case .text(let text): .text(text)

@@ -47,22 +47,18 @@ enum OpenAICompatibleFront {
             do {
                 let answer = try await gateway.router.complete(parsed.chat, deadline: deadline)
                 gateway.completed(answer, operation: parsed.chat.operation, elapsed: ContinuousClock.now - started)
-                let usage = answer.result.usage
-                let object: [String: Any] = [
-                    "id": "chatcmpl-\(parsed.chat.requestId)",
-                    "object": "chat.completion",
-                    "created": Int(Date().timeIntervalSince1970),
-                    "model": answer.result.model.isEmpty ? (answer.attempts.last?.model ?? "") : answer.result.model,
-                    "choices": [["index": 0, "message": ["role": "assistant", "content": answer.result.content], "finish_reason": answer.result.finishReason, "logprobs": NSNull()]],
-                    "usage": usageObject(usage ?? TokenUsage(inputTokens: 0, outputTokens: 0)),
-                ]
-                var response = json(object, status: .ok)
+                let usage = answer.result.usage ?? TokenUsage(inputTokens: 0, outputTokens: 0)
+                let model = answer.result.model.isEmpty ? (answer.attempts.last?.model ?? "") : answer.result.model
+                var response = json(completionJSON(
+                    id: "chatcmpl-\(parsed.chat.requestId)", created: Int(Date().timeIntervalSince1970), model: model,
+                    content: answer.result.content, finishReason: answer.result.finishReason, usage: usage
+                ), status: .ok)
                 let overhead = (ContinuousClock.now - started).nanoseconds - answer.providerNanoseconds
                 response.headers[HTTPField.Name("x-kb-provider")!] = answer.provider
                 response.headers[HTTPField.Name("x-kb-attempts")!] = String(answer.attempts.count)
                 response.headers[HTTPField.Name("x-kb-cache")!] = answer.cached ? "hit" : "miss"
                 response.headers[HTTPField.Name("x-kb-cost-usd")!] = String(format: "%.8f", answer.costUSD)
-                response.headers[HTTPField.Name("x-kb-usage")!] = usage?.estimated == true ? "estimated" : "counted"
+                response.headers[HTTPField.Name("x-kb-usage")!] = usage.estimated ? "estimated" : "counted"
                 response.headers[HTTPField.Name("x-kb-overhead-ms")!] = String(format: "%.3f", Double(max(0, overhead)) / 1e6)
                 return response
             } catch let failure as RoutingFailure {
@@ -151,54 +147,6 @@ enum OpenAICompatibleFront {
         var message: String
     }
 
-    /// The request body as a gateway request; the error names the parameter.
-    static func parse(_ data: Data) throws -> (chat: GatewayChat, stream: Bool, includeUsage: Bool) {
-        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw RequestError(param: nil, message: "the body must be a JSON object")
-        }
-        guard let messages = object["messages"] as? [[String: Any]], !messages.isEmpty else {
-            throw RequestError(param: "messages", message: "'messages' must be a non-empty array of {role, content}")
-        }
-        var chatMessages: [ChatMessage] = []
-        for (index, message) in messages.enumerated() {
-            let role = message["role"] as? String ?? ""
-            guard ["system", "developer", "user", "assistant"].contains(role) else {
-                throw RequestError(param: "messages[\(index)].role", message: "role must be system, developer, user or assistant (found \(role.debugDescription))")
-            }
-            let content: String
-            if let text = message["content"] as? String {
-                content = text
-            } else if let parts = message["content"] as? [[String: Any]] {
-                guard parts.allSatisfy({ $0["type"] as? String == "text" }) else {
-                    throw RequestError(param: "messages[\(index)].content", message: "only text content parts are supported")
-                }
-                content = parts.compactMap { $0["text"] as? String }.joined()
-            } else {
-                throw RequestError(param: "messages[\(index)].content", message: "content must be a string or an array of text parts")
-            }
-            chatMessages.append(ChatMessage(role: role == "developer" ? "system" : role, content: content))
-        }
-        let model = object["model"] as? String ?? ""
-        var maxTokens: Int?
-        if let value = object["max_completion_tokens"] ?? object["max_tokens"], !(value is NSNull) {
-            guard let number = value as? Int, number > 0 else { throw RequestError(param: "max_tokens", message: "max_tokens must be a positive integer") }
-            maxTokens = number
-        }
-        var temperature: Double?
-        if let value = object["temperature"], !(value is NSNull) {
-            guard let number = value as? Double, (0...2).contains(number) else { throw RequestError(param: "temperature", message: "temperature must be a number between 0 and 2") }
-            temperature = number
-        }
-        let stream = object["stream"] as? Bool ?? false
-        let includeUsage = ((object["stream_options"] as? [String: Any])?["include_usage"] as? Bool) ?? false
-        let metadata = object["metadata"] as? [String: Any]
-        let chat = GatewayChat(
-            messages: chatMessages, model: model == "auto" ? "" : model, maxTokens: maxTokens, temperature: temperature,
-            operation: metadata?["operation"] as? String ?? "chat", project: metadata?["project"] as? String ?? ""
-        )
-        return (chat, stream, includeUsage)
-    }
-
     /// A streamed answer: the first event is awaited before the head is sent, so a failure
     /// before any text is still an ordinary error answer.
     static func stream(_ chat: GatewayChat, includeUsage: Bool, gateway: InferenceGatewayService, deadline: ContinuousClock.Instant) async -> Response {
@@ -221,16 +169,13 @@ enum OpenAICompatibleFront {
         var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-store"]
         headers[HTTPField.Name("x-kb-provider")!] = provider
         let body = ResponseBody { writer in
-            func send(_ object: [String: Any]) async throws {
-                let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-                var buffer = ByteBuffer(string: "data: ")
-                buffer.writeBytes(data)
+            func send(_ json: [UInt8]) async throws {
+                var buffer = ByteBuffer()
+                buffer.reserveCapacity(json.count + 8)
+                buffer.writeString("data: ")
+                buffer.writeBytes(json)
                 buffer.writeString("\n\n")
                 try await writer.write(buffer)
-            }
-            func chunk(_ delta: [String: Any], finish: String?) -> [String: Any] {
-                ["id": id, "object": "chat.completion.chunk", "created": created, "model": servedModel,
-                 "choices": [["index": 0, "delta": delta, "finish_reason": finish.map { $0 as Any } ?? NSNull(), "logprobs": NSNull()]]]
             }
             var usage: TokenUsage?
             var characters = 0
@@ -241,35 +186,26 @@ enum OpenAICompatibleFront {
                     case .provider: break
                     case .text(let text):
                         characters += text.utf8.count
-                        try await send(chunk(sentRole ? ["content": text] : ["role": "assistant", "content": text], finish: nil))
+                        try await send(chunkJSON(id: id, created: created, model: servedModel, role: !sentRole, content: text, finishReason: nil))
                         sentRole = true
                     case .usage(let latest): usage = latest
-                    case .finished(let reason): try await send(chunk([:], finish: reason))
+                    case .finished(let reason): try await send(chunkJSON(id: id, created: created, model: servedModel, role: false, content: nil, finishReason: reason))
                     }
                 }
                 if includeUsage {
                     // Providers that do not report usage in streams (llama.cpp) get an estimate.
                     let final = usage ?? TokenUsage(inputTokens: promptEstimate, outputTokens: max(1, characters / 4), estimated: true)
-                    try await send(["id": id, "object": "chat.completion.chunk", "created": created, "model": servedModel, "choices": [] as [Any],
-                                    "usage": usageObject(final)])
+                    try await send(chunkJSON(id: id, created: created, model: servedModel, role: false, content: nil, finishReason: nil, usage: final))
                 }
                 try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
             } catch {
                 // Never a clean end with a truncated answer: an error event, and no [DONE].
                 let message = (error as? RoutingFailure)?.description ?? "\(error)"
-                try? await send(["error": ["message": message, "type": "server_error", "param": NSNull(), "code": "stream_failed"]])
+                try? await send(errorJSON(message: message, type: "server_error", param: nil, code: "stream_failed"))
             }
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: headers, body: body)
-    }
-
-    /// OpenAI's usage object, plus `estimated`: false when the numbers are the provider's own
-    /// count, true when the provider reported none and they are the gateway's estimate
-    /// (llama.cpp's servers send no usage in streams). OpenAI's clients keep unknown fields
-    /// (`usage.model_extra` in the Python package).
-    static func usageObject(_ usage: TokenUsage) -> [String: Any] {
-        ["prompt_tokens": usage.inputTokens, "completion_tokens": usage.outputTokens, "total_tokens": usage.inputTokens + usage.outputTokens, "estimated": usage.estimated]
     }
 
     /// An async iterator shared with the response body's writer (one reader at a time).
@@ -296,11 +232,15 @@ enum OpenAICompatibleFront {
     }
 
     static func failure(_ status: HTTPResponse.Status, _ message: String, type: String, param: String?, code: String? = nil) -> Response {
-        json(["error": ["message": message, "type": type, "param": param.map { $0 as Any } ?? NSNull(), "code": code.map { $0 as Any } ?? NSNull()]], status: status)
+        json(errorJSON(message: message, type: type, param: param, code: code), status: status)
     }
 
     static func json(_ object: [String: Any], status: HTTPResponse.Status) -> Response {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return json([UInt8](data), status: status)
+    }
+
+    static func json(_ bytes: [UInt8], status: HTTPResponse.Status) -> Response {
+        Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 }

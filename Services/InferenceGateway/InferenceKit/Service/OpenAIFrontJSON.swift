@@ -1,0 +1,232 @@
+import Foundation
+
+/// The OpenAI front's request body and answers as typed JSON: decoded with `JSONDecoder` into
+/// structs and written with `JSONWriter`, no `[String: Any]` tree (the gateway's hot path).
+extension OpenAICompatibleFront {
+    /// `POST /v1/chat/completions`' body, as far as the gateway reads it (other fields are ignored).
+    struct ChatBody: Decodable {
+        struct Message: Decodable {
+            var role: String?
+            var content: Content?
+        }
+
+        /// A message's content: a string, or an array of parts (only text parts are accepted).
+        enum Content: Decodable {
+            case text(String)
+            case parts([Part])
+
+            struct Part: Decodable {
+                var type: String?
+                var text: String?
+            }
+
+            init(from decoder: Decoder) throws {
+                let container = try decoder.singleValueContainer()
+                if let text = try? container.decode(String.self) {
+                    self = .text(text)
+                } else if let parts = try? container.decode([Part].self) {
+                    self = .parts(parts)
+                } else {
+                    throw DecodingError.typeMismatch(String.self, .init(codingPath: decoder.codingPath, debugDescription: "content must be a string or an array of text parts"))
+                }
+            }
+        }
+
+        struct StreamOptions: Decodable {
+            var include_usage: Bool?
+        }
+
+        /// `metadata`: the gateway reads `operation` and `project`; values of other types are ignored.
+        struct Metadata: Decodable {
+            var operation: String?
+            var project: String?
+
+            enum CodingKeys: String, CodingKey { case operation, project }
+
+            init(from decoder: Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                operation = try? container.decodeIfPresent(String.self, forKey: .operation)
+                project = try? container.decodeIfPresent(String.self, forKey: .project)
+            }
+        }
+
+        var messages: [Message]?
+        var model: String?
+        /// Numbers, checked to be positive integers after decoding (1.5 is refused by name).
+        var max_tokens: Double?
+        var max_completion_tokens: Double?
+        var temperature: Double?
+        var stream: Bool?
+        var stream_options: StreamOptions?
+        var metadata: Metadata?
+    }
+
+    private static let decoder = JSONDecoder()
+
+    /// The request body as a gateway request; the error names the parameter.
+    static func parse(_ data: Data) throws -> (chat: GatewayChat, stream: Bool, includeUsage: Bool) {
+        let body: ChatBody
+        do {
+            body = try decoder.decode(ChatBody.self, from: data)
+        } catch DecodingError.typeMismatch(_, let context) where !context.codingPath.isEmpty {
+            throw requestError(at: context.codingPath)
+        } catch DecodingError.valueNotFound(_, let context) where !context.codingPath.isEmpty {
+            throw requestError(at: context.codingPath)
+        } catch DecodingError.dataCorrupted(let context) where !context.codingPath.isEmpty {
+            throw requestError(at: context.codingPath)
+        } catch {
+            throw RequestError(param: nil, message: "the body must be a JSON object")
+        }
+        guard let messages = body.messages, !messages.isEmpty else {
+            throw RequestError(param: "messages", message: "'messages' must be a non-empty array of {role, content}")
+        }
+        var chatMessages: [ChatMessage] = []
+        chatMessages.reserveCapacity(messages.count)
+        for (index, message) in messages.enumerated() {
+            let role = message.role ?? ""
+            guard ["system", "developer", "user", "assistant"].contains(role) else {
+                throw RequestError(param: "messages[\(index)].role", message: "role must be system, developer, user or assistant (found \(role.debugDescription))")
+            }
+            let content: String
+            switch message.content {
+            case .text(let text)?:
+                content = text
+            case .parts(let parts)?:
+                guard parts.allSatisfy({ $0.type == "text" }) else {
+                    throw RequestError(param: "messages[\(index)].content", message: "only text content parts are supported")
+                }
+                content = parts.compactMap(\.text).joined()
+            case nil:
+                throw RequestError(param: "messages[\(index)].content", message: "content must be a string or an array of text parts")
+            }
+            chatMessages.append(ChatMessage(role: role == "developer" ? "system" : role, content: content))
+        }
+        var maxTokens: Int?
+        if let value = body.max_completion_tokens ?? body.max_tokens {
+            guard value >= 1, value <= 1e9, value == value.rounded() else { throw RequestError(param: "max_tokens", message: "max_tokens must be a positive integer") }
+            maxTokens = Int(value)
+        }
+        if let temperature = body.temperature, !(0...2).contains(temperature) {
+            throw RequestError(param: "temperature", message: "temperature must be a number between 0 and 2")
+        }
+        let model = body.model ?? ""
+        let chat = GatewayChat(
+            messages: chatMessages, model: model == "auto" ? "" : model, maxTokens: maxTokens, temperature: body.temperature,
+            operation: body.metadata?.operation ?? "chat", project: body.metadata?.project ?? ""
+        )
+        return (chat, body.stream ?? false, body.stream_options?.include_usage ?? false)
+    }
+
+    /// A type error at `path`, named as OpenAI names parameters (`messages[0].content`).
+    static func requestError(at path: [CodingKey]) -> RequestError {
+        var param = ""
+        for key in path {
+            if let index = key.intValue {
+                param += "[\(index)]"
+            } else {
+                param += (param.isEmpty ? "" : ".") + key.stringValue
+            }
+        }
+        switch path.first?.stringValue {
+        case "max_tokens", "max_completion_tokens":
+            return RequestError(param: "max_tokens", message: "max_tokens must be a positive integer")
+        case "temperature":
+            return RequestError(param: "temperature", message: "temperature must be a number between 0 and 2")
+        case "messages" where path.count == 1:
+            return RequestError(param: "messages", message: "'messages' must be a non-empty array of {role, content}")
+        case "messages" where path.last?.stringValue == "content":
+            return RequestError(param: param, message: "content must be a string or an array of text parts")
+        default:
+            return RequestError(param: param, message: "\(param) has the wrong type")
+        }
+    }
+
+    // MARK: Answers
+
+    /// OpenAI's `chat.completion` object.
+    static func completionJSON(id: String, created: Int, model: String, content: String, finishReason: String, usage: TokenUsage) -> [UInt8] {
+        var json = JSONWriter(capacity: 256 + content.utf8.count)
+        json.object { json in
+            json.field("id") { $0.string(id) }
+            json.field("object") { $0.string("chat.completion") }
+            json.field("created") { $0.number(created) }
+            json.field("model") { $0.string(model) }
+            json.field("choices") {
+                $0.array { json in
+                    json.object { json in
+                        json.field("index") { $0.number(0) }
+                        json.field("message") {
+                            $0.object { json in
+                                json.field("role") { $0.string("assistant") }
+                                json.field("content") { $0.string(content) }
+                            }
+                        }
+                        json.field("finish_reason") { $0.string(finishReason) }
+                        json.field("logprobs") { $0.null() }
+                    }
+                }
+            }
+            json.field("usage") { usageJSON(&$0, usage) }
+        }
+        return json.bytes
+    }
+
+    /// One `chat.completion.chunk`: a delta (role on the first, content), a finish reason, or
+    /// (`usage` set) the last chunk with `choices: []`.
+    static func chunkJSON(id: String, created: Int, model: String, role: Bool, content: String?, finishReason: String?, usage: TokenUsage? = nil) -> [UInt8] {
+        var json = JSONWriter(capacity: 192 + (content?.utf8.count ?? 0))
+        json.object { json in
+            json.field("id") { $0.string(id) }
+            json.field("object") { $0.string("chat.completion.chunk") }
+            json.field("created") { $0.number(created) }
+            json.field("model") { $0.string(model) }
+            json.field("choices") {
+                $0.array { json in
+                    guard usage == nil else { return }
+                    json.object { json in
+                        json.field("index") { $0.number(0) }
+                        json.field("delta") {
+                            $0.object { json in
+                                if role { json.field("role") { $0.string("assistant") } }
+                                if let content { json.field("content") { $0.string(content) } }
+                            }
+                        }
+                        json.field("finish_reason") { $0.optional(finishReason) }
+                        json.field("logprobs") { $0.null() }
+                    }
+                }
+            }
+            if let usage { json.field("usage") { usageJSON(&$0, usage) } }
+        }
+        return json.bytes
+    }
+
+    /// OpenAI's usage object, plus `estimated`: false when the numbers are the provider's own
+    /// count, true when the provider reported none and they are the gateway's estimate
+    /// (llama.cpp's servers send no usage in streams). OpenAI's clients keep unknown fields
+    /// (`usage.model_extra` in the Python package).
+    static func usageJSON(_ json: inout JSONWriter, _ usage: TokenUsage) {
+        json.object { json in
+            json.field("prompt_tokens") { $0.number(usage.inputTokens) }
+            json.field("completion_tokens") { $0.number(usage.outputTokens) }
+            json.field("total_tokens") { $0.number(usage.inputTokens + usage.outputTokens) }
+            json.field("estimated") { $0.bool(usage.estimated) }
+        }
+    }
+
+    /// OpenAI's error object.
+    static func errorJSON(message: String, type: String, param: String?, code: String?) -> [UInt8] {
+        var json = JSONWriter()
+        json.object { json in
+            json.field("error") {
+                $0.object { json in
+                    json.field("message") { $0.string(message) }
+                    json.field("type") { $0.string(type) }
+                    json.field("param") { $0.optional(param) }
+                    json.field("code") { $0.optional(code) }
+                }
+            }
+        }
+        return json.bytes
+    }
+}
