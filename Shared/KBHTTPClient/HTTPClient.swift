@@ -265,10 +265,12 @@ final class Transfer: @unchecked Sendable {
             receivingHeaders = []
         } else if line.isEmpty {
             if receivingStatus >= 200 { sendHead() }
-        } else if let colon = line.firstIndex(of: ":") {
+        } else if let colon = line.utf8.firstIndex(of: UInt8(ascii: ":")) {
             let name = String(line[..<colon])
-            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            receivingHeaders.append((name, value))
+            var value = line.utf8[line.utf8.index(after: colon)...]
+            while let first = value.first, first == 32 || first == 9 { value = value.dropFirst() }
+            while let last = value.last, last == 32 || last == 9 { value = value.dropLast() }
+            receivingHeaders.append((name, String(Substring(value))))
         }
     }
 

@@ -124,3 +124,13 @@ struct GatewayJSONTests {
         #expect(throws: ProviderFailure.self) { try codec.result(Array(#"{"choices":[]}"#.utf8)) }
     }
 }
+
+extension GatewayJSONTests {
+    @Test("x-kb-cost-usd and x-kb-overhead-ms are written as %.8f and %.3f would write them")
+    func decimals() {
+        for value in [0, 0.5, 1, 0.000_000_01, 0.123_456_789, 12.345_678_95, 1234.5, 0.0005, 0.9999, -0.25, 3e-9] {
+            #expect(OpenAICompatibleFront.decimal(value, places: 8) == String(format: "%.8f", value), "\(value)")
+            #expect(OpenAICompatibleFront.decimal(value, places: 3) == String(format: "%.3f", value), "\(value)")
+        }
+    }
+}

@@ -64,6 +64,7 @@ public struct HTTPRequestGuard: Sendable {
     /// Whether a `Content-Type` is exactly the JSON media type, optionally with parameters.
     public static func isJSON(_ contentType: String?) -> Bool {
         guard let contentType else { return false }
+        if contentType == "application/json" { return true }
         let mediaType = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
         return mediaType.trimmingCharacters(in: .whitespaces).lowercased() == "application/json"
     }

@@ -107,6 +107,7 @@ public final class InferenceGatewayService: Service, Sendable {
     /// The local 384-dimensional embedding engine, or why it could not be loaded.
     let embedder: Result<TextEmbedder, Error>
     let logger: Logger
+    let metrics = RequestMetrics()
 
     /// `dataDirectory`: where the completion cache's file lives (nil: memory only).
     public init(configuration: InferenceConfiguration, dataDirectory: URL?, environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger) {
@@ -294,16 +295,17 @@ public final class InferenceGatewayService: Service, Sendable {
     /// Metrics of a completed call: latency, tokens, fallbacks, the gateway's own overhead.
     func completed(_ answer: GatewayAnswer, operation: String, elapsed: Duration) {
         guard !answer.cached else { return }  // the cache's own counters count it
-        Timer(label: "knowledge_inference_latency_seconds", dimensions: [("provider", answer.provider), ("operation", operation.isEmpty ? "complete" : operation)]).record(duration: elapsed)
-        Timer(label: "knowledge_inference_overhead_seconds").recordNanoseconds(max(0, elapsed.nanoseconds - answer.providerNanoseconds))
+        let handles = metrics.handles(provider: answer.provider, operation: operation.isEmpty ? "complete" : operation)
+        handles.latency.record(duration: elapsed)
+        metrics.overhead.recordNanoseconds(max(0, elapsed.nanoseconds - answer.providerNanoseconds))
         if let usage = answer.result.usage {
-            Counter(label: "knowledge_inference_tokens_total", dimensions: [("provider", answer.provider), ("direction", "input")]).increment(by: usage.inputTokens)
-            Counter(label: "knowledge_inference_tokens_total", dimensions: [("provider", answer.provider), ("direction", "output")]).increment(by: usage.outputTokens)
+            handles.inputTokens.increment(by: usage.inputTokens)
+            handles.outputTokens.increment(by: usage.outputTokens)
         }
         if answer.attempts.count > 1 {
-            Counter(label: "knowledge_inference_fallbacks_total", dimensions: [("provider", answer.provider)]).increment(by: answer.attempts.count - 1)
+            handles.fallbacks.increment(by: answer.attempts.count - 1)
+            publish()  // a fallback: some breaker may have changed state
         }
-        publish()
     }
 
     /// The most texts and characters one `Embed` takes.

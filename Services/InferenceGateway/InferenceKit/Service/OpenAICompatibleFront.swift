@@ -57,9 +57,9 @@ enum OpenAICompatibleFront {
                 response.headers[HTTPField.Name("x-kb-provider")!] = answer.provider
                 response.headers[HTTPField.Name("x-kb-attempts")!] = String(answer.attempts.count)
                 response.headers[HTTPField.Name("x-kb-cache")!] = answer.cached ? "hit" : "miss"
-                response.headers[HTTPField.Name("x-kb-cost-usd")!] = String(format: "%.8f", answer.costUSD)
+                response.headers[HTTPField.Name("x-kb-cost-usd")!] = decimal(answer.costUSD, places: 8)
                 response.headers[HTTPField.Name("x-kb-usage")!] = usage.estimated ? "estimated" : "counted"
-                response.headers[HTTPField.Name("x-kb-overhead-ms")!] = String(format: "%.3f", Double(max(0, overhead)) / 1e6)
+                response.headers[HTTPField.Name("x-kb-overhead-ms")!] = decimal(Double(max(0, overhead)) / 1e6, places: 3)
                 return response
             } catch let failure as RoutingFailure {
                 return routingFailure(failure)
@@ -126,7 +126,7 @@ enum OpenAICompatibleFront {
             ], status: .ok)
             response.headers[HTTPField.Name("x-kb-provider")!] = answer.provider
             response.headers[HTTPField.Name("x-kb-cached")!] = String(answer.cached)
-            response.headers[HTTPField.Name("x-kb-cost-usd")!] = String(format: "%.8f", answer.costUSD)
+            response.headers[HTTPField.Name("x-kb-cost-usd")!] = decimal(answer.costUSD, places: 8)
             return response
         }
         router.get("/v1/models") { request, _ -> Response in
@@ -213,6 +213,16 @@ enum OpenAICompatibleFront {
         var iterator: AsyncThrowingStream<GatewayStreamEvent, Error>.AsyncIterator
         init(_ iterator: AsyncThrowingStream<GatewayStreamEvent, Error>.AsyncIterator) { self.iterator = iterator }
         func next() async throws -> GatewayStreamEvent? { try await iterator.next() }
+    }
+
+    /// `value` with `places` decimals (as `%.Nf`), without `String(format:)`'s locale machinery.
+    static func decimal(_ value: Double, places: Int) -> String {
+        let scale = (0..<places).reduce(1.0) { value, _ in value * 10 }
+        guard value.isFinite, abs(value) * scale < 9e15 else { return String(value) }
+        let scaled = Int64((abs(value) * scale).rounded())
+        let unit = Int64(scale)
+        let fraction = String(scaled % unit)
+        return (value < 0 && scaled != 0 ? "-" : "") + String(scaled / unit) + "." + String(repeating: "0", count: places - fraction.count) + fraction
     }
 
     static func routingFailure(_ routing: RoutingFailure) -> Response {
