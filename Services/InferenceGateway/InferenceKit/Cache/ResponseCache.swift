@@ -27,6 +27,15 @@ public final class ResponseCache: Sendable {
     public let fileProblem: String?
     let logger: Logger
     private let memory = Mutex(Memory())
+    private let counters = Counters()
+
+    /// Hit and miss counters, made once (not per lookup).
+    struct Counters: Sendable {
+        let completionHits = Counter(label: "knowledge_cache_hits_total", dimensions: [("cache_type", "completion")])
+        let completionMisses = Counter(label: "knowledge_cache_misses_total", dimensions: [("cache_type", "completion")])
+        let embeddingHits = Counter(label: "knowledge_cache_hits_total", dimensions: [("cache_type", "embedding")])
+        let embeddingMisses = Counter(label: "knowledge_cache_misses_total", dimensions: [("cache_type", "embedding")])
+    }
     private let clock: @Sendable () -> Int64
 
     struct Memory {
@@ -39,6 +48,10 @@ public final class ResponseCache: Sendable {
         var hits: Int64 = 0
         var misses: Int64 = 0
         var evictions: Int64 = 0
+        /// Bumped by each clear: a file write started before it (detached) is dropped, so a
+        /// cleared cache is not refilled by answers that were in flight.
+        var completionGeneration: UInt64 = 0
+        var embeddingGeneration: UInt64 = 0
     }
 
     /// Opens the cache at `path` (nil: memory only).
@@ -130,7 +143,7 @@ public final class ResponseCache: Sendable {
         memory.withLock { memory in
             if entry == nil { memory.misses += 1 } else { memory.hits += 1 }
         }
-        (entry == nil ? Counter(label: "knowledge_cache_misses_total", dimensions: [("cache_type", "completion")]) : Counter(label: "knowledge_cache_hits_total", dimensions: [("cache_type", "completion")])).increment()
+        (entry == nil ? counters.completionMisses : counters.completionHits).increment()
         return entry
     }
 
@@ -140,9 +153,12 @@ public final class ResponseCache: Sendable {
         remember(key, entry)
         guard let database else { return }
         let capacity = self.capacity, logger = self.logger, expiredBefore = entry.createdMs - ttlMs
-        Task.detached {
+        let generation = memory.withLock { $0.completionGeneration }
+        Task.detached { [self] in
             do {
                 try await database.write { db in
+                    // Checked inside the write: a clear bumps the generation before its DELETE.
+                    guard self.memory.withLock({ $0.completionGeneration }) == generation else { return }
                     try db.execute(sql: """
                         INSERT OR REPLACE INTO completion_cache (key, provider, model, content, finish_reason, input_tokens, output_tokens, created_ms, used_ms, usage_estimated)
                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -205,7 +221,7 @@ public final class ResponseCache: Sendable {
         memory.withLock { memory in
             if vector == nil { memory.embeddingMisses += 1 } else { memory.embeddingHits += 1 }
         }
-        Counter(label: vector == nil ? "knowledge_cache_misses_total" : "knowledge_cache_hits_total", dimensions: [("cache_type", "embedding")]).increment()
+        (vector == nil ? counters.embeddingMisses : counters.embeddingHits).increment()
         return vector
     }
 
@@ -215,9 +231,11 @@ public final class ResponseCache: Sendable {
         for item in items { rememberEmbedding(model + "\u{0}" + item.text, item.vector) }
         guard let database, !items.isEmpty else { return }
         let capacity = self.capacity, logger = self.logger, now = clock()
-        Task.detached {
+        let generation = memory.withLock { $0.embeddingGeneration }
+        Task.detached { [self] in
             do {
                 try await database.write { db in
+                    guard self.memory.withLock({ $0.embeddingGeneration }) == generation else { return }
                     for item in items {
                         let data = item.vector.withUnsafeBufferPointer { Data(buffer: $0) }
                         try db.execute(sql: "INSERT OR REPLACE INTO embedding_cache (model, text, vector, created_ms) VALUES (?, ?, ?, ?)", arguments: [model, item.text, data, now])
@@ -257,7 +275,10 @@ public final class ResponseCache: Sendable {
     @discardableResult
     public func clearCompletions() throws -> Int64 {
         let inMemory = memory.withLock { memory in
-            defer { memory.entries = [:] }
+            defer {
+                memory.entries = [:]
+                memory.completionGeneration += 1
+            }
             return Int64(memory.entries.count)
         }
         guard let database else { return inMemory }
@@ -271,7 +292,10 @@ public final class ResponseCache: Sendable {
     @discardableResult
     public func clearEmbeddings() throws -> Int64 {
         let inMemory = memory.withLock { memory in
-            defer { memory.vectors = [:] }
+            defer {
+                memory.vectors = [:]
+                memory.embeddingGeneration += 1
+            }
             return Int64(memory.vectors.count)
         }
         guard let database else { return inMemory }

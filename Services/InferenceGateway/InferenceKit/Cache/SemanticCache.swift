@@ -43,6 +43,8 @@ public final class SemanticCache: Sendable {
         var hits: Int64 = 0
         var misses: Int64 = 0
         var evictions: Int64 = 0
+        /// Bumped by each clear (see ResponseCache's).
+        var generation: UInt64 = 0
     }
 
     public let threshold: Float
@@ -167,9 +169,11 @@ public final class SemanticCache: Sendable {
         if !evicted.isEmpty { Counter(label: "knowledge_cache_evictions_total", dimensions: [("cache_type", "semantic")]).increment(by: evicted.count) }
         guard let database else { return }
         let logger = self.logger, expiredBefore = now - ttlMs
-        Task.detached {
+        let generation = memory.withLock { $0.generation }
+        Task.detached { [self] in
             do {
                 try await database.write { db in
+                    guard self.memory.withLock({ $0.generation }) == generation else { return }
                     let data = vector.withUnsafeBufferPointer { Data(buffer: $0) }
                     try db.execute(sql: """
                         INSERT OR REPLACE INTO semantic_cache (id, partition, prompt, vector, provider, model, content, finish_reason, input_tokens, output_tokens, created_ms, usage_estimated)
@@ -184,9 +188,13 @@ public final class SemanticCache: Sendable {
         }
     }
 
-    /// Entries, hits, misses and evictions since start.
+    /// Entries, hits, misses and evictions since start; expired entries are not counted.
     public var stats: (entries: Int64, hits: Int64, misses: Int64, evictions: Int64) {
-        memory.withLock { (Int64($0.count), $0.hits, $0.misses, $0.evictions) }
+        let liveSince = clock() - ttlMs
+        return memory.withLock { memory in
+            let live = memory.partitions.values.reduce(0) { sum, items in sum + items.count { $0.createdMs > liveSince } }
+            return (Int64(live), memory.hits, memory.misses, memory.evictions)
+        }
     }
 
     /// Empties the cache (memory and file); returns how many entries went.
@@ -196,6 +204,7 @@ public final class SemanticCache: Sendable {
             defer {
                 memory.partitions = [:]
                 memory.count = 0
+                memory.generation += 1
             }
             return Int64(memory.count)
         }
