@@ -282,4 +282,29 @@ struct ProviderWireFormatTests {
             #expect(body["input"] as? [String] == ["a", "b"] && body["dimensions"] == nil)
         }
     }
+
+    @Test("embeddings are sent in batches (256 texts, or 200,000 estimated tokens) and come back in the texts' order with the tokens summed; an answer past the gateway's bound is the request's failure, not the provider's")
+    func embeddingBatches() async throws {
+        func answer(_ range: Range<Int>) -> ScriptedHTTPServer.CannedAnswer {
+            let items = range.enumerated().map { position, text in #"{"object":"embedding","index":\#(position),"embedding":[\#(text),1]}"# }
+            return .init(body: #"{"object":"list","data":[\#(items.joined(separator: ","))],"model":"text-embedding-3-small","usage":{"prompt_tokens":\#(range.count),"total_tokens":\#(range.count)}}"#)
+        }
+        try await withProvider(.openAI) { server, client in
+            server.answer("/v1/embeddings", with: answer(0..<256), answer(256..<512), answer(512..<600))
+            let texts = (0..<600).map { "text \($0)" }
+            let result = try await client.embed(texts, model: "text-embedding-3-small", dimensions: nil)
+            #expect(result.vectors.map { Int($0[0]) } == Array(0..<600))
+            #expect(result.inputTokens == 600)
+            let sizes = try server.received.map { try #require(try json($0.body)["input"] as? [String]).count }
+            #expect(sizes == [256, 256, 88])
+            #expect(ProviderClient.embeddingBatches(Array(repeating: String(repeating: "x", count: 900_000), count: 3)) == [0..<1, 1..<2, 2..<3], "each text over the token bound alone")
+            #expect(ProviderClient.embeddingBatches(Array(repeating: String(repeating: "x", count: 300_000), count: 5)) == [0..<2, 2..<4, 4..<5], "75,000 tokens each: two per batch")
+
+            var small = client
+            small.maximumAnswerBytes = 16
+            server.answer("/v1/embeddings", with: answer(0..<1))
+            let tooLarge = await failure { _ = try await small.embed(["a"], model: "text-embedding-3-small", dimensions: nil) }
+            #expect(tooLarge?.kind == .request)
+        }
+    }
 }

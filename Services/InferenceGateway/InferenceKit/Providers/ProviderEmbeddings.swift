@@ -78,13 +78,51 @@ extension ProviderCodec {
 }
 
 extension ProviderClient {
-    /// Embeds `texts` with `model`.
+    /// Texts per embeddings request: OpenAI takes at most 2,048 inputs (and about 300,000
+    /// tokens) per request, and 256 vectors of 3,072 numbers stay well inside the answer bound.
+    public static let embeddingBatchTexts = 256
+    /// Estimated tokens (bytes / 4) per embeddings request.
+    public static let embeddingBatchTokens = 200_000
+
+    /// Embeds `texts` with `model`, in batches (`embeddingBatchTexts`, `embeddingBatchTokens`)
+    /// sent one after the other; the vectors come back in the texts' order, the tokens summed.
     public func embed(_ texts: [String], model: String, dimensions: Int?) async throws -> EmbeddingResult {
+        var merged = EmbeddingResult(vectors: [], inputTokens: 0, model: "")
+        merged.vectors.reserveCapacity(texts.count)
+        for batch in Self.embeddingBatches(texts) {
+            let part = try await embedBatch(Array(texts[batch]), model: model, dimensions: dimensions)
+            if let width = merged.vectors.first?.count, part.vectors.first?.count != width {
+                throw ProviderFailure(.transient, "malformed answer: the batches' vectors have different lengths")
+            }
+            merged.vectors += part.vectors
+            merged.inputTokens += part.inputTokens
+            if merged.model.isEmpty { merged.model = part.model }
+        }
+        return merged
+    }
+
+    /// `texts`' index ranges, each within both batch bounds (a text larger than the token bound alone).
+    public static func embeddingBatches(_ texts: [String]) -> [Range<Int>] {
+        var batches: [Range<Int>] = []
+        var start = 0, tokens = 0
+        for (index, text) in texts.enumerated() {
+            let estimate = text.utf8.count / 4 + 1
+            if index > start, index - start >= embeddingBatchTexts || tokens + estimate > embeddingBatchTokens {
+                batches.append(start..<index)
+                start = index
+                tokens = 0
+            }
+            tokens += estimate
+        }
+        if start < texts.count { batches.append(start..<texts.count) }
+        return batches
+    }
+
+    private func embedBatch(_ texts: [String], model: String, dimensions: Int?) async throws -> EmbeddingResult {
         do {
-            let response = try await http.execute(try codec.embeddingRequest(texts: texts, model: model, dimensions: dimensions))
-            let body = try await response.body.collect(upTo: maximumAnswerBytes)
-            guard (200..<300).contains(response.head.status) else {
-                throw redacted(ProviderFailure.answer(status: response.head.status, head: response.head, body: body))
+            let (head, body) = try await http.fetch(try codec.embeddingRequest(texts: texts, model: model, dimensions: dimensions), maximumBodyBytes: maximumAnswerBytes)
+            guard (200..<300).contains(head.status) else {
+                throw redacted(ProviderFailure.answer(status: head.status, head: head, body: body))
             }
             return try codec.embeddingResult(body, count: texts.count)
         } catch let error as HTTPClientError {
