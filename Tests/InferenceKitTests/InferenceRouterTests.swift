@@ -26,7 +26,7 @@ struct InferenceRouterTests {
     }
 
     /// Providers `a` (local), `b` and `c` (paid, keys in the environment), `nokey` (paid, no key).
-    func withRouter(priority: [String] = ["a", "b", "c", "nokey"], breaker: CircuitBreaker.Settings = .standard, strategy: ProvidersFile.Strategy? = nil, embeddingModels: [String] = [], _ body: (InferenceRouter, Mocks) async throws -> Void) async throws {
+    func withRouter(priority: [String] = ["a", "b", "c", "nokey"], breaker: CircuitBreaker.Settings = .standard, strategy: ProvidersFile.Strategy? = nil, embeddingModels: [String] = [], budget: BudgetGate? = nil, _ body: (InferenceRouter, Mocks) async throws -> Void) async throws {
         var servers: [String: ScriptedHTTPServer] = [:]
         for name in ["a", "b", "c", "nokey"] { servers[name] = try ScriptedHTTPServer() }
         let mocks = Mocks(servers: servers)
@@ -40,7 +40,7 @@ struct InferenceRouterTests {
         let file = ProvidersFile(providers: providers, strategies: ["test": strategy ?? .init(priority: priority)], activeStrategy: "test")
         var retry = RetryPolicy()
         retry.initialBackoff = .milliseconds(10)
-        let router = InferenceRouter(file: file, environment: ["KEY_B": "key-b-0123456789", "KEY_C": "key-c-0123456789"], http: mocks.http, retry: retry)
+        let router = InferenceRouter(file: file, environment: ["KEY_B": "key-b-0123456789", "KEY_C": "key-c-0123456789"], http: mocks.http, budget: budget, retry: retry)
         try await body(router, mocks)
     }
 
@@ -187,6 +187,34 @@ struct InferenceRouterTests {
             let loser = try #require(answer.attempts.first { $0.provider == "a" })
             #expect(loser.outcome == "cancelled: b answered first (hedged request)", "\(answer.attempts)")
             #expect(router.routes["a"]!.breaker.snapshot.failures == 0, "a cancelled loser is not a provider failure")
+        }
+    }
+
+    /// A budget that allows everything and prices a token at $0.001 (recording each settlement).
+    final class PricingBudget: BudgetGate, @unchecked Sendable {
+        let lock = NSLock()
+        var settled: [(provider: String, usage: TokenUsage?)] = []
+        var mode: BudgetMode { .normal }
+        func admit(_ admission: Admission) async -> AdmissionDecision { .allowed(reservationId: "r-\(admission.requestId)") }
+        func settle(_ admission: Admission, reservationId: String, usage: TokenUsage?, latencyMs: Int64) -> Double? {
+            lock.withLock { settled.append((admission.provider, usage)) }
+            return usage.map { Double($0.inputTokens + $0.outputTokens) * 0.001 }
+        }
+    }
+
+    @Test("hedged requests: the cancelled loser's billed prompt is part of the answer's cost")
+    func hedgedCostIncludesLoser() async throws {
+        let budget = PricingBudget()
+        try await withRouter(strategy: .init(priority: ["b", "c"], parallelRequests: true, hedgeAfterMs: 100), budget: budget) { router, mocks in
+            mocks.servers["b"]!.answer("/v1/chat/completions", with: .stream([], ending: .hang))
+            mocks.servers["c"]!.answer("/v1/chat/completions", with: Self.ok)
+            let answer = try await router.complete(Self.chat, deadline: Self.deadline)
+            #expect(answer.provider == "c")
+            let loser = try #require(budget.lock.withLock { budget.settled.first { $0.provider == "b" } })
+            let loserTokens = try #require(loser.usage)
+            #expect(loserTokens.estimated && loserTokens.outputTokens == 0)
+            // The winner's 5 + 1 counted tokens and the loser's estimated prompt.
+            #expect(abs(answer.costUSD - Double(6 + loserTokens.inputTokens) * 0.001) < 1e-9, "\(answer.costUSD)")
         }
     }
 

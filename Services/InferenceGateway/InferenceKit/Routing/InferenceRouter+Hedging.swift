@@ -14,6 +14,9 @@ extension InferenceRouter {
         var provider: String
         var attempts: [Attempt] = []
         var providerNanoseconds: Int64 = 0
+        /// USD spent without an answer: a hedged call cancelled after it reached the provider
+        /// (which bills the prompt); part of the request's cost.
+        var spentUSD: Double = 0
         var outcome: Result<(result: ChatResult, cost: Double), Stop> = .failure(.next(nil))
     }
 

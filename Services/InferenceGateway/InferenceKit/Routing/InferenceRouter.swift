@@ -247,7 +247,9 @@ public final class InferenceRouter: Sendable {
                 if let run {
                     attempts += run.attempts
                     if case .success(let answer) = run.outcome {
-                        return GatewayAnswer(result: answer.result, provider: run.provider, attempts: attempts, providerNanoseconds: providerNanoseconds, costUSD: answer.cost)
+                        // The loser's prompt was billed too: the request cost both.
+                        let spent = others.reduce(0) { $0 + $1.spentUSD }
+                        return GatewayAnswer(result: answer.result, provider: run.provider, attempts: attempts, providerNanoseconds: providerNanoseconds, costUSD: answer.cost + spent)
                     }
                 }
             }
@@ -333,7 +335,7 @@ public final class InferenceRouter: Sendable {
                     run.outcome = .failure(.cancelled)
                     if let budget, !route.provider.local {
                         // The request reached the provider, which bills the prompt of an aborted call.
-                        budget.settle(admission, reservationId: reservation, usage: TokenUsage(inputTokens: estimatedTokens(chat.messages), outputTokens: 0, estimated: true), latencyMs: elapsed.nanoseconds / 1_000_000)
+                        run.spentUSD = budget.settle(admission, reservationId: reservation, usage: TokenUsage(inputTokens: estimatedTokens(chat.messages), outputTokens: 0, estimated: true), latencyMs: elapsed.nanoseconds / 1_000_000) ?? 0
                         reservation = ""
                     }
                     return run
