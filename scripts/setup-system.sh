@@ -44,6 +44,12 @@ if [ "${1:-}" = "--test" ]; then
     python3 -m pip install -q openai 2>&1 | grep -v "Running pip as the 'root' user" || true
     python3 -c "import openai" || { echo "could not install openai for $(command -v python3)" >&2; exit 1; }
   fi
+  # Hypercorn: a TLS server offering HTTP/2, for the HTTP client's HTTP/2 test.
+  if ! python3 -c "import hypercorn" 2>/dev/null; then
+    echo "Installing Python's hypercorn"
+    python3 -m pip install -q hypercorn 2>&1 | grep -v "Running pip as the 'root' user" || true
+    python3 -c "import hypercorn" || { echo "could not install hypercorn for $(command -v python3)" >&2; exit 1; }
+  fi
   # Qdrant's Python client: vector-search's Qdrant-compatible port is tested with it (REST mode).
   if ! python3 -c "import qdrant_client" 2>/dev/null; then
     echo "Installing Python's qdrant-client"

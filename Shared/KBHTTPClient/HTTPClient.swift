@@ -26,6 +26,9 @@ public final class HTTPClient: Sendable {
         public var bufferedBodyBytes = 1 << 20
         /// The `User-Agent` sent unless a request sets one.
         public var userAgent = "kb-http-client/1 (libcurl)"
+        /// A PEM file of certificate authorities to trust instead of the system's (a company's
+        /// TLS-inspecting proxy, a test server's own); nil: the system's.
+        public var caBundlePath: String?
 
         /// Default settings.
         public init() {}
@@ -203,6 +206,7 @@ final class Transfer: @unchecked Sendable {
         kb_curl_easy_setopt_string(easy, CURLOPT_ACCEPT_ENCODING, "")
         kb_curl_easy_setopt_pointer(easy, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(list))
         kb_curl_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, UnsafeMutableRawPointer(errorBuffer))
+        if let bundle = loop.configuration.caBundlePath { kb_curl_easy_setopt_string(easy, CURLOPT_CAINFO, bundle) }
         kb_curl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(request.timeouts.connect.milliseconds))
         kb_curl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(request.timeouts.total.milliseconds))
         if request.timeouts.lowSpeedBytesPerSecond > 0, request.timeouts.lowSpeedTime > .zero {

@@ -231,6 +231,63 @@ struct HTTPClientTests {
             #expect(error.kind == .shutDown)
         }
     }
+
+    @Test("HTTP/2 where a TLS server offers it (ALPN): concurrent requests are multiplexed over one connection")
+    func http2() async throws {
+        guard (try? runProgram(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", "import hypercorn"]).status) == 0 else {
+            Issue.record("hypercorn is not installed (scripts/setup-system.sh --test installs it)")
+            return
+        }
+        let directory = temporaryDirectory("kb-h2")
+        let certificate = directory.appendingPathComponent("cert.pem").path, key = directory.appendingPathComponent("key.pem").path
+        let made = try runProgram(URL(fileURLWithPath: "/usr/bin/openssl"), [
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", certificate,
+        ])
+        #expect(made.status == 0, "\(made.stderr)")
+        // Answers with the HTTP version the server spoke and the client's port (one port: one connection).
+        try #"""
+            async def app(scope, receive, send):
+                if scope["type"] != "http":
+                    return
+                body = ("%s %d" % (scope["http_version"], scope["client"][1])).encode()
+                await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+                await send({"type": "http.response.body", "body": body})
+            """#.write(to: directory.appendingPathComponent("app.py"), atomically: true, encoding: .utf8)
+        let port = freePort()
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        server.arguments = ["python3", "-m", "hypercorn", "--certfile", certificate, "--keyfile", key, "--bind", "127.0.0.1:\(port)", "app:app"]
+        server.currentDirectoryURL = directory
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try launch(server)
+        defer { server.terminate() }
+        var configuration = HTTPClient.Configuration()
+        configuration.caBundlePath = certificate
+        let client = HTTPClient(configuration: configuration)
+        defer { client.shutdown() }
+        var first: (head: HTTPResponseHead, body: [UInt8])?
+        for _ in 0..<100 where first == nil {
+            first = try? await client.fetch(HTTPRequest(url: "https://127.0.0.1:\(port)/", timeouts: HTTPTimeouts(connect: .seconds(2), total: .seconds(5))))
+            if first == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        let answer = try #require(first, "hypercorn did not answer over TLS")
+        #expect(answer.head.version == "HTTP/2")
+        #expect(String(decoding: answer.body, as: UTF8.self).hasPrefix("2 "))
+        let answers = try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<8 {
+                group.addTask { String(decoding: try await client.fetch(HTTPRequest(url: "https://127.0.0.1:\(port)/")).body, as: UTF8.self) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(answers.count == 8 && answers.allSatisfy { $0.hasPrefix("2 ") })
+        #expect(Set(answers.map { $0.split(separator: " ").last! }).count == 1, "one connection for all: \(answers)")
+        // The system's trust store does not know this certificate: refused, as it must be.
+        let strict = HTTPClient()
+        defer { strict.shutdown() }
+        await #expect(throws: HTTPClientError.self) { try await strict.fetch(HTTPRequest(url: "https://127.0.0.1:\(port)/")) }
+    }
 }
 
 @Suite("Server-Sent Events and NDJSON parsing")
