@@ -118,6 +118,27 @@ struct InferenceRouterTests {
         }
     }
 
+    @Test("the deadline bounds a stream too: a provider that stalls mid-answer ends the stream with an error at the deadline, and its breaker does not count it")
+    func streamDeadline() async throws {
+        try await withRouter { router, mocks in
+            mocks.servers["a"]!.answer("/v1/chat/completions", with: .stream([Self.chunk("Hel")], ending: .hang))
+            let started = ContinuousClock.now
+            var text = ""
+            do {
+                for try await event in router.stream(Self.chat, deadline: .now + .milliseconds(700)) {
+                    if case .text(let piece) = event { text += piece }
+                }
+                Issue.record("the stream ended cleanly past its deadline")
+            } catch let failure as RoutingFailure {
+                #expect(failure.message.contains("after text was sent"), "\(failure)")
+            }
+            let elapsed = ContinuousClock.now - started
+            #expect(text == "Hel")
+            #expect(elapsed >= .milliseconds(600) && elapsed < .seconds(5), "\(elapsed)")
+            #expect(router.routes["a"]!.breaker.snapshot.failures == 0, "the caller's deadline is not the provider's failure")
+        }
+    }
+
     @Test("local-only never calls a paid provider; prefer-local puts local ones first; provider/model picks one")
     func localOnlyAndModels() async throws {
         try await withRouter(priority: ["b", "c", "a"]) { router, mocks in

@@ -449,7 +449,8 @@ public final class InferenceRouter: Sendable {
                                 budget.settle(admission, reservationId: reservation, usage: usage, latencyMs: (ContinuousClock.now - started).nanoseconds / 1_000_000)
                             }
                             switch failure.kind {
-                            case .transient where error is DeadlineExceeded: route.breaker.released(permit)
+                            // The caller's deadline (libcurl's time limit is clamped to it), not the provider's health.
+                            case .transient where error is DeadlineExceeded || ContinuousClock.now >= deadline: route.breaker.released(permit)
                             case .transient: route.breaker.failed(permit, reason: failure.description, retryAfterMs: failure.retryAfterMs)
                             case .exhausted: route.breaker.exhausted(untilMs: nil, reason: failure.message)
                             case .request, .configuration, .cancelled: route.breaker.released(permit)
@@ -464,17 +465,9 @@ public final class InferenceRouter: Sendable {
                     continuation.finish(throwing: error)
                 }
             }
-            // The deadline bounds the whole stream, a provider that stalls mid-answer included.
-            let watchdog = Task {
-                try? await Task.sleep(until: deadline, clock: .continuous)
-                guard !Task.isCancelled else { return }
-                continuation.finish(throwing: RoutingFailure(kind: .transient, message: "the deadline passed before the stream ended", attempts: []))
-                task.cancel()
-            }
-            continuation.onTermination = { _ in
-                task.cancel()
-                watchdog.cancel()
-            }
+            // The deadline bounds the whole stream, a provider that stalls mid-answer included:
+            // each transfer's libcurl time limit ends at it (ProviderClient.stream), no timer task.
+            continuation.onTermination = { _ in task.cancel() }
         }
     }
 
