@@ -89,7 +89,7 @@ let package = Package(
         /// HTTP/2, time limits, streaming bodies with SSE and NDJSON parsing, cancellation).
         .target(
             name: "KBHTTPClient",
-            dependencies: ["CCurl"],
+            dependencies: ["CCurl", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             path: "Shared/KBHTTPClient"
         ),
 

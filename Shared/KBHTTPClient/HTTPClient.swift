@@ -1,5 +1,7 @@
 import CCurl
 import Foundation
+import NIOCore
+import NIOPosix
 import Synchronization
 
 /// The system's one HTTP client: libcurl's multi interface driven by one thread of its own.
@@ -156,6 +158,10 @@ final class Transfer: @unchecked Sendable {
     }
     private let state = Mutex(State())
     private let bufferLimit: Int
+    /// The event loop the request was made on, if any: its waiting task is resumed there, so
+    /// the answer is written from the loop that owns the caller's connection (one thread switch
+    /// from libcurl's thread, not two: Swift concurrency would otherwise resume it on any loop).
+    private let origin: (any EventLoop)? = MultiThreadedEventLoopGroup.currentEventLoop
 
     init(request: HTTPRequest, loop: CurlLoop) throws {
         guard request.url.hasPrefix("http://") || request.url.hasPrefix("https://") else {
@@ -287,7 +293,7 @@ final class Transfer: @unchecked Sendable {
             defer { state.headContinuation = nil }
             return state.headContinuation
         }
-        continuation?.resume(returning: head)
+        if let continuation { deliver { continuation.resume(returning: head) } }
     }
 
     /// The head received (loop thread).
@@ -332,7 +338,7 @@ final class Transfer: @unchecked Sendable {
             return .some(nil)
         }
         guard let reader else { return false }
-        reader?.resume(returning: chunk)
+        if let reader { deliver { reader.resume(returning: chunk) } }
         if pause { curl_easy_pause(easy, 1 /* CURLPAUSE_RECV */) }
         return true
     }
@@ -351,9 +357,11 @@ final class Transfer: @unchecked Sendable {
         }
         if let (continuation, outcome) = whole {
             switch outcome {
-            case .success(let body) where receivingStatus > 0: continuation.resume(returning: (receivedHead(), body))
-            case .success: continuation.resume(throwing: HTTPClientError(.connectionLost, "the transfer ended without a response"))
-            case .failure(let error): continuation.resume(throwing: error)
+            case .success(let body) where receivingStatus > 0:
+                let head = receivedHead()
+                deliver { continuation.resume(returning: (head, body)) }
+            case .success: deliver { continuation.resume(throwing: HTTPClientError(.connectionLost, "the transfer ended without a response")) }
+            case .failure(let error): deliver { continuation.resume(throwing: error) }
             }
             return
         }
@@ -370,13 +378,26 @@ final class Transfer: @unchecked Sendable {
             return (head, reader)
         }
         let outcome = state.withLock { $0.end! }
-        switch outcome {
-        case .success:
-            head?.resume(throwing: HTTPClientError(.connectionLost, "the transfer ended without a response"))
-            reader?.resume(returning: nil)
-        case .failure(let error):
-            head?.resume(throwing: error)
-            reader?.resume(throwing: error)
+        guard head != nil || reader != nil else { return }
+        deliver {
+            switch outcome {
+            case .success:
+                head?.resume(throwing: HTTPClientError(.connectionLost, "the transfer ended without a response"))
+                reader?.resume(returning: nil)
+            case .failure(let error):
+                head?.resume(throwing: error)
+                reader?.resume(throwing: error)
+            }
+        }
+    }
+
+    /// Runs `resume` on the event loop the request came from (at once when there is none, or
+    /// when already on it).
+    private func deliver(_ resume: @escaping @Sendable () -> Void) {
+        if let origin, !origin.inEventLoop {
+            origin.execute(resume)
+        } else {
+            resume()
         }
     }
 

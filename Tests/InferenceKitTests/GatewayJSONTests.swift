@@ -114,19 +114,22 @@ struct GatewayJSONTests {
         #expect(detail["message"] as? String == "bad" && detail["param"] is NSNull && detail["code"] as? String == "x")
     }
 
-    @Test("OpenAI answers the typed path cannot read (content parts, fractional counts) still parse the dictionary way")
+    @Test("OpenAI answers the typed path cannot read (content as parts, fractional counts) still parse the dictionary way")
     func openAIFallback() throws {
         let codec = ProviderCodec(endpoint: ProviderEndpoint(api: .openAI, baseURL: "http://127.0.0.1:1/v1", apiKey: nil))
         let typed = try codec.result(Array(#"{"model":"m","choices":[{"message":{"content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":4,"completion_tokens":1}}"#.utf8))
         #expect(typed == ChatResult(content: "ok", finishReason: "stop", usage: TokenUsage(inputTokens: 4, outputTokens: 1), model: "m"))
-        let odd = try codec.result(Array(#"{"model":"m","choices":[{"message":{"content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":4.0,"completion_tokens":1.0}}"#.utf8))
-        #expect(odd.usage == TokenUsage(inputTokens: 4, outputTokens: 1))
+        let odd = try codec.result(Array(#"{"model":"m","choices":[{"message":{"content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":4.5,"completion_tokens":1}}"#.utf8))
+        #expect(odd.content == "ok" && odd.usage == TokenUsage(inputTokens: 4, outputTokens: 1), "fractional count: read the dictionary way")
+        #expect(OpenAIChatAnswer.decode(Array(#"{"choices":[{"message":{"content":[{"type":"text","text":"ok"}]}}]}"#.utf8)) == nil, "the typed path cannot read parts")
+        let parts = try codec.result(Array(#"{"model":"m","choices":[{"message":{"content":[{"type":"text","text":"ok"}]},"finish_reason":"stop"}]}"#.utf8))
+        #expect(parts.finishReason == "stop" && parts.model == "m", "content parts: read the dictionary way (content as the old path read it)")
         #expect(throws: ProviderFailure.self) { try codec.result(Array(#"{"choices":[]}"#.utf8)) }
     }
 }
 
 extension GatewayJSONTests {
-    @Test("x-kb-cost-usd and x-kb-overhead-ms are written as %.8f and %.3f would write them")
+    @Test("x-kb-cost-usd and x-kb-overhead-ms are written as %.8f and %.3f would write them (exact binary ties aside: those round up here, to even there)")
     func decimals() {
         for value in [0, 0.5, 1, 0.000_000_01, 0.123_456_789, 12.345_678_95, 1234.5, 0.0005, 0.9999, -0.25, 3e-9] {
             #expect(OpenAICompatibleFront.decimal(value, places: 8) == String(format: "%.8f", value), "\(value)")

@@ -150,10 +150,10 @@ public final class ResponseCache: Sendable {
     /// Stores an answer.
     public func store(_ key: String, provider: String, result: ChatResult) {
         let entry = Entry(provider: provider, result: result, createdMs: clock())
-        remember(key, entry)
+        // The generation is read with the insert: a clear between them would otherwise pass the check.
+        let generation = remember(key, entry)
         guard let database else { return }
         let capacity = self.capacity, logger = self.logger, expiredBefore = entry.createdMs - ttlMs
-        let generation = memory.withLock { $0.completionGeneration }
         Task.detached { [self] in
             do {
                 try await database.write { db in
@@ -175,19 +175,22 @@ public final class ResponseCache: Sendable {
         }
     }
 
-    private func remember(_ key: String, _ entry: Entry) {
-        let evicted: Int = memory.withLock { memory in
+    /// Puts an entry in memory; returns the completion generation it was put in under.
+    @discardableResult
+    private func remember(_ key: String, _ entry: Entry) -> UInt64 {
+        let (evicted, generation): (Int, UInt64) = memory.withLock { memory in
             memory.tick += 1
             memory.entries[key] = (entry, memory.tick)
-            guard memory.entries.count > capacity else { return 0 }
+            guard memory.entries.count > capacity else { return (0, memory.completionGeneration) }
             // Evict the least recently used tenth at once (amortised).
             let drop = max(1, capacity / 10)
             let oldest = memory.entries.sorted { $0.value.used < $1.value.used }.prefix(drop).map(\.key)
             for key in oldest { memory.entries.removeValue(forKey: key) }
             memory.evictions += Int64(oldest.count)
-            return oldest.count
+            return (oldest.count, memory.completionGeneration)
         }
         if evicted > 0 { Counter(label: "knowledge_cache_evictions_total", dimensions: [("cache_type", "completion")]).increment(by: evicted) }
+        return generation
     }
 
     /// Entries (on disk when the file is used, else in memory), hits and misses since start.
@@ -228,10 +231,15 @@ public final class ResponseCache: Sendable {
     /// Stores vectors of texts under `model`.
     public func storeEmbeddings(model: String, _ items: [(text: String, vector: [Float])]) {
         let items = items.filter { !$0.text.utf8.contains(0) }
-        for item in items { rememberEmbedding(model + "\u{0}" + item.text, item.vector) }
+        // The generation of the first insert: a clear after it drops the file write.
+        var first = memory.withLock { $0.embeddingGeneration }
+        for (index, item) in items.enumerated() {
+            let current = rememberEmbedding(model + "\u{0}" + item.text, item.vector)
+            if index == 0 { first = current }
+        }
+        let generation = first
         guard let database, !items.isEmpty else { return }
         let capacity = self.capacity, logger = self.logger, now = clock()
-        let generation = memory.withLock { $0.embeddingGeneration }
         Task.detached { [self] in
             do {
                 try await database.write { db in
@@ -251,17 +259,19 @@ public final class ResponseCache: Sendable {
         }
     }
 
-    private func rememberEmbedding(_ key: String, _ vector: [Float]) {
-        let evicted: Int = memory.withLock { memory in
+    @discardableResult
+    private func rememberEmbedding(_ key: String, _ vector: [Float]) -> UInt64 {
+        let (evicted, generation): (Int, UInt64) = memory.withLock { memory in
             memory.tick += 1
             memory.vectors[key] = (vector, memory.tick)
-            guard memory.vectors.count > capacity else { return 0 }
+            guard memory.vectors.count > capacity else { return (0, memory.embeddingGeneration) }
             let oldest = memory.vectors.sorted { $0.value.used < $1.value.used }.prefix(max(1, capacity / 10)).map(\.key)
             for key in oldest { memory.vectors.removeValue(forKey: key) }
             memory.embeddingEvictions += Int64(oldest.count)
-            return oldest.count
+            return (oldest.count, memory.embeddingGeneration)
         }
         if evicted > 0 { Counter(label: "knowledge_cache_evictions_total", dimensions: [("cache_type", "embedding")]).increment(by: evicted) }
+        return generation
     }
 
     /// The embedding cache's entries, hits, misses and evictions since start.

@@ -147,13 +147,13 @@ public final class SemanticCache: Sendable {
     /// Stores an answer to `prompt` (whose embedding is `vector`) in `partition`.
     public func store(partition: String, prompt: String, vector: [Float], provider: String, result: ChatResult) {
         let now = clock()
-        let (rowID, evicted): (Int64, [Int64]) = memory.withLock { memory in
+        let (rowID, evicted, generation): (Int64, [Int64], UInt64) = memory.withLock { memory in
             memory.tick += 1
             let rowID = memory.nextRowID
             memory.nextRowID += 1
             memory.partitions[partition, default: []].append(Item(rowID: rowID, prompt: prompt, vector: vector, provider: provider, result: result, createdMs: now, used: memory.tick))
             memory.count += 1
-            guard memory.count > capacity else { return (rowID, []) }
+            guard memory.count > capacity else { return (rowID, [], memory.generation) }
             // Evict the least recently used tenth at once (amortised).
             let drop = max(1, capacity / 10)
             let oldest = memory.partitions.flatMap { key, items in items.map { (key, $0.rowID, $0.used) } }.sorted { $0.2 < $1.2 }.prefix(drop)
@@ -164,12 +164,11 @@ public final class SemanticCache: Sendable {
             }
             memory.count -= gone.count
             memory.evictions += Int64(gone.count)
-            return (rowID, Array(gone))
+            return (rowID, Array(gone), memory.generation)
         }
         if !evicted.isEmpty { Counter(label: "knowledge_cache_evictions_total", dimensions: [("cache_type", "semantic")]).increment(by: evicted.count) }
         guard let database else { return }
         let logger = self.logger, expiredBefore = now - ttlMs
-        let generation = memory.withLock { $0.generation }
         Task.detached { [self] in
             do {
                 try await database.write { db in

@@ -116,9 +116,7 @@ public struct ProviderFailure: Error, Sendable, Equatable, CustomStringConvertib
         switch error.kind {
         case .cancelled: ProviderFailure(.cancelled, error.message)
         case .invalidRequest: ProviderFailure(.configuration, error.message)
-        // An answer past the gateway's bound is the request's size, not the provider's health.
-        case .tooLarge: ProviderFailure(.request, "\(error.kind.rawValue): \(error.message)")
-        case .connect, .timedOut, .tooSlow, .connectionLost, .shutDown, .other: ProviderFailure(.transient, "\(error.kind.rawValue): \(error.message)")
+        case .connect, .timedOut, .tooSlow, .connectionLost, .tooLarge, .shutDown, .other: ProviderFailure(.transient, "\(error.kind.rawValue): \(error.message)")
         }
     }
 

@@ -30,7 +30,7 @@ public struct ProviderClient: Sendable {
             }
             return try codec.result(body)
         } catch let error as HTTPClientError {
-            if clamped, error.kind == .timedOut { throw DeadlineExceeded() }
+            if clamped, Self.hitDeadline(error, deadline) { throw DeadlineExceeded() }
             throw redacted(ProviderFailure.transport(error))
         } catch let failure as ProviderFailure {
             throw redacted(failure)
@@ -52,7 +52,7 @@ public struct ProviderClient: Sendable {
                 throw redacted(ProviderFailure.answer(status: response.head.status, head: response.head, body: body))
             }
         } catch let error as HTTPClientError {
-            if clamped, error.kind == .timedOut { throw DeadlineExceeded() }
+            if clamped, Self.hitDeadline(error, deadline) { throw DeadlineExceeded() }
             throw redacted(ProviderFailure.transport(error))
         } catch let failure as ProviderFailure {
             throw redacted(failure)
@@ -62,13 +62,21 @@ public struct ProviderClient: Sendable {
         return events
     }
 
-    /// Shortens the request's total time limit to end at `deadline`; true when it did.
+    /// Shortens the request's total time limit to end at `deadline` (a limit of 0, libcurl's
+    /// "none", is replaced too); true when it did.
     static func clamp(_ request: inout HTTPRequest, to deadline: ContinuousClock.Instant?) -> Bool {
         guard let deadline else { return false }
         let left = deadline - ContinuousClock.now
-        guard left < request.timeouts.total else { return false }
+        guard request.timeouts.total <= .zero || left < request.timeouts.total else { return false }
         request.timeouts.total = max(left, .milliseconds(1))
         return true
+    }
+
+    /// Whether a time-limit failure of a clamped request is the caller's deadline: libcurl's
+    /// total limit can fire while resolving or connecting (reported as a connect failure).
+    static func hitDeadline(_ error: HTTPClientError, _ deadline: ContinuousClock.Instant?) -> Bool {
+        guard let deadline, [.timedOut, .connect, .tooSlow].contains(error.kind) else { return false }
+        return error.kind == .timedOut || ContinuousClock.now >= deadline - .milliseconds(5)
     }
 
     func redacted(_ failure: ProviderFailure) -> ProviderFailure {

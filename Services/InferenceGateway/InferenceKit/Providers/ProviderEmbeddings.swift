@@ -101,12 +101,22 @@ extension ProviderClient {
         return merged
     }
 
+    /// A text's tokens, estimated high: ASCII at 4 bytes a token, every other character a token
+    /// of its own (CJK runs about one token per character, not per 4 bytes).
+    static func estimatedTokens(_ text: String) -> Int {
+        var ascii = 0, other = 0
+        for scalar in text.unicodeScalars {
+            if scalar.isASCII { ascii += 1 } else { other += 1 }
+        }
+        return ascii / 4 + other + 1
+    }
+
     /// `texts`' index ranges, each within both batch bounds (a text larger than the token bound alone).
     public static func embeddingBatches(_ texts: [String]) -> [Range<Int>] {
         var batches: [Range<Int>] = []
         var start = 0, tokens = 0
         for (index, text) in texts.enumerated() {
-            let estimate = text.utf8.count / 4 + 1
+            let estimate = Self.estimatedTokens(text)
             if index > start, index - start >= embeddingBatchTexts || tokens + estimate > embeddingBatchTokens {
                 batches.append(start..<index)
                 start = index
@@ -125,6 +135,9 @@ extension ProviderClient {
                 throw redacted(ProviderFailure.answer(status: head.status, head: head, body: body))
             }
             return try codec.embeddingResult(body, count: texts.count)
+        } catch let error as HTTPClientError where error.kind == .tooLarge {
+            // Vectors past the gateway's bound: the request's size, not the provider's health.
+            throw ProviderFailure(.request, "the embeddings answer is larger than \(maximumAnswerBytes) bytes: send fewer texts per request")
         } catch let error as HTTPClientError {
             throw redacted(ProviderFailure.transport(error))
         } catch let failure as ProviderFailure {

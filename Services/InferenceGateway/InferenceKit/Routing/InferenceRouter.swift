@@ -350,7 +350,7 @@ public final class InferenceRouter: Sendable {
                     route.breaker.exhausted(untilMs: failure.retryAfterMs.map { Int64(Date().timeIntervalSince1970 * 1000) + min($0, 86_400_000) }, reason: failure.message)
                     return run
                 case .transient:
-                    if error is DeadlineExceeded {
+                    if error is DeadlineExceeded || ContinuousClock.now >= deadline {
                         // The caller's deadline, not the provider's health.
                         route.breaker.released(permit)
                         return run
