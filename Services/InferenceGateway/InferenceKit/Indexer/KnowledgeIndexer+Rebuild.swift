@@ -1,0 +1,110 @@
+import Foundation
+import KBProto
+import KBRPC
+import Logging
+
+/// Where a rebuild from the graph stands (`kb vectors rebuild-from-graph`, `GET /internal/indexer`).
+public struct RebuildProgress: Sendable {
+    /// `embedding`, `copying` (other teams' points, with `--team`), `swapping`, `done`, `failed`.
+    public var phase: String
+    public var team: String?
+    public var done: Int64 = 0
+    public var total: Int64 = 0
+    public var error: String?
+    public var startedMs: Int64
+    public var finishedMs: Int64 = 0
+    public var running: Bool { phase != "done" && phase != "failed" }
+}
+
+extension KnowledgeIndexer {
+    /// The collection a rebuild fills before it replaces the live one.
+    var rebuildCollection: String { configuration.collection + "_rebuild" }
+
+    /// Starts re-embedding the graph (one team's entities, or every team's) into a new
+    /// collection that replaces the live one only when complete; follow it with `status.rebuild`.
+    /// Throws `busy` while one runs.
+    public func startRebuild(team: String?) throws {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        try state.withLock { status in
+            if let rebuild = status.rebuild, rebuild.running {
+                throw IndexerError(.busy, "a rebuild started at \(rebuild.startedMs) ms is still running (\(rebuild.phase), \(rebuild.done)/\(rebuild.total)); wait for it")
+            }
+            status.rebuild = RebuildProgress(phase: "embedding", team: team, startedMs: now)
+        }
+        Task {
+            do {
+                try await self.work.run { try await self.rebuild(team: team) }
+            } catch {
+                self.logger.error("rebuild from the graph failed; the live collection is unchanged", metadata: ["error": "\(error)"])
+                self.progress { $0.phase = "failed"; $0.error = "\(error)"; $0.finishedMs = Int64(Date().timeIntervalSince1970 * 1000) }
+            }
+        }
+    }
+
+    func progress(_ change: (inout RebuildProgress) -> Void) {
+        state.withLock { status in
+            if status.rebuild != nil { change(&status.rebuild!) }
+        }
+    }
+
+    /// The rebuild, holding the indexer's work lock (the feed is not followed meanwhile; the
+    /// changes committed during it are applied after the swap, from the cursor, idempotently).
+    ///
+    /// vector-search has no rename or alias: the new collection is swapped in with its own
+    /// snapshot and restore (`SnapshotCollection` of the new one, `RestoreCollection` of that
+    /// snapshot under the live name, which replaces the live collection in one synced write),
+    /// then the new one is deleted. The snapshot stays in vector-search's backup folder.
+    func rebuild(team: String?) async throws {
+        let live = configuration.collection, fresh = rebuildCollection
+        try await ensureCollection(live)
+        let config = try await vectorCall(VectorSearchMethods.describeCollection, .with { $0.name = live }).config
+        _ = try await vectorCall(VectorSearchMethods.deleteCollection, .with { $0.name = fresh })
+        _ = try await vectorCall(VectorSearchMethods.createCollection, .with {
+            $0.config = config
+            $0.config.name = fresh
+        })
+        let teams = team.map { [$0] }
+        let stats = try await graphCall(GraphStoreMethods.getStats, .with { $0.teams = teams ?? [] })
+        progress { $0.total = stats.totalEntities }
+        logger.notice("rebuild from the graph started", metadata: ["team": "\(team ?? "(every team)")", "entities": "\(stats.totalEntities)", "into": "\(fresh)"])
+        try await forEachEntityPage(teams: teams) { entities in
+            try await self.index(entities.map { KnowledgeDocument($0) }, into: fresh, force: true)
+            self.progress { $0.done += Int64(entities.count) }
+        }
+        if let team {
+            // The other teams' points are copied from the live collection (embedded when missing).
+            progress { $0.phase = "copying" }
+            let others = try await graphCall(GraphStoreMethods.listTeams, .init()).teams.map(\.team).filter { $0 != team }
+            if !others.isEmpty {
+                try await forEachEntityPage(teams: others) { entities in
+                    let documents = entities.map { KnowledgeDocument($0) }
+                    let copied = try await self.vectorCall(VectorSearchMethods.getPoints, .with {
+                        $0.collection = live
+                        $0.ids = documents.map(\.id)
+                        $0.withPayload = true
+                        $0.withVector = true
+                    })
+                    if !copied.points.isEmpty {
+                        _ = try await self.vectorCall(VectorSearchMethods.upsertPoints, .with {
+                            $0.collection = fresh
+                            $0.points = copied.points
+                        })
+                    }
+                    let present = Set(copied.points.map(\.id))
+                    try await self.index(documents.filter { !present.contains($0.id) }, into: fresh)
+                }
+            }
+        }
+        progress { $0.phase = "swapping" }
+        let snapshot = try await vectorCall(VectorSearchMethods.snapshotCollection, .with { $0.name = fresh })
+        let restored = try await vectorCall(VectorSearchMethods.restoreCollection, .with {
+            $0.name = live
+            $0.path = snapshot.path
+        })
+        _ = try await vectorCall(VectorSearchMethods.deleteCollection, .with { $0.name = fresh })
+        progress { $0.phase = "done"; $0.finishedMs = Int64(Date().timeIntervalSince1970 * 1000) }
+        logger.notice("rebuild from the graph done; the new collection replaced the live one", metadata: [
+            "collection": "\(live)", "points": "\(restored.pointCount)", "snapshot": "\(snapshot.path)",
+        ])
+    }
+}
