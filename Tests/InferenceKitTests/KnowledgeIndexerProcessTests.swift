@@ -135,7 +135,8 @@ final class IndexedSystem: @unchecked Sendable {
     func exactlyIndexed() async throws -> Bool {
         let keys = try await entityKeys()
         let found = try await points(Array(keys))
-        return found.count == keys.count && (try await pointCount()) == Int64(keys.count)
+        let count = try await pointCount()
+        return found.count == keys.count && count == Int64(keys.count)
     }
 }
 
@@ -150,7 +151,7 @@ func graphEntity(_ name: String, type: String = "Library", observations: [String
 }
 
 func payloadKeyword(_ point: Kb_Vector_V1_Point?, _ field: String) -> String? {
-    if case .payloadKeyword(let value) = point?.payload[field]?.kind { return value }
+    if case .keyword(let value) = point?.payload[field]?.kind { return value }
     return nil
 }
 

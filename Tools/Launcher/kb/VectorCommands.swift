@@ -174,7 +174,7 @@ struct VectorsRebuildFromGraph: AsyncParsableCommand {
             let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] ?? [:]
             return (response.head.status, object)
         }
-        let headers = token.map { [("Authorization", "Bearer \($0)")] } ?? []
+        let headers: [(name: String, value: String)] = token.map { [("Authorization", "Bearer \($0)")] } ?? []
         let body = try JSONSerialization.data(withJSONObject: team.map { ["team": $0] } ?? [:])
         let started = try await send(.postJSON(base + "/rebuild", body: [UInt8](body), headers: headers))
         guard started.status == 202 else {
