@@ -336,6 +336,55 @@ struct KnowledgeIndexerProcessTests {
         #expect(notAnObject?.status == 400)
     }
 
+    @Test("with an OpenAI key, each entity is also embedded by text-embedding-3-small into knowledge_1536; unchanged content is not sent again; deletes remove both points", .timeLimit(.minutes(5)))
+    func providerCollection() async throws {
+        let openAI = try ScriptedHTTPServer()
+        defer { openAI.stop() }
+        let vector = (0..<1536).map { index in String(format: "%.4f", sin(Double(index))) }.joined(separator: ",")
+        openAI.answer("/v1/embeddings", with: .init(body: #"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[\#(vector)]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":7,"total_tokens":7}}"#))
+        let directory = temporaryDirectory("kb-indexer-providers")
+        let file = directory.appendingPathComponent("providers.yaml")
+        try """
+            providers:
+              openai:
+                api: openai
+                base_url: \(openAI.baseURL)/v1
+                api_key_env: OPENAI_API_KEY
+                models: [gpt-4o-mini]
+                embedding_models: [text-embedding-3-small]
+            """.write(to: file, atomically: true, encoding: .utf8)
+        let system = try await IndexedSystem(gatewayEnvironment: [
+            "KB_INFERENCE_PROVIDERS_FILE": file.path, "OPENAI_API_KEY": "sk-test-indexer", "KB_INFERENCE_BUDGET_UNREACHABLE": "allow-paid",
+            "KB_INFERENCE_INDEXER_BATCH": "1",  // one text per provider call: the mock answers one vector
+        ])
+        defer { Task { await system.stop() } }
+        try await system.put("alpha", [graphEntity("zlib", observations: ["compression library"])])
+        try await system.put("alpha", [graphEntity("jq", type: "Tool", observations: ["command-line JSON processor"])])
+        try await system.waitUntilIndexed("both collections hold both entities") {
+            let large = try await system.pointCount("knowledge_1536"), small = try await system.pointCount()
+            return large == 2 && small == 2
+        }
+        let point = try #require(try await system.points(["alpha:jq"], collection: "knowledge_1536", withVector: true)["alpha:jq"])
+        #expect(point.vector.count == 1536)
+        #expect(payloadKeyword(point, "entityType") == "Tool")
+        #expect(point.payload["text"]?.text == "jq (Tool)\ncommand-line JSON processor")
+        let calls = openAI.received.filter { $0.path.hasSuffix("/embeddings") }
+        #expect(calls.count == 2)
+        #expect(calls.first?.header("authorization") == "Bearer sk-test-indexer")
+        let provider = (await system.indexer())["provider"] as? [String: Any]
+        #expect(provider?["indexed"] as? Int == 2)
+
+        try await system.put("alpha", [graphEntity("zlib", observations: ["compression library"])])
+        try await system.waitUntilIndexed("the repeat is seen") { await system.counter("unchanged") >= 1 }
+        #expect(openAI.received.filter { $0.path.hasSuffix("/embeddings") }.count == 2, "unchanged content is not sent to the provider again")
+
+        _ = try await system.graphClient.call(GraphStoreMethods.deleteEntities, .with { $0.team = "alpha"; $0.names = ["zlib"] })
+        try await system.waitUntilIndexed("deleted from both") {
+            let large = try await system.pointCount("knowledge_1536"), small = try await system.pointCount()
+            return large == 1 && small == 1
+        }
+    }
+
     /// Throughput (printed, never asserted): entities written, then timed until all are
     /// embedded and indexed. `KB_INDEXER_BENCH_ENTITIES` sets the count (default 1000).
     @Test("indexer throughput: entities embedded and indexed per second (printed)", .timeLimit(.minutes(10)))

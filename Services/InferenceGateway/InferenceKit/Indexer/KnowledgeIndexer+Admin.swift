@@ -22,6 +22,10 @@ extension KnowledgeIndexer {
             if let error = status.vectorError { problems.append("vector-search does not answer: \(error)") }
             if case .failure(let error) = self.embedder { problems.append("no local embedding model: \(error)") }
             if let error = status.otherError { problems.append(error) }
+            if let provider = self.provider {
+                details["provider_collection"] = .string(provider.collection)
+                details["provider_skipped"] = .integer(status.providerSkipped)
+            }
             if !problems.isEmpty { details["error"] = .string(problems.joined(separator: "; ")) }
             return ComponentHealth(problems.isEmpty ? .healthy : .degraded, details)
         }
@@ -40,6 +44,11 @@ extension KnowledgeIndexer {
         if let error = status.vectorError { errors["vector-search"] = error }
         if let error = status.otherError { errors["indexer"] = error }
         if !errors.isEmpty { object["errors"] = errors }
+        if let provider {
+            var entry: [String: Any] = ["collection": provider.collection, "model": provider.model, "indexed": status.providerIndexed, "skipped": status.providerSkipped]
+            if let error = status.providerError { entry["last_skip_reason"] = error }
+            object["provider"] = entry
+        }
         if let rebuild = status.rebuild {
             var entry: [String: Any] = ["phase": rebuild.phase, "done": rebuild.done, "total": rebuild.total, "started_ms": rebuild.startedMs]
             if let team = rebuild.team { entry["team"] = team }

@@ -60,6 +60,12 @@ public final class KnowledgeIndexer: Service, Sendable {
         /// Whether the first pass (from the stored cursor to the head) is done.
         public var caughtUp = false
         public var rebuild: RebuildProgress?
+        /// Entities embedded by the provider's model into its collection (`knowledge_1536`).
+        public var providerIndexed: Int64 = 0
+        /// Entities left out of the provider's collection because the provider refused them
+        /// (budget exhausted, a bad answer); they are written at their next change or rebuild.
+        public var providerSkipped: Int64 = 0
+        public var providerError: String?
         public var behind: Int64 { max(0, head - cursor) }
     }
 
@@ -67,6 +73,8 @@ public final class KnowledgeIndexer: Service, Sendable {
     let graph: RPCClient
     let vectors: RPCClient
     let embedder: Result<KnowledgeEmbedder, Error>
+    /// The second collection, embedded by a provider's model, when one is configured.
+    let provider: ProviderModel?
     let cursorFile: IndexCursor
     let logger: Logger
     let state = Mutex(Status())
@@ -75,7 +83,8 @@ public final class KnowledgeIndexer: Service, Sendable {
 
     /// An indexer over `engine` (the gateway's local model, or why it is missing); the cursor
     /// lives in `dataDirectory` (nil: in memory).
-    public init(configuration: Configuration, engine: Result<TextEmbedder, Error>, dataDirectory: URL?, logger: Logger) {
+    public init(configuration: Configuration, engine: Result<TextEmbedder, Error>, provider: ProviderModel? = nil, dataDirectory: URL?, logger: Logger) {
+        self.provider = provider
         self.configuration = configuration
         var graphClient = configuration.graph
         graphClient.failFast = true
@@ -113,6 +122,8 @@ public final class KnowledgeIndexer: Service, Sendable {
                         logger.error("indexer cursor unreadable; resynchronising from the graph", metadata: ["error": "\(error)"])
                         cursor = try await resynchronise()
                     }
+                    try await ensureCollection(configuration.collection)
+                    if let provider { try await ensureCollection(provider.collection, dimension: provider.dimension) }
                     state.withLock { $0.cursor = cursor! }
                     logger.info("indexer following the graph's change feed", metadata: ["after_seq": "\(cursor!)", "collection": "\(configuration.collection)"])
                 }
@@ -191,6 +202,12 @@ public final class KnowledgeIndexer: Service, Sendable {
             })
             state.withLock { $0.deleted += answer.deleted }
             Counter(label: "knowledge_index_deleted_total").increment(by: Int(answer.deleted))
+            if let provider {
+                _ = try await vectorCall(VectorSearchMethods.deletePoints, .with {
+                    $0.collection = provider.collection
+                    $0.ids = deletions
+                })
+            }
         }
     }
 
@@ -221,6 +238,28 @@ public final class KnowledgeIndexer: Service, Sendable {
     /// every one (a rebuild). Returns how many were embedded.
     @discardableResult
     func index(_ documents: [KnowledgeDocument], into collection: String, force: Bool = false) async throws -> Int {
+        let engine: KnowledgeEmbedder
+        switch embedder {
+        case .success(let loaded): engine = loaded
+        case .failure(let error): throw IndexerError(.noModel, "the local embedding model is not loaded, so nothing can be indexed: \(error)")
+        }
+        let count = try await write(documents, into: collection, force: force) { texts in
+            let (vectors, windows) = try await engine.embed(texts)
+            self.state.withLock {
+                $0.indexed += Int64(texts.count)
+                $0.windows += Int64(windows)
+            }
+            Counter(label: "knowledge_index_indexed_total").increment(by: texts.count)
+            return vectors
+        }
+        if collection == configuration.collection, let provider { try await index(documents, with: provider) }
+        return count
+    }
+
+    /// Writes `documents` to `collection` with the vectors `embed` gives: points whose
+    /// `content_hash` already matches are skipped (unless `force`), the others embedded and
+    /// upserted `batchSize` at a time. Returns how many were embedded.
+    func write(_ documents: [KnowledgeDocument], into collection: String, force: Bool, embed: ([String]) async throws -> [[Float]]) async throws -> Int {
         guard !documents.isEmpty else { return 0 }
         var changed = documents
         if !force {
@@ -235,28 +274,18 @@ public final class KnowledgeIndexer: Service, Sendable {
             }
             changed = documents.filter { hashes[$0.id] != $0.contentHash }
             let unchanged = documents.count - changed.count
-            if unchanged > 0 {
+            if unchanged > 0, collection == configuration.collection {
                 state.withLock { $0.unchanged += Int64(unchanged) }
                 Counter(label: "knowledge_index_unchanged_total").increment(by: unchanged)
             }
         }
-        let engine: KnowledgeEmbedder
-        switch embedder {
-        case .success(let loaded): engine = loaded
-        case .failure(let error): throw IndexerError(.noModel, "the local embedding model is not loaded, so nothing can be indexed: \(error)")
-        }
         for start in stride(from: 0, to: changed.count, by: configuration.batchSize) {
             let batch = Array(changed[start..<min(start + configuration.batchSize, changed.count)])
-            let (vectors, windows) = try await engine.embed(batch.map(\.text))
+            let vectors = try await embed(batch.map(\.text))
             _ = try await vectorCall(VectorSearchMethods.upsertPoints, .with {
                 $0.collection = collection
                 $0.points = zip(batch, vectors).map { $0.point(vector: $1) }
             })
-            state.withLock {
-                $0.indexed += Int64(batch.count)
-                $0.windows += Int64(windows)
-            }
-            Counter(label: "knowledge_index_indexed_total").increment(by: batch.count)
         }
         return changed.count
     }
@@ -281,6 +310,13 @@ public final class KnowledgeIndexer: Service, Sendable {
                 $0.collection = self.configuration.collection
                 $0.filter = .with { $0.mustNot = [.with { $0.hasID_p = .with { $0.values = keep } }] }
             })
+            if let provider = self.provider {
+                try await self.ensureCollection(provider.collection, dimension: provider.dimension)
+                _ = try await self.vectorCall(VectorSearchMethods.deletePoints, .with {
+                    $0.collection = provider.collection
+                    $0.filter = .with { $0.mustNot = [.with { $0.hasID_p = .with { $0.values = keep } }] }
+                })
+            }
             try self.cursorFile.store(head)
             self.state.withLock {
                 $0.resyncs += 1
@@ -313,15 +349,15 @@ public final class KnowledgeIndexer: Service, Sendable {
         } while !cursor.isEmpty
     }
 
-    /// Creates `name` (384 dimensions, cosine, text field `text`) when vector-search lacks it.
-    func ensureCollection(_ name: String) async throws {
+    /// Creates `name` (384 dimensions unless told, cosine, text field `text`) when vector-search lacks it.
+    func ensureCollection(_ name: String, dimension: Int = TextEmbedder.dimension) async throws {
         do {
             _ = try await vectorCall(VectorSearchMethods.describeCollection, .with { $0.name = name })
         } catch let failure as PeerFailure where (failure.error as? RPCError)?.code == .notFound {
             _ = try await vectorCall(VectorSearchMethods.createCollection, .with {
                 $0.config = .with {
                     $0.name = name
-                    $0.dimension = Int32(TextEmbedder.dimension)
+                    $0.dimension = Int32(dimension)
                     $0.distance = .cosine
                     $0.textField = "text"
                 }

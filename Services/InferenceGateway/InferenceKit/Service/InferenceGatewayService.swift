@@ -147,7 +147,7 @@ public final class InferenceGatewayService: Service, Sendable {
         semanticCache = configuration.semanticCacheThreshold.map { threshold in
             SemanticCache(database: cache?.database, threshold: Float(threshold), capacity: configuration.semanticCacheMaxEntries, ttl: configuration.cacheTTL, logger: logger)
         }
-        router = InferenceRouter(
+        let router = InferenceRouter(
             file: configuration.providers, environment: environment, http: http, budget: budget, cache: cache,
             semantic: semanticCache.map { semantic in
                 (semantic, { text in
@@ -159,10 +159,13 @@ public final class InferenceGatewayService: Service, Sendable {
                 })
             }
         )
+        self.router = router
         if case .failure(let error) = embedder {
             logger.error("the local embedding model cannot be loaded; Embed answers FAILED_PRECONDITION until it is installed", metadata: ["error": "\(error)"])
         }
-        indexer = configuration.indexer.map { KnowledgeIndexer(configuration: $0, engine: embedder, dataDirectory: dataDirectory, logger: logger) }
+        indexer = configuration.indexer.map { indexing in
+            KnowledgeIndexer(configuration: indexing, engine: embedder, provider: Self.providerModel(router), dataDirectory: dataDirectory, logger: logger)
+        }
         self.logger = logger
         let configured = router.routes.values.filter(\.configured).map(\.name).sorted()
         logger.info("inference providers", metadata: [
@@ -170,6 +173,17 @@ public final class InferenceGatewayService: Service, Sendable {
             "not_configured": "\(router.routes.values.filter { !$0.configured }.map(\.name).sorted().joined(separator: ","))",
             "strategy": "\(configuration.providers.activeStrategy)",
         ])
+    }
+
+    /// `knowledge_1536` with OpenAI's `text-embedding-3-small` when a configured provider serves
+    /// it (`OPENAI_API_KEY` set), else nil. Through the router (breakers, budget, costs), not the
+    /// embedding cache (entities would crowd out what it is for).
+    static func providerModel(_ router: InferenceRouter) -> ProviderModel? {
+        let model = "text-embedding-3-small"
+        guard router.embeddingPlan(model: model, localOnly: false).contains(where: { $0.route.configured }) else { return nil }
+        return ProviderModel(collection: "knowledge_1536", dimension: 1536, model: model) { texts in
+            try await router.embed(texts, model: model, dimensions: nil, project: "indexer", deadline: .now + .seconds(120)).result.vectors
+        }
     }
 
     /// Publishes the breaker gauges every second; closes the HTTP client at shutdown.
