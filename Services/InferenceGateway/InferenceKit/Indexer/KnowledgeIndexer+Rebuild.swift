@@ -96,7 +96,12 @@ extension KnowledgeIndexer {
             }
         }
         progress { $0.phase = "swapping" }
-        let snapshot = try await vectorCall(VectorSearchMethods.snapshotCollection, .with { $0.name = fresh })
+        // Named to the millisecond: vector-search's default name has whole seconds, and two
+        // rebuilds in one second would collide.
+        let snapshot = try await vectorCall(VectorSearchMethods.snapshotCollection, .with {
+            $0.name = fresh
+            $0.path = "\(fresh)-\(Int64(Date().timeIntervalSince1970 * 1000))"
+        })
         let restored = try await vectorCall(VectorSearchMethods.restoreCollection, .with {
             $0.name = live
             $0.path = snapshot.path
