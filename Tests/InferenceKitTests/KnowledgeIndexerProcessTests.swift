@@ -227,9 +227,19 @@ struct KnowledgeIndexerProcessTests {
         }
         #expect(degraded, "the indexer component is degraded while vector-search is down")
         #expect(system.gateway.process.isRunning)
+        // The stored cursor has not moved past the change vector-search never acknowledged.
+        let cursorPath = try #require(FileManager.default.enumerator(atPath: system.gatewayData.path)?.compactMap { $0 as? String }.first { $0.hasSuffix("indexer.cursor") })
+        let stored = Int64(try String(contentsOf: system.gatewayData.appendingPathComponent(cursorPath), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
+        let head = try await system.graphClient.call(GraphStoreMethods.getStats, .init()).feedHeadSeq
+        #expect(stored != nil && stored! < head, "cursor \(String(describing: stored)) must stay before the unacknowledged change \(head)")
+        // kill -9 of the gateway meanwhile: the restarted one picks the change up from the file.
+        await system.gateway.stop(signal: SIGKILL)
         system.vectors = try IndexedSystem.startVectors(port: system.vectorPort, data: system.vectorData)
         try await system.vectors.waitUntilReady(timeout: .seconds(120))
+        system.gateway = try IndexedSystem.startGateway(graphPort: system.graphPort, vectorPort: system.vectorPort, data: system.gatewayData)
+        try await system.gateway.waitUntilReady(timeout: .seconds(60))
         try await system.waitUntilIndexed("indexed once vector-search is back") { try await system.exactlyIndexed() }
+        #expect(try await system.points(["alpha:libpng"]).count == 1)
     }
 
     @Test("kill -9 of the gateway, vector-search and graph-store while entities stream in: afterwards every entity has exactly one point", .timeLimit(.minutes(10)))
@@ -257,7 +267,9 @@ struct KnowledgeIndexerProcessTests {
             }
             return written
         }
-        try await Task.sleep(for: .seconds(2))
+        for _ in 0..<100 where await system.counter("indexed") <= 0 { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(await system.counter("indexed") > 0, "the gateway is indexing when it is killed")
+        try await Task.sleep(for: .seconds(1))
         try await system.restartGateway(signal: SIGKILL)
         try await Task.sleep(for: .seconds(2))
         try await system.restartVectors()
