@@ -2,6 +2,7 @@ import Foundation
 import InferenceKit
 import KBEmbeddings
 import KBProto
+import KBRuntime
 import Testing
 
 @Suite("the indexer's documents and embeddings")
@@ -47,5 +48,25 @@ struct KnowledgeDocumentTests {
         // The first 256 pieces of head and head+tail are the same: without pooling both vectors would be equal.
         let cosine = zip(vectors[1], vectors[2]).reduce(0) { $0 + $1.0 * $1.1 }
         #expect(cosine < 0.98, "the tail moves the pooled vector (cosine \(cosine))")
+    }
+}
+
+@Suite("the indexer's switch")
+struct IndexerSwitchTests {
+    func configuration(_ environment: [String: String]) throws -> InferenceConfiguration {
+        let source = try ConfigSource(environment: environment)
+        return try InferenceConfiguration(source: source, shared: ServiceConfiguration(descriptor: .inferenceGateway, source: source))
+    }
+
+    @Test("auto is on only when both graph-store's and vector-search's addresses are set (as kb up sets them); on and off decide alone; the batch size is read")
+    func autoFollowsTheAddresses() throws {
+        let both = ["KB_GRAPH_STORE_ADDR": "127.0.0.1:17101", "KB_VECTOR_SEARCH_ADDR": "127.0.0.1:17102"]
+        #expect(try configuration([:]).indexer == nil)
+        #expect(try configuration(["KB_GRAPH_STORE_ADDR": "127.0.0.1:17101"]).indexer == nil)
+        let auto = try #require(try configuration(both.merging(["KB_INFERENCE_INDEXER_BATCH": "8"]) { $1 }).indexer)
+        #expect(auto.graph.port == 17101 && auto.vectors.port == 17102 && auto.batchSize == 8)
+        #expect(try configuration(both.merging(["KB_INFERENCE_INDEXER": "off"]) { $1 }).indexer == nil)
+        #expect(try configuration(["KB_INFERENCE_INDEXER": "on"]).indexer?.graph.port == 7101, "on: the default addresses")
+        #expect(throws: (any Error).self) { try configuration(["KB_INFERENCE_INDEXER": "maybe"]) }
     }
 }
