@@ -395,6 +395,18 @@ struct KnowledgeIndexerProcessTests {
             let large = try await system.pointCount("knowledge_1536"), small = try await system.pointCount()
             return large == 1 && small == 1
         }
+
+        // rebuild-from-graph replaces knowledge_1536 too (a stray point there goes).
+        let jq = try #require(try await system.points(["alpha:jq"], collection: "knowledge_1536", withVector: true)["alpha:jq"])
+        _ = try await system.vectorClient.call(VectorSearchMethods.upsertPoints, .with {
+            $0.collection = "knowledge_1536"
+            $0.points = [.with { $0.id = "alpha:ghost"; $0.vector = jq.vector }]
+        })
+        let rebuilt = try runProgram(builtProductsDirectory.appendingPathComponent("kb"), ["vectors", "rebuild-from-graph"], environment: ["KB_INFERENCE_GATEWAY_ADMIN_PORT": "\(system.gateway.adminPort)"])
+        #expect(rebuilt.status == 0, "\(rebuilt.stderr)")
+        #expect(try await system.pointCount("knowledge_1536") == 1)
+        #expect(try await system.pointCount() == 1)
+        #expect(openAI.received.filter { $0.path.hasSuffix("/embeddings") }.count == 3, "the rebuild embeds jq again with the provider")
     }
 
     /// Throughput (printed, never asserted): entities written, then timed until all are

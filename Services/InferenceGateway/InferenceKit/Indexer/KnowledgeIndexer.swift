@@ -238,12 +238,20 @@ public final class KnowledgeIndexer: Service, Sendable {
     /// every one (a rebuild). Returns how many were embedded.
     @discardableResult
     func index(_ documents: [KnowledgeDocument], into collection: String, force: Bool = false) async throws -> Int {
+        let count = try await write(documents, into: collection, force: force, embed: try localEmbedding())
+        if collection == configuration.collection, let provider { try await index(documents, with: provider) }
+        return count
+    }
+
+    /// The local model's vectors of some texts, counted in `indexed` and `windows`; throws
+    /// `noModel` when the model is not loaded.
+    func localEmbedding() throws -> @Sendable ([String]) async throws -> [[Float]] {
         let engine: KnowledgeEmbedder
         switch embedder {
         case .success(let loaded): engine = loaded
         case .failure(let error): throw IndexerError(.noModel, "the local embedding model is not loaded, so nothing can be indexed: \(error)")
         }
-        let count = try await write(documents, into: collection, force: force) { texts in
+        return { texts in
             let (vectors, windows) = try await engine.embed(texts)
             self.state.withLock {
                 $0.indexed += Int64(texts.count)
@@ -252,13 +260,12 @@ public final class KnowledgeIndexer: Service, Sendable {
             Counter(label: "knowledge_index_indexed_total").increment(by: texts.count)
             return vectors
         }
-        if collection == configuration.collection, let provider { try await index(documents, with: provider) }
-        return count
     }
 
     /// Writes `documents` to `collection` with the vectors `embed` gives: points whose
     /// `content_hash` already matches are skipped (unless `force`), the others embedded and
     /// upserted `batchSize` at a time. Returns how many were embedded.
+    @discardableResult
     func write(_ documents: [KnowledgeDocument], into collection: String, force: Bool, embed: ([String]) async throws -> [[Float]]) async throws -> Int {
         guard !documents.isEmpty else { return 0 }
         var changed = documents
