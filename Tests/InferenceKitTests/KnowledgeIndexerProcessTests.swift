@@ -285,7 +285,7 @@ struct KnowledgeIndexerProcessTests {
         #expect(!keys.contains("odd:e1-0") && keys.contains("even:e0-0"), "deletes and upserts both went through")
     }
 
-    @Test("a cursor the feed no longer holds (OUT_OF_RANGE): the indexer resynchronises from the graph, deleting points of entities that are gone", .timeLimit(.minutes(5)))
+    @Test("a cursor the feed no longer holds (OUT_OF_RANGE), or a collection deleted under it (while running or before a start): the indexer resynchronises from the graph, deleting points of entities that are gone", .timeLimit(.minutes(5)))
     func resynchronisesOutOfRange() async throws {
         let system = try await IndexedSystem(graphEnvironment: ["KB_GRAPH_FEED_MAX_CHANGES": "5"])
         defer { Task { await system.stop() } }
@@ -309,6 +309,19 @@ struct KnowledgeIndexerProcessTests {
         #expect(await system.counter("resyncs") == 1)
         #expect(await system.counter("indexed") == 10, "the unchanged first2, first3 are not embedded again")
         #expect(try await system.points(["gone:ghost", "team:first0"]).isEmpty)
+
+        // An operator deletes the collection: the indexer recreates it and resynchronises.
+        _ = try await system.vectorClient.call(VectorSearchMethods.deleteCollection, .with { $0.name = "knowledge_384" })
+        try await system.put("team", [graphEntity("third", observations: ["written after the collection was deleted"])])
+        try await system.waitUntilIndexed("recreated and resynchronised") { try await system.exactlyIndexed() }
+        #expect(await system.counter("resyncs") == 2)
+
+        // … and a gateway that starts while the collection is missing does the same.
+        await system.gateway.stop()
+        _ = try await system.vectorClient.call(VectorSearchMethods.deleteCollection, .with { $0.name = "knowledge_384" })
+        try await system.restartGateway(signal: SIGTERM)
+        try await system.waitUntilIndexed("resynchronised at start") { try await system.exactlyIndexed() }
+        #expect(await system.counter("resyncs") == 1)
     }
 
     @Test("kb vectors rebuild-from-graph re-embeds into a new collection that replaces knowledge_384 when complete; --team copies the other teams' points", .timeLimit(.minutes(5)))

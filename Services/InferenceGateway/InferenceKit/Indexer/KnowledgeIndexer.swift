@@ -113,6 +113,7 @@ public final class KnowledgeIndexer: Service, Sendable {
     func follow() async {
         var backoff = Duration.milliseconds(200)
         var cursor: Int64?
+        var mustResynchronise = false
         while !Task.isCancelled {
             do {
                 if cursor == nil {
@@ -122,15 +123,26 @@ public final class KnowledgeIndexer: Service, Sendable {
                         logger.error("indexer cursor unreadable; resynchronising from the graph", metadata: ["error": "\(error)"])
                         cursor = try await resynchronise()
                     }
-                    try await ensureCollection(configuration.collection)
-                    if let provider { try await ensureCollection(provider.collection, dimension: provider.dimension) }
+                    var created = try await ensureCollection(configuration.collection)
+                    if let provider { created = try await ensureCollection(provider.collection, dimension: provider.dimension) || created }
+                    // A collection made now cannot hold what the cursor says was indexed.
+                    if created && cursor! > 0 { mustResynchronise = true }
                     state.withLock { $0.cursor = cursor! }
                     logger.info("indexer following the graph's change feed", metadata: ["after_seq": "\(cursor!)", "collection": "\(configuration.collection)"])
+                }
+                if mustResynchronise {
+                    cursor = try await resynchronise()
+                    mustResynchronise = false
                 }
                 cursor = try await step(after: cursor!)
                 backoff = .milliseconds(200)
             } catch is CancellationError {
                 break
+            } catch let failure as PeerFailure where failure.peer == .vectors && (failure.error as? RPCError)?.code == .notFound && cursor != nil {
+                // A collection went away (deleted by an operator, a vector store started
+                // empty): the points before the cursor are gone too, so recreate and resynchronise.
+                logger.notice("indexer collection missing in vector-search; recreating it and resynchronising from the graph", metadata: ["error": "\(failure.error)"])
+                mustResynchronise = true
             } catch {
                 if Task.isCancelled { break }
                 record(error)
@@ -357,9 +369,12 @@ public final class KnowledgeIndexer: Service, Sendable {
     }
 
     /// Creates `name` (384 dimensions unless told, cosine, text field `text`) when vector-search lacks it.
-    func ensureCollection(_ name: String, dimension: Int = TextEmbedder.dimension) async throws {
+    /// Returns whether it had to create it.
+    @discardableResult
+    func ensureCollection(_ name: String, dimension: Int = TextEmbedder.dimension) async throws -> Bool {
         do {
             _ = try await vectorCall(VectorSearchMethods.describeCollection, .with { $0.name = name })
+            return false
         } catch let failure as PeerFailure where (failure.error as? RPCError)?.code == .notFound {
             _ = try await vectorCall(VectorSearchMethods.createCollection, .with {
                 $0.config = .with {
@@ -370,6 +385,7 @@ public final class KnowledgeIndexer: Service, Sendable {
                 }
             })
             logger.notice("indexer created its collection", metadata: ["collection": "\(name)"])
+            return true
         }
     }
 
