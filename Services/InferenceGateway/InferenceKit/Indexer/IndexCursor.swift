@@ -19,6 +19,7 @@ public struct IndexCursor: Sendable {
     /// The file; nil keeps the cursor in memory only (a gateway without a data folder).
     public let url: URL?
 
+    /// The cursor of the gateway whose data folder is `directory`.
     public init(directory: URL?) {
         url = directory?.appendingPathComponent(Self.fileName)
     }
@@ -59,7 +60,9 @@ public struct IndexCursor: Sendable {
 public struct IndexerError: Error, CustomStringConvertible, Sendable {
     /// What went wrong, for a caller to switch on.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
+        /// The code's name, as logged.
         public let rawValue: String
+        /// The code's name.
         public var description: String { rawValue }
         /// The cursor file holds something else than a number.
         public static let damagedCursor = Code(rawValue: "damaged_cursor")
@@ -73,11 +76,15 @@ public struct IndexerError: Error, CustomStringConvertible, Sendable {
         public static let unexpectedAnswer = Code(rawValue: "unexpected_answer")
     }
 
+    /// What went wrong.
     public let code: Code
+    /// What happened and what to do about it, for a person.
     public let message: String
+    /// An error with `code` and `message`.
     public init(_ code: Code, _ message: String) {
         self.code = code
         self.message = message
     }
+    /// `code: message`.
     public var description: String { "\(code): \(message)" }
 }

@@ -15,10 +15,15 @@ import KBProto
 public struct KnowledgeDocument: Sendable, Equatable {
     /// The point id: `team:name`, so a write is idempotent and a team's points are its own.
     public let id: String
+    /// The entity's team, name and type (payload `team`, `name`, `entityType`).
     public let team: String
+    /// The entity's name.
     public let name: String
+    /// The entity's type.
     public let entityType: String
+    /// `manual` or `auto` (payload `source`).
     public let source: String
+    /// 1–10, unset stored as 5 (payload `significance`).
     public let significance: Int64
     /// The text embedded and indexed for BM25 (the collection's text field, `text`).
     public let text: String

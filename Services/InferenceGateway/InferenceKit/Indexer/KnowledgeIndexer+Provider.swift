@@ -6,6 +6,7 @@ import Metrics
 public struct ProviderModel: Sendable {
     /// The collection (`knowledge_1536`).
     public var collection: String
+    /// The model's vector width (1536).
     public var dimension: Int
     /// The model's name, for logs and status.
     public var model: String
@@ -13,6 +14,7 @@ public struct ProviderModel: Sendable {
     /// admission, costs recorded).
     public var embed: @Sendable ([String]) async throws -> [[Float]]
 
+    /// A provider model writing into `collection`.
     public init(collection: String, dimension: Int, model: String, embed: @escaping @Sendable ([String]) async throws -> [[Float]]) {
         self.collection = collection
         self.dimension = dimension

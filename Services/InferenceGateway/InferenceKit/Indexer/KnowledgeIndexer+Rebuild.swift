@@ -8,12 +8,19 @@ import Logging
 public struct RebuildProgress: Sendable {
     /// `embedding`, `copying` (other teams' points, with `--team`), `swapping`, `done`, `failed`.
     public var phase: String
+    /// The team rebuilt (nil: every team).
     public var team: String?
+    /// Entities re-embedded so far, of `total`.
     public var done: Int64 = 0
+    /// The entities to re-embed.
     public var total: Int64 = 0
+    /// Why it failed (phase `failed`).
     public var error: String?
+    /// When it started, Unix milliseconds.
     public var startedMs: Int64
+    /// When it finished, Unix milliseconds (0: still running).
     public var finishedMs: Int64 = 0
+    /// Whether it is still running.
     public var running: Bool { phase != "done" && phase != "failed" }
 }
 

@@ -20,7 +20,9 @@ import Synchronization
 public final class KnowledgeIndexer: Service, Sendable {
     /// Where the indexer reads and writes, and how much at a time.
     public struct Configuration: Sendable {
+        /// Where graph-store is (`KB_GRAPH_STORE_ADDR`).
         public var graph: RPCClient.Configuration
+        /// Where vector-search is (`KB_VECTOR_SEARCH_ADDR`).
         public var vectors: RPCClient.Configuration
         /// Entities embedded (and points written) per batch.
         public var batchSize: Int
@@ -31,6 +33,7 @@ public final class KnowledgeIndexer: Service, Sendable {
         /// The longest wait between retries when a peer does not answer.
         public var maxBackoff: Duration = .seconds(10)
 
+        /// The indexer's settings with the defaults for collection, poll wait and back-off.
         public init(graph: RPCClient.Configuration, vectors: RPCClient.Configuration, batchSize: Int) {
             self.graph = graph
             self.vectors = vectors
@@ -44,28 +47,36 @@ public final class KnowledgeIndexer: Service, Sendable {
         public var cursor: Int64 = 0
         /// The newest sequence number the graph store reported.
         public var head: Int64 = 0
+        /// `knowledge_index_lag_seconds`: 0 when caught up, else the age of the newest change indexed.
         public var lagSeconds: Double = 0
         /// Entities embedded and written.
         public var indexed: Int64 = 0
         /// Entities whose point already held their content (not embedded again).
         public var unchanged: Int64 = 0
+        /// Points deleted (deleted entities, stale points of a resynchronisation).
         public var deleted: Int64 = 0
         /// Windows of 256 word pieces embedded (more than `indexed` when entities are long).
         public var windows: Int64 = 0
+        /// Resynchronisations from a snapshot of the graph.
         public var resyncs: Int64 = 0
         /// Why graph-store / vector-search did not answer the last call (nil: it answered).
         public var graphError: String?
+        /// Why vector-search did not answer the last call (nil: it answered).
         public var vectorError: String?
+        /// Any other failure of the last step (the cursor file, the model).
         public var otherError: String?
         /// Whether the first pass (from the stored cursor to the head) is done.
         public var caughtUp = false
+        /// The last rebuild from the graph, if any.
         public var rebuild: RebuildProgress?
         /// Entities embedded by the provider's model into its collection (`knowledge_1536`).
         public var providerIndexed: Int64 = 0
         /// Entities left out of the provider's collection because the provider refused them
         /// (budget exhausted, a bad answer); they are written at their next change or rebuild.
         public var providerSkipped: Int64 = 0
+        /// Why the provider refused the last entities it left out.
         public var providerError: String?
+        /// `knowledge_index_changes_behind`: feed entries after the cursor.
         public var behind: Int64 { max(0, head - cursor) }
     }
 
