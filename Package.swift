@@ -178,7 +178,7 @@ let package = Package(
         .target(
             name: "InferenceKit",
             dependencies: [
-                "KBEmbeddings", "KBHTTPClient", "KBProto", "KBRPC", "KBRuntime", "KBSQLite",
+                "KBEmbeddings", "KBHTTPClient", "KBKnowledge", "KBProto", "KBRPC", "KBRuntime", "KBSQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -430,7 +430,7 @@ let package = Package(
         .testTarget(
             name: "InferenceKitTests",
             dependencies: [
-                "InferenceKit", "KBEmbeddings", "KBHTTPClient", "KBProto", "KBRPC", "KBSQLite", "KBTestSupport",
+                "InferenceKit", "KBEmbeddings", "KBHTTPClient", "KBKnowledge", "KBProto", "KBRPC", "KBRuntime", "KBSQLite", "KBTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,4 +1,5 @@
 import Foundation
+import KBKnowledge
 import KBProto
 import KBRPC
 import KBTestSupport

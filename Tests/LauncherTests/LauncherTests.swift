@@ -1,5 +1,6 @@
 import Foundation
 import KBTestSupport
+import LauncherKit
 import Testing
 
 /// `kb` run as an operator would, on real service processes: the fixture service, linked into a
@@ -33,6 +34,16 @@ struct LauncherTests {
         func kb(_ arguments: String...) throws -> (status: Int32, stdout: String, stderr: String) {
             try runProgram(builtProductsDirectory.appendingPathComponent("kb"), arguments + ["--bin-dir", bin.path], environment: environment)
         }
+    }
+
+    @Test("up gives the services it starts each other's addresses (KB_<SERVICE>_ADDR), so the gateway's indexer turns on; an operator's own address wins")
+    func wiresPeerAddresses() throws {
+        let setup = try Setup(extra: ["KB_BUDGET_SERVICE_ADDR": "10.0.0.9:7104"])
+        let launcher = try Launcher(environment: setup.environment, binDirectory: setup.bin, print: { _ in })
+        let wired = launcher.wiredEnvironment(try launcher.installedServices())
+        #expect(wired["KB_GRAPH_STORE_ADDR"] == "127.0.0.1:\(setup.environment["KB_GRAPH_STORE_PORT"]!)")
+        #expect(wired["KB_BUDGET_SERVICE_ADDR"] == "10.0.0.9:7104")
+        #expect(wired["KB_VECTOR_SEARCH_ADDR"] == nil, "vector-search is not installed in this folder")
     }
 
     @Test("up --detach starts the installed services ready; status, logs and down work on them")

@@ -12,11 +12,52 @@ public typealias Payload = [String: Kb_Vector_V1_PayloadValue]
 /// null or an empty list), `is_null`, and nested filters.
 public struct PayloadFilter: Sendable {
     let filter: Kb_Vector_V1_Filter
+    /// The same filter with its `has_id` lists as sets of id bytes: a long list (the indexer's
+    /// resynchronisation sends every entity's id) costs one lookup per point, not a scan.
+    let compiled: Compiled
 
     /// Checks `filter`; an empty condition or a bad range is `INVALID_ARGUMENT` naming it.
     public init(_ filter: Kb_Vector_V1_Filter, field: String = "filter") throws {
         try Self.check(filter, field: field, depth: 0)
         self.filter = filter
+        compiled = Compiled(filter)
+    }
+
+    /// A filter whose `has_id` conditions are sets (ids compared as bytes, as `sameBytes` does).
+    final class Compiled: Sendable {
+        enum Condition: Sendable {
+            case plain(Kb_Vector_V1_Condition)
+            case ids(Set<[UInt8]>)
+            case nested(Compiled)
+        }
+        let must: [Condition], should: [Condition], mustNot: [Condition]
+
+        init(_ filter: Kb_Vector_V1_Filter) {
+            func compile(_ condition: Kb_Vector_V1_Condition) -> Condition {
+                switch condition.kind {
+                case .hasID_p(let ids): .ids(Set(ids.values.map { Array($0.utf8) }))
+                case .filter(let nested): .nested(Compiled(nested))
+                default: .plain(condition)
+                }
+            }
+            must = filter.must.map(compile)
+            should = filter.should.map(compile)
+            mustNot = filter.mustNot.map(compile)
+        }
+
+        func matches(id: String, payload: Payload) -> Bool {
+            func holds(_ condition: Condition) -> Bool {
+                switch condition {
+                case .plain(let plain): PayloadFilter.holds(plain, id: id, payload: payload)
+                case .ids(let ids): ids.contains(Array(id.utf8))
+                case .nested(let nested): nested.matches(id: id, payload: payload)
+                }
+            }
+            for condition in must where !holds(condition) { return false }
+            for condition in mustNot where holds(condition) { return false }
+            if !should.isEmpty && !should.contains(where: holds) { return false }
+            return true
+        }
     }
 
     static func check(_ filter: Kb_Vector_V1_Filter, field: String, depth: Int) throws {
@@ -55,7 +96,7 @@ public struct PayloadFilter: Sendable {
 
     /// Whether the point with `id` and `payload` passes.
     public func matches(id: String, payload: Payload) -> Bool {
-        Self.matches(filter, id: id, payload: payload)
+        compiled.matches(id: id, payload: payload)
     }
 
     static func matches(_ filter: Kb_Vector_V1_Filter, id: String, payload: Payload) -> Bool {

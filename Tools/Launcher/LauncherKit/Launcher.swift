@@ -79,6 +79,7 @@ public struct Launcher: Sendable {
             return []
         }
         try FileManager.default.createDirectory(at: runDirectory, withIntermediateDirectories: true)
+        let environment = wiredEnvironment(services)
         var started: [(Managed, pid_t)] = []
         for service in services {
             let name = service.descriptor.name
@@ -106,6 +107,19 @@ public struct Launcher: Sendable {
             print(line(name, "ready", describe(service, pid: pid)))
         }
         return started
+    }
+
+    /// The services' environment with each started service's address (`KB_<SERVICE>_ADDR`) set
+    /// where the operator did not set it, so every service knows where its peers are — and the
+    /// inference gateway's indexer (`KB_INFERENCE_INDEXER=auto`) sees graph-store and
+    /// vector-search and turns on.
+    public func wiredEnvironment(_ services: [Managed]) -> [String: String] {
+        var environment = self.environment
+        for service in services {
+            guard let port = service.configuration.port, port > 0, environment[service.descriptor.addressKey] == nil else { continue }
+            environment[service.descriptor.addressKey] = "\(service.probeHost):\(port)"
+        }
+        return environment
     }
 
     /// Stays in the foreground watching `started` until SIGINT or SIGTERM, then stops them all.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KBHTTPClient
 import KBProto
 import KBRPC
 import KBRuntime
@@ -8,9 +9,9 @@ import LauncherKit
 /// `kb vectors …`: the operator's view of vector-search collections.
 struct Vectors: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Vector collections: list, create, describe, delete, snapshot, restore, rebuild.",
+        abstract: "Vector collections: list, create, describe, delete, snapshot, restore, rebuild, rebuild-from-graph.",
         discussion: "A client of vector-search at KB_VECTOR_SEARCH_ADDR (default 127.0.0.1:7102) with KB_AUTH_TOKEN.",
-        subcommands: [VectorsList.self, VectorsCreate.self, VectorsDescribe.self, VectorsDelete.self, VectorsSnapshot.self, VectorsRestore.self, VectorsRebuild.self]
+        subcommands: [VectorsList.self, VectorsCreate.self, VectorsDescribe.self, VectorsDelete.self, VectorsSnapshot.self, VectorsRestore.self, VectorsRebuild.self, VectorsRebuildFromGraph.self]
     )
 }
 
@@ -142,6 +143,63 @@ struct VectorsRebuild: AsyncParsableCommand {
         try await withVectorSearch { client in
             let info = try await client.call(VectorSearchMethods.rebuildIndex, .with { $0.name = name }, options: CallOptions(timeout: .seconds(3600)))
             print(BudgetText.table(collectionHeader, [describe(info)], rightAligned: [1, 3]))
+        }
+    }
+}
+
+/// `kb vectors rebuild-from-graph [--team T]`: asks the inference gateway's indexer to re-embed
+/// the graph into a new collection that replaces `knowledge_384` only when complete, and draws
+/// its progress (the guide's `rebuild-qdrant-from-graph.sh`).
+struct VectorsRebuildFromGraph: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rebuild-from-graph",
+        abstract: "Re-embed every entity of the graph (or of one team) into a new knowledge_384 that replaces the old one when complete.",
+        discussion: "Runs in inference-gateway's indexer (its admin port, KB_INFERENCE_GATEWAY_ADMIN_PORT, default 9103, with KB_AUTH_TOKEN): the gateway owns the embeddings. The live collection keeps answering searches until the swap; changes written meanwhile are indexed after it."
+    )
+    @Option(help: "Only this team's entities are re-embedded; the other teams' points are copied as they are.") var team: String?
+
+    func run() async throws {
+        let source = try ConfigSource.fromProcess()
+        let port = try source.value(of: ServiceConfiguration.Keys.adminPort(.inferenceGateway))
+        let token = try source.value(of: ServiceConfiguration.Keys.authToken)
+        let base = "http://127.0.0.1:\(port)/internal/indexer"
+        let http = HTTPClient()
+        defer { http.shutdown() }
+        func send(_ request: HTTPRequest) async throws -> (status: Int, json: [String: Any]) {
+            let response: HTTPResponse
+            do { response = try await http.execute(request) } catch {
+                CommandLineClient.fail("kb vectors rebuild-from-graph", "the inference gateway's admin port at 127.0.0.1:\(port) is not reachable (\(error)); start it with `kb up`")
+            }
+            let bytes = try await response.body.collect(upTo: 1 << 20)
+            let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] ?? [:]
+            return (response.head.status, object)
+        }
+        let headers: [(name: String, value: String)] = token.map { [("Authorization", "Bearer \($0)")] } ?? []
+        let body = try JSONSerialization.data(withJSONObject: team.map { ["team": $0] } ?? [:])
+        let started = try await send(.postJSON(base + "/rebuild", body: [UInt8](body), headers: headers))
+        guard started.status == 202 else {
+            let message = (started.json["error"] as? [String: Any])?["message"] as? String ?? "HTTP \(started.status)"
+            CommandLineClient.fail("kb vectors rebuild-from-graph", message)
+        }
+        let startedMs = (started.json["rebuild"] as? [String: Any])?["started_ms"] as? Int ?? 0
+        let bar = ProgressBar(label: "re-embedding\(team.map { " team \($0)" } ?? "")")
+        while true {
+            try await Task.sleep(for: .milliseconds(200))
+            let status = try await send(HTTPRequest(url: base, headers: headers))
+            guard let rebuild = status.json["rebuild"] as? [String: Any], rebuild["started_ms"] as? Int == startedMs else { continue }
+            let done = rebuild["done"] as? Int ?? 0, total = rebuild["total"] as? Int ?? 0
+            bar.update(done, of: total)
+            switch rebuild["phase"] as? String {
+            case "done":
+                bar.finish()
+                print("Rebuilt \(status.json["collection"] as? String ?? "knowledge_384") from the graph: \(done) entities re-embedded\(team.map { " (team \($0); other teams copied)" } ?? "").")
+                return
+            case "failed":
+                bar.finish()
+                CommandLineClient.fail("kb vectors rebuild-from-graph", "the rebuild failed, the old collection is unchanged: \(rebuild["error"] as? String ?? "unknown error")")
+            default:
+                continue
+            }
         }
     }
 }

@@ -51,11 +51,20 @@ public struct InferenceConfiguration: ServiceOwnConfiguration {
             "KB_INFERENCE_BUDGET_UNREACHABLE", default: "refuse-paid", from: ["refuse-paid", "allow-paid"],
             meaning: "what paid calls do while budget-service (`KB_BUDGET_SERVICE_ADDR`) does not answer: `refuse-paid` (local providers still answer) or `allow-paid` (costs are recorded once it is back)"
         )
+        public static let indexer = ConfigKey.choice(
+            "KB_INFERENCE_INDEXER", default: "auto", from: ["auto", "on", "off"],
+            meaning: "the graph→vector indexer: `on` follows graph-store's change feed and keeps vector-search's `knowledge_384` equal to the graph; `auto` (what `kb up` relies on) is on when `KB_GRAPH_STORE_ADDR` and `KB_VECTOR_SEARCH_ADDR` are both set (`kb up` sets them for the services it starts), off otherwise"
+        )
+        public static let indexerBatch = ConfigKey.integer(
+            "KB_INFERENCE_INDEXER_BATCH", default: 64, range: 1...1024,
+            meaning: "changes the indexer reads per poll of the feed and entities it embeds per batch (one UpsertPoints each)"
+        )
     }
 
     public static let keys: [ConfigKeyDocumentation] = [
         Keys.providersFile.documentation, Keys.budgetUnreachable.documentation, Keys.cacheMaxEntries.documentation, Keys.cacheTTLSeconds.documentation,
         Keys.semanticCache.documentation, Keys.semanticCacheThreshold.documentation, Keys.semanticCacheMaxEntries.documentation,
+        Keys.indexer.documentation, Keys.indexerBatch.documentation,
     ]
 
     /// The completion cache's file inside the service's data folder.
@@ -73,6 +82,8 @@ public struct InferenceConfiguration: ServiceOwnConfiguration {
     public var semanticCacheMaxEntries: Int
     /// The local embedding engine's settings (`KB_EMBEDDING_MODEL_DIR`, `KB_EMBEDDING_THREADS`).
     public var embeddings: EmbeddingConfiguration
+    /// The indexer's peers and batch size; nil when it is off.
+    public var indexer: KnowledgeIndexer.Configuration?
 
     public init(source: ConfigSource, shared: ServiceConfiguration) throws {
         providers = try source.value(of: Keys.providersFile)
@@ -85,6 +96,17 @@ public struct InferenceConfiguration: ServiceOwnConfiguration {
         embeddings = try EmbeddingConfiguration(source: source)
         budgetClient = try source.clientConfiguration(for: .budgetService)
         budgetClient.failFast = true
+        let graphSet = try source.value(of: ServiceConfiguration.Keys.address(.graphStore)) != nil
+        let vectorsSet = try source.value(of: ServiceConfiguration.Keys.address(.vectorSearch)) != nil
+        switch try source.value(of: Keys.indexer) {
+        case "on", "auto" where graphSet && vectorsSet:
+            indexer = KnowledgeIndexer.Configuration(
+                graph: try source.clientConfiguration(for: .graphStore), vectors: try source.clientConfiguration(for: .vectorSearch),
+                batchSize: try source.value(of: Keys.indexerBatch)
+            )
+        default:
+            indexer = nil
+        }
     }
 }
 
@@ -106,6 +128,8 @@ public final class InferenceGatewayService: Service, Sendable {
     let semanticCache: SemanticCache?
     /// The local 384-dimensional embedding engine, or why it could not be loaded.
     let embedder: Result<TextEmbedder, Error>
+    /// The graph→vector indexer, when on (`KB_INFERENCE_INDEXER`).
+    public let indexer: KnowledgeIndexer?
     let logger: Logger
     let metrics = RequestMetrics()
 
@@ -124,7 +148,7 @@ public final class InferenceGatewayService: Service, Sendable {
         semanticCache = configuration.semanticCacheThreshold.map { threshold in
             SemanticCache(database: cache?.database, threshold: Float(threshold), capacity: configuration.semanticCacheMaxEntries, ttl: configuration.cacheTTL, logger: logger)
         }
-        router = InferenceRouter(
+        let router = InferenceRouter(
             file: configuration.providers, environment: environment, http: http, budget: budget, cache: cache,
             semantic: semanticCache.map { semantic in
                 (semantic, { text in
@@ -136,8 +160,12 @@ public final class InferenceGatewayService: Service, Sendable {
                 })
             }
         )
+        self.router = router
         if case .failure(let error) = embedder {
             logger.error("the local embedding model cannot be loaded; Embed answers FAILED_PRECONDITION until it is installed", metadata: ["error": "\(error)"])
+        }
+        indexer = configuration.indexer.map { indexing in
+            KnowledgeIndexer(configuration: indexing, engine: embedder, provider: Self.providerModel(router), dataDirectory: dataDirectory, logger: logger)
         }
         self.logger = logger
         let configured = router.routes.values.filter(\.configured).map(\.name).sorted()
@@ -146,6 +174,17 @@ public final class InferenceGatewayService: Service, Sendable {
             "not_configured": "\(router.routes.values.filter { !$0.configured }.map(\.name).sorted().joined(separator: ","))",
             "strategy": "\(configuration.providers.activeStrategy)",
         ])
+    }
+
+    /// `knowledge_1536` with OpenAI's `text-embedding-3-small` when a configured provider serves
+    /// it (`OPENAI_API_KEY` set), else nil. Through the router (breakers, budget, costs), not the
+    /// embedding cache (entities would crowd out what it is for).
+    static func providerModel(_ router: InferenceRouter) -> ProviderModel? {
+        let model = "text-embedding-3-small"
+        guard router.embeddingPlan(model: model, localOnly: false).contains(where: { $0.route.configured }) else { return nil }
+        return ProviderModel(collection: "knowledge_1536", dimension: 1536, model: model) { texts in
+            try await router.embed(texts, model: model, dimensions: nil, project: "indexer", deadline: .now + .seconds(120)).result.vectors
+        }
     }
 
     /// Publishes the breaker gauges every second; closes the HTTP client at shutdown.
@@ -447,6 +486,7 @@ public final class InferenceGatewayService: Service, Sendable {
     // MARK: Health and admin routes
 
     public func registerHealth(on health: HealthRegistry) {
+        indexer?.registerHealth(on: health)
         let embedder = self.embedder
         health.register("embeddings") {
             switch embedder {
@@ -501,6 +541,7 @@ public final class InferenceGatewayService: Service, Sendable {
         router.post("/internal/circuit-breakers/:provider/reset", use: reset)
         router.post("/internal/circuit-breaker/reset/:provider", use: reset)
         OpenAICompatibleFront.add(to: router, gateway: self, authToken: token)
+        KnowledgeIndexer.addAdminRoutes(indexer, to: router, authToken: token)
     }
 
     func breakersJSON() -> Response {
@@ -522,7 +563,7 @@ public final class InferenceGatewayService: Service, Sendable {
 }
 
 extension InferenceGatewayService: RPCService {
-    public var lifecycleServices: [any Service] { [self] }
+    public var lifecycleServices: [any Service] { [self] + (indexer.map { [$0] } ?? []) }
 }
 
 extension Duration {

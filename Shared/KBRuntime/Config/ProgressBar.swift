@@ -1,7 +1,7 @@
 import Foundation
 
 /// A one-line progress bar on standard error, drawn only when standard error is a terminal
-/// (scripts and logs get the summary line alone).
+/// (scripts and logs get the summary line alone). Shared by `ukb` and `kb`.
 public final class ProgressBar: @unchecked Sendable {
     private let label: String
     private let enabled: Bool
