@@ -468,7 +468,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VectorServiceTests",
-            dependencies: ["VectorIndex", "KBProto", "KBRPC", "KBTestSupport"],
+            dependencies: ["VectorIndex", "VectorSearchKit", "KBProto", "KBRPC", "KBTestSupport"],
             path: "Tests/VectorServiceTests"
         ),
         .testTarget(

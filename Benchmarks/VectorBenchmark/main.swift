@@ -2,6 +2,7 @@
 // 384-dim sentence embeddings (WordNet glosses, all-MiniLM-L6-v2).
 //
 //   swift build -c release && .build/release/vector-benchmark [--data DIR] [--m 16] [--ef-construction 100] [--queries 1000] [--no-references]
+//   .build/release/vector-benchmark --rpc-service 127.0.0.1:PORT [--base N] [--queries N] [--ef 64]   (qdrant_bench.py's RPC row)
 //
 // Prints build time (1 and 2 threads), memory, and for a sweep of ef: QPS with 1 and 2 threads and
 // recall@10 against the file's exact ground truth, then brute-force exact search as the floor.
@@ -31,6 +32,10 @@ func residentBytes() -> Int {
 let (dimension, base) = try VectorFiles.readFvecs(dataDirectory.appendingPathComponent("base.fvecs"))
 let queries = Array(try VectorFiles.readFvecs(dataDirectory.appendingPathComponent("queries.fvecs")).vectors.prefix(queryLimit))
 let truth = try VectorFiles.readIvecs(dataDirectory.appendingPathComponent("groundtruth.ivecs"))
+if let address = arguments.string("--rpc-service") {
+    try await runAgainstRunningService(address, arguments: arguments, dimension: dimension, base: base, queries: queries, truth: truth)
+    exit(0)
+}
 do {
     // The kernel alone: dot products over the base vectors.
     let flat = base.flatMap { $0 }
@@ -140,7 +145,6 @@ if runReferences {
 // MARK: Through the service, over loopback RPC
 
 
-struct ServiceFigures { var upsertRate: Double; var rows: [(ef: Int, recall: Double, qps: Double, p50: Double, p99: Double)] }
 func measureService() async throws -> ServiceFigures {
     let work = FileManager.default.temporaryDirectory.appendingPathComponent("vector-benchmark-\(getpid())")
     defer { try? FileManager.default.removeItem(at: work) }
@@ -149,42 +153,14 @@ func measureService() async throws -> ServiceFigures {
         "KB_DATA_DIR": work.path, "KB_VECTOR_SEARCH_PORT": "\(port)", "KB_VECTOR_SEARCH_ADMIN_PORT": "\(freePort())", "KB_VECTOR_QDRANT_PORT": "0", "KB_LOG_LEVEL": "warning",
     ])
     defer { service.terminate(); service.waitUntilExit() }
-    var configuration = RPCClient.Configuration(host: "127.0.0.1", port: port)
-    configuration.connections = 1
-    configuration.defaultTimeout = .seconds(600)
-    let client = RPCClient(configuration: configuration)
+    let client = benchmarkClient(host: "127.0.0.1", port: port)
     defer { Task { await client.close() } }
     try await waitUntilReady("vector-search", within: .seconds(60)) {
         (try? await client.call(HealthMethods.check, .init(), options: CallOptions(timeout: .seconds(1)))) != nil
     }
-    _ = try await client.call(VectorSearchMethods.createCollection, .with {
-        $0.config.name = "bench"; $0.config.dimension = Int32(dimension); $0.config.distance = .cosine
-        $0.config.hnsw.m = Int32(m); $0.config.hnsw.efConstruct = Int32(efConstruction)
-    })
-    let start = ContinuousClock.now
-    for first in stride(from: 0, to: base.count, by: 1000) {
-        _ = try await client.call(VectorSearchMethods.upsertPoints, .with {
-            $0.collection = "bench"
-            $0.points = (first..<min(first + 1000, base.count)).map { index in .with { $0.id = String(index); $0.vector = base[index] } }
-        })
+    return try await measureOverRPC(client, collection: "bench", dimension: dimension, m: m, efConstruction: efConstruction, base: base[...], queries: queries, efs: [16, 32, 64, 128]) { answers in
+        recall(answers.map { $0.map { Neighbor(distance: 0, id: $0) } })
     }
-    let upsertRate = Double(base.count) / seconds(ContinuousClock.now - start)
-    var rows: [(Int, Double, Double, Double, Double)] = []
-    for ef in [16, 32, 64, 128] {
-        var timings: [Double] = []
-        var results: [[Neighbor]] = []
-        let begin = ContinuousClock.now
-        for query in queries {
-            let t0 = ContinuousClock.now
-            let response = try await client.call(VectorSearchMethods.search, .with { $0.collection = "bench"; $0.vector = query; $0.limit = 10; $0.ef = Int32(ef) })
-            timings.append(seconds(ContinuousClock.now - t0))
-            results.append(response.results.map { Neighbor(distance: 0, id: UInt32($0.point.id)!) })
-        }
-        let total = seconds(ContinuousClock.now - begin)
-        timings.sort()
-        rows.append((ef, recall(results), Double(queries.count) / total, percentile(timings, 0.5), percentile(timings, 0.99)))
-    }
-    return ServiceFigures(upsertRate: upsertRate, rows: rows)
 }
 print("through the service: upserting \(base.count) points over RPC, then searching with one client…")
 let serviceFigures = try await measureService()
@@ -235,5 +211,5 @@ print(summary)
 print("\nThrough vector-search over loopback RPC, one client (upserts: \(String(format: "%.0f", serviceFigures.upsertRate)) points/s, 1000 per call, durable):")
 print("| ef | recall@10 | QPS | p50 | p99 |\n|---|---|---|---|---|")
 for row in serviceFigures.rows {
-    print(String(format: "| %d | %.4f | %.0f | %.3f ms | %.3f ms |", row.ef, row.recall, row.qps, row.p50 * 1000, row.p99 * 1000))
+    print(String(format: "| %d | %.4f | %.0f | %.3f ms | %.3f ms |", row.ef, row.recall ?? 0, row.qps, row.p50 * 1000, row.p99 * 1000))
 }

@@ -79,6 +79,36 @@ public final class VectorCollection: @unchecked Sendable {
 
     /// Inserts or replaces a point: the old node is tombstoned, a new one added to the graph.
     func apply(upsert point: Kb_Vector_V1_Point) {
+        insert(point)
+        quantizeWhenDue()
+    }
+
+    /// Inserts or replaces points whose ids are all different. The graph insertions (nearly all
+    /// of an upsert's time) run on up to `insertThreads` threads at once: the index takes
+    /// concurrent inserts (striped node locks), and the id and payload maps are changed under
+    /// `lock`. Returns when every point is in.
+    func apply(upserts points: [Kb_Vector_V1_Point]) {
+        let threads = min(Self.insertThreads, points.count / Self.pointsPerInsertThread)
+        guard threads > 1, indexState != .unavailable else {
+            for point in points { apply(upsert: point) }
+            return
+        }
+        DispatchQueue.concurrentPerform(iterations: threads) { thread in
+            var item = thread
+            while item < points.count {
+                insert(points[item])
+                item += threads
+            }
+        }
+        quantizeWhenDue()
+    }
+
+    /// Threads that insert one batch into the graph: one per core, at most 8.
+    static let insertThreads = min(8, ProcessInfo.processInfo.activeProcessorCount)
+    /// A batch gets a second thread from this many points on (below, one thread is as quick).
+    static let pointsPerInsertThread = 16
+
+    private func insert(_ point: Kb_Vector_V1_Point) {
         if let old = lock.withLock({ detach(point.id) }) { index.remove(old) }
         guard indexState != .unavailable else {
             // No graph to add to: the point gets a keyword-only placeholder node (see attach).
@@ -87,7 +117,11 @@ public final class VectorCollection: @unchecked Sendable {
         }
         let node = point.vector.withUnsafeBufferPointer { index.add($0) }
         lock.withLock { attach(node, point: point) }
-        // int8 quantization learns its ranges once the collection has enough points.
+    }
+
+    /// int8 quantization learns its ranges once the collection has enough points.
+    private func quantizeWhenDue() {
+        guard indexState != .unavailable else { return }
         if config.int8Quantization && !index.isQuantized && index.count >= Self.quantizationTrainingPoints { index.quantize() }
     }
 

@@ -14,6 +14,10 @@ public indirect enum QdrantJSON: Sendable, Equatable {
     case uint(UInt64)
     /// A number with a fraction or an exponent.
     case double(Double)
+    /// A number with a fraction or an exponent as read, when no quick exact `Double` exists
+    /// (e.g. `0.10000000149011612`: 17 digits). Vector components become `Float`s from it
+    /// without strtod's multi-precision path (see `float`); `number` gives the exact `Double`.
+    case decimal(QdrantDecimal)
     /// A vector component on its way out, written in `Float`'s shortest form (`0.1`, not
     /// `0.10000000149011612`).
     case float(Float)
@@ -31,14 +35,22 @@ public indirect enum QdrantJSON: Sendable, Equatable {
     }
 
     /// The value as a number (integers included).
-    var number: Double? {
+    public var number: Double? {
         switch self {
         case .int(let value): Double(value)
         case .uint(let value): Double(value)
         case .double(let value): value
+        case .decimal(let value): value.double
         case .float(let value): Double(value)
         default: nil
         }
+    }
+
+    /// The value as a `Float` (integers included): `Float(number)`, the same value, read
+    /// quicker for `.decimal`.
+    public var float: Float? {
+        if case .decimal(let value) = self { return value.float }
+        return number.map { Float($0) }
     }
 
     /// The JSON type's name, for error messages.
@@ -47,7 +59,7 @@ public indirect enum QdrantJSON: Sendable, Equatable {
         case .null: "null"
         case .bool: "a boolean"
         case .int, .uint: "an integer"
-        case .double, .float: "a number"
+        case .double, .decimal, .float: "a number"
         case .string: "a string"
         case .array: "a list"
         case .object: "an object"
@@ -70,6 +82,7 @@ public indirect enum QdrantJSON: Sendable, Equatable {
         case .int(let value): out += String(value)
         case .uint(let value): out += String(value)
         case .double(let value): out += value.isFinite ? "\(value)" : "null"
+        case .decimal(let value): out += "\(value.double)"
         case .float(let value): out += value.isFinite ? "\(value)" : "null"
         case .string(let value): Self.writeString(value, to: &out)
         case .array(let values):
@@ -221,6 +234,16 @@ public indirect enum QdrantJSON: Sendable, Equatable {
                 if position < bytes.count, bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-") { position += 1 }
                 guard digits() > 0 else { throw error("expected digits in the exponent") }
             }
+            if isFloat, let decimal = QdrantDecimal(bytes[start..<position]) {
+                if let exact = decimal.quickExactDouble { return .double(exact) }
+                // At most 19 digits: only an exponent past 289 can leave Double's range.
+                guard decimal.exponent <= 289 || decimal.double.isFinite else {
+                    let text = String(decoding: bytes[start..<position], as: UTF8.self)
+                    position = start
+                    throw error("'\(text)' is out of range")
+                }
+                return .decimal(decimal)
+            }
             let text = String(decoding: bytes[start..<position], as: UTF8.self)
             if !isFloat {
                 if let value = Int64(text) { return .int(value) }
@@ -286,5 +309,96 @@ public indirect enum QdrantJSON: Sendable, Equatable {
             position += 4
             return code
         }
+    }
+}
+
+/// A JSON number with a fraction or an exponent, as `mantissa × 10^exponent` (at most 19
+/// significant digits, so the mantissa is exact in `UInt64`).
+public struct QdrantDecimal: Sendable, Equatable {
+    /// The significant digits.
+    public var mantissa: UInt64
+    /// The power of ten.
+    public var exponent: Int
+    /// Whether a `-` came first.
+    public var negative: Bool
+
+    /// Reads a number already checked against JSON's grammar; nil when it has more than 19
+    /// significant digits or an exponent beyond ±9999 (strtod reads those).
+    init?(_ text: ArraySlice<UInt8>) {
+        var mantissa: UInt64 = 0
+        var digits = 0
+        var exponent = 0
+        var index = text.startIndex
+        negative = text[index] == UInt8(ascii: "-")
+        if negative { index += 1 }
+        var afterPoint = false
+        while index < text.endIndex {
+            let byte = text[index]
+            if byte == UInt8(ascii: ".") {
+                afterPoint = true
+            } else if byte >= 0x30 && byte <= 0x39 {
+                if mantissa != 0 || byte != 0x30 {
+                    guard digits < 19 else { return nil }
+                    mantissa = mantissa * 10 + UInt64(byte - 0x30)
+                    digits += 1
+                }
+                if afterPoint { exponent -= 1 }
+            } else {
+                break
+            }
+            index += 1
+        }
+        if index < text.endIndex {
+            // [eE][+-]?digits
+            index += 1
+            var sign = 1
+            if text[index] == UInt8(ascii: "-") { sign = -1; index += 1 } else if text[index] == UInt8(ascii: "+") { index += 1 }
+            var power = 0
+            while index < text.endIndex {
+                power = power * 10 + Int(text[index] - 0x30)
+                guard power <= 9999 else { return nil }
+                index += 1
+            }
+            exponent += sign * power
+        }
+        self.mantissa = mantissa
+        self.exponent = exponent
+    }
+
+    /// Powers of ten that are exact doubles.
+    private static let powers: [Double] = (0...22).map { (0..<$0).reduce(1.0) { value, _ in value * 10 } }
+
+    /// The exact double when the mantissa and the power of ten are both exact doubles (one
+    /// correctly rounded multiplication or division: Clinger's fast path); nil otherwise.
+    var quickExactDouble: Double? {
+        guard mantissa <= 1 << 53, (-22...22).contains(exponent) else { return nil }
+        let value = exponent >= 0 ? Double(mantissa) * Self.powers[exponent] : Double(mantissa) / Self.powers[-exponent]
+        return negative ? -value : value
+    }
+
+    /// The correctly rounded double (strtod).
+    public var double: Double {
+        Double("\(negative ? "-" : "")\(mantissa)e\(exponent)") ?? .nan
+    }
+
+    /// `Float(double)`, found without strtod when possible: a double within 2 ulps of the value
+    /// (two roundings), which gives the same `Float` unless it lies within 8 ulps of a point
+    /// halfway between two floats (then, or for huge, tiny and subnormal values, strtod decides).
+    public var float: Float {
+        guard mantissa != 0 else { return negative ? -0.0 : 0.0 }
+        if (-44...44).contains(exponent) {
+            var approximate = Double(mantissa)
+            var power = exponent
+            while power > 0 { let step = min(power, 22); approximate *= Self.powers[step]; power -= step }
+            while power < 0 { let step = min(-power, 22); approximate /= Self.powers[step]; power += step }
+            let candidate = Float(approximate)
+            if candidate.isNormal, candidate.nextUp.isFinite, candidate.nextDown.isNormal {
+                let tolerance = 8 * approximate.ulp
+                let below = (Double(candidate) + Double(candidate.nextDown)) / 2
+                let above = (Double(candidate) + Double(candidate.nextUp)) / 2
+                if approximate - below > tolerance, above - approximate > tolerance { return negative ? -candidate : candidate }
+            }
+        }
+        return Float(double)
     }
 }

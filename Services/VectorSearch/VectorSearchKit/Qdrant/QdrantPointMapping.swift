@@ -82,8 +82,7 @@ enum QdrantPointMapping {
             var vector: [Float] = []
             vector.reserveCapacity(items.count)
             for (index, item) in items.enumerated() {
-                guard let number = item.number else { throw QdrantError.invalid("\(field)[\(index)]", "must be a number (found \(item.typeName))") }
-                let float = Float(number)
+                guard let float = item.float else { throw QdrantError.invalid("\(field)[\(index)]", "must be a number (found \(item.typeName))") }
                 guard float.isFinite else { throw QdrantError.invalid("\(field)[\(index)]", "must be a finite number") }
                 vector.append(float)
             }
@@ -128,6 +127,7 @@ enum QdrantPointMapping {
         case .string(let string): if text { out.text = string } else { out.keyword = string }
         case .int(let integer): out.integer = integer
         case .double(let number): out.float = number
+        case .decimal(let number): out.float = number.double
         case .bool(let flag): out.boolean = flag
         case .array(let items) where items.allSatisfy({ if case .string = $0 { true } else { false } }) && !items.isEmpty:
             var values: [String] = []
