@@ -4,10 +4,10 @@ import KBRPC
 import KBTestSupport
 import Testing
 
-/// One large upsert is inserted into the graph on several threads at once: every point must
+/// One large upsert (the Qdrant port's batches are large): every point must
 /// still end up under its own id, with its own payload, findable by its own vector, and points
 /// replaced within the batch must leave no trace of their old version.
-@Suite("vector-search: large batches inserted on several threads", .serialized)
+@Suite("vector-search: large batches", .serialized)
 struct VectorBatchInsertTests {
     static func cosine(_ a: [Float], _ b: [Float]) -> Float {
         guard a.count == b.count, !a.isEmpty else { return 0 }

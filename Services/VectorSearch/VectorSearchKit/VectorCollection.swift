@@ -83,31 +83,6 @@ public final class VectorCollection: @unchecked Sendable {
         quantizeWhenDue()
     }
 
-    /// Inserts or replaces points whose ids are all different. The graph insertions (nearly all
-    /// of an upsert's time) run on up to `insertThreads` threads at once: the index takes
-    /// concurrent inserts (striped node locks), and the id and payload maps are changed under
-    /// `lock`. Returns when every point is in.
-    func apply(upserts points: [Kb_Vector_V1_Point]) {
-        let threads = min(Self.insertThreads, points.count / Self.pointsPerInsertThread)
-        guard threads > 1, indexState != .unavailable else {
-            for point in points { apply(upsert: point) }
-            return
-        }
-        DispatchQueue.concurrentPerform(iterations: threads) { thread in
-            var item = thread
-            while item < points.count {
-                insert(points[item])
-                item += threads
-            }
-        }
-        quantizeWhenDue()
-    }
-
-    /// Threads that insert one batch into the graph: one per core, at most 8.
-    static let insertThreads = min(8, ProcessInfo.processInfo.activeProcessorCount)
-    /// A batch gets a second thread from this many points on (below, one thread is as quick).
-    static let pointsPerInsertThread = 16
-
     private func insert(_ point: Kb_Vector_V1_Point) {
         if let old = lock.withLock({ detach(point.id) }) { index.remove(old) }
         guard indexState != .unavailable else {

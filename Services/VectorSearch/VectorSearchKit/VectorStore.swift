@@ -198,7 +198,7 @@ public final class VectorStore: @unchecked Sendable {
             batch.put(Self.key("s", name), Self.seqBytes(seq))
             lock.withLock { sequences[name] = seq }
         }) { [self] in
-            collection.apply(upserts: points)
+            for point in points { collection.apply(upsert: point) }
             afterApply(name, entries: points.count)
         }
         return points.count
