@@ -99,14 +99,45 @@ struct Teams: AsyncParsableCommand {
 }
 
 struct Search: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Find entities whose names or observations hold every word of TEXT.")
+    static let configuration = CommandConfiguration(
+        abstract: "Find entities by meaning and words (hybrid: vector 0.7 + BM25 0.3), by meaning alone (--semantic), or by words alone (--keyword).",
+        discussion: """
+            Hybrid and semantic search need the inference gateway (the query's embedding) and \
+            vector-search (the knowledge_384 collection its indexer writes); when either does not \
+            answer, ukb says it is degraded (on stderr) and searches by words.
+            """
+    )
     @OptionGroup var common: Common
-    @Argument(help: "Words to find (each matches words starting with it, any case).") var text: String
+    @Argument(help: "What to find.") var text: String
     @Option(name: .customLong("type"), help: "Only entities of this type (repeatable).") var types: [String] = []
     @Option(help: "At most this many results.") var limit = 20
+    @Flag(help: "By meaning alone (vector similarity).") var semantic = false
+    @Flag(help: "By words alone: every word of TEXT, prefixes, any case (the graph store's search).") var keyword = false
+
+    func validate() throws {
+        guard !(semantic && keyword) else { throw ValidationError("--semantic and --keyword exclude each other") }
+        guard (1...1000).contains(limit) else { throw ValidationError("--limit must be 1 to 1000") }
+    }
 
     func run() async throws {
+        let mode: SearchMode = keyword ? .keyword : (semantic ? .semantic : .hybrid)
         try await execute { client in
+            if mode != .keyword {
+                do {
+                    let meaning = try MeaningSearch.fromEnvironment()
+                    let hits: [MeaningSearch.Hit]
+                    do {
+                        hits = try await meaning.search(text, team: common.resolvedTeam, types: types, limit: limit, mode: mode)
+                        await meaning.close()
+                    } catch {
+                        await meaning.close()
+                        throw error
+                    }
+                    return try await printHits(hits, client: client, json: common.json, team: common.resolvedTeam)
+                } catch {
+                    degraded(error)
+                }
+            }
             let response = try await client.call(GraphStoreMethods.queryEntities, .with {
                 $0.teams = [common.resolvedTeam]
                 $0.text = text
@@ -117,6 +148,56 @@ struct Search: AsyncParsableCommand {
             print(GraphText.entityList(response.entities, scores: response.scores))
         }
     }
+}
+
+struct Similar: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The entities nearest in meaning to NAME (its indexed vector), in its team.")
+    @OptionGroup var common: Common
+    @Argument(help: "The entity's name.") var name: String
+    @Option(name: .customLong("type"), help: "Only entities of this type (repeatable).") var types: [String] = []
+    @Option(help: "At most this many results.") var limit = 10
+
+    func run() async throws {
+        try await execute { client in
+            let meaning: MeaningSearch
+            do { meaning = try MeaningSearch.fromEnvironment() } catch { fail("\(error)") }
+            do {
+                let hits = try await meaning.similar(to: name, team: common.resolvedTeam, types: types, limit: max(1, min(limit, 1000)))
+                await meaning.close()
+                try await printHits(hits, client: client, json: common.json, team: common.resolvedTeam)
+            } catch let error as RPCError where error.code == .notFound {
+                await meaning.close()
+                fail(error.message)
+            } catch {
+                await meaning.close()
+                fail("search by meaning is unavailable (\(MeaningSearch.describe(error))): `ukb similar` needs the inference gateway's indexer and vector-search")
+            }
+        }
+    }
+}
+
+/// Says on stderr that search by meaning could not run and words are searched instead.
+func degraded(_ error: any Error) {
+    FileHandle.standardError.write(Data("ukb: degraded: search by meaning is unavailable (\(MeaningSearch.describe(error))); searching by words instead\n".utf8))
+}
+
+/// Hits printed as `ukb search` prints entities (score, name, type, first observation), read
+/// from the graph store; names deleted since they were indexed are left out.
+func printHits(_ hits: [MeaningSearch.Hit], client: RPCClient, json: Bool, team: String) async throws {
+    var entities: [Kb_Graph_V1_Entity] = []
+    var scores: [Double] = []
+    for hit in hits {
+        guard let entity = try? await client.call(GraphStoreMethods.getEntity, .with { $0.team = team; $0.name = hit.name }).entity else { continue }
+        entities.append(entity)
+        scores.append(Double(hit.score))
+    }
+    if json {
+        var response = Kb_Graph_V1_QueryEntitiesResponse()
+        response.entities = entities
+        response.scores = scores
+        return try printJSON(response)
+    }
+    print(GraphText.entityList(entities, scores: scores))
 }
 
 struct Show: AsyncParsableCommand {

@@ -16,7 +16,7 @@ struct UKB: AsyncParsableCommand {
         abstract: "Capture, find and move team knowledge in the graph store.",
         discussion: "The store is found at KB_GRAPH_STORE_ADDR (default 127.0.0.1:7101) with KB_AUTH_TOKEN; --team defaults to KB_TEAM, then \"default\".",
         subcommands: [
-            Status.self, Query.self, Teams.self, Search.self, Show.self, Neighbors.self, Path.self,
+            Status.self, Query.self, Teams.self, Search.self, Similar.self, Show.self, Neighbors.self, Path.self,
             AddEntity.self, AddRelation.self, Delete.self,
             Changes.self, Export.self, Import.self, Backup.self, Verify.self, Restore.self,
         ]

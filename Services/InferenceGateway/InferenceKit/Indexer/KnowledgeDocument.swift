@@ -59,13 +59,11 @@ public struct KnowledgeDocument: Sendable, Equatable {
     }
 
     /// The longest point id vector-search takes, in bytes.
-    static let maximumIDBytes = 256
+    static let maximumIDBytes = KnowledgePointID.maximumBytes
 
-    /// `team:name`; a key over 256 bytes (names of 200 letters outside ASCII) is
-    /// `sha256:<hex of team:name>` instead, still one point per entity.
+    /// `team:name`, or its SHA-256 when too long (`KnowledgePointID`, shared with `ukb similar`).
     public static func pointID(team: String, name: String) -> String {
-        let key = "\(team):\(name)"
-        return key.utf8.count <= maximumIDBytes ? key : "sha256:" + SHA256.hex(Array(key.utf8))
+        KnowledgePointID.make(team: team, name: name)
     }
 
     /// The point's payload: `team`, `entityType`, `name`, `source` (keywords), `significance`
