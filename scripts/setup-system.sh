@@ -32,30 +32,19 @@ if [ "${1:-}" = "--test" ]; then
     jq                    # the guide's Qdrant runbooks pipe curl into jq
     bc                    # and compare latencies with bc
   )
-  # Selenium from PyPI for the python3 on PATH (the tests run `python3`).
-  if ! python3 -c "import selenium" 2>/dev/null; then
-    echo "Installing Python's selenium"
-    python3 -m pip install -q selenium 2>&1 | grep -v "Running pip as the 'root' user" || true
-    python3 -c "import selenium" || { echo "could not install selenium for $(command -v python3)" >&2; exit 1; }
-  fi
-  # OpenAI's Python package: the inference gateway's OpenAI-compatible front is tested with it.
-  if ! python3 -c "import openai" 2>/dev/null; then
-    echo "Installing Python's openai"
-    python3 -m pip install -q openai 2>&1 | grep -v "Running pip as the 'root' user" || true
-    python3 -c "import openai" || { echo "could not install openai for $(command -v python3)" >&2; exit 1; }
-  fi
-  # Hypercorn: a TLS server offering HTTP/2, for the HTTP client's HTTP/2 test.
-  if ! python3 -c "import hypercorn" 2>/dev/null; then
-    echo "Installing Python's hypercorn"
-    python3 -m pip install -q hypercorn 2>&1 | grep -v "Running pip as the 'root' user" || true
-    python3 -c "import hypercorn" || { echo "could not install hypercorn for $(command -v python3)" >&2; exit 1; }
-  fi
-  # Qdrant's Python client: vector-search's Qdrant-compatible port is tested with it (REST mode).
-  if ! python3 -c "import qdrant_client" 2>/dev/null; then
-    echo "Installing Python's qdrant-client"
-    python3 -m pip install -q qdrant-client 2>&1 | grep -v "Running pip as the 'root' user" || true
-    python3 -c "import qdrant_client" || { echo "could not install qdrant-client for $(command -v python3)" >&2; exit 1; }
-  fi
+  # Python packages the tests drive, for the python3 on PATH (the tests run `python3`), as
+  # module:package — selenium (VKB's browser tests), openai (the gateway's OpenAI-compatible
+  # front), hypercorn (a TLS server offering HTTP/2, for the HTTP client's test), qdrant-client
+  # (vector-search's Qdrant-compatible port, REST mode).
+  for spec in selenium:selenium openai:openai hypercorn:hypercorn qdrant_client:qdrant-client; do
+    module=${spec%%:*}
+    package=${spec#*:}
+    if ! python3 -c "import $module" 2>/dev/null; then
+      echo "Installing Python's $package"
+      python3 -m pip install -q "$package" 2>&1 | grep -v "Running pip as the 'root' user" || true
+      python3 -c "import $module" || { echo "could not install $package for $(command -v python3)" >&2; exit 1; }
+    fi
+  done
 fi
 
 install_embedding_model() {
