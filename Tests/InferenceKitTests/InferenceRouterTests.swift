@@ -272,6 +272,25 @@ struct InferenceRouterTests {
 
     // MARK: Embeddings from providers
 
+    @Test("embeddings keep the request's deadline: a provider that hangs is given up at it, later providers are not tried, and its breaker does not count it")
+    func embeddingsDeadline() async throws {
+        try await withRouter(embeddingModels: ["text-embedding-3-small"]) { router, mocks in
+            mocks.servers["a"]!.answer("/v1/embeddings", with: .stream([], ending: .hang))
+            mocks.servers["b"]!.answer("/v1/embeddings", with: Self.unavailable)
+            let started = ContinuousClock.now
+            do {
+                _ = try await router.embed(["first"], model: "text-embedding-3-small", dimensions: nil, deadline: .now + .milliseconds(600))
+                Issue.record("answered past the deadline")
+            } catch let failure as RoutingFailure {
+                #expect(failure.message.contains("deadline"), "\(failure)")
+            }
+            let elapsed = ContinuousClock.now - started
+            #expect(elapsed >= .milliseconds(500) && elapsed < .seconds(5), "\(elapsed)")
+            #expect(mocks.requests("b") == 0)
+            #expect(router.routes["a"]!.breaker.snapshot.failures == 0)
+        }
+    }
+
     @Test("provider embeddings: OpenAI's wire format, in the texts' order; a failing provider falls back to the next serving the model; an unknown model is refused")
     func providerEmbeddings() async throws {
         try await withRouter(embeddingModels: ["text-embedding-3-small"]) { router, mocks in

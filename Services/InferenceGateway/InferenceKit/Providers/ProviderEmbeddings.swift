@@ -86,11 +86,13 @@ extension ProviderClient {
 
     /// Embeds `texts` with `model`, in batches (`embeddingBatchTexts`, `embeddingBatchTokens`)
     /// sent one after the other; the vectors come back in the texts' order, the tokens summed.
-    public func embed(_ texts: [String], model: String, dimensions: Int?) async throws -> EmbeddingResult {
+    /// Past `deadline` the batch in flight is aborted and `DeadlineExceeded` thrown (libcurl's
+    /// own time limit, as for completions).
+    public func embed(_ texts: [String], model: String, dimensions: Int?, deadline: ContinuousClock.Instant? = nil) async throws -> EmbeddingResult {
         var merged = EmbeddingResult(vectors: [], inputTokens: 0, model: "")
         merged.vectors.reserveCapacity(texts.count)
         for batch in Self.embeddingBatches(texts) {
-            let part = try await embedBatch(Array(texts[batch]), model: model, dimensions: dimensions)
+            let part = try await embedBatch(Array(texts[batch]), model: model, dimensions: dimensions, deadline: deadline)
             if let width = merged.vectors.first?.count, part.vectors.first?.count != width {
                 throw ProviderFailure(.transient, "malformed answer: the batches' vectors have different lengths")
             }
@@ -128,9 +130,11 @@ extension ProviderClient {
         return batches
     }
 
-    private func embedBatch(_ texts: [String], model: String, dimensions: Int?) async throws -> EmbeddingResult {
+    private func embedBatch(_ texts: [String], model: String, dimensions: Int?, deadline: ContinuousClock.Instant?) async throws -> EmbeddingResult {
+        var request = try codec.embeddingRequest(texts: texts, model: model, dimensions: dimensions)
+        let clamped = Self.clamp(&request, to: deadline)
         do {
-            let (head, body) = try await http.fetch(try codec.embeddingRequest(texts: texts, model: model, dimensions: dimensions), maximumBodyBytes: maximumAnswerBytes)
+            let (head, body) = try await http.fetch(request, maximumBodyBytes: maximumAnswerBytes)
             guard (200..<300).contains(head.status) else {
                 throw redacted(ProviderFailure.answer(status: head.status, head: head, body: body))
             }
@@ -139,6 +143,7 @@ extension ProviderClient {
             // Vectors past the gateway's bound: the request's size, not the provider's health.
             throw ProviderFailure(.request, "the embeddings answer is larger than \(maximumAnswerBytes) bytes: send fewer texts per request")
         } catch let error as HTTPClientError {
+            if clamped, Self.hitDeadline(error, deadline) { throw DeadlineExceeded() }
             throw redacted(ProviderFailure.transport(error))
         } catch let failure as ProviderFailure {
             throw redacted(failure)

@@ -63,7 +63,7 @@ extension InferenceRouter {
             }
             let started = ContinuousClock.now
             do {
-                let result = try await withDeadline(deadline) { try await client.embed(texts, model: name, dimensions: dimensions) }
+                let result = try await client.embed(texts, model: name, dimensions: dimensions, deadline: deadline)
                 let elapsed = ContinuousClock.now - started
                 route.breaker.succeeded(permit)
                 attempts.append(Attempt(provider: route.name, model: name, outcome: "ok", milliseconds: elapsed.nanoseconds / 1_000_000))
@@ -91,7 +91,7 @@ extension InferenceRouter {
                 case .exhausted:
                     route.breaker.exhausted(untilMs: failure.retryAfterMs.map { Int64(Date().timeIntervalSince1970 * 1000) + min($0, 86_400_000) }, reason: failure.message)
                 case .transient:
-                    if error is DeadlineExceeded {
+                    if error is DeadlineExceeded || ContinuousClock.now >= deadline {
                         route.breaker.released(permit)
                         throw RoutingFailure(kind: .transient, message: "the deadline passed before a provider answered", attempts: attempts)
                     }

@@ -512,19 +512,6 @@ public final class InferenceRouter: Sendable {
 /// The request's deadline passed while waiting on a provider.
 struct DeadlineExceeded: Error {}
 
-/// Runs `body`, cancelling it when `deadline` passes (it then throws `DeadlineExceeded`).
-func withDeadline<T: Sendable>(_ deadline: ContinuousClock.Instant, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(until: deadline, clock: .continuous)
-            throw DeadlineExceeded()
-        }
-        defer { group.cancelAll() }
-        return try await group.next()!
-    }
-}
-
 extension Duration {
     /// Whole nanoseconds.
     var nanoseconds: Int64 {
