@@ -53,8 +53,19 @@ struct VKBAPITests {
         let relations = try await system.get("/api/relations?team=coding&entity=RetryPolicy&direction=inbound").json["relations"] as? [[String: Any]] ?? []
         #expect(Set(relations.compactMap { $0["from"] as? String }) == ["Payments Timeout", "Hostile"])
 
-        let search = try await system.get("/api/search?q=deadline").json["results"] as? [[String: Any]] ?? []
+        // Search by meaning needs vector-search and the gateway, which this test does not start:
+        // the default (hybrid) answers with the word search and says it is degraded.
+        let searched = try await system.get("/api/search?q=deadline").json
+        let search = searched["results"] as? [[String: Any]] ?? []
         #expect(Set(search.compactMap { ($0["entity"] as? [String: Any])?["name"] as? String }) == ["Payments Timeout", "Use Deadlines"])
+        #expect(searched["mode"] as? String == "hybrid" && searched["degraded"] as? Bool == true)
+        #expect((searched["degradedReason"] as? String)?.contains("search by meaning is unavailable") == true, "\(searched)")
+        let words = try await system.get("/api/search?q=deadline&mode=keyword").json
+        #expect(words["mode"] as? String == "keyword" && words["degraded"] as? Bool == false && (words["results"] as? [Any])?.count == 2)
+        let similar = try await system.get("/api/similar?team=coding&name=RetryPolicy")
+        #expect(similar.status == 503 && similar.json["error"].flatMap { ($0 as? [String: Any])?["code"] as? String } == "search_unavailable", "\(similar.body)")
+        #expect(try await system.get("/api/search?q=x&mode=fuzzy").errorField == "mode")
+        #expect(try await system.get("/api/similar?team=coding").errorField == "name")
 
         // The whole graph, a capped one, a filtered one and a neighbourhood.
         let graph = try await system.get("/api/graph").json
@@ -236,7 +247,11 @@ struct VKBAPITests {
             if !recovered { try await Task.sleep(for: .milliseconds(100)) }
         }
         #expect(recovered)
-        #expect(try await system.get("/health").json["status"] as? String == "healthy")
+        let components = try await system.get("/health").json["components"] as? [String: [String: Any]] ?? [:]
+        #expect(components["graph-store"]?["status"] as? String == "healthy")
+        // No vector-search or gateway in this test: search by meaning is the one degraded part.
+        #expect(components["search-by-meaning"]?["status"] as? String == "degraded")
+        #expect((components["search-by-meaning"]?["error"] as? String)?.contains("search falls back to words") == true, "\(components)")
         await store.stop()
         await system.stop()
     }

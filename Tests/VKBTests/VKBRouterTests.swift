@@ -2,6 +2,7 @@ import CoreMetrics
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import KBKnowledge
 import KBRPC
 import KBRuntime
 import KBTestSupport
@@ -21,6 +22,8 @@ struct VKBRouterTests {
         var environment = environment
         environment["KB_VKB_D3_PATH"] = d3.path
         environment["KB_GRAPH_STORE_ADDR"] = "127.0.0.1:\(freePort())"
+        environment["KB_VECTOR_SEARCH_ADDR"] = "127.0.0.1:\(freePort())"
+        environment["KB_INFERENCE_GATEWAY_ADDR"] = "127.0.0.1:\(freePort())"
         let source = try ConfigSource(environment: environment)
         let shared = try ServiceConfiguration(descriptor: .vkb, source: source)
         let configuration = try VKBConfiguration(source: source, shared: shared)
@@ -29,16 +32,19 @@ struct VKBRouterTests {
         clientConfiguration.connectTimeout = .seconds(1)
         let client = RPCClient(configuration: clientConfiguration)
         let health = HealthRegistry(service: "vkb", version: shared.version)
-        VKBServer.registerHealth(health, client: client, configuration: configuration)
+        let meaning = MeaningSearch(gateway: RPCClient(configuration: configuration.inferenceGateway), vectors: RPCClient(configuration: configuration.vectorSearch))
+        VKBServer.registerHealth(health, client: client, meaning: meaning, configuration: configuration)
         let requestGuard = HTTPRequestGuard(allowList: HTTPHostAllowList(configured: shared.allowedHosts, boundHost: shared.host))
-        let router = VKBServer.router(configuration: configuration, client: client, health: health, requestGuard: requestGuard, logger: Logger(label: "vkb-test"))
+        let router = VKBServer.router(configuration: configuration, client: client, meaning: meaning, health: health, requestGuard: requestGuard, logger: Logger(label: "vkb-test"))
         do {
             try await Application(router: router).test(.router, body)
         } catch {
             await client.close()
+            await meaning.close()
             throw error
         }
         await client.close()
+        await meaning.close()
     }
 
     func json(_ response: TestResponse) throws -> [String: Any] {

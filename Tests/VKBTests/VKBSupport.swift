@@ -14,6 +14,11 @@ struct VKBUnderTest {
     static func start(environment: [String: String] = [:], withStore: Bool = true, graphStoreAddress: String? = nil) async throws -> VKBUnderTest {
         var store: ServiceProcess?
         var environment = environment
+        // Search by meaning: nothing listens on these unless a test starts it (never the default
+        // ports, where a system of the machine's own may run).
+        for key in ["KB_VECTOR_SEARCH_ADDR", "KB_INFERENCE_GATEWAY_ADDR"] where environment[key] == nil {
+            environment[key] = "127.0.0.1:\(freePort())"
+        }
         if withStore {
             let started = try ServiceProcess(executable: "graph-store", envPrefix: "KB_GRAPH_STORE", environment: environment)
             try await started.waitUntilReady()

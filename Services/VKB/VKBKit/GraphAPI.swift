@@ -20,7 +20,8 @@ import NIOCore
 ///     GET    /api/relations?team=&entity=&type=&direction=&limit=&cursor=
 ///     POST   /api/relations                   create
 ///     DELETE /api/relations                   delete (body or query: team, from, to, relationType)
-///     GET    /api/search?q=&team=&limit=      ranked text search over names and observations
+///     GET    /api/search?q=&team=&limit=&mode= search by meaning, or words (SearchAPI)
+///     GET    /api/similar?team=&name=&limit=  the nearest entities in meaning (SearchAPI)
 ///     GET    /api/graph?team=&type=&relationType=&source=&focus=team:name&depth=&limit=
 ///     POST   /api/import?dryRun=true&team=    shared-memory JSON; dry run previews
 ///     GET    /api/export?team=                shared-memory JSON
@@ -51,7 +52,6 @@ public struct GraphAPI: Sendable {
         router.get("/api/relations") { request, _ in try await api.relations(request) }
         router.post("/api/relations") { request, _ in try await api.createRelation(request) }
         router.delete("/api/relations") { request, _ in try await api.deleteRelation(request) }
-        router.get("/api/search") { request, _ in try await api.search(request) }
         router.get("/api/graph") { request, _ in try await api.graph(request) }
         router.post("/api/import") { request, _ in try await api.importDocument(request) }
         router.get("/api/export") { request, _ in try await api.export(request) }
@@ -277,26 +277,6 @@ public struct GraphAPI: Sendable {
         return JSONResponse.make(.object([
             ("relations", .array(page.relations.map(KnowledgeJSON.relation))),
             ("nextCursor", page.nextCursor.isEmpty ? .null : .string(page.nextCursor)),
-        ]))
-    }
-
-    func search(_ request: Request) async throws(APIError) -> Response {
-        let text = (request.uri.queryParameters.get("q") ?? "").trimmingCharacters(in: .whitespaces)
-        guard !text.isEmpty else { throw APIError.invalid("q", "is required: the words to look for") }
-        guard text.count <= 500 else { throw APIError.invalid("q", "at most 500 characters") }
-        var query = Kb_Graph_V1_QueryEntitiesRequest()
-        query.teams = try await teams(request)
-        query.text = text
-        query.sort = .relevance
-        query.entityTypes = Self.list(request, "type", "types")
-        query.limit = Int32(try Self.integer(request, "limit", default: 20, range: 1...200))
-        if query.teams.isEmpty { return JSONResponse.make(.object([("query", .string(text)), ("results", .array([]))])) }
-        let page = try await call(GraphStoreMethods.queryEntities, query)
-        return JSONResponse.make(.object([
-            ("query", .string(text)),
-            ("results", .array(zip(page.entities, page.scores).map { entity, score in
-                .object([("entity", KnowledgeJSON.entity(entity)), ("score", .number(score))])
-            })),
         ]))
     }
 

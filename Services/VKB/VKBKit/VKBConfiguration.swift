@@ -4,7 +4,8 @@ import KBRuntime
 import NIOCore
 
 /// VKB's own settings (README, "Configuration"), beside the ones every service shares
-/// (`KB_VKB_PORT`, `KB_VKB_HOST`, `KB_AUTH_TOKEN`, `KB_GRAPH_STORE_ADDR`, …); each key declared once.
+/// (`KB_VKB_PORT`, `KB_VKB_HOST`, `KB_AUTH_TOKEN`, `KB_GRAPH_STORE_ADDR`, `KB_VECTOR_SEARCH_ADDR`,
+/// `KB_INFERENCE_GATEWAY_ADDR`, …); each key declared once.
 public struct VKBConfiguration: ServiceOwnConfiguration {
     /// VKB's keys.
     public enum Keys {
@@ -54,6 +55,11 @@ public struct VKBConfiguration: ServiceOwnConfiguration {
     public var connectionLimits: HTTPConnectionLimits
     /// Where and how VKB calls the graph store.
     public var graphStore: RPCClient.Configuration
+    /// Where VKB finds vector-search and the inference gateway for search by meaning
+    /// (`KB_VECTOR_SEARCH_ADDR`, `KB_INFERENCE_GATEWAY_ADDR`); when either does not answer, the
+    /// search box falls back to the graph's word search and says so.
+    public var vectorSearch: RPCClient.Configuration
+    public var inferenceGateway: RPCClient.Configuration
 
     /// Reads and checks the keys; the error names the first bad one.
     public init(source: ConfigSource, shared: ServiceConfiguration) throws {
@@ -74,5 +80,16 @@ public struct VKBConfiguration: ServiceOwnConfiguration {
         graphStore.connectTimeout = .seconds(2)
         graphStore.defaultTimeout = .seconds(15)
         self.graphStore = graphStore
+        func meaningClient(_ service: ServiceDescriptor) throws -> RPCClient.Configuration {
+            var configuration = try source.clientConfiguration(for: service)
+            configuration.connections = 1
+            configuration.connectTimeout = .seconds(2)
+            configuration.defaultTimeout = .seconds(10)
+            configuration.maxBackoff = .seconds(1)
+            configuration.failFast = true
+            return configuration
+        }
+        vectorSearch = try meaningClient(.vectorSearch)
+        inferenceGateway = try meaningClient(.inferenceGateway)
     }
 }

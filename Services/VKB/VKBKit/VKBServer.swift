@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import KBKnowledge
 import KBProto
 import KBRPC
 import KBRuntime
@@ -11,7 +12,7 @@ import NIOCore
 /// `/metrics`, the API, and the page with its files.
 public enum VKBServer {
     /// The router VKB serves.
-    public static func router(configuration: VKBConfiguration, client: RPCClient, health: HealthRegistry, requestGuard: HTTPRequestGuard, logger: Logger) -> Router<VKBRequestContext> {
+    public static func router(configuration: VKBConfiguration, client: RPCClient, meaning: MeaningSearch, health: HealthRegistry, requestGuard: HTTPRequestGuard, logger: Logger) -> Router<VKBRequestContext> {
         let router = Router(context: VKBRequestContext.self)
         router.add(middleware: SecurityMiddleware(
             requestGuard: requestGuard,
@@ -23,7 +24,9 @@ public enum VKBServer {
         ))
         router.add(middleware: RequestMetricsMiddleware())
         AdminServer.addRoutes(to: router, health: health)
-        GraphAPI(client: client, configuration: configuration).addRoutes(to: router)
+        let graph = GraphAPI(client: client, configuration: configuration)
+        graph.addRoutes(to: router)
+        SearchAPI(graph: graph, meaning: meaning).addRoutes(to: router)
         WebAssets(configuration: configuration, logger: logger).addRoutes(to: router)
         return router
     }
@@ -31,7 +34,7 @@ public enum VKBServer {
     /// The `graph-store` health component: reachable (with its counts) or not. VKB itself keeps
     /// serving either way (the page says the store is unavailable), so an unreachable store
     /// makes VKB degraded, not unhealthy.
-    public static func registerHealth(_ health: HealthRegistry, client: RPCClient, configuration: VKBConfiguration) {
+    public static func registerHealth(_ health: HealthRegistry, client: RPCClient, meaning: MeaningSearch, configuration: VKBConfiguration) {
         let address = "\(configuration.graphStore.host):\(configuration.graphStore.port)"
         health.register("graph-store") {
             do {
@@ -46,6 +49,25 @@ public enum VKBServer {
             } catch {
                 return ComponentHealth(.degraded, ["address": .string(address), "error": .string("\(error)")])
             }
+        }
+        // Search by meaning: vector-search and the gateway. Without them the search box still
+        // answers, by words, and says it is degraded.
+        let vectorAddress = "\(configuration.vectorSearch.host):\(configuration.vectorSearch.port)"
+        let gatewayAddress = "\(configuration.inferenceGateway.host):\(configuration.inferenceGateway.port)"
+        health.register("search-by-meaning") {
+            var details: [String: HealthDetail] = ["vectorSearch": .string(vectorAddress), "inferenceGateway": .string(gatewayAddress)]
+            var problems: [String] = []
+            for (name, peer) in [("vector-search", meaning.vectors), ("inference-gateway", meaning.gateway)] {
+                do {
+                    let report = try await peer.call(HealthMethods.check, .init(), options: CallOptions(timeout: .seconds(1)))
+                    if report.status != .serving { problems.append("\(name) is not serving") }
+                } catch {
+                    problems.append("\(name): \(error)")
+                }
+            }
+            if problems.isEmpty { return ComponentHealth(.healthy, details) }
+            details["error"] = .string("search falls back to words: " + problems.joined(separator: "; "))
+            return ComponentHealth(.degraded, details)
         }
         let d3 = configuration.d3Path
         health.register("page") {

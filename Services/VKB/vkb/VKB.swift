@@ -8,6 +8,7 @@
 // files `kb up` / `kb down` / `kb status` use, so either tool sees what the other started.
 import ArgumentParser
 import Foundation
+import KBKnowledge
 import KBProto
 import KBRPC
 import KBRuntime
@@ -52,8 +53,9 @@ enum VKBProcess {
         clientConfiguration.maxBackoff = .seconds(1)
         clientConfiguration.failFast = true
         let client = RPCClient(configuration: clientConfiguration)
-        VKBServer.registerHealth(runtime.health, client: client, configuration: configuration)
-        let router = VKBServer.router(configuration: configuration, client: client, health: runtime.health, requestGuard: runtime.requestGuard, logger: runtime.logger)
+        let meaning = MeaningSearch(gateway: RPCClient(configuration: configuration.inferenceGateway), vectors: RPCClient(configuration: configuration.vectorSearch))
+        VKBServer.registerHealth(runtime.health, client: client, meaning: meaning, configuration: configuration)
+        let router = VKBServer.router(configuration: configuration, client: client, meaning: meaning, health: runtime.health, requestGuard: runtime.requestGuard, logger: runtime.logger)
         if let pidFile {
             try? FileManager.default.createDirectory(at: pidFile.deletingLastPathComponent(), withIntermediateDirectories: true)
             try "\(getpid())\n".write(to: pidFile, atomically: true, encoding: .utf8)
@@ -65,9 +67,11 @@ enum VKBProcess {
             runtime.logger.critical("vkb stopped on an error", metadata: ["error": "\(error)"])
             FileHandle.standardError.write(Data("vkb: \(error)\n".utf8))
             await client.close()
+            await meaning.close()
             throw ExitCode(1)
         }
         await client.close()
+        await meaning.close()
     }
 }
 

@@ -113,6 +113,9 @@ def main():
         wait_for(driver, "return [...document.querySelectorAll('#search-results a')].map(a => a.textContent).join('|')", what="search results")
         results = driver.execute_script("return [...document.querySelectorAll('#search-results a')].map(a => a.textContent);")
         check(results == ["RetryPolicy"], f"search for an observation word finds RetryPolicy: {results}")
+        degraded = driver.find_element(By.ID, "search-degraded")
+        check(degraded.is_displayed() and "Degraded" in degraded.text and "search by meaning is unavailable" in degraded.text,
+              f"without vector-search and the gateway the page says the search is degraded to words: {degraded.text!r}")
 
         # Click a node: its details and neighbours.
         click_node(driver, "coding:RetryPolicy")
@@ -125,6 +128,22 @@ def main():
         observations = driver.find_element(By.ID, "d-observations").text
         check("Use exponential backoff with jitter" in observations, "observations are shown")
         check("selected=coding%3ARetryPolicy" in driver.current_url, f"the URL keeps the selection: {driver.current_url}")
+        # Focus mode: the neighbourhood alone, and back to the overview.
+        settled(driver, "4")
+        focus = driver.find_element(By.ID, "graph").get_attribute("data-focus")
+        drawn = sorted(driver.execute_script("return window.vkb.view.nodes.map(n => n.name);"))
+        check(focus == "coding:RetryPolicy" and drawn == ["CircuitBreaker", "Hostile", "Payments Timeout", "RetryPolicy"],
+              f"clicking a node focuses on its neighbourhood alone: {focus!r} {drawn}")
+        wait_for(driver, "return document.getElementById('d-similar').dataset.state === 'unavailable';", what="the similar-knowledge list")
+        similar = driver.find_element(By.ID, "d-similar").text
+        check("unavailable" in similar, f"similar knowledge says search by meaning is unavailable: {similar!r}")
+        check(driver.find_element(By.ID, "banner").get_attribute("class").find("hidden") >= 0, "and no graph-store banner for it")
+        driver.find_element(By.ID, "show-all").click()
+        settled(driver, "5")
+        check(driver.find_element(By.ID, "graph").get_attribute("data-focus") == "" and not driver.find_element(By.ID, "show-all").is_enabled(),
+              "'Back to the overview' draws the whole graph again")
+        click_node(driver, "coding:RetryPolicy")
+        settled(driver, "4")
         driver.save_screenshot(os.path.join(args.screenshots, "vkb-details.png"))
 
         # A relation link moves the selection; back and forward walk the history.

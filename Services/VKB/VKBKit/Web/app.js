@@ -26,8 +26,9 @@
   // MARK: state and URL
 
   const state = {
-    teams: [], types: [], relationTypes: [], source: '', selected: null, focus: null, depth: 1, q: '',
+    teams: [], types: [], relationTypes: [], source: '', selected: null, focus: null, depth: 1, q: '', mode: 'hybrid',
   };
+  const searchModes = ['hybrid', 'semantic', 'keyword'];
   const known = { types: [], relationTypes: [], teams: [], lastUpdateMs: null, feedSeq: null, hiddenTypes: new Set(), hiddenRelationTypes: new Set() };
   const history = { items: [], index: -1 };
 
@@ -42,6 +43,7 @@
     state.focus = p.get('focus') || null;
     state.depth = Math.min(3, Math.max(1, parseInt(p.get('depth') || '1', 10) || 1));
     state.q = p.get('q') || '';
+    state.mode = searchModes.includes(p.get('mode')) ? p.get('mode') : 'hybrid';
   }
 
   function writeURL() {
@@ -54,6 +56,7 @@
     if (state.focus) p.set('focus', state.focus);
     if (state.depth !== 1) p.set('depth', String(state.depth));
     if (state.q) p.set('q', state.q);
+    if (state.mode !== 'hybrid') p.set('mode', state.mode);
     const query = p.toString();
     window.history.replaceState(null, '', query ? `?${query}` : location.pathname);
   }
@@ -114,7 +117,8 @@
       const error = new Error(body && body.error ? body.error.message : `${response.status} ${response.statusText}`);
       error.status = response.status;
       error.field = body && body.error ? body.error.field : undefined;
-      if (response.status === 503) showBanner(`Graph store unavailable: ${error.message}`);
+      error.code = body && body.error ? body.error.code : undefined;
+      if (response.status === 503 && error.code !== 'search_unavailable') showBanner(`Graph store unavailable: ${error.message}`);
       throw error;
     }
     hideBanner();
@@ -212,12 +216,14 @@
     writeURL();
     if (state.focus) loadGraph();
   });
+  // Focus mode: a node's neighbourhood drawn alone, laid out afresh; this button goes back to
+  // the overview.
   $('show-all').addEventListener('click', () => {
     state.focus = null;
     state.selected = null;
     view.select(null);
     writeURL();
-    loadGraph({ fit: true });
+    loadGraph();
   });
 
   // MARK: loading
@@ -255,6 +261,8 @@
   }
 
   let graphRequest = 0;
+  // What the drawing shows: the overview (null) or the neighbourhood of a node ('team:name').
+  let shownFocus;
   async function loadGraph({ fit = false } = {}) {
     const mine = ++graphRequest;
     const p = graphQuery();
@@ -264,41 +272,51 @@
       showNotice('Every type is filtered out.');
       return;
     }
-    // A first drawing comes laid out by the server (layout=1), so it is drawn at once however
-    // large; later ones keep the positions already on screen and place only what is new.
-    const overview = new URLSearchParams(p);
-    if (!view.nodes.length) overview.set('layout', '1');
-    const requests = [api(`/api/graph?${qs(overview)}`)];
-    if (state.focus) {
-      const around = new URLSearchParams(p);
-      around.set('focus', state.focus);
-      around.set('depth', String(state.depth));
-      requests.push(api(`/api/graph?${qs(around)}`).catch(error => {
-        if (error.status === 404) { state.focus = null; writeURL(); return null; }
-        throw error;
-      }));
+    // A new overview (the first, or back from a focus) comes laid out by the server (layout=1),
+    // so it is drawn at once however large; a refresh of the same view keeps the
+    // positions already on screen and places only what is new.
+    let focus = state.focus;
+    const fresh = shownFocus === undefined || shownFocus !== focus;
+    const query = new URLSearchParams(p);
+    // (A focus is laid out in rings by the page itself.)
+    if ((fresh || !view.nodes.length) && !focus) query.set('layout', '1');
+    if (focus) {
+      query.set('focus', focus);
+      query.set('depth', String(state.depth));
     }
-    const [graph, neighbourhood] = await Promise.all(requests);
+    let graph;
+    try {
+      graph = await api(`/api/graph?${qs(query)}`);
+    } catch (error) {
+      if (!(focus && error.status === 404)) throw error;
+      // The focused entity is gone: back to the overview.
+      if (mine !== graphRequest) return;
+      state.focus = null;
+      writeURL();
+      return loadGraph({ fit: true });
+    }
     if (mine !== graphRequest) return;
-    // The neighbourhood of the focus expands the drawing (beyond the cap if need be).
-    const nodes = graph.nodes.slice(), links = graph.links.slice();
-    if (neighbourhood) {
-      const ids = new Set(nodes.map(n => n.id));
-      const linkKeys = new Set(links.map(l => `${l.source}\u0000${l.relationType}\u0000${l.target}`));
-      for (const n of neighbourhood.nodes) if (!ids.has(n.id)) { ids.add(n.id); nodes.push(n); }
-      for (const l of neighbourhood.links) {
-        const key = `${l.source}\u0000${l.relationType}\u0000${l.target}`;
-        if (!linkKeys.has(key)) { linkKeys.add(key); links.push(l); }
-      }
-    }
     window.vkb.timings.dataLoaded = performance.now();
-    view.setData(nodes, links, { fit });
-    renderLegend(nodes);
+    view.setData(graph.nodes, graph.links, { fit: fit || fresh, fresh, focus });
+    shownFocus = focus;
+    renderFocus(focus, graph);
+    renderLegend(graph.nodes);
     const notices = [];
-    if (graph.capped) notices.push(`Showing the ${format(graph.nodes.length)} most significant of ${format(graph.matching)} entities; search or click a node to expand its neighbourhood.`);
-    if (neighbourhood) notices.push(`Expanded around ${state.focus} (depth ${state.depth}): ${format(neighbourhood.nodes.length)} entities${neighbourhood.capped ? ' (cut at the cap)' : ''}.`);
-    if (!graph.nodes.length && !known.hiddenTypes.size && !state.source) notices.push('No knowledge here yet: add some with `ukb add-entity` or `ukb import`, or drop a shared-memory JSON file on this page.');
+    if (!focus && graph.capped) notices.push(`Showing the ${format(graph.nodes.length)} most significant of ${format(graph.matching)} entities; search or click a node to focus on its neighbourhood.`);
+    if (focus && graph.capped) notices.push(`The neighbourhood of ${focus} is cut at ${format(graph.nodes.length)} of ${format(graph.matching)} entities.`);
+    if (!graph.nodes.length && !focus && !known.hiddenTypes.size && !state.source) notices.push('No knowledge here yet: add some with `ukb add-entity` or `ukb import`, or drop a shared-memory JSON file on this page.');
     showNotice(notices.join(' '));
+  }
+
+  function renderFocus(focus, graph) {
+    const status = $('focus-status');
+    $('show-all').disabled = !focus;
+    $('graph').dataset.focus = focus || '';
+    if (!focus) {
+      status.textContent = 'The overview: click a node to focus on its neighbourhood.';
+      return;
+    }
+    status.textContent = `Focus on ${splitId(focus)[1]} (${splitId(focus)[0]}), depth ${state.depth}: ${format(graph.nodes.length)} entities, ${format(graph.links.length)} relations.`;
   }
 
   async function refreshAll(options = {}) {
@@ -377,6 +395,31 @@
     if (!e.observations.length) observations.append(el('li', 'none', 'hint'));
     renderRelations($('d-outbound'), found.outbound, r => `${r.team}:${r.to}`, r => `${r.relationType} → ${r.to}`);
     renderRelations($('d-inbound'), found.inbound, r => `${r.team}:${r.from}`, r => `${r.from} → ${r.relationType}`);
+    showSimilar(id);
+  }
+
+  // "Similar knowledge": the entities nearest in meaning to this one, in its team.
+  let similarRequest = 0;
+  async function showSimilar(id) {
+    const mine = ++similarRequest;
+    const list = $('d-similar');
+    const [team, name] = splitId(id);
+    list.dataset.state = 'loading';
+    let found = null, problem = null;
+    try {
+      found = await api(`/api/similar?${qs(new URLSearchParams({ team, name, limit: '8' }))}`);
+    } catch (error) {
+      problem = error.status === 404 ? 'not indexed yet' : `unavailable: ${error.message}`;
+    }
+    if (mine !== similarRequest) return;
+    list.replaceChildren();
+    if (found) {
+      for (const result of found.results) list.append(entityItem(result.entity, result.score));
+      if (!found.results.length) list.append(el('li', 'none', 'hint'));
+    } else {
+      list.append(el('li', problem, 'hint'));
+    }
+    list.dataset.state = found ? 'loaded' : 'unavailable';
   }
 
   function renderRelations(list, relations, target, label) {
@@ -397,17 +440,23 @@
   $('search-form').addEventListener('submit', async event => {
     event.preventDefault();
     state.q = $('search').value.trim();
+    state.mode = $('search-mode').value;
     writeURL();
     await runSearch();
   });
 
+  // The same search as `ukb search`: by meaning and words (the default), meaning alone or words
+  // alone. When search by meaning is unavailable, VKB answers with a word search and the page
+  // says so.
   async function runSearch() {
     const section = $('search-results-section');
     const list = $('search-results');
+    const degraded = $('search-degraded');
     list.replaceChildren();
+    degraded.classList.add('hidden');
     if (!state.q) { section.classList.add('hidden'); return; }
     section.classList.remove('hidden');
-    const p = new URLSearchParams({ q: state.q, limit: '30' });
+    const p = new URLSearchParams({ q: state.q, limit: '30', mode: state.mode });
     for (const team of state.teams) p.append('team', team);
     let found;
     try {
@@ -416,16 +465,26 @@
       list.append(el('li', error.message, 'hint'));
       return;
     }
-    for (const result of found.results) {
-      const item = el('li');
-      const link = el('a', result.entity.name);
-      link.href = `?selected=${encodeURIComponent(result.entity.id)}`;
-      link.dataset.id = result.entity.id;
-      link.addEventListener('click', event => { event.preventDefault(); selectEntity(result.entity.id, { focus: true }); });
-      item.append(link, el('span', ` ${result.entity.entityType} · ${result.entity.team}`, 'hint'));
-      list.append(item);
+    if (found.degraded) {
+      degraded.textContent = `Degraded: ${found.degradedReason || 'search by meaning is unavailable'}.`;
+      degraded.classList.remove('hidden');
     }
+    list.dataset.mode = found.mode;
+    list.dataset.degraded = String(Boolean(found.degraded));
+    for (const result of found.results) list.append(entityItem(result.entity, result.score));
     if (!found.results.length) list.append(el('li', `Nothing matches “${state.q}”.`, 'hint'));
+  }
+
+  /// A list item linking to an entity (search results, similar knowledge).
+  function entityItem(entity, score) {
+    const item = el('li');
+    const link = el('a', entity.name);
+    link.href = `?selected=${encodeURIComponent(entity.id)}`;
+    link.dataset.id = entity.id;
+    link.addEventListener('click', event => { event.preventDefault(); selectEntity(entity.id, { focus: true }); });
+    item.append(link, el('span', ` ${entity.entityType} · ${entity.team}`, 'hint'));
+    if (typeof score === 'number') item.append(el('span', ` ${score.toFixed(2)}`, 'score'));
+    return item;
   }
 
   // MARK: zoom buttons
@@ -525,6 +584,7 @@
   $('depth').value = String(state.depth);
   $('depth-value').textContent = String(state.depth);
   $('search').value = state.q;
+  $('search-mode').value = state.mode;
   if (state.selected) { history.items = [state.selected]; history.index = 0; view.selected = state.selected; }
   refreshAll({ fit: true }).then(() => { if (state.q) runSearch(); follow(); });
 })();

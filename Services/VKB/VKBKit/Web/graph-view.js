@@ -37,6 +37,7 @@ class GraphView {
       .container(canvas)
       .subject(() => view.nodeAt(d3.event.x, d3.event.y))
       .on('start', () => {
+        if (view.radial) return;
         const node = d3.event.subject;
         node.fx = node.x; node.fy = node.y;
         view.dragging = node;
@@ -46,10 +47,12 @@ class GraphView {
       .on('drag', () => {
         const node = d3.event.subject;
         const [x, y] = view.transform.invert([d3.event.x, d3.event.y]);
-        node.fx = x; node.fy = y;
+        // A neighbourhood's rings stay put: only the dragged node moves.
+        if (view.radial) { node.x = x; node.y = y; } else { node.fx = x; node.fy = y; }
         view.requestDraw();
       })
       .on('end', () => {
+        if (view.radial) return;
         const node = d3.event.subject;
         node.fx = null; node.fy = null;
         view.dragging = null;
@@ -106,10 +109,17 @@ class GraphView {
     return { x, y };
   }
 
-  /// Replaces the drawing's data. Nodes already drawn keep their positions; new neighbours of a
-  /// known node start next to it.
-  setData(nodes, links, { fit = false } = {}) {
-    const old = this.byId;
+  /// Replaces the drawing's data. Nodes already drawn keep their positions and new neighbours of
+  /// a known node start next to it — unless `fresh` (a new view: a focus, or back to the
+  /// overview), which starts from the given positions or a new layout. `focus` is the node whose
+  /// neighbourhood this is, if any (its name and its neighbours' are labelled first).
+  setData(nodes, links, { fit = false, fresh: newView = false, focus = null } = {}) {
+    const old = newView ? new Map() : this.byId;
+    this.focus = focus;
+    // A neighbourhood is drawn in rings around its centre, one band per hop, nothing on top of
+    // anything; it does not move unless dragged.
+    this.radial = Boolean(focus);
+    if (this.radial && newView) this.radialLayout(nodes, links, focus);
     this.byId = new Map();
     for (const node of nodes) {
       const previous = old.get(node.id);
@@ -139,14 +149,80 @@ class GraphView {
     this.simulation.force('charge').strength(large ? -12 : -90).theta(large ? 1.5 : 0.9).distanceMax(large ? 150 : 500);
     this.simulation.alphaDecay(large ? 0.06 : 0.0228).alphaMin(large ? 0.005 : 0.001).velocityDecay(large ? 0.5 : 0.4);
     // Nothing new to place (positions from the server, or from the drawing before): no layout.
-    this.simulation.alpha(fresh === 0 ? 0 : fresh > n / 2 ? 1 : Math.max(0.3, fresh / Math.max(1, n)));
+    this.simulation.alpha(fresh === 0 || this.radial ? 0 : fresh > n / 2 ? 1 : Math.max(0.3, fresh / Math.max(1, n)));
     this.neighbours = this.neighbourSet(this.selected);
+    this.focusNeighbours = this.neighbourSet(focus);
+    this.orderLabels();
     this.fitPending = fit || fresh > n / 2 || (old.size === 0 && n > 0);
     this.canvas.dataset.nodes = String(n);
     this.canvas.dataset.links = String(validLinks.length);
     this.canvas.dataset.state = 'layout';
     this.timings.layoutStart = performance.now();
     this.wake();
+  }
+
+  /// Places a neighbourhood in rings around `focus`: the nodes one hop away in the first band of
+  /// rings, two hops in the next, and so on; each ring holds as many as fit without touching,
+  /// grouped by type and most significant first; a node further out sits near the angle of the
+  /// node that links it in.
+  radialLayout(nodes, links, focus) {
+    const byId = new Map(nodes.map(n => [n.id, n]));
+    const adjacent = new Map();
+    for (const l of links) {
+      const s = typeof l.source === 'object' ? l.source.id : l.source;
+      const t = typeof l.target === 'object' ? l.target.id : l.target;
+      if (!byId.has(s) || !byId.has(t)) continue;
+      if (!adjacent.has(s)) adjacent.set(s, []);
+      if (!adjacent.has(t)) adjacent.set(t, []);
+      adjacent.get(s).push(t);
+      adjacent.get(t).push(s);
+    }
+    const hop = new Map(), parent = new Map();
+    const centre = byId.get(focus);
+    let frontier = centre ? [centre.id] : [];
+    if (centre) hop.set(centre.id, 0);
+    while (frontier.length) {
+      const next = [];
+      for (const id of frontier) {
+        for (const other of adjacent.get(id) || []) {
+          if (hop.has(other)) continue;
+          hop.set(other, hop.get(id) + 1);
+          parent.set(other, id);
+          next.push(other);
+        }
+      }
+      frontier = next;
+    }
+    const maxHop = Math.max(0, ...hop.values());
+    for (const n of nodes) if (!hop.has(n.id)) hop.set(n.id, maxHop + 1);
+    const angle = new Map();
+    const gap = 2 * this.radius({ significance: 10 }) + 4;
+    let radius = 0;
+    if (centre) { centre.x = 0; centre.y = 0; angle.set(centre.id, 0); }
+    for (let h = 1; h <= maxHop + 1; h++) {
+      const band = nodes.filter(n => hop.get(n.id) === h);
+      if (!band.length) continue;
+      const parentAngle = n => angle.get(parent.get(n.id)) ?? 0;
+      band.sort((a, b) => h === 1
+        ? (a.entityType < b.entityType ? -1 : a.entityType > b.entityType ? 1 : 0) || (b.significance || 0) - (a.significance || 0) || (a.name < b.name ? -1 : 1)
+        : parentAngle(a) - parentAngle(b) || (b.significance || 0) - (a.significance || 0));
+      radius += h === 1 ? Math.max(60, gap * 3) : gap * 2;
+      let placed = 0;
+      while (placed < band.length) {
+        const capacity = Math.max(1, Math.floor(2 * Math.PI * radius / gap));
+        const ring = band.slice(placed, placed + capacity);
+        // The last ring of a band spreads its nodes around the whole circle.
+        const step = 2 * Math.PI / ring.length;
+        ring.forEach((n, i) => {
+          const a = i * step + (h % 2 ? 0 : step / 2);
+          n.x = radius * Math.cos(a); n.y = radius * Math.sin(a);
+          n.vx = 0; n.vy = 0;
+          angle.set(n.id, a);
+        });
+        placed += ring.length;
+        if (placed < band.length) radius += gap;
+      }
+    }
   }
 
   neighbourSet(id) {
@@ -164,7 +240,15 @@ class GraphView {
   select(id) {
     this.selected = id;
     this.neighbours = this.neighbourSet(id);
+    this.orderLabels();
     this.requestDraw();
+  }
+
+  /// The order in which names are offered a place: the selection, the focus, their neighbours,
+  /// then by significance.
+  orderLabels() {
+    const rank = n => n.id === this.selected ? 0 : n.id === this.focus ? 1 : this.neighbours.has(n.id) ? 2 : (this.focusNeighbours && this.focusNeighbours.has(n.id)) ? 3 : 4;
+    this.labelOrder = this.nodes.slice().sort((a, b) => rank(a) - rank(b) || (b.significance || 0) - (a.significance || 0) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   /// Runs the layout in time slices until it settles. The slices are macrotasks (not animation
@@ -249,8 +333,9 @@ class GraphView {
     }
     ctx.stroke();
     if (this.selected) {
-      ctx.strokeStyle = 'rgba(26,86,176,0.9)';
-      ctx.lineWidth = 2 / t.k;
+      // A hub's hundreds of links highlighted at full strength would hide everything else.
+      ctx.strokeStyle = this.neighbours.size > 150 ? 'rgba(26,86,176,0.25)' : 'rgba(26,86,176,0.9)';
+      ctx.lineWidth = (this.neighbours.size > 150 ? 1 : 2) / t.k;
       ctx.beginPath();
       for (const l of visibleLinks) {
         if (l.source.id !== this.selected && l.target.id !== this.selected) continue;
@@ -274,16 +359,6 @@ class GraphView {
         ctx.closePath();
       }
       ctx.fill();
-    }
-    if (visibleLinks.length <= 250 && (t.k >= 0.8 || this.links.length <= 250)) {
-      ctx.fillStyle = '#6a7385';
-      ctx.font = `${10 / Math.max(1, t.k / 1.5)}px system-ui, sans-serif`;
-      ctx.textAlign = 'center';
-      for (const l of visibleLinks) {
-        const s = l.source, e = l.target;
-        if (!inView(s) || !inView(e)) continue;
-        ctx.fillText(l.relationType, (s.x + e.x) / 2, (s.y + e.y) / 2 - 2);
-      }
     }
     // Nodes, one path per colour.
     const byColor = new Map();
@@ -320,17 +395,84 @@ class GraphView {
       ctx.arc(n.x, n.y, this.radius(n) + 3 / t.k, 0, 2 * Math.PI);
       ctx.stroke();
     }
-    // Names when they can be read, or for the selection and its neighbours.
-    const labelAll = visibleNodes.length <= 300 && (t.k >= 1 || this.nodes.length <= 150);
-    ctx.fillStyle = '#1d2330';
-    ctx.font = `${11 / Math.max(1, t.k / 1.5)}px system-ui, sans-serif`;
-    ctx.textAlign = 'left';
-    for (const n of visibleNodes) {
-      if (!(labelAll || n.id === this.selected || this.neighbours.has(n.id))) continue;
-      ctx.fillText(n.name, n.x + this.radius(n) + 2, n.y + 3);
-    }
+    this.drawLabels(visibleNodes, visibleLinks, inView);
     this.lastDrawMs = performance.now() - started;
     if (!this.timings.firstDraw && this.nodes.length) this.timings.firstDraw = performance.now();
+  }
+
+  /// Names (and, when few links are in view, relation types) in screen pixels at a fixed size,
+  /// never on top of one another: each is offered a place in `labelOrder` and left out when its
+  /// box would overlap one already placed — zooming in makes room for more. A hub's 2,000
+  /// neighbours show as many names as fit, the most significant first, instead of a blob.
+  /// `placedLabels` keeps the boxes of the last drawing (the page's tests check them).
+  drawLabels(visibleNodes, visibleLinks, inView) {
+    const { ctx, transform: t } = this;
+    ctx.setTransform(this.ratio, 0, 0, this.ratio, 0, 0);
+    const placed = [];
+    const cellSize = 64, grid = new Map();
+    const cells = (box, visit) => {
+      for (let cx = Math.floor(box.x0 / cellSize); cx <= Math.floor(box.x1 / cellSize); cx++) {
+        for (let cy = Math.floor(box.y0 / cellSize); cy <= Math.floor(box.y1 / cellSize); cy++) {
+          if (visit(`${cx},${cy}`) === false) return false;
+        }
+      }
+      return true;
+    };
+    const free = box => cells(box, key => {
+      for (const other of grid.get(key) || []) {
+        if (box.x0 < other.x1 && other.x0 < box.x1 && box.y0 < other.y1 && other.y0 < box.y1) return false;
+      }
+      return true;
+    });
+    const take = box => {
+      placed.push(box);
+      cells(box, key => { let list = grid.get(key); if (!list) grid.set(key, list = []); list.push(box); });
+    };
+    const inside = box => box.x1 > 0 && box.x0 < this.width && box.y1 > 0 && box.y0 < this.height;
+    // Few enough in view: every visible name is offered a place; otherwise the selection and
+    // neighbourhoods, then the 300 most significant in view.
+    const many = visibleNodes.length > 1500;
+    let offered = 0;
+    ctx.font = '11px system-ui, sans-serif';
+    ctx.textAlign = 'left';
+    ctx.textBaseline = 'alphabetic';
+    ctx.fillStyle = '#1d2330';
+    ctx.strokeStyle = 'rgba(251,251,253,0.85)';
+    ctx.lineWidth = 3;
+    ctx.lineJoin = 'round';
+    for (const n of this.labelOrder || []) {
+      if (!inView(n)) continue;
+      const important = n.id === this.selected || n.id === this.focus || this.neighbours.has(n.id);
+      if (many && !important && offered >= 300) break;
+      offered++;
+      if (n.labelWidth === undefined) n.labelWidth = ctx.measureText(n.name).width;
+      const [sx, sy] = t.apply([n.x, n.y]);
+      const x = sx + this.radius(n) * t.k + 3, y = sy + 4;
+      const box = { id: n.id, text: n.name, x0: x - 1, y0: y - 11, x1: x + n.labelWidth + 1, y1: y + 3 };
+      if (!inside(box) || !free(box)) continue;
+      take(box);
+      ctx.strokeText(n.name, x, y);
+      ctx.fillText(n.name, x, y);
+    }
+    if (visibleLinks.length <= 250 && (t.k >= 0.8 || this.links.length <= 250)) {
+      ctx.font = '10px system-ui, sans-serif';
+      ctx.textAlign = 'left';
+      ctx.fillStyle = '#6a7385';
+      for (const l of visibleLinks) {
+        const s = l.source, e = l.target;
+        if (!inView(s) || !inView(e)) continue;
+        const [ax, ay] = t.apply([s.x, s.y]), [bx, by] = t.apply([e.x, e.y]);
+        const width = ctx.measureText(l.relationType).width;
+        const x = (ax + bx) / 2 - width / 2, y = (ay + by) / 2 - 2;
+        const box = { id: `${s.id}>${e.id}`, text: l.relationType, relation: true, x0: x - 1, y0: y - 10, x1: x + width + 1, y1: y + 3 };
+        if (!inside(box) || !free(box)) continue;
+        take(box);
+        ctx.strokeText(l.relationType, x, y);
+        ctx.fillText(l.relationType, x, y);
+      }
+    }
+    this.placedLabels = placed;
+    this.canvas.dataset.labels = String(placed.filter(b => !b.relation).length);
   }
 
   /// Zooms in and out over `frames` animation frames, returning every frame's interval and

@@ -2,7 +2,6 @@ import Foundation
 import KBKnowledge
 import KBProto
 import KBRPC
-import KBRuntime
 
 /// How `ukb search` finds entities.
 public enum SearchMode: String, Sendable {
@@ -23,8 +22,9 @@ public struct MeaningSearch: Sendable {
     /// The collection the indexer writes.
     public static let collection = "knowledge_384"
 
-    /// One entity found, by name, with its fused score and the two parts of it.
+    /// One entity found, by team and name, with its fused score and the two parts of it.
     public struct Hit: Sendable, Equatable {
+        public var team: String
         public var name: String
         public var entityType: String
         public var score: Float
@@ -32,25 +32,14 @@ public struct MeaningSearch: Sendable {
         public var keywordScore: Float
     }
 
-    let gateway: RPCClient
-    let vectors: RPCClient
+    /// The inference gateway (embeddings of queries).
+    public let gateway: RPCClient
+    /// vector-search (the `knowledge_384` collection).
+    public let vectors: RPCClient
 
     public init(gateway: RPCClient, vectors: RPCClient) {
         self.gateway = gateway
         self.vectors = vectors
-    }
-
-    /// Clients of the gateway and vector-search from the environment (`KB_INFERENCE_GATEWAY_ADDR`,
-    /// `KB_VECTOR_SEARCH_ADDR`, `KB_AUTH_TOKEN`), failing fast when one is down.
-    public static func fromEnvironment() throws -> MeaningSearch {
-        let source = try ConfigSource.fromProcess()
-        func client(_ service: ServiceDescriptor) throws -> RPCClient {
-            var configuration = try source.clientConfiguration(for: service)
-            configuration.connections = 1
-            configuration.connectTimeout = .seconds(2)
-            return RPCClient(configuration: configuration)
-        }
-        return MeaningSearch(gateway: try client(.inferenceGateway), vectors: try client(.vectorSearch))
     }
 
     public func close() async {
@@ -60,11 +49,16 @@ public struct MeaningSearch: Sendable {
 
     /// The entities of `team` nearest in meaning to `text` (hybrid: fused with BM25 on its words).
     public func search(_ text: String, team: String, types: [String], limit: Int, mode: SearchMode) async throws -> [Hit] {
+        try await search(text, teams: [team], types: types, limit: limit, mode: mode)
+    }
+
+    /// The entities of `teams` (every team when empty) nearest in meaning to `text`.
+    public func search(_ text: String, teams: [String], types: [String], limit: Int, mode: SearchMode) async throws -> [Hit] {
         let embedded = try await gateway.call(InferenceGatewayMethods.embed, .with { $0.texts = [text] }, options: CallOptions(timeout: .seconds(10)))
         guard let vector = embedded.embeddings.first?.values, !vector.isEmpty else {
             throw RPCError(.internal, "the inference gateway returned no embedding")
         }
-        return try await nearest(vector, team: team, types: types, limit: limit, keywords: mode == .hybrid ? text : nil, excluding: nil)
+        return try await nearest(vector, teams: teams, types: types, limit: limit, keywords: mode == .hybrid ? text : nil, excluding: nil)
     }
 
     /// The entities of `team` nearest in meaning to entity `name` (its indexed vector).
@@ -78,10 +72,10 @@ public struct MeaningSearch: Sendable {
         guard let point = found.points.first, !point.vector.isEmpty else {
             throw RPCError(.notFound, field: "name", reason: .notFound, "\(name.debugDescription) of team \(team.debugDescription) is not indexed (yet): the indexer writes an entity within seconds of its change")
         }
-        return try await nearest(point.vector, team: team, types: types, limit: limit, keywords: nil, excluding: id)
+        return try await nearest(point.vector, teams: [team], types: types, limit: limit, keywords: nil, excluding: id)
     }
 
-    private func nearest(_ vector: [Float], team: String, types: [String], limit: Int, keywords: String?, excluding: String?) async throws -> [Hit] {
+    private func nearest(_ vector: [Float], teams: [String], types: [String], limit: Int, keywords: String?, excluding: String?) async throws -> [Hit] {
         let answer = try await vectors.call(VectorSearchMethods.search, .with {
             $0.collection = Self.collection
             $0.vector = vector
@@ -93,7 +87,11 @@ public struct MeaningSearch: Sendable {
                 $0.keywordWeight = .with { $0.value = 0.3 }
             }
             $0.filter = .with { filter in
-                filter.must = [.with { $0.match = .with { $0.key = "team"; $0.value = .with { $0.keyword = team } } }]
+                if teams.count == 1 {
+                    filter.must = [.with { $0.match = .with { $0.key = "team"; $0.value = .with { $0.keyword = teams[0] } } }]
+                } else if !teams.isEmpty {
+                    filter.must = [.with { $0.any = .with { $0.key = "team"; $0.keywords = teams } }]
+                }
                 if !types.isEmpty {
                     filter.must.append(.with { $0.any = .with { $0.key = "entityType"; $0.keywords = types } })
                 }
@@ -102,10 +100,11 @@ public struct MeaningSearch: Sendable {
         }, options: CallOptions(timeout: .seconds(10)))
         if answer.degraded { throw RPCError(.unavailable, "vector-search's index is unavailable (keyword-only answers)") }
         return answer.results.prefix(limit).compactMap { result in
-            guard case .keyword(let name)? = result.point.payload["name"]?.kind else { return nil }
+            guard case .keyword(let name)? = result.point.payload["name"]?.kind,
+                  case .keyword(let team)? = result.point.payload["team"]?.kind else { return nil }
             var entityType = ""
             if case .keyword(let type)? = result.point.payload["entityType"]?.kind { entityType = type }
-            return Hit(name: name, entityType: entityType, score: result.score, vectorScore: result.vectorScore, keywordScore: result.keywordScore)
+            return Hit(team: team, name: name, entityType: entityType, score: result.score, vectorScore: result.vectorScore, keywordScore: result.keywordScore)
         }
     }
 
