@@ -349,9 +349,14 @@ struct KnowledgeIndexerProcessTests {
         // Taken after the whole rebuild: a vector computed in another batch may differ in its last
         // bits (other matrix shapes), so only a copy is bit-for-bit the same.
         let copiedBefore = try await system.points(["beta:b0"], withVector: true)["beta:b0"]
-        let team = try runProgram(kb, ["vectors", "rebuild-from-graph", "--team", "alpha"], environment: environment)
+        // This time through the guide's script.
+        let script = packageRoot.appendingPathComponent("deploy/scripts/rebuild-qdrant-from-graph.sh")
+        let team = try runProgram(URL(fileURLWithPath: "/bin/bash"), [script.path, "--team", "alpha"], environment: environment.merging([
+            "KB": kb.path, "KB_VECTOR_SEARCH_ADDR": "127.0.0.1:\(system.vectorPort)",
+        ]) { $1 })
         #expect(team.status == 0, "\(team.stderr)")
         #expect(team.stdout.contains("30 entities re-embedded"), "\(team.stdout)")
+        #expect(team.stdout.contains("knowledge_384") && team.stdout.contains("Qdrant rebuild completed"), "\(team.stdout)")
         #expect(await system.counter("indexed") == 130, "beta's points are copied, not embedded")
         let after = try await system.points(["beta:b0"], withVector: true)["beta:b0"]
         #expect(after?.vector == copiedBefore?.vector, "beta's points are copied as they were")
