@@ -117,6 +117,9 @@ let package = Package(
             dependencies: ["KBProto", "KBRPC", "KBTime"],
             path: "Shared/KBKnowledge"
         ),
+        /// Coding-session transcripts read as exchanges (Claude Code logs, live-session markdown,
+        /// plain text), from the start or from where a follower stopped. No networking.
+        .target(name: "KBSessions", path: "Shared/KBSessions"),
         /// The transfer client: import and export of shared-memory JSON over the graph store's RPC
         /// (`ukb import/export`, VKB's drag-and-drop).
         .target(
@@ -500,6 +503,12 @@ let package = Package(
             ],
             path: "Tests/VKBTests",
             exclude: ["browser"]
+        ),
+        .testTarget(
+            name: "KBSessionsTests",
+            dependencies: ["KBSessions", "KBTestSupport"],
+            path: "Tests/KBSessionsTests",
+            exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "KBEmbeddingsTests",
