@@ -120,6 +120,13 @@ let package = Package(
         /// Coding-session transcripts read as exchanges (Claude Code logs, live-session markdown,
         /// plain text), from the start or from where a follower stopped. No networking.
         .target(name: "KBSessions", path: "Shared/KBSessions"),
+        /// Learning from sessions: extraction through the gateway, deduplication by meaning, writes
+        /// to the graph store, the keyword fallback, the follower's durable state.
+        .target(
+            name: "KBLearning",
+            dependencies: ["KBSessions", "KBKnowledge", "KBProto", "KBRPC"],
+            path: "Shared/KBLearning"
+        ),
         /// The transfer client: import and export of shared-memory JSON over the graph store's RPC
         /// (`ukb import/export`, VKB's drag-and-drop).
         .target(
@@ -305,7 +312,7 @@ let package = Package(
         .executableTarget(
             name: "ukb",
             dependencies: [
-                "UKBKit", "KBKnowledge", "KBKnowledgeTransfer", "KBProto", "KBRPC", "KBRuntime",
+                "UKBKit", "KBKnowledge", "KBKnowledgeTransfer", "KBLearning", "KBSessions", "KBProto", "KBRPC", "KBRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
@@ -506,7 +513,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KBSessionsTests",
-            dependencies: ["KBSessions", "KBTestSupport"],
+            dependencies: ["KBSessions", "KBLearning", "KBTestSupport"],
             path: "Tests/KBSessionsTests",
             exclude: ["Fixtures"]
         ),

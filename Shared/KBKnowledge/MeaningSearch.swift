@@ -75,6 +75,11 @@ public struct MeaningSearch: Sendable {
         return try await nearest(point.vector, teams: [team], types: types, limit: limit, keywords: nil, excluding: id)
     }
 
+    /// The entities of `teams` nearest to `vector` (by the vectors alone).
+    public func nearest(to vector: [Float], teams: [String], limit: Int) async throws -> [Hit] {
+        try await nearest(vector, teams: teams, types: [], limit: limit, keywords: nil, excluding: nil)
+    }
+
     private func nearest(_ vector: [Float], teams: [String], types: [String], limit: Int, keywords: String?, excluding: String?) async throws -> [Hit] {
         let answer = try await vectors.call(VectorSearchMethods.search, .with {
             $0.collection = Self.collection

@@ -70,8 +70,12 @@ public struct SessionProvenance: Sendable, Equatable, Codable {
     public var timeMs: Int64?
     /// The project: the log's `cwd` or the front matter's `project`, when given.
     public var project: String?
+    /// The byte offset just after the exchange's last line: where a follower that has learned
+    /// this exchange reads on from (with `lastLine + 1`).
+    public var endOffset: Int = 0
 
-    public init(file: String, firstLine: Int, lastLine: Int, sessionID: String, timeMs: Int64? = nil, project: String? = nil) {
+    public init(file: String, firstLine: Int, lastLine: Int, sessionID: String, timeMs: Int64? = nil, project: String? = nil, endOffset: Int = 0) {
+        self.endOffset = endOffset
         self.file = file
         self.firstLine = firstLine
         self.lastLine = lastLine

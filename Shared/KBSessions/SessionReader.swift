@@ -128,6 +128,7 @@ struct ExchangeBuilder {
         var firstLine: Int
         var lastLine: Int
         var startOffset: Int
+        var endOffset = 0
         var timeMs: Int64?
         var sessionID: String?
         var project: String?
@@ -203,6 +204,7 @@ struct ExchangeBuilder {
 
     mutating func endOfLine(_ line: Int, nextOffset: Int) {
         lineStartOffset = nextOffset
+        if open?.lastLine == line { open!.endOffset = nextOffset }
     }
 
     mutating func close() {
@@ -223,7 +225,8 @@ struct ExchangeBuilder {
                 file: file, firstLine: current.firstLine, lastLine: current.lastLine,
                 sessionID: current.sessionID ?? context.sessionID,
                 timeMs: current.timeMs ?? context.startMs,
-                project: current.project ?? context.project
+                project: current.project ?? context.project,
+                endOffset: current.endOffset
             )
         ))
     }

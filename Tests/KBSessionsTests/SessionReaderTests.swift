@@ -84,6 +84,13 @@ struct SessionReaderTests {
                 return
             }
         }
+        // A follower that learned exchange i reads on from its end: the rest, exactly.
+        for (index, exchange) in whole.exchanges.enumerated() {
+            let end = exchange.provenance.endOffset
+            #expect(end > 0 && end <= data.count)
+            let rest = SessionReader.read(data.subdata(in: end..<data.count), file: file, format: format, context: context, offset: end, line: exchange.provenance.lastLine + 1, final: true)
+            #expect(rest.exchanges == Array(whole.exchanges[(index + 1)...]), "resuming after exchange \(index)")
+        }
     }
 
     @Test("a line that is not JSON is reported and skipped; a huge prompt is cut with a marker; the format is told from the name and first bytes")

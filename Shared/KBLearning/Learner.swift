@@ -1,0 +1,216 @@
+import Foundation
+import KBKnowledge
+import KBProto
+import KBRPC
+import KBSessions
+
+/// Turns exchanges into knowledge in a team's graph: one extraction call per exchange through the
+/// inference gateway (`operation: "extract"`), items below the confidence floor skipped, each
+/// item deduplicated by meaning against what the team already knows (cosine ≥ the merge
+/// threshold merges its observations into that entity), written through the graph store with
+/// `source: auto`, its confidence, and provenance on every observation. The indexer then makes
+/// new knowledge searchable.
+///
+/// When no provider answers (all down, none configured, or the budget blocks the call), the
+/// exchange is not guessed at: it is classified by keywords (its intent, a provisional type) and
+/// reported as `queued`, and its follower keeps it for a later extraction. Heuristic items are
+/// never stored: at the default confidence floor they would be skipped anyway, and a graph that
+/// fills with keyword guesses is worse than one that waits.
+public actor Learner {
+    public struct Configuration: Sendable {
+        public var team: String
+        /// Items less sure than this are skipped (`ukb learn --min-confidence`, default 0.6).
+        public var minConfidence: Double
+        /// Cosine at or above which an item merges into the entity it matches (default 0.95).
+        public var mergeThreshold: Float
+        /// Never call a paid provider.
+        public var localOnly: Bool
+        /// The extraction call's deadline.
+        public var timeout: Duration
+
+        public init(team: String, minConfidence: Double = 0.6, mergeThreshold: Float = 0.95, localOnly: Bool = false, timeout: Duration = .seconds(120)) {
+            self.team = team
+            self.minConfidence = minConfidence
+            self.mergeThreshold = mergeThreshold
+            self.localOnly = localOnly
+            self.timeout = timeout
+        }
+    }
+
+    /// What became of one exchange.
+    public enum Outcome: Sendable, Equatable {
+        /// Extracted: the names created and merged into, and what was skipped.
+        case learned(created: [String], merged: [String], skippedLowConfidence: Int, costUSD: Double)
+        /// The model's answer was not valid twice: nothing written.
+        case failed(reason: String, costUSD: Double)
+        /// No provider answered: nothing written, kept for later; the keyword classification.
+        case queued(reason: String, intent: SessionIntent, provisionalType: KnowledgeKind?)
+    }
+
+    public let configuration: Configuration
+    let graph: RPCClient
+    let meaning: MeaningSearch
+    /// Entities written in this run, with their vectors: found again before the indexer has
+    /// indexed them.
+    var recent: [(name: String, type: String, vector: [Float])] = []
+
+    public init(graph: RPCClient, gateway: RPCClient, vectors: RPCClient, configuration: Configuration) {
+        self.graph = graph
+        self.meaning = MeaningSearch(gateway: gateway, vectors: vectors)
+        self.configuration = configuration
+    }
+
+    /// Extracts, deduplicates and writes the knowledge of one exchange. Throws only when the
+    /// graph store (or the search for duplicates) fails — then nothing of the exchange is
+    /// recorded as done, and writing it again later merges instead of duplicating.
+    public func learn(_ exchange: SessionExchange) async throws -> Outcome {
+        var cost = 0.0
+        var items: [KnowledgeItem]?
+        var lastProblem = ""
+        for attempt in 0..<2 {
+            let answer: Kb_Inference_V1_CompletionResponse
+            do {
+                answer = try await extract(exchange, retry: attempt > 0)
+            } catch let error as RPCError where [.unavailable, .deadlineExceeded, .resourceExhausted, .failedPrecondition].contains(error.code) {
+                let heuristic = KeywordClassifier.classify(exchange)
+                return .queued(reason: "\(error.code.name): \(error.message)", intent: heuristic.intent, provisionalType: heuristic.type)
+            }
+            cost += answer.costUsd
+            do {
+                items = try ExtractionFormat.items(from: answer.content)
+                break
+            } catch {
+                lastProblem = error.description
+            }
+        }
+        guard let items else { return .failed(reason: "invalid answer twice: \(lastProblem)", costUSD: cost) }
+        var created: [String] = [], merged: [String] = []
+        var skipped = 0
+        var written: [String: String] = [:]  // item name → entity name it went to
+        for item in items {
+            guard item.confidence >= configuration.minConfidence else { skipped += 1; continue }
+            let target = try await write(item, from: exchange)
+            written[item.name] = target.name
+            if target.merged { merged.append(target.name) } else { created.append(target.name) }
+        }
+        try await relate(items.filter { written[$0.name] != nil }, written: written)
+        return .learned(created: created, merged: merged, skippedLowConfidence: skipped, costUSD: cost)
+    }
+
+    func extract(_ exchange: SessionExchange, retry: Bool) async throws -> Kb_Inference_V1_CompletionResponse {
+        let request = Kb_Inference_V1_CompletionRequest.with {
+            $0.messages = [
+                .with { $0.role = "system"; $0.content = ExtractionFormat.instructions },
+                .with { $0.role = "user"; $0.content = exchange.text },
+            ]
+            $0.operation = "extract"
+            $0.project = exchange.provenance.project ?? ""
+            $0.maxTokens = 1200
+            $0.temperature = .with { $0.value = 0 }
+            $0.localOnly = configuration.localOnly
+            // A second try must reach the model, not the cache of the first answer.
+            $0.noCache = retry
+            $0.metadata = ["team": configuration.team, "session": exchange.provenance.sessionID, "exchange": exchange.id]
+        }
+        return try await meaning.gateway.call(InferenceGatewayMethods.complete, request, options: CallOptions(timeout: configuration.timeout))
+    }
+
+    /// Writes one item: merged into the entity it matches by meaning, or created.
+    func write(_ item: KnowledgeItem, from exchange: SessionExchange) async throws -> (name: String, merged: Bool) {
+        let vector = try await embed(item.embeddingText)
+        let match = try await nearest(vector)
+        let observations = item.observations.map { text in
+            Kb_Graph_V1_Observation.with {
+                $0.content = text
+                $0.type = "learned"
+                if let ms = exchange.provenance.timeMs { $0.date = Self.iso(ms) }
+                $0.metadata = Self.provenance(exchange)
+            }
+        }
+        let team = configuration.team
+        if let match, match.score >= configuration.mergeThreshold,
+           let existing = try? await graph.call(GraphStoreMethods.getEntity, .with { $0.team = team; $0.name = match.name }).entity {
+            var update = existing
+            update.observations = observations
+            update.createdAtMs = 0
+            update.lastModifiedMs = 0
+            _ = try await graph.call(GraphStoreMethods.putEntities, .with { $0.team = team; $0.entities = [update] })
+            return (existing.name, true)
+        }
+        let entity = Kb_Graph_V1_Entity.with {
+            $0.name = item.name
+            $0.entityType = item.type.rawValue
+            $0.observations = observations
+            $0.significance = Int32(item.significance)
+            $0.confidence = max(0.01, min(1, item.confidence))
+            $0.source = .auto
+            $0.metadata = Self.provenance(exchange).merging(["extracted_by": "ukb learn"]) { a, _ in a }
+        }
+        _ = try await graph.call(GraphStoreMethods.putEntities, .with { $0.team = team; $0.entities = [entity] })
+        recent.append((item.name, item.type.rawValue, vector))
+        return (item.name, false)
+    }
+
+    /// Relations of the items written, to each other or to entities the team already has.
+    func relate(_ items: [KnowledgeItem], written: [String: String]) async throws {
+        let team = configuration.team
+        var relations: [Kb_Graph_V1_Relation] = []
+        for item in items {
+            guard let from = written[item.name] else { continue }
+            for relation in item.relations {
+                var to = written[relation.to]
+                if to == nil, (try? await graph.call(GraphStoreMethods.getEntity, .with { $0.team = team; $0.name = relation.to })) != nil { to = relation.to }
+                guard let to, to != from else { continue }
+                relations.append(.with { $0.team = team; $0.from = from; $0.to = to; $0.relationType = relation.relationType; $0.confidence = max(0.01, min(1, item.confidence)) })
+            }
+        }
+        guard !relations.isEmpty else { return }
+        _ = try await graph.call(GraphStoreMethods.putRelations, .with { $0.team = team; $0.relations = relations })
+    }
+
+    func embed(_ text: String) async throws -> [Float] {
+        let answer = try await meaning.gateway.call(InferenceGatewayMethods.embed, .with { $0.texts = [text] }, options: CallOptions(timeout: .seconds(30)))
+        guard let vector = answer.embeddings.first?.values, !vector.isEmpty else { throw RPCError(.internal, "the inference gateway returned no embedding") }
+        return vector
+    }
+
+    /// The closest entity of the team by meaning: the indexed ones, and those written in this
+    /// run that the indexer may not have reached yet.
+    func nearest(_ vector: [Float]) async throws -> (name: String, score: Float)? {
+        var best: (name: String, score: Float)?
+        for entry in recent {
+            let score = Self.cosine(vector, entry.vector)
+            if score > (best?.score ?? -2) { best = (entry.name, score) }
+        }
+        let hits = try await meaning.nearest(to: vector, teams: [configuration.team], limit: 1)
+        if let hit = hits.first, hit.score > (best?.score ?? -2) { best = (hit.name, hit.score) }
+        return best
+    }
+
+    static func cosine(_ a: [Float], _ b: [Float]) -> Float {
+        guard a.count == b.count, !a.isEmpty else { return -1 }
+        var dot: Float = 0, na: Float = 0, nb: Float = 0
+        for index in a.indices {
+            dot += a[index] * b[index]
+            na += a[index] * a[index]
+            nb += b[index] * b[index]
+        }
+        return na > 0 && nb > 0 ? dot / (na.squareRoot() * nb.squareRoot()) : -1
+    }
+
+    static func provenance(_ exchange: SessionExchange) -> [String: String] {
+        var metadata = [
+            "session": exchange.provenance.sessionID,
+            "file": String(exchange.provenance.file.suffix(500)),
+            "lines": "\(exchange.provenance.firstLine)-\(exchange.provenance.lastLine)",
+        ]
+        if let ms = exchange.provenance.timeMs { metadata["session_time"] = iso(ms) }
+        if let project = exchange.provenance.project { metadata["project"] = String(project.suffix(300)) }
+        return metadata
+    }
+
+    static func iso(_ ms: Int64) -> String {
+        let formatter = ISO8601DateFormatter()
+        return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+    }
+}

@@ -1,0 +1,149 @@
+import Foundation
+import KBProto
+import KBRPC
+import KBTestSupport
+import Testing
+
+/// `ukb learn` over real processes: graph-store, vector-search, the gateway (its indexer, and a
+/// mock OpenAI-compatible provider answering the extraction calls deterministically).
+@Suite("ukb learn: knowledge from coding sessions, over real processes", .serialized)
+struct UKBLearnTests {
+    static func completion(_ content: String) -> ScriptedHTTPServer.CannedAnswer {
+        let object: [String: Any] = [
+            "id": "x", "object": "chat.completion", "model": "mock-1",
+            "choices": [["index": 0, "message": ["role": "assistant", "content": content], "finish_reason": "stop"]],
+            "usage": ["prompt_tokens": 200, "completion_tokens": 80, "total_tokens": 280],
+        ]
+        return .init(body: String(decoding: try! JSONSerialization.data(withJSONObject: object), as: UTF8.self))
+    }
+
+    static func items(_ items: [[String: Any]]) -> String {
+        String(decoding: try! JSONSerialization.data(withJSONObject: ["items": items]), as: UTF8.self)
+    }
+
+    nonisolated(unsafe) static let backoff: [String: Any] = [
+        "name": "Exponential backoff with jitter", "type": "coding_pattern", "confidence": 0.9, "significance": 8,
+        "observations": ["Retry failed calls with exponentially growing delays plus random jitter instead of a fixed delay", "A fixed retry delay can add up to exactly a caller's timeout"],
+        "relations": [],
+    ]
+
+    @Test("batch: formats read, items extracted, low confidence skipped, invalid output retried then failed, duplicates merged by meaning, relations, provenance; a second run learns only what was appended; no provider: queued, learned by a later run", .timeLimit(.minutes(6)))
+    func learnFromSessions() async throws {
+        let provider = try ScriptedHTTPServer()
+        defer { provider.stop() }
+        // In file order: the Claude Code log's two exchanges, then the markdown's two.
+        provider.answer("/v1/chat/completions",
+            with: Self.completion(Self.items([
+                Self.backoff,
+                ["name": "Inject the clock into retry tests", "type": "testing_strategy", "confidence": 0.8, "significance": 6,
+                 "observations": ["Tests of retry logic should drive a fake clock so they never sleep"],
+                 "relations": [["to": "Exponential backoff with jitter", "relationType": "tests"]]],
+                ["name": "Webhook test is flaky", "type": "bug_solution", "confidence": 0.3, "significance": 2, "observations": ["The test failed once"], "relations": []],
+            ])),
+            Self.completion("```json\n" + Self.items([
+                ["name": "Retry policy belongs in the HTTP client", "type": "architectural_decision", "confidence": 0.85, "significance": 7,
+                 "observations": ["Put one retry policy in the shared HTTP client, configured per host, so no caller forgets it"],
+                 "relations": [["to": "Exponential backoff with jitter", "relationType": "uses"]]],
+            ]) + "\n```"),
+            Self.completion(Self.items([
+                // The same knowledge again, worded almost the same: merged, not a new entity.
+                ["name": "Exponential backoff and jitter", "type": "coding_pattern", "confidence": 0.9, "significance": 8,
+                 "observations": ["Retry failed calls with exponentially growing delays plus random jitter instead of a fixed delay", "A fixed retry delay can add up to exactly a caller's timeout", "Cap the number of attempts"],
+                 "relations": []],
+            ])),
+            Self.completion("I think the answer is a circuit breaker."),
+            Self.completion("{\"items\": [{\"name\": \"x\"}]}"),
+            Self.completion(Self.items([
+                ["name": "Multi-stage Docker builds cache dependencies", "type": "deployment_approach", "confidence": 0.75, "significance": 6,
+                 "observations": ["Copy the dependency manifests and install them in their own layer before copying the sources"], "relations": []],
+            ]))
+        )
+        let providers = temporaryDirectory("kb-learn").appendingPathComponent("providers.yaml")
+        try """
+            activeStrategy: test
+            strategies:
+              test: {priority: [local]}
+            providers:
+              local: {api: openai, base_url: "\(provider.baseURL)/v1", local: true, models: [mock-1]}
+            """.write(to: providers, atomically: true, encoding: .utf8)
+        let system = try await IndexedSystem(gatewayEnvironment: ["KB_INFERENCE_PROVIDERS_FILE": providers.path])
+        let sessions = temporaryDirectory("kb-learn-sessions")
+        let fixtures = packageRoot.appendingPathComponent("Tests/KBSessionsTests/Fixtures")
+        for name in ["claude-code-session.jsonl", "specstory-session.md"] {
+            try FileManager.default.copyItem(at: fixtures.appendingPathComponent(name), to: sessions.appendingPathComponent(name))
+        }
+        let state = temporaryDirectory("kb-learn-state").appendingPathComponent("eng.json")
+        var environment = [
+            "KB_GRAPH_STORE_ADDR": "127.0.0.1:\(system.graphPort)",
+            "KB_VECTOR_SEARCH_ADDR": "127.0.0.1:\(system.vectorPort)",
+            "KB_INFERENCE_GATEWAY_ADDR": "127.0.0.1:\(system.gateway.port)",
+        ]
+        func learn(_ extra: String...) throws -> (status: Int32, summary: [String: Any], stderr: String) {
+            let result = try runProgram(builtProductsDirectory.appendingPathComponent("ukb"), ["learn", sessions.path, "--team", "eng", "--state", state.path, "--json"] + extra, environment: environment)
+            let summary = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any] ?? [:]
+            return (result.status, summary, result.stderr + result.stdout)
+        }
+        do {
+            let first = try learn()
+            #expect(first.status == 0, "\(first.stderr)")
+            #expect(first.summary["exchanges"] as? Int == 4 && first.summary["files"] as? Int == 2, "\(first.summary)")
+            #expect(first.summary["created"] as? Int == 3, "\(first.summary)")
+            #expect(first.summary["merged"] as? Int == 1, "the second wording of backoff merges: \(first.summary)")
+            #expect(first.summary["skippedLowConfidence"] as? Int == 1)
+            let failed = first.summary["failed"] as? [String] ?? []
+            #expect(failed.count == 1 && failed[0].contains("specstory-session.md:21") && failed[0].contains("invalid answer twice"), "\(failed)")
+            #expect(provider.received.filter { $0.path.hasPrefix("/v1/chat/completions") }.count == 5, "one call per exchange, one retry")
+            let firstCall = String(decoding: provider.received[0].body, as: UTF8.self)
+            #expect(firstCall.contains("reusable software-engineering knowledge") && firstCall.contains("Bash: swift test --filter WebhookTests (failed:"), "the exchange with its tools summarised")
+
+            let backoff = try await system.graphClient.call(GraphStoreMethods.getEntity, .with { $0.team = "eng"; $0.name = "Exponential backoff with jitter" })
+            #expect(backoff.entity.source == .auto && backoff.entity.entityType == "coding_pattern" && abs(backoff.entity.confidence - 0.9) < 1e-9)
+            #expect(backoff.entity.observations.map(\.content).contains("Cap the number of attempts"), "the merged observation")
+            #expect(backoff.entity.observations.count == 3, "no duplicate observations: \(backoff.entity.observations.map(\.content))")
+            let provenance = backoff.entity.observations[0].metadata
+            #expect(provenance["session"] == "5f0c2a1e-8d4b-4c1e-9a77-3b2f6d1e0a42" && provenance["lines"] == "2-7" && provenance["file"]?.hasSuffix("claude-code-session.jsonl") == true, "\(provenance)")
+            #expect(Set(backoff.inbound.map { "\($0.from) \($0.relationType)" }) == ["Inject the clock into retry tests tests", "Retry policy belongs in the HTTP client uses"])
+            #expect((try? await system.graphClient.call(GraphStoreMethods.getEntity, .with { $0.team = "eng"; $0.name = "Webhook test is flaky" })) == nil, "below the confidence floor")
+
+            // Nothing new: nothing called.
+            let again = try learn()
+            #expect(again.status == 0 && again.summary["exchanges"] as? Int == 0, "\(again.summary)")
+            #expect(provider.received.count == 5)
+            // An appended exchange, and a new plain-text file: only they are read.
+            let appended = #"{"type":"user","sessionId":"5f0c2a1e-8d4b-4c1e-9a77-3b2f6d1e0a42","timestamp":"2025-06-03T10:00:00Z","message":{"role":"user","content":"How do I make the docker build faster?"}}"# + "\n"
+                + #"{"type":"assistant","sessionId":"5f0c2a1e-8d4b-4c1e-9a77-3b2f6d1e0a42","message":{"role":"assistant","content":[{"type":"text","text":"Install the dependencies in their own layer first."}]}}"# + "\n"
+            let handle = try FileHandle(forWritingTo: sessions.appendingPathComponent("claude-code-session.jsonl"))
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data(appended.utf8))
+            try handle.close()
+            let third = try learn()
+            #expect(third.summary["exchanges"] as? Int == 1 && third.summary["created"] as? Int == 1, "\(third.summary)")
+            #expect(String(decoding: provider.received.last!.body, as: UTF8.self).contains("docker build faster"))
+
+            // Learned knowledge is found by meaning once indexed.
+            try await system.waitUntilIndexed("the learned entities") { try await system.pointCount() == 4 }
+            let search = try runProgram(builtProductsDirectory.appendingPathComponent("ukb"), ["search", "growing random delays between retries", "--semantic", "--team", "eng"], environment: environment)
+            #expect(search.stdout.split(separator: "\n").first?.contains("Exponential backoff with jitter") == true, "\(search.stdout)")
+
+            // No provider answers: queued, then learned by a later run.
+            provider.answer("/v1/chat/completions", with: .init(status: 503, body: #"{"error":{"message":"down"}}"#))
+            try "User: why pin the base image digest?\nAssistant: So a rebuild gets the same system libraries.\n".write(to: sessions.appendingPathComponent("late.txt"), atomically: true, encoding: .utf8)
+            let down = try learn()
+            #expect(down.status == 0 && down.summary["queued"] as? Int == 1 && down.summary["queuedTotal"] as? Int == 1, "\(down.summary)")
+            #expect((down.summary["queuedIntents"] as? [String: Int])?["learning"] == 1, "the keyword fallback's intent: \(down.summary)")
+            provider.answer("/v1/chat/completions", with: Self.completion(Self.items([
+                ["name": "Pin base image digests", "type": "deployment_approach", "confidence": 0.8, "significance": 5,
+                 "observations": ["Pin the base image by digest so rebuilds get the same system libraries"], "relations": []],
+            ])))
+            let up = try learn()
+            #expect(up.summary["dequeued"] as? Int == 1 && up.summary["queuedTotal"] as? Int == 0 && up.summary["created"] as? Int == 1, "\(up.summary)")
+            environment["KB_GRAPH_STORE_ADDR"] = "127.0.0.1:\(freePort())"
+            let noStore = try learn()
+            #expect(noStore.status == 1 && noStore.stderr.contains("graph-store is not reachable"), "\(noStore.stderr)")
+        } catch {
+            await system.stop()
+            throw error
+        }
+        await system.stop()
+    }
+}

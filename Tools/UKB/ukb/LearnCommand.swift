@@ -1,0 +1,156 @@
+import ArgumentParser
+import Foundation
+import KBKnowledge
+import KBLearning
+import KBProto
+import KBRPC
+import KBRuntime
+import KBSessions
+
+/// `ukb learn PATH… [--watch]`: knowledge extracted from coding-session transcripts into the
+/// team's graph, through the inference gateway.
+struct Learn: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Learn from coding sessions: extract the knowledge in transcripts into the team's graph.",
+        discussion: """
+        PATH: files or folders (searched for .jsonl Claude Code logs, .md live-session logs, .txt transcripts). Each exchange is \
+        one extraction call through the inference gateway (KB_INFERENCE_GATEWAY_ADDR); items are deduplicated by meaning against \
+        the team's knowledge (vector-search at KB_VECTOR_SEARCH_ADDR) and written to the graph store (KB_GRAPH_STORE_ADDR) with \
+        source auto. How far each file was read is kept in the state file, so running again learns only what is new; --watch \
+        follows the files as they grow until interrupted. When no provider answers, exchanges are queued in the state file and \
+        learned by a later run.
+        """
+    )
+    @OptionGroup var common: Common
+    @Argument(help: "Transcript files or folders.") var paths: [String]
+    @Flag(help: "Keep following the files (and new files in the folders) as they grow, until interrupted.") var watch = false
+    @Option(help: "Seconds a followed file must be quiet before its last exchange counts as finished.") var idle = 30
+    @Option(help: "Seconds between looks at the files when following.") var interval = 1.0
+    @Option(help: "Items less sure than this (0–1) are skipped.") var minConfidence = 0.6
+    @Option(help: "Cosine similarity (0–1) at or above which an item merges into the entity it matches.") var mergeThreshold: Float = 0.95
+    @Flag(help: "Never call a paid provider.") var localOnly = false
+    @Option(help: "The state file (default: KB_DATA_DIR/learn/<team>.json).") var state: String?
+    @Flag(help: "Forget the state's positions and read every file from its start (queued exchanges are kept).") var fromStart = false
+
+    func validate() throws {
+        guard (0...1).contains(minConfidence) else { throw ValidationError("--min-confidence must be 0–1") }
+        guard (0...1).contains(mergeThreshold) else { throw ValidationError("--merge-threshold must be 0–1") }
+        guard idle >= 0, interval > 0 else { throw ValidationError("--idle must be 0 or more and --interval above 0") }
+    }
+
+    func run() async throws {
+        let team = common.resolvedTeam
+        do { try KnowledgeRules.checkTeam(team) } catch { fail("\(error)") }
+        let source = try ConfigSource.fromProcess()
+        let dataDirectory = try source.value(of: ServiceConfiguration.Keys.dataDirectory)
+        let stateURL = URL(fileURLWithPath: state ?? "\(dataDirectory)/learn/\(team).json")
+        var saved: LearnState
+        do {
+            saved = try LearnState.load(stateURL, team: team)
+        } catch {
+            fail("\(error)")
+        }
+        if fromStart { saved.files = [:] }
+        func client(_ service: ServiceDescriptor) throws -> RPCClient {
+            var configuration = try source.clientConfiguration(for: service)
+            configuration.connections = 1
+            configuration.connectTimeout = .seconds(2)
+            return RPCClient(configuration: configuration)
+        }
+        let graph = try client(.graphStore), gateway = try client(.inferenceGateway), vectors = try client(.vectorSearch)
+        for (name, peer) in [("graph-store", graph), ("inference-gateway", gateway), ("vector-search", vectors)] {
+            do {
+                _ = try await peer.call(HealthMethods.check, .init(), options: CallOptions(timeout: .milliseconds(1500)))
+            } catch {
+                fail("\(name) is not reachable at \(peer.configuration.host):\(peer.configuration.port) (\(error)); start the system with `kb up`")
+            }
+        }
+        let learner = Learner(graph: graph, gateway: gateway, vectors: vectors, configuration: .init(
+            team: team, minConfidence: minConfidence, mergeThreshold: mergeThreshold, localOnly: localOnly
+        ))
+        let run = LearnRun(learner: learner, stateURL: stateURL, state: saved)
+        let bar = ProgressBar(label: "learning")
+        let progress: @Sendable (LearnSummary) -> Void = { summary in
+            bar.update(summary.exchanges, of: nil)
+        }
+        if watch { Self.stopOnSignals() }
+        do {
+            repeat {
+                let files = try SessionFiles.list(paths)
+                try await run.pass(files, idleMs: watch ? Int64(idle) * 1000 : 0, progress: progress)
+                if watch {
+                    if Self.stopping.value { break }
+                    try? await Task.sleep(for: .milliseconds(Int64(interval * 1000)))
+                }
+            } while watch && !Self.stopping.value
+        } catch let error as RPCError {
+            bar.finish()
+            await closeAll(graph, gateway, vectors)
+            fail("\(error.code.name): \(error.message) (learned up to here; running again resumes after the last exchange learned)")
+        } catch {
+            bar.finish()
+            await closeAll(graph, gateway, vectors)
+            fail("\(error)")
+        }
+        bar.finish()
+        let summary = await run.summary
+        let queuedTotal = await run.state.queued.count
+        await closeAll(graph, gateway, vectors)
+        if common.json {
+            let object: [String: Any] = [
+                "team": team, "files": summary.files, "exchanges": summary.exchanges,
+                "itemsExtracted": summary.itemsExtracted, "created": summary.itemsCreated, "merged": summary.itemsMerged,
+                "skippedLowConfidence": summary.skippedLowConfidence, "failed": summary.failed, "queued": summary.queued,
+                "queuedTotal": queuedTotal, "dequeued": summary.dequeued, "unreadableLines": summary.unreadableLines,
+                "costUSD": summary.costUSD, "queuedIntents": summary.intents, "state": stateURL.path,
+            ]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+        } else {
+            print(Self.describe(summary, queuedTotal: queuedTotal, team: team))
+        }
+    }
+
+    func closeAll(_ clients: RPCClient...) async {
+        for client in clients { await client.close() }
+    }
+
+    static func describe(_ summary: LearnSummary, queuedTotal: Int, team: String) -> String {
+        var lines = [
+            "Learned from \(summary.exchanges) exchange\(summary.exchanges == 1 ? "" : "s") in \(summary.files) new file\(summary.files == 1 ? "" : "s") (team \(team)):",
+            "  items extracted: \(summary.itemsExtracted) — \(summary.itemsCreated) new, \(summary.itemsMerged) merged into known knowledge, \(summary.skippedLowConfidence) skipped (below the confidence floor)",
+            String(format: "  cost: $%.4f", summary.costUSD),
+        ]
+        if summary.dequeued > 0 { lines.append("  queued exchanges of earlier runs learned: \(summary.dequeued)") }
+        if !summary.failed.isEmpty {
+            lines.append("  failed exchanges (invalid model output twice): \(summary.failed.count)")
+            lines += summary.failed.prefix(10).map { "    \($0)" }
+        }
+        if summary.queued > 0 || queuedTotal > 0 {
+            let intents = summary.intents.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            lines.append("  queued (no provider answered): \(summary.queued) now, \(queuedTotal) waiting in all\(intents.isEmpty ? "" : " — by keywords: \(intents)")")
+        }
+        if summary.unreadableLines > 0 { lines.append("  unreadable lines skipped: \(summary.unreadableLines)") }
+        return lines.joined(separator: "\n")
+    }
+
+    /// SIGINT / SIGTERM end a --watch after the exchange in hand (the state is saved after each).
+    static let stopping = StopFlag()
+    static func stopOnSignals() {
+        for signalNumber in [SIGINT, SIGTERM] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { stopping.set() }
+            source.resume()
+            signalSources.append(source)
+        }
+    }
+    nonisolated(unsafe) static var signalSources: [any DispatchSourceSignal] = []
+}
+
+/// A flag set from a signal handler's queue and read by the loop.
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stopped = false
+    var value: Bool { lock.withLock { stopped } }
+    func set() { lock.withLock { stopped = true } }
+}
