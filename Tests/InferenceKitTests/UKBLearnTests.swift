@@ -146,4 +146,106 @@ struct UKBLearnTests {
         }
         await system.stop()
     }
+
+    @Test("--watch: follows a growing log (an exchange is learned when the next prompt arrives, the last one when the file is quiet), picks up new files; kill -9 and restart neither repeats nor misses an exchange; SIGTERM ends it with the summary", .timeLimit(.minutes(4)))
+    func watchAndRestart() async throws {
+        let provider = try ScriptedHTTPServer()
+        defer { provider.stop() }
+        // Four unrelated pieces of knowledge (similar ones would merge by meaning).
+        let topics = [
+            "Run git bisect with a script to find the commit that broke the build",
+            "Use jq to pull one field out of every line of a JSON log",
+            "Profile a slow Swift build with -Xfrontend -debug-time-function-bodies",
+            "Rotate database credentials through the secret manager every thirty days",
+        ]
+        let answers = (1...4).map { index in
+            Self.completion(Self.items([["name": "Watched item \(index)", "type": "tool_usage", "confidence": 0.9, "significance": 5,
+                                          "observations": [topics[index - 1]], "relations": []]]))
+        }
+        provider.answer("/v1/chat/completions", with: answers[0], answers[1], answers[2], answers[3])
+        let providers = temporaryDirectory("kb-learn").appendingPathComponent("providers.yaml")
+        try """
+            activeStrategy: test
+            strategies:
+              test: {priority: [local]}
+            providers:
+              local: {api: openai, base_url: "\(provider.baseURL)/v1", local: true, models: [mock-1]}
+            """.write(to: providers, atomically: true, encoding: .utf8)
+        let system = try await IndexedSystem(gatewayEnvironment: ["KB_INFERENCE_PROVIDERS_FILE": providers.path])
+        let sessions = temporaryDirectory("kb-learn-watch")
+        let state = temporaryDirectory("kb-learn-state").appendingPathComponent("eng.json")
+        let log = sessions.appendingPathComponent("live.jsonl")
+        func user(_ text: String) -> String { #"{"type":"user","sessionId":"live","message":{"role":"user","content":"\#(text)"}}"# + "\n" }
+        func assistant(_ text: String) -> String { #"{"type":"assistant","sessionId":"live","message":{"role":"assistant","content":[{"type":"text","text":"\#(text)"}]}}"# + "\n" }
+        func append(_ text: String, to file: URL) throws {
+            if !FileManager.default.fileExists(atPath: file.path) { FileManager.default.createFile(atPath: file.path, contents: nil) }
+            let handle = try FileHandle(forWritingTo: file)
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data(text.utf8))
+            try handle.close()
+        }
+        let output = temporaryDirectory("kb-learn-out")
+        func startWatcher(_ name: String) throws -> Process {
+            let process = Process()
+            process.executableURL = builtProductsDirectory.appendingPathComponent("ukb")
+            process.arguments = ["learn", "--watch", sessions.path, "--team", "eng", "--state", state.path, "--idle", "1", "--interval", "0.2"]
+            process.environment = ProcessInfo.processInfo.environment.merging([
+                "KB_GRAPH_STORE_ADDR": "127.0.0.1:\(system.graphPort)",
+                "KB_VECTOR_SEARCH_ADDR": "127.0.0.1:\(system.vectorPort)",
+                "KB_INFERENCE_GATEWAY_ADDR": "127.0.0.1:\(system.gateway.port)",
+            ]) { $1 }
+            let out = output.appendingPathComponent(name)
+            FileManager.default.createFile(atPath: out.path, contents: nil)
+            process.standardOutput = try FileHandle(forWritingTo: out)
+            process.standardError = process.standardOutput
+            try process.run()
+            return process
+        }
+        func learned(_ name: String, within seconds: Int = 30) async throws -> Bool {
+            let deadline = ContinuousClock.now + .seconds(seconds)
+            while ContinuousClock.now < deadline {
+                if (try? await system.graphClient.call(GraphStoreMethods.getEntity, .with { $0.team = "eng"; $0.name = name })) != nil { return true }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            return false
+        }
+        var watcher = try startWatcher("first.log")
+        do {
+            try append(user("first question") + assistant("first answer"), to: log)
+            #expect(try await learned("Watched item 1"), "the last exchange of a quiet file")
+            try append(user("second question"), to: log)
+            try await Task.sleep(for: .milliseconds(300))
+            try append(assistant("second answer") + user("third question"), to: log)
+            #expect(try await learned("Watched item 2"), "closed by the next prompt")
+            // The entity is written before the state is saved (a kill in between repeats one
+            // exchange, harmlessly: observations merge without duplicates). Kill once the state
+            // says exchange 2 is done, to check the restart reads on from exactly there.
+            let afterSecond = (user("first question") + assistant("first answer") + user("second question") + assistant("second answer")).utf8.count
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline {
+                let saved = (try? JSONSerialization.jsonObject(with: Data(contentsOf: state))) as? [String: Any]
+                if let offset = ((saved?["files"] as? [String: Any])?[log.standardizedFileURL.path] as? [String: Any])?["offset"] as? Int, offset >= afterSecond { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            kill(watcher.processIdentifier, SIGKILL)
+            watcher.waitUntilExit()
+            try append(assistant("third answer"), to: log)
+            watcher = try startWatcher("second.log")
+            #expect(try await learned("Watched item 3"), "after a kill -9 and a restart")
+            try append(user("a new file") + assistant("its answer"), to: sessions.appendingPathComponent("other.jsonl"))
+            #expect(try await learned("Watched item 4"), "a new file in the folder")
+            try await Task.sleep(for: .seconds(2))
+            let calls = provider.received.filter { $0.path.hasPrefix("/v1/chat/completions") }.count
+            #expect(calls == 4, "each exchange extracted exactly once across the restart (\(calls) calls)")
+            kill(watcher.processIdentifier, SIGTERM)
+            watcher.waitUntilExit()
+            let printed = (try? String(contentsOf: output.appendingPathComponent("second.log"), encoding: .utf8)) ?? ""
+            #expect(watcher.terminationStatus == 0 && printed.contains("Learned from 2 exchanges"), "\(printed)")
+        } catch {
+            watcher.terminate()
+            await system.stop()
+            throw error
+        }
+        await system.stop()
+    }
 }
