@@ -78,8 +78,11 @@ public enum ExtractionFormat {
     /// The schema of the answer: `{"items": [KnowledgeItem…]}`.
     public static let schema: String = {
         let kinds = KnowledgeKind.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ",")
+        let intents = SessionIntent.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ",")
         return """
-        {"type":"object","additionalProperties":false,"required":["items"],"properties":{"items":{"type":"array","maxItems":8,"items":{\
+        {"type":"object","additionalProperties":false,"required":["intent","intentConfidence","goal","items"],"properties":{\
+        "intent":{"type":"string","enum":[\(intents)]},"intentConfidence":{"type":"number","minimum":0,"maximum":1},\
+        "goal":{"type":"string","maxLength":200},"items":{"type":"array","maxItems":8,"items":{\
         "type":"object","additionalProperties":false,"required":["name","type","observations","confidence","significance","relations"],\
         "properties":{"name":{"type":"string","minLength":3,"maxLength":120},"type":{"type":"string","enum":[\(kinds)]},\
         "observations":{"type":"array","minItems":1,"maxItems":6,"items":{"type":"string","minLength":10,"maxLength":600}},\
@@ -97,7 +100,10 @@ public enum ExtractionFormat {
     "observations" (1-6 self-contained sentences a teammate could act on, without "the user" or "the assistant"), \
     "confidence" (0-1: how sure you are this is real, reusable knowledge), "significance" (1-10), \
     and "relations" ([{"to": name of another item or a known concept, "relationType": e.g. "solves", "uses", "related_to"}]). \
-    Small talk, status updates and one-off facts are not knowledge: return {"items": []} for them.
+    Small talk, status updates and one-off facts are not knowledge: return "items": [] for them. \
+    Also return "intent": what the developer was doing in this exchange, one of \(SessionIntent.allCases.map(\.rawValue).joined(separator: ", ")); \
+    "intentConfidence" (0-1); and "goal": the session's goal in one short sentence, as understood so far \
+    (keep the previous goal unless this exchange changes it).
     """
 
     /// A problem with the model's answer, said so that a person can see what was wrong.
@@ -105,9 +111,19 @@ public enum ExtractionFormat {
         public var description: String
     }
 
-    /// The items of an answer: JSON (a fenced block or surrounding prose tolerated) with the
-    /// schema's shape; anything else is `Invalid`.
-    public static func items(from content: String) throws(Invalid) -> [KnowledgeItem] {
+    /// What one extraction call returns: the items, and the exchange's place in the trajectory
+    /// (the intent and the session's goal; absent when the model left them out).
+    public struct Answer: Sendable, Equatable {
+        public var items: [KnowledgeItem]
+        public var intent: SessionIntent?
+        public var intentConfidence: Double?
+        public var goal: String?
+    }
+
+    /// An answer: JSON (a fenced block or surrounding prose tolerated) with the schema's shape;
+    /// anything else is `Invalid`. A missing or unknown intent or goal is left nil (the keyword
+    /// classifier fills the intent in); wrong items are `Invalid`.
+    public static func answer(from content: String) throws(Invalid) -> Answer {
         var text = content.trimmingCharacters(in: .whitespacesAndNewlines)
         if let open = text.firstIndex(of: "{"), let close = text.lastIndex(of: "}"), open < close {
             text = String(text[open...close])
@@ -116,6 +132,9 @@ public enum ExtractionFormat {
             throw Invalid(description: "the answer is not a JSON object: \(content.prefix(120).debugDescription)")
         }
         guard let rawItems = object["items"] as? [Any] else { throw Invalid(description: "the answer has no \"items\" array") }
+        let intent = (object["intent"] as? String).flatMap { SessionIntent(rawValue: $0.lowercased().replacingOccurrences(of: "_", with: "-")) }
+        let intentConfidence = (object["intentConfidence"] as? NSNumber)?.doubleValue.clamped(to: 0...1)
+        let goal = (object["goal"] as? String).map { String($0.trimmingCharacters(in: .whitespacesAndNewlines).prefix(200)) }.flatMap { $0.isEmpty ? nil : $0 }
         var items: [KnowledgeItem] = []
         for (index, raw) in rawItems.enumerated() {
             guard let item = raw as? [String: Any] else { throw Invalid(description: "items[\(index)] is not an object") }
@@ -141,6 +160,10 @@ public enum ExtractionFormat {
                 relations: relations
             ))
         }
-        return items
+        return Answer(items: items, intent: intent, intentConfidence: intentConfidence, goal: goal)
     }
+}
+
+extension Double {
+    func clamped(to range: ClosedRange<Double>) -> Double { Swift.min(range.upperBound, Swift.max(range.lowerBound, self)) }
 }

@@ -16,7 +16,7 @@ public struct LearnSummary: Sendable, Equatable {
     public var dequeued = 0
     public var unreadableLines = 0
     public var costUSD = 0.0
-    /// Intents of the queued exchanges, by the keyword fallback.
+    /// The exchanges' intents (the model's; the keyword fallback's for queued ones).
     public var intents: [String: Int] = [:]
 
     public init() {}
@@ -69,7 +69,8 @@ public actor LearnRun {
     func learn(_ exchange: SessionExchange, fromQueue: Bool = false) async throws {
         if !fromQueue { summary.exchanges += 1 }
         switch try await learner.learn(exchange) {
-        case .learned(let created, let merged, let skipped, let cost):
+        case .learned(let created, let merged, let skipped, let cost, let intent):
+            summary.intents[intent.rawValue, default: 0] += 1
             summary.itemsCreated += created.count
             summary.itemsMerged += merged.count
             summary.skippedLowConfidence += skipped

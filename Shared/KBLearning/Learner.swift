@@ -40,7 +40,7 @@ public actor Learner {
     /// What became of one exchange.
     public enum Outcome: Sendable, Equatable {
         /// Extracted: the names created and merged into, and what was skipped.
-        case learned(created: [String], merged: [String], skippedLowConfidence: Int, costUSD: Double)
+        case learned(created: [String], merged: [String], skippedLowConfidence: Int, costUSD: Double, intent: SessionIntent)
         /// The model's answer was not valid twice: nothing written.
         case failed(reason: String, costUSD: Double)
         /// No provider answered: nothing written, kept for later; the keyword classification.
@@ -53,6 +53,8 @@ public actor Learner {
     /// Entities written in this run, with their vectors: found again before the indexer has
     /// indexed them.
     var recent: [(name: String, type: String, vector: [Float])] = []
+    /// Each session's goal as the model last stated it.
+    var goals: [String: String] = [:]
 
     public init(graph: RPCClient, gateway: RPCClient, vectors: RPCClient, configuration: Configuration) {
         self.graph = graph
@@ -65,25 +67,28 @@ public actor Learner {
     /// recorded as done, and writing it again later merges instead of duplicating.
     public func learn(_ exchange: SessionExchange) async throws -> Outcome {
         var cost = 0.0
-        var items: [KnowledgeItem]?
+        var parsed: ExtractionFormat.Answer?
         var lastProblem = ""
+        let goal = try await goal(of: exchange.provenance.sessionID)
         for attempt in 0..<2 {
             let answer: Kb_Inference_V1_CompletionResponse
             do {
-                answer = try await extract(exchange, retry: attempt > 0)
+                answer = try await extract(exchange, goal: goal, retry: attempt > 0)
             } catch let error as RPCError where [.unavailable, .deadlineExceeded, .resourceExhausted, .failedPrecondition].contains(error.code) {
                 let heuristic = KeywordClassifier.classify(exchange)
+                try await record(exchange, intent: heuristic.intent, confidence: heuristic.confidence, by: "keywords (no provider answered; queued)", goal: goal, produced: [])
                 return .queued(reason: "\(error.code.name): \(error.message)", intent: heuristic.intent, provisionalType: heuristic.type)
             }
             cost += answer.costUsd
             do {
-                items = try ExtractionFormat.items(from: answer.content)
+                parsed = try ExtractionFormat.answer(from: answer.content)
                 break
             } catch {
                 lastProblem = error.description
             }
         }
-        guard let items else { return .failed(reason: "invalid answer twice: \(lastProblem)", costUSD: cost) }
+        guard let parsed else { return .failed(reason: "invalid answer twice: \(lastProblem)", costUSD: cost) }
+        let items = parsed.items
         var created: [String] = [], merged: [String] = []
         var skipped = 0
         var written: [String: String] = [:]  // item name → entity name it went to
@@ -94,14 +99,21 @@ public actor Learner {
             if target.merged { merged.append(target.name) } else { created.append(target.name) }
         }
         try await relate(items.filter { written[$0.name] != nil }, written: written)
-        return .learned(created: created, merged: merged, skippedLowConfidence: skipped, costUSD: cost)
+        let keywords = KeywordClassifier.classify(exchange)
+        let intent = parsed.intent ?? keywords.intent
+        if let newGoal = parsed.goal { goals[exchange.provenance.sessionID] = newGoal }
+        try await record(
+            exchange, intent: intent, confidence: parsed.intent == nil ? keywords.confidence : (parsed.intentConfidence ?? 0.5),
+            by: parsed.intent == nil ? "keywords (the model gave none)" : "model", goal: parsed.goal ?? goal, produced: created + merged
+        )
+        return .learned(created: created, merged: merged, skippedLowConfidence: skipped, costUSD: cost, intent: intent)
     }
 
-    func extract(_ exchange: SessionExchange, retry: Bool) async throws -> Kb_Inference_V1_CompletionResponse {
+    func extract(_ exchange: SessionExchange, goal: String?, retry: Bool) async throws -> Kb_Inference_V1_CompletionResponse {
         let request = Kb_Inference_V1_CompletionRequest.with {
             $0.messages = [
                 .with { $0.role = "system"; $0.content = ExtractionFormat.instructions },
-                .with { $0.role = "user"; $0.content = exchange.text },
+                .with { $0.role = "user"; $0.content = (goal.map { "Session goal so far: \($0)\n\n" } ?? "") + exchange.text },
             ]
             $0.operation = "extract"
             $0.project = exchange.provenance.project ?? ""
@@ -166,6 +178,77 @@ public actor Learner {
         }
         guard !relations.isEmpty else { return }
         _ = try await graph.call(GraphStoreMethods.putRelations, .with { $0.team = team; $0.relations = relations })
+    }
+
+    // MARK: Trajectory
+
+    /// The name of a session's entity in the graph.
+    public static func sessionEntityName(_ sessionID: String) -> String {
+        KnowledgeItem.entityName("session \(sessionID)")
+    }
+
+    /// A session's goal: as this run last heard it, or as its entity in the graph says.
+    func goal(of sessionID: String) async throws -> String? {
+        if let goal = goals[sessionID] { return goal }
+        let team = configuration.team
+        let found = try? await graph.call(GraphStoreMethods.getEntity, .with { $0.team = team; $0.name = Self.sessionEntityName(sessionID) })
+        let goal = found?.entity.metadata["goal"].flatMap { $0.isEmpty ? nil : $0 }
+        if let goal { goals[sessionID] = goal }
+        return goal
+    }
+
+    /// One step of the session's trajectory: an observation on the session's entity (`Session`,
+    /// source auto) with the exchange's intent, confidence, time and active concepts — the
+    /// team's entities closest in meaning to the exchange — and relations `produced` (the
+    /// knowledge it gave) and `used` (the concepts it was close to).
+    func record(_ exchange: SessionExchange, intent: SessionIntent, confidence: Double, by method: String, goal: String?, produced: [String]) async throws {
+        let team = configuration.team
+        let name = Self.sessionEntityName(exchange.provenance.sessionID)
+        let concepts = try await activeConcepts(exchange, excluding: Set(produced + [name]))
+        let time = exchange.provenance.timeMs.map(Self.iso)
+        var metadata = Self.provenance(exchange)
+        metadata["intent"] = intent.rawValue
+        metadata["intent_confidence"] = String(format: "%.2f", confidence)
+        metadata["intent_by"] = method
+        metadata["exchange"] = exchange.id
+        if let goal { metadata["goal"] = goal }
+        if !concepts.isEmpty { metadata["concepts"] = concepts.map { "\($0.name) (\(String(format: "%.2f", $0.score)))" }.joined(separator: ", ") }
+        if !produced.isEmpty { metadata["produced"] = produced.joined(separator: ", ") }
+        let prompt = exchange.prompt.isEmpty ? exchange.answer : exchange.prompt
+        let step = Kb_Graph_V1_Observation.with {
+            $0.type = "exchange"
+            $0.content = "\(time ?? "line \(exchange.provenance.firstLine)") \(intent.rawValue) (\(String(format: "%.2f", confidence))): \(SessionExchange.Limits.cut(prompt.replacingOccurrences(of: "\n", with: " "), 200))"
+            if let time { $0.date = time }
+            $0.metadata = metadata
+        }
+        var sessionMetadata = ["session": exchange.provenance.sessionID, "kind": "trajectory"]
+        if let goal { sessionMetadata["goal"] = goal }
+        if let project = exchange.provenance.project { sessionMetadata["project"] = String(project.suffix(300)) }
+        _ = try await graph.call(GraphStoreMethods.putEntities, .with {
+            $0.team = team
+            $0.entities = [.with {
+                $0.name = name
+                $0.entityType = "Session"
+                $0.observations = [step]
+                $0.source = .auto
+                $0.significance = 3
+                $0.metadata = sessionMetadata
+            }]
+        })
+        let relations = produced.map { target in Kb_Graph_V1_Relation.with { $0.team = team; $0.from = name; $0.to = target; $0.relationType = "produced" } }
+            + concepts.map { concept in Kb_Graph_V1_Relation.with { $0.team = team; $0.from = name; $0.to = concept.name; $0.relationType = "used"; $0.confidence = Double(max(0.01, min(1, concept.score))) } }
+        if !relations.isEmpty {
+            _ = try await graph.call(GraphStoreMethods.putRelations, .with { $0.team = team; $0.relations = relations })
+        }
+    }
+
+    /// The team's entities closest in meaning to the exchange (at most 3, similarity ≥ 0.5),
+    /// sessions and the exchange's own products left out.
+    func activeConcepts(_ exchange: SessionExchange, excluding: Set<String>) async throws -> [(name: String, score: Float)] {
+        let text = SessionExchange.Limits.cut(exchange.prompt + "\n" + exchange.answer, 2000)
+        let vector = try await embed(text)
+        let hits = try await meaning.nearest(to: vector, teams: [configuration.team], limit: 8)
+        return hits.filter { $0.score >= 0.5 && $0.entityType != "Session" && !excluding.contains($0.name) }.prefix(3).map { ($0.name, $0.score) }
     }
 
     func embed(_ text: String) async throws -> [Float] {

@@ -17,8 +17,11 @@ struct UKBLearnTests {
         return .init(body: String(decoding: try! JSONSerialization.data(withJSONObject: object), as: UTF8.self))
     }
 
-    static func items(_ items: [[String: Any]]) -> String {
-        String(decoding: try! JSONSerialization.data(withJSONObject: ["items": items]), as: UTF8.self)
+    static func items(intent: String? = nil, goal: String? = nil, _ items: [[String: Any]]) -> String {
+        var object: [String: Any] = ["items": items]
+        if let intent { object["intent"] = intent; object["intentConfidence"] = 0.8 }
+        if let goal { object["goal"] = goal }
+        return String(decoding: try! JSONSerialization.data(withJSONObject: object), as: UTF8.self)
     }
 
     nonisolated(unsafe) static let backoff: [String: Any] = [
@@ -33,7 +36,7 @@ struct UKBLearnTests {
         defer { provider.stop() }
         // In file order: the Claude Code log's two exchanges, then the markdown's two.
         provider.answer("/v1/chat/completions",
-            with: Self.completion(Self.items([
+            with: Self.completion(Self.items(intent: "debugging", goal: "Fix the flaky payment webhook test", [
                 Self.backoff,
                 ["name": "Inject the clock into retry tests", "type": "testing_strategy", "confidence": 0.8, "significance": 6,
                  "observations": ["Tests of retry logic should drive a fake clock so they never sleep"],
@@ -102,8 +105,21 @@ struct UKBLearnTests {
             #expect(backoff.entity.observations.count == 3, "no duplicate observations: \(backoff.entity.observations.map(\.content))")
             let provenance = backoff.entity.observations[0].metadata
             #expect(provenance["session"] == "5f0c2a1e-8d4b-4c1e-9a77-3b2f6d1e0a42" && provenance["lines"] == "2-7" && provenance["file"]?.hasSuffix("claude-code-session.jsonl") == true, "\(provenance)")
-            #expect(Set(backoff.inbound.map { "\($0.from) \($0.relationType)" }) == ["Inject the clock into retry tests tests", "Retry policy belongs in the HTTP client uses"])
+            #expect(Set(backoff.inbound.filter { !$0.from.hasPrefix("session ") }.map { "\($0.from) \($0.relationType)" }) == ["Inject the clock into retry tests tests", "Retry policy belongs in the HTTP client uses"])
             #expect((try? await system.graphClient.call(GraphStoreMethods.getEntity, .with { $0.team = "eng"; $0.name = "Webhook test is flaky" })) == nil, "below the confidence floor")
+
+            // The trajectory: one Session entity per session, a step per exchange, what it produced.
+            let session = try await system.graphClient.call(GraphStoreMethods.getEntity, .with { $0.team = "eng"; $0.name = "session 5f0c2a1e-8d4b-4c1e-9a77-3b2f6d1e0a42" })
+            #expect(session.entity.entityType == "Session" && session.entity.source == .auto && session.entity.observations.count == 2)
+            #expect(session.entity.metadata["goal"] == "Fix the flaky payment webhook test", "the model's goal, kept: \(session.entity.metadata)")
+            #expect(session.entity.observations.first?.metadata["intent"] == "debugging" && session.entity.observations.first?.metadata["intent_by"] == "model")
+            #expect(Set(session.outbound.filter { $0.relationType == "produced" }.map(\.to)) == ["Exponential backoff with jitter", "Inject the clock into retry tests", "Retry policy belongs in the HTTP client"], "\(session.outbound)")
+            let secondCall = String(decoding: provider.received[1].body, as: UTF8.self)
+            #expect(secondCall.contains("Session goal so far: Fix the flaky payment webhook test"), "the goal goes with the next exchange")
+            let trajectory = try runProgram(builtProductsDirectory.appendingPathComponent("ukb"), ["trajectory", "5f0c2a1e", "--team", "eng"], environment: environment)
+            #expect(trajectory.status == 0 && trajectory.stdout.contains("Goal: Fix the flaky payment webhook test") && trajectory.stdout.contains("debugging (0.80): The payment webhook test fails"), "\(trajectory.stdout)\(trajectory.stderr)")
+            let sessionList = try runProgram(builtProductsDirectory.appendingPathComponent("ukb"), ["trajectory", "--team", "eng"], environment: environment)
+            #expect(sessionList.stdout.contains("specstory-2025-06-04-circuit") && sessionList.stdout.contains("5f0c2a1e-8d4b-4c1e-9a77-3b2f6d1e0a42"), "\(sessionList.stdout)")
 
             // Nothing new: nothing called.
             let again = try learn()
@@ -121,7 +137,7 @@ struct UKBLearnTests {
             #expect(String(decoding: provider.received.last!.body, as: UTF8.self).contains("docker build faster"))
 
             // Learned knowledge is found by meaning once indexed.
-            try await system.waitUntilIndexed("the learned entities") { try await system.pointCount() == 4 }
+            try await system.waitUntilIndexed("the learned entities and the sessions") { try await system.exactlyIndexed() }
             let search = try runProgram(builtProductsDirectory.appendingPathComponent("ukb"), ["search", "growing random delays between retries", "--semantic", "--team", "eng"], environment: environment)
             #expect(search.stdout.split(separator: "\n").first?.contains("Exponential backoff with jitter") == true, "\(search.stdout)")
 
@@ -130,7 +146,7 @@ struct UKBLearnTests {
             try "User: why pin the base image digest?\nAssistant: So a rebuild gets the same system libraries.\n".write(to: sessions.appendingPathComponent("late.txt"), atomically: true, encoding: .utf8)
             let down = try learn()
             #expect(down.status == 0 && down.summary["queued"] as? Int == 1 && down.summary["queuedTotal"] as? Int == 1, "\(down.summary)")
-            #expect((down.summary["queuedIntents"] as? [String: Int])?["learning"] == 1, "the keyword fallback's intent: \(down.summary)")
+            #expect((down.summary["intents"] as? [String: Int])?["learning"] == 1, "the keyword fallback's intent: \(down.summary)")
             provider.answer("/v1/chat/completions", with: Self.completion(Self.items([
                 ["name": "Pin base image digests", "type": "deployment_approach", "confidence": 0.8, "significance": 5,
                  "observations": ["Pin the base image by digest so rebuilds get the same system libraries"], "relations": []],

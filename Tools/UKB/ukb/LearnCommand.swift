@@ -102,7 +102,7 @@ struct Learn: AsyncParsableCommand {
                 "itemsExtracted": summary.itemsExtracted, "created": summary.itemsCreated, "merged": summary.itemsMerged,
                 "skippedLowConfidence": summary.skippedLowConfidence, "failed": summary.failed, "queued": summary.queued,
                 "queuedTotal": queuedTotal, "dequeued": summary.dequeued, "unreadableLines": summary.unreadableLines,
-                "costUSD": summary.costUSD, "queuedIntents": summary.intents, "state": stateURL.path,
+                "costUSD": summary.costUSD, "intents": summary.intents, "state": stateURL.path,
             ]
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
         } else {
@@ -125,9 +125,11 @@ struct Learn: AsyncParsableCommand {
             lines.append("  failed exchanges (invalid model output twice): \(summary.failed.count)")
             lines += summary.failed.prefix(10).map { "    \($0)" }
         }
+        if !summary.intents.isEmpty {
+            lines.append("  intents: " + summary.intents.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        }
         if summary.queued > 0 || queuedTotal > 0 {
-            let intents = summary.intents.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-            lines.append("  queued (no provider answered): \(summary.queued) now, \(queuedTotal) waiting in all\(intents.isEmpty ? "" : " — by keywords: \(intents)")")
+            lines.append("  queued (no provider answered): \(summary.queued) now, \(queuedTotal) waiting in all")
         }
         if summary.unreadableLines > 0 { lines.append("  unreadable lines skipped: \(summary.unreadableLines)") }
         return lines.joined(separator: "\n")
