@@ -276,7 +276,7 @@ public final class InferenceRouter: Sendable {
                     attempts += run.attempts
                     if case .success(let answer) = run.outcome {
                         spentUSD += answer.cost
-                        let winner = pair.first { $0.route.name == run.provider } ?? pair[0]
+                        let winner = pair.first(where: { $0.route.name == run.provider }) ?? pair[0]
                         if let result = try checked(answer.result, route: winner.route, model: winner.model) {
                             return GatewayAnswer(result: result, provider: run.provider, attempts: attempts, providerNanoseconds: providerNanoseconds, costUSD: spentUSD)
                         }
@@ -285,13 +285,14 @@ public final class InferenceRouter: Sendable {
             }
         }
         while true {
-            guard let (route, model) = candidates.popFirst() else {
+            guard let next = candidates.popFirst() else {
                 // A schema's one retry goes to the same provider when no other was left to take it.
                 guard let failed = mismatch, !retried else { break }
                 retried = true
                 candidates.append((failed.route, failed.model))
                 continue
             }
+            let (route, model) = next
             let run = await callProvider(route, model: model, chat: chat, deadline: deadline)
             attempts += run.attempts
             providerNanoseconds += run.providerNanoseconds

@@ -12,14 +12,14 @@ public struct JSONSchema: Sendable, Equatable {
     var properties: [(name: String, schema: JSONSchema)] = []
     var required: [String] = []
     /// What properties not in `properties` may be: anything, nothing, or what a schema allows.
-    var additional: AdditionalProperties = .any
+    var additional: AdditionalProperties = .anything
     var items: Box?
     var allowed: [JSONValue]?
     var minimum: Double?, maximum: Double?, exclusiveMinimum: Double?, exclusiveMaximum: Double?
     var minItems: Int?, maxItems: Int?, minLength: Int?, maxLength: Int?
 
     enum AdditionalProperties: Sendable, Equatable {
-        case any, none
+        case anything, nothing
         case schema(Box)
     }
 
@@ -85,7 +85,7 @@ public struct JSONSchema: Sendable, Equatable {
                 }
             case "properties":
                 guard case .object(let entries) = object[key]! else { throw Invalid(path: at(key), problem: "must be an object of schemas") }
-                properties = try entries.keys.sorted().map { name in (name, try JSONSchema(entries[name]!, path: at("properties.\(name)"))) }
+                properties = try entries.keys.sorted().map { name in (name: name, schema: try JSONSchema(entries[name]!, path: at("properties.\(name)"))) }
             case "required":
                 guard case .array(let names) = object[key]! else { throw Invalid(path: at(key), problem: "must be a list of property names") }
                 required = try names.map { name in
@@ -94,7 +94,7 @@ public struct JSONSchema: Sendable, Equatable {
                 }
             case "additionalProperties":
                 switch object[key]! {
-                case .bool(let allowed): additional = allowed ? .any : .none
+                case .bool(let allowed): additional = allowed ? .anything : .nothing
                 case let schema: additional = .schema(Box(try JSONSchema(schema, path: at(key))))
                 }
             case "items":
@@ -158,8 +158,8 @@ public struct JSONSchema: Sendable, Equatable {
             let known = Set(properties.map(\.name))
             for name in fields.keys.sorted() where !known.contains(name) {
                 switch additional {
-                case .any: continue
-                case .none: return here("the property \(name.debugDescription) is not allowed (additionalProperties is false)")
+                case .anything: continue
+                case .nothing: return here("the property \(name.debugDescription) is not allowed (additionalProperties is false)")
                 case .schema(let box):
                     if let problem = box.schema.violation(of: fields[name]!, at: path.isEmpty ? name : "\(path).\(name)") { return problem }
                 }
@@ -177,7 +177,7 @@ public struct JSONSchema: Sendable, Equatable {
         func fits(_ schema: JSONSchema) -> Bool {
             if schema.minLength != nil || schema.maxLength != nil { return false }
             if schema.types.contains("object") || !schema.properties.isEmpty {
-                guard schema.additional == .none, Set(schema.required) == Set(schema.properties.map(\.name)) else { return false }
+                guard schema.additional == .nothing, Set(schema.required) == Set(schema.properties.map(\.name)) else { return false }
             }
             if case .schema = schema.additional { return false }
             if let items = schema.items, !fits(items.schema) { return false }
