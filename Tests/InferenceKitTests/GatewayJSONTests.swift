@@ -105,7 +105,7 @@ struct GatewayJSONTests {
             }
         }
         for (text, message) in [
-            (#"{"type":"object","properties":{"a":{"$ref":"#/x"}}}"#, "json_schema: the schema cannot be used: properties.a.$ref: the gateway cannot check the keyword"),
+            (##"{"type":"object","properties":{"a":{"$ref":"#/x"}}}"##, "json_schema: the schema cannot be used: properties.a.$ref: the gateway cannot check the keyword"),
             (#"{"type":"thing"}"#, "json_schema: the schema cannot be used: type: unknown type"),
             (#"{"type":"object","minItems":-1}"#, "json_schema: the schema cannot be used: minItems: must be a non-negative integer"),
             ("[]", "json_schema: must be a JSON object"),

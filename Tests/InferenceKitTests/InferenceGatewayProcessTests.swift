@@ -428,7 +428,8 @@ struct InferenceGatewayProcessTests {
         provider.answer("/v1/chat/completions", with: answer(#"{"answer": 4}"#))
         let valid = try await ask(schema)
         #expect(valid.content == #"{"answer": 4}"# && valid.schemaValid && valid.attempts == 1)
-        let sent = try #require(try JSONSerialization.jsonObject(with: Data(try #require(provider.received.last).body)) as? [String: Any])
+        let request = try #require(provider.received.last)
+        let sent = try #require(try JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any])
         let format = try #require(sent["response_format"] as? [String: Any], "a local OpenAI-API server is asked as llama.cpp takes it")
         #expect(format["type"] as? String == "json_object" && (format["schema"] as? [String: Any])?["required"] as? [String] == ["answer"])
 
@@ -447,7 +448,7 @@ struct InferenceGatewayProcessTests {
             Issue.record("a broken answer was returned")
         } catch let error as RPCError {
             #expect(error.code == .aborted && error.reason == .schemaMismatch && error.field == "json_schema", "\(error)")
-            #expect(error.message.contains("not JSON") && error.message.contains("answer: must be at least 0"), error.message)
+            #expect(error.message.contains("not JSON") && error.message.contains("answer: must be at least 0"), "\(error.message)")
         }
         #expect(provider.received.count == calls + 2, "one retry, on the same provider (the only one)")
 
@@ -460,13 +461,13 @@ struct InferenceGatewayProcessTests {
             let bytes = try await response.body.collect(upTo: 1 << 20)
             return (response.head.status, try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]))
         }
-        let request = #"{"model":"only/mock-1","messages":[{"role":"user","content":"what is 2+2?"}],"response_format":{"type":"json_schema","json_schema":{"name":"sum","schema":\#(schema)}}}"#
+        let frontRequest = #"{"model":"only/mock-1","messages":[{"role":"user","content":"what is 2+2?"}],"response_format":{"type":"json_schema","json_schema":{"name":"sum","schema":\#(schema)}}}"#
         provider.answer("/v1/chat/completions", with: answer(#"{"answer":4}"#))
-        let ok = try await post(request)
+        let ok = try await post(frontRequest)
         #expect(ok.status == 200)
         #expect((((ok.object["choices"] as? [[String: Any]])?.first?["message"]) as? [String: Any])?["content"] as? String == #"{"answer":4}"#)
         provider.answer("/v1/chat/completions", with: answer("four"), answer("4"))
-        let broken = try await post(request)
+        let broken = try await post(frontRequest)
         #expect(broken.status == 502)
         #expect((broken.object["error"] as? [String: Any])?["code"] as? String == "schema_mismatch", "\(broken.object)")
         let streamed = try await post(#"{"model":"only/mock-1","stream":true,"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}"#)
