@@ -56,6 +56,67 @@ struct GatewayJSONTests {
         #expect(!plain.stream && !plain.includeUsage)
     }
 
+    @Test("the front's response_format: json_schema takes the structured path with its name and schema, json_object is any JSON object, text is free text")
+    func frontResponseFormat() throws {
+        let schema = #"{"type":"object","properties":{"name":{"type":"string"}},"required":["name"],"additionalProperties":false}"#
+        let structured = try OpenAICompatibleFront.parse(Data(#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"item","schema":\#(schema),"strict":true}}}"#.utf8))
+        let asked = try #require(structured.chat.schema)
+        #expect(asked.name == "item" && JSONValue.parse(asked.text) == JSONValue.parse(schema))
+        #expect(asked.schema == (try OutputSchema(text: schema)).schema)
+        let object = try #require(try OpenAICompatibleFront.parse(Data(#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}"#.utf8)).chat.schema)
+        #expect(object.name == "json_object" && object.check(#"{"any":[1]}"#) == .success(#"{"any":[1]}"#))
+        if case .success = object.check("[1]") { Issue.record("json_object accepted an array") }
+        #expect(try OpenAICompatibleFront.parse(Data(#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"text"}}"#.utf8)).chat.schema == nil)
+    }
+
+    @Test("the schema checker: types (integer within number, booleans apart), required, additionalProperties, items, enum, bounds, lengths — each violation named by its path; unknown keywords refused")
+    func schemaChecker() throws {
+        let schema = try OutputSchema(text: #"""
+            {"type":"object","description":"items","properties":{
+              "items":{"type":"array","minItems":1,"maxItems":2,"items":{"type":"object","properties":{
+                "name":{"type":"string","minLength":1,"maxLength":5},
+                "type":{"enum":["coding_pattern","bug_solution"]},
+                "confidence":{"type":"number","minimum":0,"maximum":1},
+                "count":{"type":"integer"},
+                "tags":{"type":["array","null"],"items":{"type":"string"}}},
+                "required":["name","type"],"additionalProperties":false}}},
+             "required":["items"]}
+            """#)
+        let valid = #"{"items":[{"name":"retry","type":"bug_solution","confidence":1,"count":3,"tags":null}],"extra":true}"#
+        #expect(schema.check(valid) == .success(valid))
+        let cases: [(String, String)] = [
+            (#"{}"#, #"the property "items" is required"#),
+            (#"{"items":[]}"#, "items: must hold at least 1 items (found 0)"),
+            (#"{"items":[{"name":"a","type":"x"}]}"#, #"items[0].type: must be one of "coding_pattern", "bug_solution" (found "x")"#),
+            (#"{"items":[{"name":"","type":"bug_solution"}]}"#, "items[0].name: must be at least 1 characters long (found 0)"),
+            (#"{"items":[{"name":"abcdef","type":"bug_solution"}]}"#, "items[0].name: must be at most 5 characters long (found 6)"),
+            (#"{"items":[{"name":"a","type":"bug_solution","confidence":-0.5}]}"#, "items[0].confidence: must be at least 0 (found -0.5)"),
+            (#"{"items":[{"name":"a","type":"bug_solution","confidence":true}]}"#, "items[0].confidence: must be number (found true)"),
+            (#"{"items":[{"name":"a","type":"bug_solution","count":1.5}]}"#, "items[0].count: must be integer (found 1.5)"),
+            (#"{"items":[{"name":"a","type":"bug_solution","tags":[1]}]}"#, "items[0].tags[0]: must be string (found 1)"),
+            (#"{"items":[{"name":"a","type":"bug_solution","why":"x"}]}"#, #"items[0]: the property "why" is not allowed (additionalProperties is false)"#),
+            (#"{"items":[{"name":"a","type":"bug_solution"},{"name":"b","type":"bug_solution"},{"name":"c","type":"bug_solution"}]}"#, "items: must hold at most 2 items (found 3)"),
+            (#"{"items": [ {"name": "a", "type": "bug_solution"} ]"#, "the answer is not JSON"),
+        ]
+        for (answer, problem) in cases {
+            switch schema.check(answer) {
+            case .success: Issue.record("accepted: \(answer)")
+            case .failure(let mismatch): #expect(mismatch.problem.hasPrefix(problem), "\(answer): \(mismatch.problem)")
+            }
+        }
+        for (text, message) in [
+            (##"{"type":"object","properties":{"a":{"$ref":"#/x"}}}"##, "json_schema: the schema cannot be used: properties.a.$ref: the gateway cannot check the keyword"),
+            (#"{"type":"thing"}"#, "json_schema: the schema cannot be used: type: unknown type"),
+            (#"{"type":"object","minItems":-1}"#, "json_schema: the schema cannot be used: minItems: must be a non-negative integer"),
+            ("[]", "json_schema: must be a JSON object"),
+            ("{", "json_schema: is not JSON text"),
+        ] {
+            #expect(throws: OutputSchema.Invalid.self) { try OutputSchema(text: text) }
+            do { _ = try OutputSchema(text: text) } catch { #expect("\(error)".hasPrefix(message), "\(text): \(error)") }
+        }
+        #expect(throws: OutputSchema.Invalid.self) { try OutputSchema(text: "{}", name: String(repeating: "n", count: 65)) }
+    }
+
     @Test("the front's request errors name the parameter as OpenAI does")
     func frontRequestErrors() {
         let cases: [(body: String, param: String?)] = [
@@ -73,6 +134,13 @@ struct GatewayJSONTests {
             (#"{"messages":[{"role":"user","content":"x"}],"max_tokens":0}"#, "max_tokens"),
             (#"{"messages":[{"role":"user","content":"x"}],"max_tokens":1.5}"#, "max_tokens"),
             (#"{"messages":[{"role":"user","content":"x"}],"model":5}"#, "model"),
+            (#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"xml"}}"#, "response_format.type"),
+            (#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema"}}"#, "response_format.json_schema.schema"),
+            (#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"a b","schema":{"type":"object"}}}}"#, "response_format.json_schema.name"),
+            (#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"a","schema":{"type":"object","oneOf":[]}}}}"#, "response_format.json_schema.schema"),
+            (#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"a","schema":[1]}}}"#, "response_format.json_schema.schema"),
+            (#"{"messages":[{"role":"user","content":"x"}],"stream":true,"response_format":{"type":"json_object"}}"#, "response_format"),
+            (#"{"messages":[{"role":"user","content":"x"}],"response_format":"json"}"#, "response_format"),
         ]
         for (body, param) in cases {
             do {

@@ -1,5 +1,6 @@
 import Foundation
 import KBEmbeddings
+import KBHTTPClient
 import KBProto
 import KBRPC
 import KBTestSupport
@@ -392,6 +393,85 @@ struct InferenceGatewayProcessTests {
         defer { Task { await restarted.close() } }
         #expect(try await ask(restarted).cached, "the cache survives a restart")
         #expect(provider.received.count == 4)
+    }
+
+    @Test("structured output over RPC and the OpenAI front: the provider is asked with the schema, a valid answer comes back marked schema_valid, a bad schema is INVALID_ARGUMENT naming json_schema, answers that break it twice are ABORTED / SCHEMA_MISMATCH (502 schema_mismatch on the front)")
+    func structuredOutput() async throws {
+        func answer(_ content: String) -> ScriptedHTTPServer.CannedAnswer {
+            let json = String(decoding: try! JSONSerialization.data(withJSONObject: [content]).dropFirst(2).dropLast(2), as: UTF8.self)
+            return .init(body: #"{"id":"c","object":"chat.completion","model":"mock-1","choices":[{"index":0,"message":{"role":"assistant","content":"\#(json)"},"finish_reason":"stop"}],"usage":{"prompt_tokens":4,"completion_tokens":8,"total_tokens":12}}"#)
+        }
+        let provider = try ScriptedHTTPServer()
+        defer { provider.stop() }
+        let file = temporaryDirectory("kb-inference").appendingPathComponent("providers.yaml")
+        try """
+            providers:
+              only: {api: openai, base_url: "\(provider.baseURL)/v1", local: true, models: [mock-1]}
+            """.write(to: file, atomically: true, encoding: .utf8)
+        let gateway = try ServiceProcess(executable: "inference-gateway", envPrefix: "KB_INFERENCE_GATEWAY", environment: ["KB_INFERENCE_PROVIDERS_FILE": file.path, "KB_BUDGET_SERVICE_ADDR": "127.0.0.1:\(freePort())"])
+        try await gateway.waitUntilReady()
+        defer { Task { await gateway.stop() } }
+        let client = RPCClient(configuration: .init(host: "127.0.0.1", port: gateway.port))
+        defer { Task { await client.close() } }
+        let schema = #"{"type":"object","properties":{"answer":{"type":"integer","minimum":0}},"required":["answer"]}"#
+        func ask(_ schema: String, name: String = "sum") async throws -> Kb_Inference_V1_CompletionResponse {
+            try await client.call(InferenceGatewayMethods.complete, .with {
+                $0.messages = [.with { $0.role = "user"; $0.content = "what is 2+2?" }]
+                $0.model = "only/mock-1"
+                $0.operation = "extract"
+                $0.noCache = true
+                $0.jsonSchema = schema
+                $0.jsonSchemaName = name
+            })
+        }
+
+        provider.answer("/v1/chat/completions", with: answer(#"{"answer": 4}"#))
+        let valid = try await ask(schema)
+        #expect(valid.content == #"{"answer": 4}"# && valid.schemaValid && valid.attempts == 1)
+        let request = try #require(provider.received.last)
+        let sent = try #require(try JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any])
+        let format = try #require(sent["response_format"] as? [String: Any], "a local OpenAI-API server is asked as llama.cpp takes it")
+        #expect(format["type"] as? String == "json_object" && (format["schema"] as? [String: Any])?["required"] as? [String] == ["answer"])
+
+        for (bad, name, field) in [("{not json", "sum", "json_schema"), (#"{"type":"object","patternProperties":{}}"#, "sum", "json_schema"), (schema, "no spaces", "json_schema_name")] {
+            do {
+                _ = try await ask(bad, name: name)
+                Issue.record("accepted \(bad)")
+            } catch let error as RPCError {
+                #expect(error.code == .invalidArgument && error.field == field && error.reason == .invalidFormat, "\(error)")
+            }
+        }
+        let calls = provider.received.count
+        provider.answer("/v1/chat/completions", with: answer(#"{"answer": -4}"#), answer("four"))
+        do {
+            _ = try await ask(schema)
+            Issue.record("a broken answer was returned")
+        } catch let error as RPCError {
+            #expect(error.code == .aborted && error.reason == .schemaMismatch && error.field == "json_schema", "\(error)")
+            #expect(error.message.contains("not JSON") && error.message.contains("answer: must be at least 0"), "\(error.message)")
+        }
+        #expect(provider.received.count == calls + 2, "one retry, on the same provider (the only one)")
+
+        // The OpenAI front: response_format through the same path.
+        let http = HTTPClient()
+        defer { http.shutdown() }
+        let front = "http://127.0.0.1:\(gateway.adminPort)/v1/chat/completions"
+        func post(_ body: String) async throws -> (status: Int, object: [String: Any]) {
+            let response = try await http.execute(.postJSON(front, body: Array(body.utf8), headers: [("Cache-Control", "no-cache")], timeouts: HTTPTimeouts(total: .seconds(30))))
+            let bytes = try await response.body.collect(upTo: 1 << 20)
+            return (response.head.status, try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]))
+        }
+        let frontRequest = #"{"model":"only/mock-1","messages":[{"role":"user","content":"what is 2+2?"}],"response_format":{"type":"json_schema","json_schema":{"name":"sum","schema":\#(schema)}}}"#
+        provider.answer("/v1/chat/completions", with: answer(#"{"answer":4}"#))
+        let ok = try await post(frontRequest)
+        #expect(ok.status == 200)
+        #expect((((ok.object["choices"] as? [[String: Any]])?.first?["message"]) as? [String: Any])?["content"] as? String == #"{"answer":4}"#)
+        provider.answer("/v1/chat/completions", with: answer("four"), answer("4"))
+        let broken = try await post(frontRequest)
+        #expect(broken.status == 502)
+        #expect((broken.object["error"] as? [String: Any])?["code"] as? String == "schema_mismatch", "\(broken.object)")
+        let streamed = try await post(#"{"model":"only/mock-1","stream":true,"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}"#)
+        #expect(streamed.status == 400 && (streamed.object["error"] as? [String: Any])?["param"] as? String == "response_format")
     }
 
     @Test("Embed serves the local 384-dimensional model through the embedding cache: the engine's own vectors, in order; bad input is refused naming the field")

@@ -2,6 +2,7 @@ import Foundation
 import InferenceKit
 import KBHTTPClient
 import KBTestSupport
+import Logging
 import Testing
 
 /// Routing over mock providers: strategy order, retries, fallback, breakers, deadlines, streams.
@@ -26,7 +27,7 @@ struct InferenceRouterTests {
     }
 
     /// Providers `a` (local), `b` and `c` (paid, keys in the environment), `nokey` (paid, no key).
-    func withRouter(priority: [String] = ["a", "b", "c", "nokey"], breaker: CircuitBreaker.Settings = .standard, strategy: ProvidersFile.Strategy? = nil, embeddingModels: [String] = [], budget: BudgetGate? = nil, _ body: (InferenceRouter, Mocks) async throws -> Void) async throws {
+    func withRouter(priority: [String] = ["a", "b", "c", "nokey"], breaker: CircuitBreaker.Settings = .standard, strategy: ProvidersFile.Strategy? = nil, embeddingModels: [String] = [], budget: BudgetGate? = nil, cache: ResponseCache? = nil, _ body: (InferenceRouter, Mocks) async throws -> Void) async throws {
         var servers: [String: ScriptedHTTPServer] = [:]
         for name in ["a", "b", "c", "nokey"] { servers[name] = try ScriptedHTTPServer() }
         let mocks = Mocks(servers: servers)
@@ -40,7 +41,7 @@ struct InferenceRouterTests {
         let file = ProvidersFile(providers: providers, strategies: ["test": strategy ?? .init(priority: priority)], activeStrategy: "test")
         var retry = RetryPolicy()
         retry.initialBackoff = .milliseconds(10)
-        let router = InferenceRouter(file: file, environment: ["KEY_B": "key-b-0123456789", "KEY_C": "key-c-0123456789"], http: mocks.http, budget: budget, retry: retry)
+        let router = InferenceRouter(file: file, environment: ["KEY_B": "key-b-0123456789", "KEY_C": "key-c-0123456789"], http: mocks.http, budget: budget, cache: cache, retry: retry)
         try await body(router, mocks)
     }
 
@@ -309,6 +310,105 @@ struct InferenceRouterTests {
             await #expect(throws: RoutingFailure.self) { try await router.embed(["x"], model: "no-such-model", dimensions: nil, deadline: Self.deadline) }
             let pinned = try await router.embed(["x", "y"], model: "b/text-embedding-3-small", dimensions: nil, deadline: Self.deadline)
             #expect(pinned.provider == "b")
+        }
+    }
+
+    // MARK: Structured output
+
+    static func answer(_ content: String) -> ScriptedHTTPServer.CannedAnswer {
+        let array = try! JSONSerialization.data(withJSONObject: [content])
+        let json = String(decoding: array.dropFirst(2).dropLast(2), as: UTF8.self)  // the string's escaped text, without ["..."]
+        return .init(body: #"{"id":"c","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"\#(json)"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}"#)
+    }
+    static let itemSchema = try! OutputSchema(text: #"{"type":"object","properties":{"name":{"type":"string","minLength":1},"confidence":{"type":"number","minimum":0,"maximum":1}},"required":["name","confidence"],"additionalProperties":false}"#, name: "item")
+    static var structured: GatewayChat {
+        var chat = GatewayChat(messages: [ChatMessage(role: "user", content: "extract")], temperature: 0, operation: "extract")
+        chat.schema = itemSchema
+        return chat
+    }
+
+    @Test("a structured answer that follows the schema is returned as its JSON (a code fence around it dropped), with one attempt")
+    func schemaValidPasses() async throws {
+        try await withRouter { router, mocks in
+            mocks.servers["a"]!.answer("/v1/chat/completions", with: Self.answer("```json\n{\"name\":\"retry\",\"confidence\":0.75}\n```"))
+            let answer = try await router.complete(Self.structured, deadline: Self.deadline)
+            #expect(answer.result.content == #"{"name":"retry","confidence":0.75}"#)
+            #expect(answer.provider == "a" && answer.attempts.map(\.outcome) == ["ok"])
+        }
+    }
+
+    @Test("an answer that breaks the schema is retried once on the next provider of the plan; its attempt says why")
+    func schemaInvalidRetriedOnNext() async throws {
+        try await withRouter { router, mocks in
+            mocks.servers["a"]!.answer("/v1/chat/completions", with: Self.answer(#"{"name":"retry","confidence":1.5}"#))
+            mocks.servers["b"]!.answer("/v1/chat/completions", with: Self.answer(#"{"name":"retry","confidence":0.5}"#))
+            let answer = try await router.complete(Self.structured, deadline: Self.deadline)
+            #expect(answer.provider == "b")
+            #expect(answer.result.content == #"{"name":"retry","confidence":0.5}"#)
+            #expect(answer.attempts.map(\.provider) == ["a", "b"])
+            #expect(answer.attempts[0].outcome == "invalid output: confidence: must be at most 1 (found 1.5)")
+            #expect(mocks.requests("a") == 1, "a broken answer is not a transient failure: no retry on the same provider while another is left")
+            #expect(router.routes["a"]!.breaker.snapshot.failures == 0, "a broken answer is not the provider's failure")
+        }
+    }
+
+    @Test("two answers that break the schema end in SchemaMismatch (never a half answer); with one provider the retry goes to it again")
+    func schemaInvalidTwiceFails() async throws {
+        try await withRouter { router, mocks in
+            mocks.servers["a"]!.answer("/v1/chat/completions", with: Self.answer("Sure! Here is the item: retry"), Self.answer(#"{"name":"","confidence":0.5}"#))
+            var local = Self.structured
+            local.localOnly = true
+            do {
+                let answer = try await router.complete(local, deadline: Self.deadline)
+                Issue.record("a broken answer was returned: \(answer.result.content)")
+            } catch let mismatch as SchemaMismatch {
+                #expect(mismatch.problem == "name: must be at least 1 characters long (found 0)")
+                #expect(mismatch.attempts.count == 2)
+                #expect(mismatch.attempts[0].outcome.hasPrefix("invalid output: the answer is not JSON"))
+            }
+            #expect(mocks.requests("a") == 2)
+            #expect(mocks.requests("b") == 0)
+        }
+    }
+
+    @Test("cache keys carry the schema: the same prompt with another schema or none is another entry; a valid structured answer is cached, a broken one never")
+    func schemaCacheKeys() async throws {
+        let cache = ResponseCache(path: nil, capacity: 100, ttl: .seconds(600), logger: Logger(label: "test"))
+        try await withRouter(cache: cache) { router, mocks in
+            var free = Self.structured
+            free.schema = nil
+            var other = Self.structured
+            other.schema = try OutputSchema(text: #"{"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}"#, name: "item")
+            mocks.servers["a"]!.answer("/v1/chat/completions",
+                with: Self.answer("no json"), Self.answer("still none"),  // broken twice: not cached
+                Self.answer(#"{"name":"n","confidence":0.1}"#), Self.answer("free text"), Self.answer(#"{"name":"m"}"#))
+            var local = Self.structured
+            local.localOnly = true
+            await #expect(throws: SchemaMismatch.self) { _ = try await router.complete(local, deadline: Self.deadline) }
+            let first = try await router.complete(local, deadline: Self.deadline)
+            #expect(!first.cached && first.result.content == #"{"name":"n","confidence":0.1}"#, "the broken answers were not cached")
+            free.localOnly = true
+            other.localOnly = true
+            #expect(try await router.complete(free, deadline: Self.deadline).result.content == "free text")
+            #expect(try await router.complete(other, deadline: Self.deadline).result.content == #"{"name":"m"}"#)
+            let again = try await router.complete(local, deadline: Self.deadline)
+            #expect(again.cached && again.result.content == first.result.content)
+            #expect(mocks.requests("a") == 5)
+            #expect(ResponseCache.key(messages: local.messages, model: "", maxTokens: nil, temperature: 0, schema: Self.itemSchema)
+                != ResponseCache.key(messages: local.messages, model: "", maxTokens: nil, temperature: 0, schema: try OutputSchema(text: Self.itemSchema.text, name: "other")))
+        }
+    }
+
+    @Test("a stream with a schema is refused as the request's fault, before any provider is called")
+    func schemaStreamRefused() async throws {
+        try await withRouter { router, mocks in
+            do {
+                for try await _ in router.stream(Self.structured, deadline: Self.deadline) {}
+                Issue.record("a structured stream was served")
+            } catch let failure as RoutingFailure {
+                #expect(failure.kind == .request && failure.message.contains("whole completions"))
+            }
+            #expect(mocks.requests("a") == 0)
         }
     }
 }

@@ -14,7 +14,7 @@ struct ProviderWireFormatTests {
         model: "m-1", maxTokens: 50, temperature: 0
     )
 
-    func withProvider(_ api: ProviderAPI, key: String? = ProviderWireFormatTests.key, lowSpeed: Bool = false, _ body: (ScriptedHTTPServer, ProviderClient) async throws -> Void) async throws {
+    func withProvider(_ api: ProviderAPI, key: String? = ProviderWireFormatTests.key, lowSpeed: Bool = false, structuredOutput: ProviderEndpoint.StructuredOutput? = nil, _ body: (ScriptedHTTPServer, ProviderClient) async throws -> Void) async throws {
         let server = try ScriptedHTTPServer()
         let http = HTTPClient()
         defer {
@@ -23,7 +23,7 @@ struct ProviderWireFormatTests {
         }
         let base = api == .openAI ? server.baseURL + "/v1" : server.baseURL
         let timeouts = lowSpeed ? HTTPTimeouts(total: .seconds(30), lowSpeedBytesPerSecond: 1, lowSpeedTime: .seconds(1)) : HTTPTimeouts(total: .seconds(30))
-        try await body(server, ProviderClient(name: api.rawValue, endpoint: ProviderEndpoint(api: api, baseURL: base, apiKey: key, timeouts: timeouts), http: http))
+        try await body(server, ProviderClient(name: api.rawValue, endpoint: ProviderEndpoint(api: api, baseURL: base, apiKey: key, timeouts: timeouts, structuredOutput: structuredOutput), http: http))
     }
 
     func json(_ bytes: [UInt8]) throws -> [String: Any] {
@@ -237,6 +237,126 @@ struct ProviderWireFormatTests {
             #expect(streamed.text == "Hello" && streamed.usage == TokenUsage(inputTokens: 26, outputTokens: 2) && streamed.finish == "stop")
             let missing = await failure { _ = try await client.complete(Self.chat) }
             #expect(missing?.kind == .request && missing?.message.contains("not found") == true)
+        }
+    }
+
+    // MARK: Structured output
+
+    static let schemaText = #"{"type":"object","properties":{"name":{"type":"string"},"confidence":{"type":"number","minimum":0,"maximum":1}},"required":["name","confidence"],"additionalProperties":false}"#
+    static var schemaValue: JSONValue { JSONValue.parse(schemaText)! }
+    static var structured: ChatRequest {
+        var chat = Self.chat
+        chat.schema = try! OutputSchema(text: schemaText, name: "knowledge_item")
+        return chat
+    }
+
+    /// The request body as typed JSON (booleans apart from numbers).
+    func value(_ bytes: [UInt8]) throws -> [String: JSONValue] {
+        guard case .object(let object)? = JSONValue.parse(String(decoding: bytes, as: UTF8.self)) else { throw ProviderFailure(.request, "not an object") }
+        return object
+    }
+
+    @Test("OpenAI with a schema: response_format json_schema with name, the schema as given and strict when the schema fits strict mode; a schema strict mode refuses goes with strict false")
+    func openAISchema() async throws {
+        try await withProvider(.openAI) { server, client in
+            let answer = ScriptedHTTPServer.CannedAnswer(body: #"{"id":"c","object":"chat.completion","model":"m-1","choices":[{"index":0,"message":{"role":"assistant","content":"{\"name\":\"x\",\"confidence\":0.9}"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}"#)
+            server.answer("/v1/chat/completions", with: answer, answer)
+            let result = try await client.complete(Self.structured)
+            #expect(result.content == #"{"name":"x","confidence":0.9}"#)
+            let body = try value(try #require(server.received.first).body)
+            #expect(body["response_format"] == .object([
+                "type": .string("json_schema"),
+                "json_schema": .object(["name": .string("knowledge_item"), "schema": Self.schemaValue, "strict": .bool(true)]),
+            ]))
+            #expect(body["messages"].map { if case .array(let items) = $0 { items.count } else { 0 } } == 2, "no instruction added: the provider is given the schema")
+
+            var loose = Self.chat
+            loose.schema = try OutputSchema(text: #"{"type":"object","properties":{"name":{"type":"string","minLength":1}},"required":["name"]}"#)
+            _ = try await client.complete(loose)
+            guard case .object(let format)? = try value(try #require(server.received.last).body)["response_format"], case .object(let schema)? = format["json_schema"] else {
+                Issue.record("no response_format")
+                return
+            }
+            #expect(schema["strict"] == .bool(false) && schema["name"] == .string("output"))
+        }
+    }
+
+    @Test("llama.cpp (a local OpenAI-API server): response_format json_object with the schema, which llama-cpp-python turns into a grammar; JSON mode (Groq) sends json_object and tells the model the schema in a system message")
+    func llamaCppAndJSONModeSchema() async throws {
+        let answer = ScriptedHTTPServer.CannedAnswer(body: #"{"id":"c","object":"chat.completion","model":"m-1","choices":[{"index":0,"message":{"role":"assistant","content":"{}"},"finish_reason":"stop"}]}"#)
+        #expect(ProviderEndpoint(api: .openAI, baseURL: "http://127.0.0.1:1/v1", apiKey: nil, local: true).structuredOutput == .jsonObjectSchema, "the local default")
+        #expect(ProvidersFile.builtIn.providers["local"]!.endpoint(apiKey: nil).structuredOutput == .jsonObjectSchema)
+        #expect(ProvidersFile.builtIn.providers["groq"]!.endpoint(apiKey: nil).structuredOutput == .jsonObject)
+        #expect(ProvidersFile.builtIn.providers["openai"]!.endpoint(apiKey: nil).structuredOutput == .native)
+        try await withProvider(.openAI, key: nil, structuredOutput: .jsonObjectSchema) { server, client in
+            server.answer("/v1/chat/completions", with: answer)
+            _ = try await client.complete(Self.structured)
+            let body = try value(try #require(server.received.first).body)
+            #expect(body["response_format"] == .object(["type": .string("json_object"), "schema": Self.schemaValue]))
+        }
+        try await withProvider(.openAI, structuredOutput: .jsonObject) { server, client in
+            server.answer("/v1/chat/completions", with: answer)
+            _ = try await client.complete(Self.structured)
+            let body = try json(try #require(server.received.first).body)
+            #expect(body["response_format"] as? [String: String] == ["type": "json_object"])
+            let messages = try #require(body["messages"] as? [[String: String]])
+            #expect(messages.map { $0["role"]! } == ["system", "system", "user"])
+            #expect(messages[1]["content"]?.contains(Self.schemaText) == true, "the schema is in the instruction: \(messages[1])")
+        }
+    }
+
+    @Test("Anthropic with a schema: one forced tool whose input_schema is the schema; the tool_use block's input is read back as the answer")
+    func anthropicSchema() async throws {
+        try await withProvider(.anthropic) { server, client in
+            server.answer("/v1/messages", with: .init(body: """
+                {"id":"msg_01","type":"message","role":"assistant","model":"claude-x","content":[{"type":"tool_use","id":"toolu_01","name":"knowledge_item","input":{"name":"retry with backoff","confidence":0.8}}],"stop_reason":"tool_use","stop_sequence":null,"usage":{"input_tokens":410,"output_tokens":38}}
+                """))
+            let result = try await client.complete(Self.structured)
+            #expect(JSONValue.parse(result.content) == .object(["name": .string("retry with backoff"), "confidence": .number(0.8)]))
+            #expect(result.finishReason == "stop" && result.usage == TokenUsage(inputTokens: 410, outputTokens: 38))
+            let body = try value(try #require(server.received.first).body)
+            guard case .array(let tools)? = body["tools"], case .object(let tool)? = tools.first else {
+                Issue.record("no tools")
+                return
+            }
+            #expect(tools.count == 1)
+            #expect(tool["name"] == .string("knowledge_item") && tool["input_schema"] == Self.schemaValue)
+            if case .string(let description)? = tool["description"] { #expect(!description.isEmpty) } else { Issue.record("no description") }
+            #expect(body["tool_choice"] == .object(["type": .string("tool"), "name": .string("knowledge_item")]))
+            #expect(body["system"] == .string("Be brief."))
+        }
+    }
+
+    @Test("Gemini with a schema: generationConfig.responseMimeType application/json and responseJsonSchema (JSON Schema as it is); Ollama: format is the schema")
+    func geminiAndOllamaSchema() async throws {
+        try await withProvider(.gemini) { server, client in
+            server.answer("/v1beta/models/m-1:generateContent", with: .init(body: #"""
+                {"candidates":[{"content":{"parts":[{"text":"{\"name\": \"x\", \"confidence\": 1}"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":8,"candidatesTokenCount":9}}
+                """#))
+            let result = try await client.complete(Self.structured)
+            #expect(JSONValue.parse(result.content) == .object(["name": .string("x"), "confidence": .number(1)]))
+            let body = try value(try #require(server.received.first).body)
+            #expect(body["generationConfig"] == .object([
+                "maxOutputTokens": .number(50), "temperature": .number(0),
+                "responseMimeType": .string("application/json"), "responseJsonSchema": Self.schemaValue,
+            ]))
+        }
+        try await withProvider(.ollama, key: nil) { server, client in
+            server.answer("/api/chat", with: .init(body: #"{"model":"llama3.2","message":{"role":"assistant","content":"{\"name\":\"x\",\"confidence\":0}"},"done_reason":"stop","done":true,"prompt_eval_count":26,"eval_count":9}"#))
+            let result = try await client.complete(Self.structured)
+            #expect(result.content == #"{"name":"x","confidence":0}"#)
+            let body = try value(try #require(server.received.first).body)
+            #expect(body["format"] == Self.schemaValue)
+            #expect(body["stream"] == .bool(false))
+        }
+    }
+
+    @Test("a schema is for whole completions: a stream with one is the request's failure before any call")
+    func schemaStreamRefused() async throws {
+        try await withProvider(.openAI) { server, client in
+            let refused = await failure { _ = try await client.stream(Self.structured) }
+            #expect(refused?.kind == .request)
+            #expect(server.received.isEmpty)
         }
     }
 

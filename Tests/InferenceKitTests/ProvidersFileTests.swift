@@ -58,5 +58,21 @@ struct ProvidersFileTests {
         #expect(message("providers: {p: {api: openai, base_url: 'ftp://x'}}").contains("http:// or https://"))
         #expect(message("providers: {p: {api: cohere, base_url: 'http://x'}}").contains("p.yaml is not valid"))
         #expect(message("providers: {p: {api: openai, base_url: 'http://x', circuit_breaker: {failureThreshold: 0, resetTimeout: 1, halfOpenRequests: 1}}}").contains("at least 1"))
+        #expect(message("providers: {p: {api: openai, base_url: 'http://x', structured_output: grammar}}").contains("must be one of native, json_object_schema, json_object, prompt"))
+        #expect(message("providers: {p: {api: anthropic, base_url: 'http://x', structured_output: json_object}}").contains("a way of OpenAI's API"))
+    }
+
+    @Test("structured_output: how a provider is asked for a schema; unset, the API's own way (llama.cpp's json_object with schema for local OpenAI-API servers)")
+    func structuredOutput() throws {
+        let file = try ProvidersFile.parse(Data("""
+            providers:
+              vllm: {api: openai, base_url: "http://127.0.0.1:8000/v1", local: true, structured_output: native}
+              lmstudio: {api: openai, base_url: "http://127.0.0.1:1234/v1", local: true}
+              claude: {api: anthropic, base_url: "http://127.0.0.1:1", structured_output: prompt}
+            """.utf8), name: "p.yaml")
+        #expect(file.providers["vllm"]!.endpoint(apiKey: nil).structuredOutput == .native)
+        #expect(file.providers["lmstudio"]!.endpoint(apiKey: nil).structuredOutput == .jsonObjectSchema)
+        #expect(file.providers["claude"]!.endpoint(apiKey: nil).structuredOutput == .prompt)
+        #expect(file.providers["anthropic"]!.endpoint(apiKey: nil).structuredOutput == .native)
     }
 }

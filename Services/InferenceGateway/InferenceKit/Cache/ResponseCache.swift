@@ -98,13 +98,20 @@ public final class ResponseCache: Sendable {
     /// length-prefixed, so no two different requests share a key whatever their text holds, and
     /// the key has no NUL (SQLite's text functions stop at one).
     /// `route`: what else picks the answering provider (a pinned provider, a strategy).
-    public static func key(messages: [ChatMessage], model: String, maxTokens: Int?, temperature: Double?, route: String = "") -> String {
+    /// `schema`: a structured request's schema (its name and text): two schemas never share answers.
+    public static func key(messages: [ChatMessage], model: String, maxTokens: Int?, temperature: Double?, route: String = "", schema: OutputSchema? = nil) -> String {
         var key = "v2"
         func add(_ part: String) { key += "|\(part.utf8.count):" + part }
         add(model)
         add(route)
         add(String(maxTokens ?? 0))
         add(temperature.map { String($0) } ?? "default")
+        if let schema {
+            // Keys of free-text requests stay as they were (entries on disk keep serving).
+            add("schema")
+            add(schema.name)
+            add(schema.text.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}"))
+        }
         for message in messages {
             add(message.role)
             // A NUL would cut the key short where SQLite binds it; U+FFFD stands in for it.

@@ -108,8 +108,9 @@ public final class SemanticCache: Sendable {
 
     /// The partition of a request: everything but its last message's meaning must match exactly.
     /// `route`: the pinned provider, the strategy and the project (answers never cross projects).
-    public static func partition(earlierMessages: [ChatMessage], model: String, maxTokens: Int?, temperature: Double?, route: String) -> String {
-        "semantic|" + ResponseCache.key(messages: earlierMessages, model: model, maxTokens: maxTokens, temperature: temperature, route: route)
+    /// `schema`: a structured request's schema (answers of two schemas never mix).
+    public static func partition(earlierMessages: [ChatMessage], model: String, maxTokens: Int?, temperature: Double?, route: String, schema: OutputSchema? = nil) -> String {
+        "semantic|" + ResponseCache.key(messages: earlierMessages, model: model, maxTokens: maxTokens, temperature: temperature, route: route, schema: schema)
     }
 
     /// The closest cached answer in `partition` at or above the threshold (counts a hit or a

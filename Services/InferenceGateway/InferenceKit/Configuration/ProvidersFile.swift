@@ -28,14 +28,17 @@ public struct ProvidersFile: Sendable, Equatable, Codable {
         public var connectTimeoutMs: Int64?
         public var totalTimeoutMs: Int64?
         public var lowSpeedTimeSeconds: Int?
+        /// How a request with a JSON Schema asks this provider for it (nil: the API's own way;
+        /// `json_object_schema` for local OpenAI-API servers, llama.cpp's).
+        public var structuredOutput: ProviderEndpoint.StructuredOutput?
 
         enum CodingKeys: String, CodingKey {
             case api, baseURL = "base_url", apiKeyEnv = "api_key_env", local, models, embeddingModels = "embedding_models"
             case circuitBreaker = "circuit_breaker", connectTimeoutMs = "connect_timeout_ms", totalTimeoutMs = "total_timeout_ms"
-            case lowSpeedTimeSeconds = "low_speed_time_seconds"
+            case lowSpeedTimeSeconds = "low_speed_time_seconds", structuredOutput = "structured_output"
         }
 
-        public init(api: ProviderAPI, baseURL: String, apiKeyEnv: String?, local: Bool = false, models: [String], embeddingModels: [String] = [], circuitBreaker: CircuitBreaker.Settings? = nil) {
+        public init(api: ProviderAPI, baseURL: String, apiKeyEnv: String?, local: Bool = false, models: [String], embeddingModels: [String] = [], circuitBreaker: CircuitBreaker.Settings? = nil, structuredOutput: ProviderEndpoint.StructuredOutput? = nil) {
             self.api = api
             self.baseURL = baseURL
             self.apiKeyEnv = apiKeyEnv
@@ -43,6 +46,12 @@ public struct ProvidersFile: Sendable, Equatable, Codable {
             self.models = models
             self.embeddingModels = embeddingModels
             self.circuitBreaker = circuitBreaker
+            self.structuredOutput = structuredOutput
+        }
+
+        /// Where and how to call it, with `apiKey`.
+        public func endpoint(apiKey: String?) -> ProviderEndpoint {
+            ProviderEndpoint(api: api, baseURL: baseURL, apiKey: apiKey, timeouts: timeouts, structuredOutput: structuredOutput, local: local)
         }
 
         public init(from decoder: Decoder) throws {
@@ -66,6 +75,15 @@ public struct ProvidersFile: Sendable, Equatable, Codable {
             connectTimeoutMs = try container.decodeIfPresent(Int64.self, forKey: .connectTimeoutMs)
             totalTimeoutMs = try container.decodeIfPresent(Int64.self, forKey: .totalTimeoutMs)
             lowSpeedTimeSeconds = try container.decodeIfPresent(Int.self, forKey: .lowSpeedTimeSeconds)
+            if let raw = try container.decodeIfPresent(String.self, forKey: .structuredOutput) {
+                guard let mode = ProviderEndpoint.StructuredOutput(rawValue: raw) else {
+                    throw DecodingError.dataCorruptedError(forKey: .structuredOutput, in: container, debugDescription: "must be one of \(ProviderEndpoint.StructuredOutput.allCases.map(\.rawValue).joined(separator: ", ")) (found \(raw.debugDescription))")
+                }
+                guard api == .openAI || mode == .native || mode == .prompt else {
+                    throw DecodingError.dataCorruptedError(forKey: .structuredOutput, in: container, debugDescription: "\(raw) is a way of OpenAI's API; this provider's api is \(api.rawValue) (native or prompt)")
+                }
+                structuredOutput = mode
+            }
         }
 
         /// The HTTP time limits.
@@ -114,7 +132,8 @@ public struct ProvidersFile: Sendable, Equatable, Codable {
     /// The built-in providers and the guide's three strategies.
     public static let builtIn = ProvidersFile(
         providers: [
-            "groq": Provider(api: .openAI, baseURL: "https://api.groq.com/openai/v1", apiKeyEnv: "GROQ_API_KEY", models: ["llama-3.1-8b-instant", "llama-3.3-70b-versatile"]),
+            // Groq's Llama models have JSON mode but no structured outputs.
+            "groq": Provider(api: .openAI, baseURL: "https://api.groq.com/openai/v1", apiKeyEnv: "GROQ_API_KEY", models: ["llama-3.1-8b-instant", "llama-3.3-70b-versatile"], structuredOutput: .jsonObject),
             "openai": Provider(api: .openAI, baseURL: "https://api.openai.com/v1", apiKeyEnv: "OPENAI_API_KEY", models: ["gpt-4o-mini", "gpt-4o"], embeddingModels: ["text-embedding-3-small", "text-embedding-3-large"]),
             "openrouter": Provider(api: .openAI, baseURL: "https://openrouter.ai/api/v1", apiKeyEnv: "OPENROUTER_API_KEY", models: ["meta-llama/llama-3.1-8b-instruct"]),
             "anthropic": Provider(api: .anthropic, baseURL: "https://api.anthropic.com", apiKeyEnv: "ANTHROPIC_API_KEY", models: ["claude-3-5-haiku-latest", "claude-sonnet-4-5"]),

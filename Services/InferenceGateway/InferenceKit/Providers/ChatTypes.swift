@@ -22,12 +22,15 @@ public struct ChatRequest: Sendable, Equatable {
     public var maxTokens: Int?
     /// nil: the provider's default.
     public var temperature: Double?
+    /// Structured output: the JSON Schema the answer must follow (nil: free text).
+    public var schema: OutputSchema?
 
-    public init(messages: [ChatMessage], model: String, maxTokens: Int? = nil, temperature: Double? = nil) {
+    public init(messages: [ChatMessage], model: String, maxTokens: Int? = nil, temperature: Double? = nil, schema: OutputSchema? = nil) {
         self.messages = messages
         self.model = model
         self.maxTokens = maxTokens
         self.temperature = temperature
+        self.schema = schema
     }
 }
 

@@ -58,6 +58,13 @@ struct JSONWriter {
         needsComma = true
     }
 
+    /// A value that is already JSON text (a caller's schema, checked to parse): written as it is.
+    mutating func raw(_ json: String) {
+        separate()
+        bytes.append(contentsOf: json.utf8)
+        needsComma = true
+    }
+
     /// A string, or `null` for nil.
     mutating func optional(_ value: String?) {
         if let value { string(value) } else { null() }

@@ -21,12 +21,41 @@ public struct ProviderEndpoint: Sendable {
     /// nil for servers that need none (local ones).
     public var apiKey: String?
     public var timeouts: HTTPTimeouts
+    /// How a request with a JSON Schema asks for it (nil: the API's own way, `.defaultFor`).
+    public var structuredOutput: StructuredOutput
 
-    public init(api: ProviderAPI, baseURL: String, apiKey: String?, timeouts: HTTPTimeouts = HTTPTimeouts()) {
+    public init(api: ProviderAPI, baseURL: String, apiKey: String?, timeouts: HTTPTimeouts = HTTPTimeouts(), structuredOutput: StructuredOutput? = nil, local: Bool = false) {
         self.api = api
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.apiKey = apiKey
         self.timeouts = timeouts
+        self.structuredOutput = structuredOutput ?? .defaultFor(api: api, local: local)
+    }
+
+    /// How a provider is asked for an answer that follows a JSON Schema (providers file:
+    /// `structured_output`). Whatever the provider does, the gateway checks the answer.
+    public enum StructuredOutput: String, Sendable, Codable, CaseIterable {
+        /// The API's own schema-constrained output: OpenAI's `response_format: {"type":
+        /// "json_schema", "json_schema": {name, schema, strict}}`, Anthropic's forced tool
+        /// (`tools: [{name, description, input_schema}]`, `tool_choice: {"type": "tool", name}`,
+        /// the `tool_use` block's `input` read back as the answer), Gemini's
+        /// `generationConfig.responseMimeType: "application/json"` with `responseJsonSchema`,
+        /// Ollama's `format: <schema>`.
+        case native
+        /// OpenAI's API as llama.cpp's servers take it: `response_format: {"type":
+        /// "json_object", "schema": <schema>}` (llama-cpp-python turns the schema into a grammar
+        /// that constrains the model's tokens; it refuses `json_schema`).
+        case jsonObjectSchema = "json_object_schema"
+        /// OpenAI's API JSON mode without a schema (`{"type": "json_object"}`), the schema in a
+        /// system message: for servers whose models have no structured outputs (Groq's Llama 3.1).
+        case jsonObject = "json_object"
+        /// Nothing but the schema in a system message.
+        case prompt
+
+        /// `json_object_schema` for a local OpenAI-API server (llama.cpp's), else `native`.
+        public static func defaultFor(api: ProviderAPI, local: Bool) -> StructuredOutput {
+            api == .openAI && local ? .jsonObjectSchema : .native
+        }
     }
 }
 
@@ -54,6 +83,16 @@ public struct ProviderCodec: Sendable {
                 }
             }
         }
+        let mode = endpoint.structuredOutput
+        var chat = chat
+        if let schema = chat.schema, stream {
+            throw ProviderFailure(.request, "structured output (json_schema \(schema.name)) is for whole completions only, not streams")
+        }
+        if let schema = chat.schema, mode == .jsonObject || mode == .prompt {
+            // The provider is not given the schema any other way: the model is told it.
+            let index = chat.messages.lastIndex { $0.role == "system" }.map { $0 + 1 } ?? 0
+            chat.messages.insert(ChatMessage(role: "system", content: schema.instruction), at: index)
+        }
         let system = chat.messages.filter { $0.role == "system" }.map(\.content)
         let conversation = chat.messages.filter { $0.role != "system" }
         switch endpoint.api {
@@ -65,6 +104,29 @@ public struct ProviderCodec: Sendable {
                 json.field("messages") { messages(&$0, chat.messages) }
                 if let maxTokens = chat.maxTokens { json.field("max_tokens") { $0.number(maxTokens) } }
                 if let temperature = chat.temperature { json.field("temperature") { $0.number(temperature) } }
+                if let schema = chat.schema, mode != .prompt {
+                    json.field("response_format") {
+                        $0.object { json in
+                            switch mode {
+                            case .native:
+                                json.field("type") { $0.string("json_schema") }
+                                json.field("json_schema") {
+                                    $0.object { json in
+                                        json.field("name") { $0.string(schema.name) }
+                                        json.field("schema") { $0.raw(schema.text) }
+                                        // Strict mode refuses schemas outside its subset: asked only when the schema fits it.
+                                        json.field("strict") { $0.bool(schema.schema.fitsOpenAIStrictMode) }
+                                    }
+                                }
+                            case .jsonObjectSchema:
+                                json.field("type") { $0.string("json_object") }
+                                json.field("schema") { $0.raw(schema.text) }
+                            case .jsonObject, .prompt:
+                                json.field("type") { $0.string("json_object") }
+                            }
+                        }
+                    }
+                }
                 if stream {
                     json.field("stream") { $0.bool(true) }
                     json.field("stream_options") { $0.object { $0.field("include_usage") { $0.bool(true) } } }
@@ -80,6 +142,24 @@ public struct ProviderCodec: Sendable {
                 if !system.isEmpty { json.field("system") { $0.string(system.joined(separator: "\n\n")) } }
                 json.field("messages") { messages(&$0, conversation) }
                 if let temperature = chat.temperature { json.field("temperature") { $0.number(temperature) } }
+                if let schema = chat.schema, mode == .native {
+                    // Anthropic's structured output: one tool whose input is the answer, forced.
+                    json.field("tools") {
+                        $0.array {
+                            $0.object { json in
+                                json.field("name") { $0.string(schema.name) }
+                                json.field("description") { $0.string("Give the answer as this tool's input, following its schema.") }
+                                json.field("input_schema") { $0.raw(schema.text) }
+                            }
+                        }
+                    }
+                    json.field("tool_choice") {
+                        $0.object { json in
+                            json.field("type") { $0.string("tool") }
+                            json.field("name") { $0.string(schema.name) }
+                        }
+                    }
+                }
                 if stream { json.field("stream") { $0.bool(true) } }
             }
         case .gemini:
@@ -101,11 +181,17 @@ public struct ProviderCodec: Sendable {
                     }
                 }
                 if !system.isEmpty { json.field("systemInstruction") { $0.object { $0.field("parts") { parts(&$0, system.joined(separator: "\n\n")) } } } }
-                if chat.maxTokens != nil || chat.temperature != nil {
+                let schema = mode == .native ? chat.schema : nil
+                if chat.maxTokens != nil || chat.temperature != nil || schema != nil {
                     json.field("generationConfig") {
                         $0.object { json in
                             if let maxTokens = chat.maxTokens { json.field("maxOutputTokens") { $0.number(maxTokens) } }
                             if let temperature = chat.temperature { json.field("temperature") { $0.number(temperature) } }
+                            if let schema {
+                                // responseJsonSchema takes JSON Schema as it is (responseSchema is OpenAPI's subset).
+                                json.field("responseMimeType") { $0.string("application/json") }
+                                json.field("responseJsonSchema") { $0.raw(schema.text) }
+                            }
                         }
                     }
                 }
@@ -117,6 +203,7 @@ public struct ProviderCodec: Sendable {
                 json.field("model") { $0.string(chat.model) }
                 json.field("messages") { messages(&$0, chat.messages) }
                 json.field("stream") { $0.bool(stream) }
+                if let schema = chat.schema, mode == .native { json.field("format") { $0.raw(schema.text) } }
                 if chat.maxTokens != nil || chat.temperature != nil {
                     json.field("options") {
                         $0.object { json in
@@ -132,8 +219,9 @@ public struct ProviderCodec: Sendable {
 
     // MARK: Whole answers
 
-    /// A successful (2xx) non-streamed answer.
-    public func result(_ body: [UInt8]) throws -> ChatResult {
+    /// A successful (2xx) non-streamed answer; `schema`: the one the request asked for (an
+    /// Anthropic answer to it is its forced tool's input).
+    public func result(_ body: [UInt8], schema: OutputSchema? = nil) throws -> ChatResult {
         if endpoint.api == .openAI, let answer = OpenAIChatAnswer.decode(body), let choice = answer.choices?.first, let message = choice.message {
             // The hot path (every local server speaks it): typed, without a dictionary tree.
             return ChatResult(content: message.content ?? "", finishReason: choice.finish_reason ?? "stop", usage: answer.usage?.tokens, model: answer.model ?? "")
@@ -148,8 +236,14 @@ public struct ProviderCodec: Sendable {
             return ChatResult(content: message["content"] as? String ?? "", finishReason: choice["finish_reason"] as? String ?? "stop", usage: usage, model: object["model"] as? String ?? "")
         case .anthropic:
             guard let content = object["content"] as? [[String: Any]] else { throw Self.malformed("no content") }
-            let text = content.filter { $0["type"] as? String == "text" }.compactMap { $0["text"] as? String }.joined()
             let usage = (object["usage"] as? [String: Any]).map { TokenUsage(inputTokens: Self.int($0["input_tokens"]), outputTokens: Self.int($0["output_tokens"])) }
+            if let schema, let tool = content.first(where: { $0["type"] as? String == "tool_use" && $0["name"] as? String == schema.name }), let input = tool["input"] {
+                // The forced tool's input is the answer (the gateway's own call, not a tool the caller runs).
+                let data = (try? JSONSerialization.data(withJSONObject: input, options: [.fragmentsAllowed, .sortedKeys, .withoutEscapingSlashes])) ?? Data()
+                let finish = object["stop_reason"] as? String == "tool_use" ? "stop" : Self.anthropicFinish(object["stop_reason"] as? String)
+                return ChatResult(content: String(decoding: data, as: UTF8.self), finishReason: finish, usage: usage, model: object["model"] as? String ?? "")
+            }
+            let text = content.filter { $0["type"] as? String == "text" }.compactMap { $0["text"] as? String }.joined()
             return ChatResult(content: text, finishReason: Self.anthropicFinish(object["stop_reason"] as? String), usage: usage, model: object["model"] as? String ?? "")
         case .gemini:
             let (text, finish) = try Self.geminiCandidate(object)

@@ -28,7 +28,7 @@ public struct ProviderClient: Sendable {
             guard (200..<300).contains(head.status) else {
                 throw redacted(ProviderFailure.answer(status: head.status, head: head, body: body))
             }
-            return try codec.result(body)
+            return try codec.result(body, schema: chat.schema)
         } catch let error as HTTPClientError {
             if clamped, Self.hitDeadline(error, deadline) { throw DeadlineExceeded() }
             throw redacted(ProviderFailure.transport(error))

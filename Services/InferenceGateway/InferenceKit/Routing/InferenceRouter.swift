@@ -27,6 +27,9 @@ public struct GatewayChat: Sendable {
     public var noCache = false
     /// Let the semantic cache answer even a request that is not deterministic.
     public var useSemanticCache = false
+    /// Structured output: the JSON Schema the answer must follow (nil: free text). Whole
+    /// completions only; the answer is checked against it (one retry, then `SchemaMismatch`).
+    public var schema: OutputSchema?
 
     public init(messages: [ChatMessage], model: String = "", provider: String = "", strategy: String = "", maxTokens: Int? = nil, temperature: Double? = nil, localOnly: Bool = false, preferLocal: Bool = false, requestId: String = "", operation: String = "", project: String = "") {
         self.requestId = requestId.isEmpty ? UUID().uuidString.lowercased() : requestId
@@ -139,7 +142,7 @@ public final class InferenceRouter: Sendable {
         for (name, provider) in file.providers {
             let key = provider.apiKeyEnv.flatMap { environment[$0] }.flatMap { $0.isEmpty ? nil : $0 }
             let configured = provider.apiKeyEnv == nil || key != nil
-            let client = configured ? ProviderClient(name: name, endpoint: ProviderEndpoint(api: provider.api, baseURL: provider.baseURL, apiKey: key, timeouts: provider.timeouts), http: http) : nil
+            let client = configured ? ProviderClient(name: name, endpoint: provider.endpoint(apiKey: key), http: http) : nil
             let settings = provider.circuitBreaker ?? .defaults(for: name, local: provider.local)
             routes[name] = Route(name: name, provider: provider, configured: configured, client: client, breaker: CircuitBreaker(provider: name, settings: settings, clock: clock))
         }
@@ -201,7 +204,7 @@ public final class InferenceRouter: Sendable {
         let deterministic = ResponseCache.cacheable(temperature: chat.temperature)
         var cacheKey: String?
         if let cache, !chat.noCache, deterministic {
-            let key = ResponseCache.key(messages: chat.messages, model: chat.model, maxTokens: chat.maxTokens, temperature: chat.temperature, route: "\(chat.provider)|\(chat.strategy)|\(chat.project)")
+            let key = ResponseCache.key(messages: chat.messages, model: chat.model, maxTokens: chat.maxTokens, temperature: chat.temperature, route: "\(chat.provider)|\(chat.strategy)|\(chat.project)", schema: chat.schema)
             if let hit = cache.lookup(key) {
                 return GatewayAnswer(result: hit.result, provider: hit.provider, attempts: [], providerNanoseconds: 0, cached: true, cacheType: "completion")
             }
@@ -210,7 +213,7 @@ public final class InferenceRouter: Sendable {
         var probe: (partition: String, prompt: String, vector: [Float])?
         if let semantic, !chat.noCache, deterministic || chat.useSemanticCache, let last = chat.messages.last, last.role == "user" {
             // A project's answers are only its own: close prompts of two projects can carry their own data.
-            let partition = SemanticCache.partition(earlierMessages: Array(chat.messages.dropLast()), model: chat.model, maxTokens: chat.maxTokens, temperature: chat.temperature, route: "\(chat.provider)|\(chat.strategy)|\(chat.project)")
+            let partition = SemanticCache.partition(earlierMessages: Array(chat.messages.dropLast()), model: chat.model, maxTokens: chat.maxTokens, temperature: chat.temperature, route: "\(chat.provider)|\(chat.strategy)|\(chat.project)", schema: chat.schema)
             if let vector = await semantic.embed(last.content) {
                 if let hit = semantic.cache.lookup(partition: partition, vector: vector) {
                     return GatewayAnswer(result: hit.result, provider: hit.provider, attempts: [], providerNanoseconds: 0, cached: true, cacheType: "semantic", similarity: hit.similarity)
@@ -224,11 +227,34 @@ public final class InferenceRouter: Sendable {
         return answer
     }
 
+    /// With a schema, an answer that does not follow it is retried once — on the next provider
+    /// of the plan, or on the same one when no other is left — then the request fails with
+    /// `SchemaMismatch`; such answers are never returned (nor cached). Their cost counts.
     func completeUncached(_ chat: GatewayChat, deadline: ContinuousClock.Instant) async throws -> GatewayAnswer {
         var attempts: [Attempt] = []
         var providerNanoseconds: Int64 = 0
         var last: ProviderFailure?
         var candidates = try plan(chat)[...]
+        var mismatch: (problem: String, route: Route, model: String)?
+        var retried = false
+        var spentUSD = 0.0
+        /// The answer as the caller gets it, or nil (and the attempt marked) when it breaks the schema.
+        func checked(_ result: ChatResult, route: Route, model: String) throws -> ChatResult? {
+            guard let schema = chat.schema else { return result }
+            switch schema.check(result.content) {
+            case .success(let json):
+                var result = result
+                result.content = json
+                return result
+            case .failure(let broken):
+                if let index = attempts.lastIndex(where: { $0.provider == route.name && $0.outcome == "ok" }) {
+                    attempts[index].outcome = "invalid output: \(broken.problem)"
+                }
+                if mismatch != nil { throw SchemaMismatch(problem: broken.problem, attempts: attempts) }
+                mismatch = (broken.problem, route, model)
+                return nil
+            }
+        }
         let strategy = file.strategies[chat.strategy.isEmpty ? file.activeStrategy : chat.strategy]
         if strategy?.parallelRequests == true {
             // Hedged: the first two configured providers race; the rest follow in order if both fail.
@@ -244,23 +270,39 @@ public final class InferenceRouter: Sendable {
                     attempts += other.attempts
                     if case .failure(.next(let failure?)) = other.outcome { last = failure }
                 }
+                // The loser's prompt was billed too: the request cost both.
+                spentUSD += others.reduce(0) { $0 + $1.spentUSD }
                 if let run {
                     attempts += run.attempts
                     if case .success(let answer) = run.outcome {
-                        // The loser's prompt was billed too: the request cost both.
-                        let spent = others.reduce(0) { $0 + $1.spentUSD }
-                        return GatewayAnswer(result: answer.result, provider: run.provider, attempts: attempts, providerNanoseconds: providerNanoseconds, costUSD: answer.cost + spent)
+                        spentUSD += answer.cost
+                        let winner = pair.first(where: { $0.route.name == run.provider }) ?? pair[0]
+                        if let result = try checked(answer.result, route: winner.route, model: winner.model) {
+                            return GatewayAnswer(result: result, provider: run.provider, attempts: attempts, providerNanoseconds: providerNanoseconds, costUSD: spentUSD)
+                        }
                     }
                 }
             }
         }
-        for (route, model) in candidates {
+        while true {
+            guard let next = candidates.popFirst() else {
+                // A schema's one retry goes to the same provider when no other was left to take it.
+                guard let failed = mismatch, !retried else { break }
+                retried = true
+                candidates.append((failed.route, failed.model))
+                continue
+            }
+            let (route, model) = next
             let run = await callProvider(route, model: model, chat: chat, deadline: deadline)
             attempts += run.attempts
             providerNanoseconds += run.providerNanoseconds
+            spentUSD += run.spentUSD
+            if mismatch != nil, run.attempts.contains(where: { !$0.outcome.hasPrefix("skipped") }) { retried = true }
             switch run.outcome {
             case .success(let answer):
-                return GatewayAnswer(result: answer.result, provider: route.name, attempts: attempts, providerNanoseconds: providerNanoseconds, costUSD: answer.cost)
+                spentUSD += answer.cost
+                guard let result = try checked(answer.result, route: route, model: model) else { continue }
+                return GatewayAnswer(result: result, provider: route.name, attempts: attempts, providerNanoseconds: providerNanoseconds, costUSD: spentUSD)
             case .failure(.next(let failure)):
                 last = failure ?? last
             case .failure(.cancelled):
@@ -269,6 +311,8 @@ public final class InferenceRouter: Sendable {
                 throw RoutingFailure(kind: .request, message: "\(route.name) refused the request: \(failure.message)", attempts: attempts)
             }
         }
+        // An answer came but broke the schema, and no second one could be had.
+        if let mismatch { throw SchemaMismatch(problem: mismatch.problem, attempts: attempts) }
         if ContinuousClock.now >= deadline {
             throw RoutingFailure(kind: .transient, message: "the deadline passed before a provider answered", attempts: attempts)
         }
@@ -283,7 +327,7 @@ public final class InferenceRouter: Sendable {
             run.attempts.append(Attempt(provider: route.name, model: model, outcome: "skipped: not configured (\(route.provider.apiKeyEnv ?? "no key") is not set)", milliseconds: 0))
             return run
         }
-        let request = ChatRequest(messages: chat.messages, model: model, maxTokens: chat.maxTokens, temperature: chat.temperature)
+        let request = ChatRequest(messages: chat.messages, model: model, maxTokens: chat.maxTokens, temperature: chat.temperature, schema: chat.schema)
         let (admission, admitted) = await admit(route: route, model: model, chat: chat)
         guard case .allowed(var reservation) = admitted else {
             if case .denied(let reason) = admitted {
@@ -383,6 +427,9 @@ public final class InferenceRouter: Sendable {
                 var attempts: [Attempt] = []
                 var last: ProviderFailure?
                 do {
+                    if let schema = chat.schema {
+                        throw RoutingFailure(kind: .request, message: "structured output (json_schema \(schema.name)) is for whole completions only, not streams", attempts: [])
+                    }
                     for (route, model) in try plan(chat) {
                         guard let client = route.client else { continue }
                         guard let permit = route.breaker.acquire() else {

@@ -301,6 +301,15 @@ public final class InferenceGatewayService: Service, Sendable {
         cachable.noCache = request.noCache
         cachable.useSemanticCache = request.useCache
         cachable.strategy = request.strategy
+        if !request.jsonSchema.isEmpty {
+            do {
+                cachable.schema = try OutputSchema(text: request.jsonSchema, name: request.jsonSchemaName)
+            } catch let invalid as OutputSchema.Invalid {
+                throw RPCError.invalidArgument(field: invalid.field, reason: .invalidFormat, invalid.message)
+            }
+        } else if !request.jsonSchemaName.isEmpty {
+            throw RPCError.invalidArgument(field: "json_schema", reason: .required, "json_schema_name is set: the schema it names is required too")
+        }
         let started = ContinuousClock.now
         do {
             let answer = try await router.complete(cachable, deadline: context.deadline)
@@ -320,7 +329,11 @@ public final class InferenceGatewayService: Service, Sendable {
                 $0.similarity = answer.similarity
                 $0.attempts = Int32(answer.attempts.count)
                 $0.costUsd = answer.costUSD
+                $0.schemaValid = cachable.schema != nil
             }
+        } catch let mismatch as SchemaMismatch {
+            context.logger.warning("completion did not follow its schema", metadata: ["error": "\(mismatch)"])
+            throw Self.rpcError(mismatch)
         } catch let failure as RoutingFailure {
             publish()
             for attempt in failure.attempts where attempt.outcome != "ok" && !attempt.outcome.hasPrefix("skipped") {
@@ -445,6 +458,12 @@ public final class InferenceGatewayService: Service, Sendable {
         for (index, vector) in zip(missing, computed) { vectors[index] = vector }
         cache?.storeEmbeddings(model: model, zip(missing, computed).map { (texts[$0.0], $0.1) })
         return (vectors.map { $0 ?? [] }, texts.count - missing.count)
+    }
+
+    /// Answers that broke the schema: `ABORTED`, reason `SCHEMA_MISMATCH` (no provider failure
+    /// maps to `ABORTED`, so a caller tells the two apart by the code alone).
+    static func rpcError(_ mismatch: SchemaMismatch) -> RPCError {
+        RPCError(code: .aborted, message: "json_schema: \(mismatch.description)", field: "json_schema", reason: .schemaMismatch)
     }
 
     static func rpcError(_ failure: RoutingFailure) -> RPCError {

@@ -22,6 +22,12 @@ import NIOCore
 /// local providers and cached answers), `x-kb-overhead-ms` (the gateway's own time: total minus
 /// time waiting on providers), and `x-kb-usage` (`counted` or `estimated`; in a stream's usage
 /// chunk, the usage object's `estimated`).
+///
+/// `response_format` (`{"type": "json_schema", "json_schema": {name, schema, strict}}` or
+/// `{"type": "json_object"}`) takes the gateway's structured-output path (`OutputSchema`): the
+/// provider is asked to follow the schema and the answer is checked; answers that break it even
+/// after one retry are `502` with code `schema_mismatch`. Whole completions only (with `stream`:
+/// `400`, param `response_format`).
 enum OpenAICompatibleFront {
     static let maximumBody = 16 << 20
 
@@ -63,6 +69,9 @@ enum OpenAICompatibleFront {
                 return response
             } catch let failure as RoutingFailure {
                 return routingFailure(failure)
+            } catch let mismatch as SchemaMismatch {
+                // The model's answers broke the schema: a bad answer from upstream, not a bad request.
+                return failure(.badGateway, mismatch.description, type: "server_error", param: "response_format", code: "schema_mismatch")
             } catch {
                 return failure(.internalServerError, "\(error)", type: "server_error", param: nil)
             }

@@ -50,8 +50,21 @@ extension OpenAICompatibleFront {
             }
         }
 
+        /// `{"type": "json_schema", "json_schema": {name, schema, strict}}`, `{"type": "json_object"}` or `{"type": "text"}`.
+        struct ResponseFormat: Decodable {
+            struct Schema: Decodable {
+                var name: String?
+                var schema: JSONValue?
+                var strict: Bool?
+            }
+
+            var type: String?
+            var json_schema: Schema?
+        }
+
         var messages: [Message]?
         var model: String?
+        var response_format: ResponseFormat?
         /// Numbers, checked to be positive integers after decoding (1.5 is refused by name).
         var max_tokens: Double?
         var max_completion_tokens: Double?
@@ -110,10 +123,36 @@ extension OpenAICompatibleFront {
             throw RequestError(param: "temperature", message: "temperature must be a number between 0 and 2")
         }
         let model = body.model ?? ""
-        let chat = GatewayChat(
+        var schema: OutputSchema?
+        if let format = body.response_format {
+            switch format.type {
+            case "text"?, nil:
+                break
+            case "json_object"?:
+                // OpenAI's JSON mode: any JSON object, asked and checked as the schema {"type": "object"}.
+                schema = try OutputSchema(text: #"{"type":"object"}"#, name: "json_object")
+            case "json_schema"?:
+                guard let value = format.json_schema?.schema else {
+                    throw RequestError(param: "response_format.json_schema.schema", message: "response_format of type json_schema needs json_schema.schema (a JSON Schema object)")
+                }
+                do {
+                    schema = try OutputSchema(text: value.text, name: format.json_schema?.name ?? "")
+                } catch let invalid as OutputSchema.Invalid {
+                    let param = invalid.field == "json_schema_name" ? "response_format.json_schema.name" : "response_format.json_schema.schema"
+                    throw RequestError(param: param, message: "\(param): \(invalid.message)")
+                }
+            case let other?:
+                throw RequestError(param: "response_format.type", message: "response_format.type must be text, json_object or json_schema (found \(other.debugDescription))")
+            }
+            if schema != nil, body.stream == true {
+                throw RequestError(param: "response_format", message: "structured output (response_format json_schema or json_object) is for whole completions only: drop stream or response_format")
+            }
+        }
+        var chat = GatewayChat(
             messages: chatMessages, model: model == "auto" ? "" : model, maxTokens: maxTokens, temperature: body.temperature,
             operation: body.metadata?.operation ?? "chat", project: body.metadata?.project ?? ""
         )
+        chat.schema = schema
         return (chat, body.stream ?? false, body.stream_options?.include_usage ?? false)
     }
 
