@@ -446,8 +446,9 @@ let package = Package(
         .testTarget(
             name: "InferenceKitTests",
             dependencies: [
-                "InferenceKit", "KBEmbeddings", "KBHTTPClient", "KBKnowledge", "KBProto", "KBRPC", "KBRuntime", "KBSQLite", "KBTestSupport",
+                "InferenceKit", "KBEmbeddings", "KBHTTPClient", "KBKnowledge", "KBProto", "KBRPC", "KBRuntime", "KBSQLite", "KBTestSupport", "UKBKit",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "MCP", package: "swift-sdk"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/InferenceKitTests"
