@@ -193,7 +193,7 @@ struct UKBMCPTests {
 
     @Test("in process: bad arguments and unknown tools are tool errors before any call; a graph store that does not answer is a tool error that says to start it")
     func toolErrorsInProcess() async throws {
-        let graph = RPCClient(configuration: .init(host: "127.0.0.1", port: freePort()))
+        let graph = RPCClient(configuration: MemoryTools.graphClientConfiguration(.init(host: "127.0.0.1", port: freePort())))
         let tools = MemoryTools(team: "eng", graph: graph, meaning: nil)
         let missing = await tools.call("open_nodes", arguments: [:])
         #expect(missing.isError == true && Self.text(missing) == "invalid arguments for open_nodes: names is required (an array of strings)")

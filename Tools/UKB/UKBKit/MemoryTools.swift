@@ -33,6 +33,18 @@ public struct MemoryTools: Sendable {
         self.meaning = meaning
     }
 
+    /// `configuration` (graph-store's, from the environment) as `ukb mcp` uses it: one
+    /// connection, and a store that does not answer fails the call at once (UNAVAILABLE, a tool
+    /// error saying to start it) instead of holding the agent until the call's deadline.
+    public static func graphClientConfiguration(_ configuration: RPCClient.Configuration) -> RPCClient.Configuration {
+        var configuration = configuration
+        configuration.connections = 1
+        configuration.connectTimeout = .seconds(2)
+        configuration.maxBackoff = .seconds(1)
+        configuration.failFast = true
+        return configuration
+    }
+
     /// Runs tool `name` with `arguments` (the `tools/call` request's parameters).
     public func call(_ name: String, arguments: [String: Value]?) async -> CallTool.Result {
         let arguments = ToolArguments(tool: name, values: arguments ?? [:])

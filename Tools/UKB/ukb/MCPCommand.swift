@@ -26,11 +26,9 @@ struct MCPCommand: AsyncParsableCommand {
         do { source = try ConfigSource.fromProcess() } catch { fail("\(error)") }
         let team = team ?? UKBConfiguration.team(in: source) ?? UKBConfiguration.defaultTeam
         do { try KnowledgeRules.checkTeam(team, field: "--team") } catch { fail("\(error)") }
-        var configuration: RPCClient.Configuration
+        let configuration: RPCClient.Configuration
         do { configuration = try source.clientConfiguration(for: .graphStore) } catch { fail("\(error)") }
-        configuration.connections = 1
-        configuration.connectTimeout = .seconds(2)
-        let graph = RPCClient(configuration: configuration)
+        let graph = RPCClient(configuration: MemoryTools.graphClientConfiguration(configuration))
         let meaning: MeaningSearch?
         do {
             meaning = try MeaningSearch.fromEnvironment()
