@@ -89,7 +89,7 @@ struct UKBMCPTests {
                     ["entityName": "zstd", "contents": ["Written by Yann Collet", zstdText]],
                     ["entityName": "circuit-breaker", "contents": ["The gateway uses one per provider"]],
                 ]]],
-                // 5: delete one observation (the entity keeps its relations)
+                // 5: delete one observation (graph-store DeleteObservations: the entity keeps its relations)
                 ["tool": "delete_observations", "arguments": ["deletions": [["entityName": "zstd", "observations": ["Written by Yann Collet", "never there"]]]]],
                 // 6–8: reads
                 ["tool": "open_nodes", "arguments": ["names": ["zstd", "ghost"]]],
@@ -140,7 +140,7 @@ struct UKBMCPTests {
             #expect((mcp.structured(4)["results"] as? [[String: Any]])?.first?["addedObservations"] as? [String] == ["Written by Yann Collet"], "\(mcp.text(4))")
             #expect(mcp.text(5) == "Deleted 1 of 2 observations.", "\(mcp.text(5))")
             #expect(mcp.structured(5)["success"] as? Bool == true)
-            #expect(mcp.names(6) == ["zstd"] && Set(mcp.relations(6)) == ["libpng-uses->zstd"], "the rewrite kept the relation: \(mcp.text(6))")
+            #expect(mcp.names(6) == ["zstd"] && Set(mcp.relations(6)) == ["libpng-uses->zstd"], "the entity kept its relation: \(mcp.text(6))")
             #expect((mcp.structured(6)["entities"] as? [[String: Any]])?.first?["observations"] as? [String] == [zstdText], "\(mcp.text(6))")
             #expect(mcp.names(7) == ["libpng"] && Set(mcp.relations(7)) == ["libpng-uses->zstd", "lz4-inspired->libpng"], "\(mcp.text(7))")
             #expect(Set(mcp.names(8)) == ["circuit-breaker", "libpng", "lz4", "zstd"], "the team only: \(mcp.text(8))")

@@ -195,19 +195,13 @@ public struct MemoryTools: Sendable {
             let path = "deletions[\(index)]"
             deletions.append((try arguments.string(object, "entityName", path), try arguments.strings(object, "observations", path)))
         }
-        var deleted = 0
-        var missing: [String] = []
-        for deletion in deletions {
-            guard let found = try await find(deletion.name) else {
-                missing.append(deletion.name)
-                continue
-            }
-            let doomed = Set(deletion.observations)
-            let kept = found.entity.observations.filter { !doomed.contains($0.content) }
-            guard kept.count < found.entity.observations.count else { continue }
-            try await rewrite(found, observations: kept)
-            deleted += found.entity.observations.count - kept.count
-        }
+        guard !deletions.isEmpty else { return Self.message("Observations deleted successfully") }
+        // One atomic write in the store: the entities keep their other fields and relations.
+        let answer = try await graph.call(GraphStoreMethods.deleteObservations, .with {
+            $0.team = team
+            $0.deletions = deletions.map { deletion in .with { $0.name = deletion.name; $0.contents = deletion.observations } }
+        })
+        let deleted = Int(answer.deleted), missing = answer.missing
         let requested = deletions.reduce(0) { $0 + $1.observations.count }
         let message = deleted == requested
             ? "Observations deleted successfully"
@@ -380,37 +374,6 @@ public struct MemoryTools: Sendable {
             }
         }
         return relations
-    }
-
-    /// Replaces the observations of `found` with `observations`. The graph store's upsert only
-    /// adds observations, so the entity is deleted and written again with its other fields
-    /// (creation time included), then its relations are put back.
-    func rewrite(_ found: Kb_Graph_V1_GetEntityResponse, observations: [Kb_Graph_V1_Observation]) async throws {
-        var entity = found.entity
-        entity.observations = observations
-        entity.lastModifiedMs = 0
-        entity.team = ""
-        _ = try await graph.call(GraphStoreMethods.deleteEntities, .with {
-            $0.team = team
-            $0.names = [entity.name]
-        })
-        _ = try await graph.call(GraphStoreMethods.putEntities, .with {
-            $0.team = team
-            $0.entities = [entity]
-            $0.omitEntities = true
-        })
-        var seen = Set<RelationKey>()
-        let relations = (found.outbound + found.inbound).filter { seen.insert(RelationKey($0)).inserted }.map { relation in
-            var relation = relation
-            relation.team = ""
-            return relation
-        }
-        if !relations.isEmpty {
-            _ = try await graph.call(GraphStoreMethods.putRelations, .with {
-                $0.team = team
-                $0.relations = relations
-            })
-        }
     }
 
     func describe(_ error: RPCError) -> String {
