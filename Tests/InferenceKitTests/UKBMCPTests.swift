@@ -208,6 +208,34 @@ struct UKBMCPTests {
         await graph.close()
     }
 
+    @Test("calls that write run one at a time: of eight concurrent create_entities of one name, one creates it and seven find it there", .timeLimit(.minutes(2)))
+    func writesAreSerialised() async throws {
+        let graphStore = try ServiceProcess(executable: "graph-store", envPrefix: "KB_GRAPH_STORE", dataDirectory: temporaryDirectory("kb-mcp-graph"))
+        do {
+            try await graphStore.waitUntilReady()
+            let graph = RPCClient(configuration: MemoryTools.graphClientConfiguration(.init(host: "127.0.0.1", port: graphStore.port)))
+            let tools = MemoryTools(team: "eng", graph: graph, meaning: nil)
+            let results = await withTaskGroup(of: CallTool.Result.self) { group in
+                for index in 0..<8 {
+                    group.addTask {
+                        await tools.call("create_entities", arguments: ["entities": [["name": "zstd", "entityType": "Library", "observations": [.string("seen by call \(index)")]]]])
+                    }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(results.allSatisfy { $0.isError == false }, "\(results.map(Self.text))")
+            let created = results.filter { ($0.structuredContent?.objectValue?["entities"]?.arrayValue?.count ?? 0) == 1 }
+            #expect(created.count == 1, "\(results.map(Self.text))")
+            let stored = try await graph.call(GraphStoreMethods.getEntity, .with { $0.team = "eng"; $0.name = "zstd" })
+            #expect(stored.entity.observations.count == 1, "no second create merged into the first: \(stored.entity.observations.map(\.content))")
+            await graph.close()
+        } catch {
+            await graphStore.stop()
+            throw error
+        }
+        await graphStore.stop()
+    }
+
     static func text(_ result: CallTool.Result) -> String {
         result.content.compactMap { content -> String? in
             if case .text(let text, _, _) = content { return text }

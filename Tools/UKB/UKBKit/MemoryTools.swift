@@ -25,6 +25,8 @@ public struct MemoryTools: Sendable {
     /// Search by meaning; nil when its services are not configured (then `semantic_search` is
     /// degraded to the graph's word search and `similar` fails).
     let meaning: MeaningSearch?
+    /// Orders the calls that write.
+    let writes = WriteQueue()
 
     /// Tools over `graph` (graph-store) for `team`, searching by meaning with `meaning`.
     public init(team: String, graph: RPCClient, meaning: MeaningSearch?) {
@@ -45,8 +47,18 @@ public struct MemoryTools: Sendable {
         return configuration
     }
 
-    /// Runs tool `name` with `arguments` (the `tools/call` request's parameters).
+    /// The tools that write: run one at a time, in the order they arrive.
+    static let writing: Set<String> = ["create_entities", "create_relations", "add_observations", "delete_entities", "delete_observations", "delete_relations"]
+
+    /// Runs tool `name` with `arguments` (the `tools/call` request's parameters). Calls that
+    /// write run one after another, as in the reference server: an agent may send several at
+    /// once, and each one's look at what exists must not interleave with another's write.
     public func call(_ name: String, arguments: [String: Value]?) async -> CallTool.Result {
+        guard Self.writing.contains(name) else { return await run(name, arguments: arguments) }
+        return await writes.run { await self.run(name, arguments: arguments) }
+    }
+
+    func run(_ name: String, arguments: [String: Value]?) async -> CallTool.Result {
         let arguments = ToolArguments(tool: name, values: arguments ?? [:])
         do {
             switch name {
@@ -394,5 +406,21 @@ struct RelationKey: Hashable {
         from = relation.from
         to = relation.to
         type = relation.relationType
+    }
+}
+
+/// Runs bodies one after another, in the order `run` is called (an actor alone would interleave
+/// them at every `await`).
+actor WriteQueue {
+    private var last: Task<Void, Never>?
+
+    func run<T: Sendable>(_ body: @escaping @Sendable () async -> T) async -> T {
+        let previous = last
+        let task = Task {
+            await previous?.value
+            return await body()
+        }
+        last = Task { _ = await task.value }
+        return await task.value
     }
 }
