@@ -29,6 +29,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        // The Model Context Protocol (`ukb mcp`, a stdio server for coding agents).
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", from: "0.12.1"),
         // What the benchmarks share; its own package so the gRPC reference uses it too.
         .package(path: "Benchmarks/BenchmarkSupport"),
     ],
@@ -305,7 +307,11 @@ let package = Package(
         /// The logic of `ukb`: import and export over RPC, text output, the progress bar.
         .target(
             name: "UKBKit",
-            dependencies: ["KBKnowledge", "KBProto", "KBRPC", "KBRuntime"],
+            dependencies: [
+                "KBKnowledge", "KBProto", "KBRPC", "KBRuntime",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "MCP", package: "swift-sdk"),
+            ],
             path: "Tools/UKB/UKBKit"
         ),
         /// `ukb`: the knowledge CLI, a client of graph-store.
@@ -440,8 +446,9 @@ let package = Package(
         .testTarget(
             name: "InferenceKitTests",
             dependencies: [
-                "InferenceKit", "KBEmbeddings", "KBHTTPClient", "KBKnowledge", "KBProto", "KBRPC", "KBRuntime", "KBSQLite", "KBTestSupport",
+                "InferenceKit", "KBEmbeddings", "KBHTTPClient", "KBKnowledge", "KBProto", "KBRPC", "KBRuntime", "KBSQLite", "KBTestSupport", "UKBKit",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "MCP", package: "swift-sdk"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/InferenceKitTests"

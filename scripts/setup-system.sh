@@ -35,8 +35,8 @@ if [ "${1:-}" = "--test" ]; then
   # Python packages the tests drive, for the python3 on PATH (the tests run `python3`), as
   # module:package — selenium (VKB's browser tests), openai (the gateway's OpenAI-compatible
   # front), hypercorn (a TLS server offering HTTP/2, for the HTTP client's test), qdrant-client
-  # (vector-search's Qdrant-compatible port, REST mode).
-  for spec in selenium:selenium openai:openai hypercorn:hypercorn qdrant_client:qdrant-client; do
+  # (vector-search's Qdrant-compatible port, REST mode), mcp (the MCP client that drives `ukb mcp`).
+  for spec in selenium:selenium openai:openai hypercorn:hypercorn qdrant_client:qdrant-client mcp:mcp; do
     module=${spec%%:*}
     package=${spec#*:}
     if ! python3 -c "import $module" 2>/dev/null; then

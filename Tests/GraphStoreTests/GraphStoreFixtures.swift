@@ -53,6 +53,10 @@ extension GraphStore {
         try await GraphStoreService.deleteRelations(request, in: self)
     }
 
+    func deleteObservations(_ request: Kb_Graph_V1_DeleteObservationsRequest) async throws -> Kb_Graph_V1_DeleteObservationsResponse {
+        try await GraphStoreService.deleteObservations(request.canonical, in: self)
+    }
+
     func getEntity(_ request: Kb_Graph_V1_GetEntityRequest) throws -> Kb_Graph_V1_GetEntityResponse {
         try GraphStoreService.getEntity(request, in: self)
     }

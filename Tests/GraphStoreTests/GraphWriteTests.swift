@@ -51,6 +51,38 @@ struct GraphWriteTests {
         }
     }
 
+    @Test("DeleteObservations removes observations by content in one write: other fields, creation time and relations stay, the word index and the feed follow, missing names are listed")
+    func deleteObservations() async throws {
+        try await withStore { (store: GraphStore, _: URL) async throws in
+            let first = try await store.put("coding", [entity("Cache", "Pattern", ["use LRU", "size 1k", "evict on write"], significance: 7, source: .auto), entity("Store")])
+            try await store.relate("coding", [relation("Cache", "backs", "Store")])
+            let head = try await store.listChanges().headSeq
+            let deletions: [Kb_Graph_V1_ObservationDeletion] = [
+                .with { $0.name = "Cache"; $0.contents = ["size 1k", "evict on write", "never there"] },
+                .with { $0.name = "Ghost"; $0.contents = ["x"] },
+            ]
+            let answer = try await store.deleteObservations(.with { $0.team = "coding"; $0.deletions = deletions })
+            #expect(answer.deleted == 2 && answer.missing == ["Ghost"])
+            let stored = try store.getEntity(.with { $0.team = "coding"; $0.name = "Cache" })
+            #expect(stored.entity.observations.map(\.content) == ["use LRU"])
+            #expect(stored.entity.significance == 7 && stored.entity.source == .auto && stored.entity.entityType == "Pattern")
+            #expect(stored.entity.createdAtMs == first.entities[0].createdAtMs)
+            #expect(stored.outbound.map(\.to) == ["Store"], "relations stay")
+            #expect(try store.names("coding", text: "evict").isEmpty)
+            #expect(try store.names("coding", text: "LRU") == ["Cache"])
+            let feed = try await store.listChanges(after: head)
+            #expect(feed.changes.map(\.kind) == [.entityUpserted] && feed.changes.first?.name == "Cache")
+
+            // Nothing left to remove: no write, no change.
+            let again = try await store.deleteObservations(.with { $0.team = "coding"; $0.deletions = deletions })
+            #expect(again.deleted == 0 && again.missing == ["Ghost"])
+            #expect(try await store.listChanges(after: head).changes.count == 1)
+            #expect(await code { try await store.deleteObservations(.with { $0.team = "coding" }) }?.0 == .invalidArgument)
+            #expect(await code { try await store.deleteObservations(.with { $0.team = "coding"; $0.deletions = [.with { $0.name = "bad:name" }] }) }?.1.contains("deletions[0].name") == true)
+            #expect(try store.verify().ok)
+        }
+    }
+
     @Test("a relation needs both ends in the team: FAILED_PRECONDITION names the missing end and the batch writes nothing")
     func relationEndsMustExist() async throws {
         try await withStore { (store: GraphStore, _: URL) async throws in

@@ -60,6 +60,20 @@ extension Kb_Graph_V1_PutRelationsRequest {
     }
 }
 
+extension Kb_Graph_V1_DeleteObservationsRequest {
+    /// Team and entity names in NFC (the contents are observations, kept as written).
+    var canonical: Self {
+        var request = self
+        request.team = CanonicalName.nfc(team)
+        request.deletions = deletions.map { deletion in
+            var deletion = deletion
+            deletion.name = CanonicalName.nfc(deletion.name)
+            return deletion
+        }
+        return request
+    }
+}
+
 extension Kb_Graph_V1_DeleteRelationsRequest {
     var canonical: Self {
         var request = self

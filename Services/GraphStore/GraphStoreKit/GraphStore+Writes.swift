@@ -22,6 +22,28 @@ public struct DeleteEntitiesOutcome: Sendable {
     public var deletedRelations: Int
 }
 
+/// Observations to remove from one entity: those whose content is one of `contents`.
+public struct ObservationDeletion: Sendable {
+    /// The entity.
+    public var name: String
+    /// The contents to remove.
+    public var contents: [String]
+
+    /// A deletion of `contents` from entity `name`.
+    public init(name: String, contents: [String]) {
+        self.name = name
+        self.contents = contents
+    }
+}
+
+/// What `deleteObservations` did.
+public struct DeleteObservationsOutcome: Sendable {
+    /// How many observations were removed.
+    public var deleted: Int
+    /// The names that are no entity of the team, in request order.
+    public var missing: [String]
+}
+
 /// What `putRelations` did.
 public struct PutRelationsOutcome: Sendable {
     /// How many relations were new.
@@ -79,6 +101,35 @@ extension GraphStore {
                 try transaction.recordDeletion(team: team, name: name)
                 transaction.entityDelta -= 1
                 outcome.deletedEntities += 1
+            }
+            return outcome
+        }
+    }
+
+    /// Removes from each named entity of `team` the observations whose content is one of the
+    /// deletion's `contents`, atomically; the entity keeps its other fields, creation time and
+    /// relations, and its change is a feed upsert like any other. A name that is no entity is
+    /// reported in `missing`, not an error; an entity that loses nothing is not written.
+    public func deleteObservations(team: String, _ deletions: [ObservationDeletion]) async throws -> DeleteObservationsOutcome {
+        try await commits.commit { transaction in
+            var outcome = DeleteObservationsOutcome(deleted: 0, missing: [])
+            for deletion in deletions {
+                let key = GraphKey.entity(team, deletion.name)
+                guard let bytes = try transaction.get(key) else {
+                    outcome.missing.append(deletion.name)
+                    continue
+                }
+                let old = try Self.storedEntity(bytes)
+                let doomed = Set(deletion.contents)
+                var entity = old
+                entity.observations = old.observations.filter { !doomed.contains($0.content) }
+                guard entity.observations.count < old.observations.count else { continue }
+                entity.lastModifiedMs = transaction.now
+                transaction.put(key, try Self.record(entity))
+                try Self.updateIndexes(team: team, old: old, new: entity, in: transaction)
+                try transaction.touch(team: team, at: transaction.now)
+                try transaction.recordUpsert(team: team, name: entity.name, contentHash: ContentHash.of(entity))
+                outcome.deleted += old.observations.count - entity.observations.count
             }
             return outcome
         }

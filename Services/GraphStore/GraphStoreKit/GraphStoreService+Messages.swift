@@ -7,7 +7,8 @@ import KBRPC
 /// checked against `KnowledgeRules` once, here, turned into values, and the store's answer (or
 /// `GraphStoreError`) turned back into a response (or an `RPCError`).
 ///
-/// Translated so far: PutEntities, DeleteEntities, PutRelations, DeleteRelations, GetEntity.
+/// Translated so far: PutEntities, DeleteEntities, PutRelations, DeleteRelations,
+/// DeleteObservations, GetEntity.
 /// The other methods still take and give messages (`GraphStore+Queries`, `+Subgraph`,
 /// `+Traversal`, `+Maintenance`); only their errors pass through `mapped`.
 extension GraphStoreService {
@@ -66,6 +67,21 @@ extension GraphStoreService {
         let deleted = try await mapped { try await store.deleteRelations(team: request.team, request.relations.map(RelationID.init)) }
         var response = Kb_Graph_V1_DeleteRelationsResponse()
         response.deleted = Int32(deleted)
+        return response
+    }
+
+    static func deleteObservations(_ request: Kb_Graph_V1_DeleteObservationsRequest, in store: GraphStore) async throws -> Kb_Graph_V1_DeleteObservationsResponse {
+        try checked { () throws(KnowledgeRuleError) in
+            try KnowledgeRules.checkTeam(request.team)
+            guard !request.deletions.isEmpty else { throw KnowledgeRuleError(field: "deletions", "must hold at least one deletion") }
+            for (index, deletion) in request.deletions.enumerated() { try KnowledgeRules.checkName(deletion.name, field: "deletions[\(index)].name") }
+        }
+        let outcome = try await mapped {
+            try await store.deleteObservations(team: request.team, request.deletions.map { ObservationDeletion(name: $0.name, contents: $0.contents) })
+        }
+        var response = Kb_Graph_V1_DeleteObservationsResponse()
+        response.deleted = Int32(outcome.deleted)
+        response.missing = outcome.missing
         return response
     }
 

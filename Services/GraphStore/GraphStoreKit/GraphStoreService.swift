@@ -33,6 +33,7 @@ public struct GraphStoreService: RPCService {
         router.register(GraphStoreMethods.deleteEntities) { request, _ in try await Self.deleteEntities(request.canonical, in: store) }
         router.register(GraphStoreMethods.putRelations) { request, _ in try await Self.putRelations(request.canonical, in: store) }
         router.register(GraphStoreMethods.deleteRelations) { request, _ in try await Self.deleteRelations(request.canonical, in: store) }
+        router.register(GraphStoreMethods.deleteObservations) { request, _ in try await Self.deleteObservations(request.canonical, in: store) }
         router.register(GraphStoreMethods.getEntity, on: .threadPool) { request, _ in try Self.getEntity(request.canonical, in: store) }
         // Not translated yet (they take and give messages); their store errors are mapped here.
         router.register(GraphStoreMethods.queryEntities, on: .threadPool) { request, context in

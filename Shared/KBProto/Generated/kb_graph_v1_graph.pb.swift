@@ -158,7 +158,7 @@ public nonisolated enum Kb_Graph_V1_ChangeKind: SwiftProtobuf.Enum, Swift.CaseIt
   public typealias RawValue = Int
   case unspecified // = 0
 
-  /// Created, or changed (observations merged, fields set): `name` and `content_hash`.
+  /// Created, or changed (observations merged or deleted, fields set): `name` and `content_hash`.
   case entityUpserted // = 1
 
   /// `name` was deleted (its relations are listed as removed before it).
@@ -409,6 +409,54 @@ public nonisolated struct Kb_Graph_V1_DeleteRelationsResponse: Sendable {
   // methods supported on all messages.
 
   public var deleted: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Observations removed from entities by content, in one atomic write: the entity keeps every
+/// other field, its creation time and its relations (an upsert only adds observations).
+public nonisolated struct Kb_Graph_V1_ObservationDeletion: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The entity.
+  public var name: String = String()
+
+  /// Every observation whose content equals one of these is removed, whatever its type.
+  public var contents: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Kb_Graph_V1_DeleteObservationsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var team: String = String()
+
+  public var deletions: [Kb_Graph_V1_ObservationDeletion] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Kb_Graph_V1_DeleteObservationsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Observations removed, over all deletions.
+  public var deleted: Int32 = 0
+
+  /// The names of `deletions` that are no entity of the team (skipped), in request order.
+  public var missing: [String] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1420,6 +1468,111 @@ nonisolated extension Kb_Graph_V1_DeleteRelationsResponse: SwiftProtobuf.Message
 
   public static func ==(lhs: Kb_Graph_V1_DeleteRelationsResponse, rhs: Kb_Graph_V1_DeleteRelationsResponse) -> Bool {
     if lhs.deleted != rhs.deleted {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Kb_Graph_V1_ObservationDeletion: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ObservationDeletion"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}contents\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.contents) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.contents.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.contents, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Kb_Graph_V1_ObservationDeletion, rhs: Kb_Graph_V1_ObservationDeletion) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.contents != rhs.contents {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Kb_Graph_V1_DeleteObservationsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeleteObservationsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}team\0\u{1}deletions\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.team) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.deletions) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.team.isEmpty {
+      try visitor.visitSingularStringField(value: self.team, fieldNumber: 1)
+    }
+    if !self.deletions.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.deletions, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Kb_Graph_V1_DeleteObservationsRequest, rhs: Kb_Graph_V1_DeleteObservationsRequest) -> Bool {
+    if lhs.team != rhs.team {return false}
+    if lhs.deletions != rhs.deletions {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Kb_Graph_V1_DeleteObservationsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeleteObservationsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}deleted\0\u{1}missing\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt32Field(value: &self.deleted) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.missing) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.deleted != 0 {
+      try visitor.visitSingularInt32Field(value: self.deleted, fieldNumber: 1)
+    }
+    if !self.missing.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.missing, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Kb_Graph_V1_DeleteObservationsResponse, rhs: Kb_Graph_V1_DeleteObservationsResponse) -> Bool {
+    if lhs.deleted != rhs.deleted {return false}
+    if lhs.missing != rhs.missing {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

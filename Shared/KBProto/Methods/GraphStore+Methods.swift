@@ -6,6 +6,7 @@ public enum GraphStoreMethods {
     public static let deleteEntities = RPCMethod<Kb_Graph_V1_DeleteEntitiesRequest, Kb_Graph_V1_DeleteEntitiesResponse>(service: service, method: "DeleteEntities")
     public static let putRelations = RPCMethod<Kb_Graph_V1_PutRelationsRequest, Kb_Graph_V1_PutRelationsResponse>(service: service, method: "PutRelations")
     public static let deleteRelations = RPCMethod<Kb_Graph_V1_DeleteRelationsRequest, Kb_Graph_V1_DeleteRelationsResponse>(service: service, method: "DeleteRelations")
+    public static let deleteObservations = RPCMethod<Kb_Graph_V1_DeleteObservationsRequest, Kb_Graph_V1_DeleteObservationsResponse>(service: service, method: "DeleteObservations")
     public static let getEntity = RPCMethod<Kb_Graph_V1_GetEntityRequest, Kb_Graph_V1_GetEntityResponse>(service: service, method: "GetEntity")
     public static let queryEntities = RPCMethod<Kb_Graph_V1_QueryEntitiesRequest, Kb_Graph_V1_QueryEntitiesResponse>(service: service, method: "QueryEntities")
     public static let queryRelations = RPCMethod<Kb_Graph_V1_QueryRelationsRequest, Kb_Graph_V1_QueryRelationsResponse>(service: service, method: "QueryRelations")

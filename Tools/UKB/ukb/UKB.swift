@@ -18,7 +18,7 @@ struct UKB: AsyncParsableCommand {
         subcommands: [
             Status.self, Query.self, Teams.self, Search.self, Similar.self, Show.self, Neighbors.self, Path.self,
             AddEntity.self, AddRelation.self, Delete.self,
-            Changes.self, Learn.self, Trajectory.self, Export.self, Import.self, Backup.self, Verify.self, Restore.self,
+            MCPCommand.self, Changes.self, Learn.self, Trajectory.self, Export.self, Import.self, Backup.self, Verify.self, Restore.self,
         ]
     )
 }
