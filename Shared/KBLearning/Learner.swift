@@ -74,6 +74,9 @@ public actor Learner {
             let answer: Kb_Inference_V1_CompletionResponse
             do {
                 answer = try await extract(exchange, goal: goal, retry: attempt > 0)
+            } catch let error as RPCError where error.code == .aborted && error.reason == .schemaMismatch {
+                // The gateway has already asked twice (its own retry of an answer off the schema).
+                return .failed(reason: "invalid answer twice: \(error.message)", costUSD: cost)
             } catch let error as RPCError where [.unavailable, .deadlineExceeded, .resourceExhausted, .failedPrecondition].contains(error.code) {
                 let heuristic = KeywordClassifier.classify(exchange)
                 try await record(exchange, intent: heuristic.intent, confidence: heuristic.confidence, by: "keywords (no provider answered; queued)", goal: goal, produced: [])
@@ -116,6 +119,11 @@ public actor Learner {
                 .with { $0.role = "user"; $0.content = (goal.map { "Session goal so far: \($0)\n\n" } ?? "") + exchange.text },
             ]
             $0.operation = "extract"
+            // The provider is asked to follow the schema where it can (constrained decoding on
+            // llama.cpp, structured outputs on OpenAI, a forced tool on Anthropic…), and the
+            // gateway checks the answer against it in any case.
+            $0.jsonSchema = ExtractionFormat.schema
+            $0.jsonSchemaName = "knowledge_items"
             $0.project = exchange.provenance.project ?? ""
             $0.maxTokens = 1200
             $0.temperature = .with { $0.value = 0 }
