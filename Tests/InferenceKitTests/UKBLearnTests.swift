@@ -23,6 +23,19 @@ struct UKBLearnTests {
         return String(decoding: try! JSONSerialization.data(withJSONObject: object), as: UTF8.self)
     }
 
+    /// The three services, the gateway's only provider the mock (as `local`: no budget).
+    static func system(extractingWith provider: ScriptedHTTPServer) async throws -> IndexedSystem {
+        let providers = temporaryDirectory("kb-learn").appendingPathComponent("providers.yaml")
+        try """
+            activeStrategy: test
+            strategies:
+              test: {priority: [local]}
+            providers:
+              local: {api: openai, base_url: "\(provider.baseURL)/v1", local: true, models: [mock-1]}
+            """.write(to: providers, atomically: true, encoding: .utf8)
+        return try await IndexedSystem(gatewayEnvironment: ["KB_INFERENCE_PROVIDERS_FILE": providers.path])
+    }
+
     nonisolated(unsafe) static let backoff: [String: Any] = [
         "name": "Exponential backoff with jitter", "type": "coding_pattern", "confidence": 0.9, "significance": 8,
         "observations": ["Retry failed calls with exponentially growing delays plus random jitter instead of a fixed delay", "A fixed retry delay can add up to exactly a caller's timeout"],
@@ -61,15 +74,7 @@ struct UKBLearnTests {
                  "observations": ["Copy the dependency manifests and install them in their own layer before copying the sources"], "relations": []],
             ]))
         )
-        let providers = temporaryDirectory("kb-learn").appendingPathComponent("providers.yaml")
-        try """
-            activeStrategy: test
-            strategies:
-              test: {priority: [local]}
-            providers:
-              local: {api: openai, base_url: "\(provider.baseURL)/v1", local: true, models: [mock-1]}
-            """.write(to: providers, atomically: true, encoding: .utf8)
-        let system = try await IndexedSystem(gatewayEnvironment: ["KB_INFERENCE_PROVIDERS_FILE": providers.path])
+        let system = try await Self.system(extractingWith: provider)
         let sessions = temporaryDirectory("kb-learn-sessions")
         let fixtures = packageRoot.appendingPathComponent("Tests/KBSessionsTests/Fixtures")
         for name in ["claude-code-session.jsonl", "specstory-session.md"] {
@@ -179,15 +184,7 @@ struct UKBLearnTests {
                                           "observations": [topics[index - 1]], "relations": []]]))
         }
         provider.answer("/v1/chat/completions", with: answers[0], answers[1], answers[2], answers[3])
-        let providers = temporaryDirectory("kb-learn").appendingPathComponent("providers.yaml")
-        try """
-            activeStrategy: test
-            strategies:
-              test: {priority: [local]}
-            providers:
-              local: {api: openai, base_url: "\(provider.baseURL)/v1", local: true, models: [mock-1]}
-            """.write(to: providers, atomically: true, encoding: .utf8)
-        let system = try await IndexedSystem(gatewayEnvironment: ["KB_INFERENCE_PROVIDERS_FILE": providers.path])
+        let system = try await Self.system(extractingWith: provider)
         let sessions = temporaryDirectory("kb-learn-watch")
         let state = temporaryDirectory("kb-learn-state").appendingPathComponent("eng.json")
         let log = sessions.appendingPathComponent("live.jsonl")
