@@ -82,10 +82,10 @@ public enum ExtractionFormat {
         return """
         {"type":"object","additionalProperties":false,"required":["intent","intentConfidence","goal","items"],"properties":{\
         "intent":{"type":"string","enum":[\(intents)]},"intentConfidence":{"type":"number","minimum":0,"maximum":1},\
-        "goal":{"type":"string","maxLength":200},"items":{"type":"array","maxItems":8,"items":{\
+        "goal":{"type":"string","maxLength":200},"items":{"type":"array","maxItems":6,"items":{\
         "type":"object","additionalProperties":false,"required":["name","type","observations","confidence","significance","relations"],\
         "properties":{"name":{"type":"string","minLength":3,"maxLength":120},"type":{"type":"string","enum":[\(kinds)]},\
-        "observations":{"type":"array","minItems":1,"maxItems":6,"items":{"type":"string","minLength":10,"maxLength":600}},\
+        "observations":{"type":"array","minItems":1,"maxItems":4,"items":{"type":"string","minLength":10,"maxLength":400}},\
         "confidence":{"type":"number","minimum":0,"maximum":1},"significance":{"type":"integer","minimum":1,"maximum":10},\
         "relations":{"type":"array","maxItems":6,"items":{"type":"object","additionalProperties":false,"required":["to","relationType"],\
         "properties":{"to":{"type":"string","minLength":1,"maxLength":120},"relationType":{"type":"string","minLength":1,"maxLength":60}}}}}}}}}
@@ -97,7 +97,7 @@ public enum ExtractionFormat {
     You extract reusable software-engineering knowledge from one exchange of a coding session \
     between a developer and an AI assistant. Return only JSON: {"items": [...]}, each item with \
     "name" (a short reusable title, not a sentence), "type" (one of \(KnowledgeKind.allCases.map(\.rawValue).joined(separator: ", "))), \
-    "observations" (1-6 self-contained sentences a teammate could act on, without "the user" or "the assistant"), \
+    "observations" (1-4 self-contained sentences a teammate could act on, without "the user" or "the assistant"), \
     "confidence" (0-1: how sure you are this is real, reusable knowledge), "significance" (1-10), \
     and "relations" ([{"to": name of another item or a known concept, "relationType": e.g. "solves", "uses", "related_to"}]). \
     Small talk, status updates and one-off facts are not knowledge: return "items": [] for them. \

@@ -31,33 +31,46 @@ public actor LearnRun {
     public private(set) var state: LearnState
     public private(set) var summary = LearnSummary()
 
+    /// When the queue was last tried (ms since the epoch).
+    var queueTriedAtMs: Int64 = 0
+
     public init(learner: Learner, stateURL: URL, state: LearnState) {
         self.learner = learner
         self.stateURL = stateURL
         self.state = state
     }
 
-    /// Learns what is new in `files` (and, first, what earlier runs queued). The state is saved
-    /// after every exchange. `idleMs`: 0 reads every file to its end (a batch); otherwise a
-    /// file's last exchange waits until the file has been quiet that long.
-    public func pass(_ files: [String], idleMs: Int64, progress: @Sendable (LearnSummary) -> Void = { _ in }) async throws {
-        try await retryQueued(progress: progress)
+    /// Learns what is new in `files` (and, first, what earlier runs queued, at most every
+    /// `queueRetryMs`). The state is saved after every exchange. `idleMs`: 0 reads every file to
+    /// its end (a batch); otherwise a file's last exchange waits until the file has been quiet
+    /// that long. `shouldStop` is asked after every exchange: true ends the pass there.
+    public func pass(_ files: [String], idleMs: Int64, queueRetryMs: Int64 = 0, shouldStop: @Sendable () -> Bool = { false }, progress: @Sendable (LearnSummary) -> Void = { _ in }) async throws {
+        let started = Int64(Date().timeIntervalSince1970 * 1000)
+        if !state.queued.isEmpty, started - queueTriedAtMs >= queueRetryMs {
+            queueTriedAtMs = started
+            try await retryQueued(shouldStop: shouldStop, progress: progress)
+        }
         for file in files {
+            if shouldStop() { return }
             let now = Int64(Date().timeIntervalSince1970 * 1000)
-            let found = try SessionFiles.readNew(file, from: state.files[file], idleMs: idleMs, nowMs: now)
+            guard let found = try SessionFiles.readNew(file, from: state.files[file], idleMs: idleMs, nowMs: now) else {
+                // Gone (Claude Code deletes old transcripts): forgotten.
+                if state.files.removeValue(forKey: file) != nil { try state.save(stateURL) }
+                continue
+            }
             if state.files[file] == nil { summary.files += 1 }
             summary.unreadableLines += found.unreadable.count
-            var position = state.files[file] ?? found.position
-            position.inode = found.position.inode
-            position.size = found.position.size
-            position.grewAtMs = found.position.grewAtMs
+            var position = found.position
             for exchange in found.exchanges {
                 try await learn(exchange)
                 position.offset = exchange.provenance.endOffset
                 position.line = exchange.provenance.lastLine + 1
+                // Mid-file: the next look reads on even if the file has not grown.
+                position.size = -1
                 state.files[file] = position
                 try state.save(stateURL)
                 progress(summary)
+                if shouldStop() { return }
             }
             if state.files[file] != found.position {
                 state.files[file] = found.position
@@ -90,7 +103,7 @@ public actor LearnRun {
 
     /// Exchanges queued by earlier runs, tried again in order; those that still find no
     /// provider stay queued (and the rest wait behind them: no provider is answering).
-    func retryQueued(progress: @Sendable (LearnSummary) -> Void) async throws {
+    func retryQueued(shouldStop: @Sendable () -> Bool, progress: @Sendable (LearnSummary) -> Void) async throws {
         var remaining = state.queued.count
         while remaining > 0, let exchange = state.queued.first {
             remaining -= 1
@@ -104,6 +117,7 @@ public actor LearnRun {
             }
             try state.save(stateURL)
             progress(summary)
+            if shouldStop() { return }
         }
     }
 }

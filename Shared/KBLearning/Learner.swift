@@ -78,9 +78,13 @@ public actor Learner {
                 // The gateway has already asked twice (its own retry of an answer off the schema).
                 return .failed(reason: "invalid answer twice: \(error.message)", costUSD: cost)
             } catch let error as RPCError where [.unavailable, .deadlineExceeded, .resourceExhausted, .failedPrecondition].contains(error.code) {
+                // No step in the trajectory yet: it is written once, when the exchange is learned.
                 let heuristic = KeywordClassifier.classify(exchange)
-                try await record(exchange, intent: heuristic.intent, confidence: heuristic.confidence, by: "keywords (no provider answered; queued)", goal: goal, produced: [])
                 return .queued(reason: "\(error.code.name): \(error.message)", intent: heuristic.intent, provisionalType: heuristic.type)
+            } catch let error as RPCError {
+                // Anything else is this exchange's own problem (a provider refusing it as too long
+                // for its context, a prompt it blocks, …): recorded, and the run goes on.
+                return .failed(reason: "the extraction call failed: \(error.code.name): \(error.message)", costUSD: cost)
             }
             cost += answer.costUsd
             do {
@@ -95,20 +99,27 @@ public actor Learner {
         var created: [String] = [], merged: [String] = []
         var skipped = 0
         var written: [String: String] = [:]  // item name → entity name it went to
-        for item in items {
-            guard item.confidence >= configuration.minConfidence else { skipped += 1; continue }
-            let target = try await write(item, from: exchange)
-            written[item.name] = target.name
-            if target.merged { merged.append(target.name) } else { created.append(target.name) }
-        }
-        try await relate(items.filter { written[$0.name] != nil }, written: written)
         let keywords = KeywordClassifier.classify(exchange)
         let intent = parsed.intent ?? keywords.intent
-        if let newGoal = parsed.goal { goals[exchange.provenance.sessionID] = newGoal }
-        try await record(
-            exchange, intent: intent, confidence: parsed.intent == nil ? keywords.confidence : (parsed.intentConfidence ?? 0.5),
-            by: parsed.intent == nil ? "keywords (the model gave none)" : "model", goal: parsed.goal ?? goal, produced: created + merged
-        )
+        do {
+            for item in items {
+                guard item.confidence >= configuration.minConfidence else { skipped += 1; continue }
+                let target = try await write(item, from: exchange)
+                written[item.name] = target.name
+                if target.merged { merged.append(target.name) } else { created.append(target.name) }
+            }
+            try await relate(items.filter { written[$0.name] != nil }, written: written)
+            if let newGoal = parsed.goal { goals[exchange.provenance.sessionID] = newGoal }
+            try await record(
+                exchange, intent: intent, confidence: parsed.intent == nil ? keywords.confidence : (parsed.intentConfidence ?? 0.5),
+                by: parsed.intent == nil ? "keywords (the model gave none)" : "model", goal: parsed.goal ?? goal, produced: created + merged
+            )
+        } catch let error as RPCError where [.invalidArgument, .failedPrecondition, .outOfRange].contains(error.code) {
+            // The graph store refuses something of this exchange (an entity grown past its size
+            // limit, …): what was written stays (writes are idempotent), the exchange is failed
+            // with the reason, and the run goes on. A store that is down still stops the run.
+            return .failed(reason: "the graph store refused a write: \(error.code.name): \(error.message)", costUSD: cost)
+        }
         return .learned(created: created, merged: merged, skippedLowConfidence: skipped, costUSD: cost, intent: intent)
     }
 
@@ -124,8 +135,11 @@ public actor Learner {
             // gateway checks the answer against it in any case.
             $0.jsonSchema = ExtractionFormat.schema
             $0.jsonSchemaName = "knowledge_items"
-            $0.project = exchange.provenance.project ?? ""
-            $0.maxTokens = 1200
+            // The team goes with the project: the gateway's semantic cache is partitioned by it, and
+            // one team's extraction must never answer another team's exchange.
+            $0.project = "\(configuration.team)/\(exchange.provenance.project ?? "")"
+            // Room for the schema's largest answer (6 items × 4 observations × 400 characters).
+            $0.maxTokens = 3500
             $0.temperature = .with { $0.value = 0 }
             $0.localOnly = configuration.localOnly
             // A second try must reach the model, not the cache of the first answer.
@@ -141,15 +155,24 @@ public actor Learner {
         let match = try await nearest(vector)
         let observations = item.observations.map { text in
             Kb_Graph_V1_Observation.with {
-                $0.content = text
+                $0.content = Self.printable(text)
                 $0.type = "learned"
                 if let ms = exchange.provenance.timeMs { $0.date = Self.iso(ms) }
                 $0.metadata = Self.provenance(exchange)
             }
         }
         let team = configuration.team
-        if let match, match.score >= configuration.mergeThreshold,
-           let existing = try? await graph.call(GraphStoreMethods.getEntity, .with { $0.team = team; $0.name = match.name }).entity {
+        // The same knowledge by meaning, or an entity that already has the item's name (whose
+        // fields — a person's type, source, confidence — must not be overwritten): merge the
+        // observations into it.
+        var existing: Kb_Graph_V1_Entity?
+        if let match, match.score >= configuration.mergeThreshold {
+            existing = try? await graph.call(GraphStoreMethods.getEntity, .with { $0.team = team; $0.name = match.name }).entity
+        }
+        if existing == nil {
+            existing = try? await graph.call(GraphStoreMethods.getEntity, .with { $0.team = team; $0.name = item.name }).entity
+        }
+        if let existing {
             var update = existing
             update.observations = observations
             update.createdAtMs = 0
@@ -214,23 +237,24 @@ public actor Learner {
         let name = Self.sessionEntityName(exchange.provenance.sessionID)
         let concepts = try await activeConcepts(exchange, excluding: Set(produced + [name]))
         let time = exchange.provenance.timeMs.map(Self.iso)
-        var metadata = Self.provenance(exchange)
+        // The step keeps what differs per exchange; file and project are the entity's.
+        var metadata = ["lines": "\(exchange.provenance.firstLine)-\(exchange.provenance.lastLine)"]
         metadata["intent"] = intent.rawValue
         metadata["intent_confidence"] = String(format: "%.2f", confidence)
         metadata["intent_by"] = method
         metadata["exchange"] = exchange.id
-        if let goal { metadata["goal"] = goal }
+        if let goal { metadata["goal"] = Self.printable(goal) }
         if !concepts.isEmpty { metadata["concepts"] = concepts.map { "\($0.name) (\(String(format: "%.2f", $0.score)))" }.joined(separator: ", ") }
         if !produced.isEmpty { metadata["produced"] = produced.joined(separator: ", ") }
         let prompt = exchange.prompt.isEmpty ? exchange.answer : exchange.prompt
         let step = Kb_Graph_V1_Observation.with {
             $0.type = "exchange"
-            $0.content = "\(time ?? "line \(exchange.provenance.firstLine)") \(intent.rawValue) (\(String(format: "%.2f", confidence))): \(SessionExchange.Limits.cut(prompt.replacingOccurrences(of: "\n", with: " "), 200))"
+            $0.content = Self.printable("\(time ?? "line \(exchange.provenance.firstLine)") \(intent.rawValue) (\(String(format: "%.2f", confidence))): \(SessionExchange.Limits.cut(prompt.replacingOccurrences(of: "\n", with: " "), 200))")
             if let time { $0.date = time }
             $0.metadata = metadata
         }
-        var sessionMetadata = ["session": exchange.provenance.sessionID, "kind": "trajectory"]
-        if let goal { sessionMetadata["goal"] = goal }
+        var sessionMetadata = ["session": exchange.provenance.sessionID, "kind": "trajectory", "file": String(exchange.provenance.file.suffix(500))]
+        if let goal { sessionMetadata["goal"] = Self.printable(goal) }
         if let project = exchange.provenance.project { sessionMetadata["project"] = String(project.suffix(300)) }
         _ = try await graph.call(GraphStoreMethods.putEntities, .with {
             $0.team = team
@@ -256,7 +280,15 @@ public actor Learner {
         let text = SessionExchange.Limits.cut(exchange.prompt + "\n" + exchange.answer, 2000)
         let vector = try await embed(text)
         let hits = try await meaning.nearest(to: vector, teams: [configuration.team], limit: 8)
-        return hits.filter { $0.score >= 0.5 && $0.entityType != "Session" && !excluding.contains($0.name) }.prefix(3).map { ($0.name, $0.score) }
+        var concepts: [(name: String, score: Float)] = []
+        for hit in hits where hit.score >= 0.5 && hit.entityType != "Session" && !excluding.contains(hit.name) && concepts.count < 3 {
+            // The index may still hold an entity deleted a moment ago: only existing ones count.
+            let team = configuration.team
+            if (try? await graph.call(GraphStoreMethods.getEntity, .with { $0.team = team; $0.name = hit.name })) != nil {
+                concepts.append((hit.name, hit.score))
+            }
+        }
+        return concepts
     }
 
     func embed(_ text: String) async throws -> [Float] {
@@ -287,6 +319,14 @@ public actor Learner {
             nb += b[index] * b[index]
         }
         return na > 0 && nb > 0 ? dot / (na.squareRoot() * nb.squareRoot()) : -1
+    }
+
+    /// `text` without the control characters the graph refuses (a pasted terminal's colour
+    /// codes…): tabs and line ends stay.
+    static func printable(_ text: String) -> String {
+        String(String.UnicodeScalarView(text.unicodeScalars.filter { scalar in
+            scalar == "\n" || scalar == "\t" || scalar == "\r" || scalar.properties.generalCategory != .control
+        }))
     }
 
     static func provenance(_ exchange: SessionExchange) -> [String: String] {

@@ -1,4 +1,5 @@
 import Foundation
+import KBKnowledge
 import KBSessions
 
 /// How far the learner has read in each transcript, kept in one JSON file written whole (a
@@ -14,6 +15,11 @@ public struct LearnState: Codable, Sendable, Equatable {
         /// tail that has not grown for a while is a finished exchange.
         public var size: Int
         public var grewAtMs: Int64
+        /// SHA-256 of the file's first `fingerprintBytes` bytes (at most 1 KB): the same
+        /// transcript under a new inode (saved by writing a new file and renaming it) reads on;
+        /// other content under the same name or inode is read from its start.
+        public var fingerprint: String?
+        public var fingerprintBytes: Int?
 
         public init(inode: UInt64, offset: Int, line: Int, size: Int, grewAtMs: Int64) {
             self.inode = inode
@@ -105,25 +111,39 @@ public enum SessionFiles {
     }
 
     /// What is new in `file` since `position`: the complete exchanges, and the position after
-    /// everything read. The last exchange counts as complete when `idleMs` is 0 (a batch) or
-    /// the file has not changed for `idleMs`.
-    public static func readNew(_ file: String, from position: LearnState.Position?, idleMs: Int64, nowMs: Int64) throws -> (exchanges: [SessionExchange], unreadable: [Int], position: LearnState.Position) {
+    /// everything read; nil when the file is gone. The last exchange counts as complete when
+    /// `idleMs` is 0 (a batch) or the file has not changed for `idleMs`. A file that has not
+    /// changed and whose last exchange is not complete is not read again.
+    public static func readNew(_ file: String, from position: LearnState.Position?, idleMs: Int64, nowMs: Int64) throws -> (exchanges: [SessionExchange], unreadable: [Int], position: LearnState.Position)? {
+        guard let handle = FileHandle(forReadingAtPath: file) else {
+            if errno == ENOENT { return nil }
+            throw LearnStateError(description: "\(file): cannot be opened (\(String(cString: strerror(errno))))")
+        }
+        defer { try? handle.close() }
         var info = stat()
-        guard stat(file, &info) == 0 else { throw LearnStateError(description: "\(file): \(String(cString: strerror(errno)))") }
+        guard fstat(handle.fileDescriptor, &info) == 0 else { throw LearnStateError(description: "\(file): \(String(cString: strerror(errno)))") }
         let inode = UInt64(info.st_ino)
         let size = Int(info.st_size)
-        var start = position ?? LearnState.Position(inode: inode, offset: 0, line: 1, size: -1, grewAtMs: nowMs)
-        if start.inode != inode || start.offset > size {
-            start = LearnState.Position(inode: inode, offset: 0, line: 1, size: -1, grewAtMs: nowMs)  // replaced or truncated
+        let head = try handle.read(upToCount: 16_384) ?? Data()
+        func fingerprint(_ count: Int) -> String { SHA256.hex([UInt8](head.prefix(count))) }
+        let fresh = LearnState.Position(inode: inode, offset: 0, line: 1, size: -1, grewAtMs: nowMs)
+        var start = position ?? fresh
+        if start.offset < 0 || start.line < 1 || start.offset > size {
+            start = fresh  // truncated, or a state edited by hand
+        } else if let known = start.fingerprint, let count = start.fingerprintBytes {
+            if count > head.count || fingerprint(count) != known { start = fresh }  // other content
+        } else if start.inode != inode {
+            start = fresh  // replaced, and nothing to tell it is the same
         }
+        start.inode = inode
         let grew = size != start.size
         if grew { start.grewAtMs = nowMs }
         start.size = size
+        let count = min(1024, head.count)
+        start.fingerprintBytes = count
+        start.fingerprint = fingerprint(count)
         let final = idleMs == 0 || (!grew && nowMs - start.grewAtMs >= idleMs)
-        guard start.offset < size else { return ([], [], start) }
-        guard let handle = FileHandle(forReadingAtPath: file) else { throw LearnStateError(description: "\(file): cannot be opened") }
-        defer { try? handle.close() }
-        let head = try handle.read(upToCount: 16_384) ?? Data()
+        guard start.offset < size, grew || final || position == nil else { return ([], [], start) }
         let format = SessionFormat.detect(path: file, head: head)
         let context = SessionReader.SessionContext.of(file: file, head: head, format: format)
         try handle.seek(toOffset: UInt64(start.offset))

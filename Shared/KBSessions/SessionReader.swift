@@ -38,10 +38,11 @@ public enum SessionReader {
         /// The context of `file` from its first bytes: YAML front matter (`session_id`,
         /// `project`, `start_time`) for markdown; otherwise the file's name without extension.
         public static func of(file: String, head: Data, format: SessionFormat) -> SessionContext {
-            let name = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
+            // Two transcripts of the same name in different folders are different sessions.
+            let name = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent + "-" + pathTag(file)
             var context = SessionContext(sessionID: name)
             guard format != .claudeCode else { return context }
-            let lines = String(decoding: head.prefix(16_384), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+            let lines = String(decoding: head.prefix(16_384), as: UTF8.self).split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
             guard lines.first.map({ $0.trimmingCharacters(in: .whitespaces) == "---" }) == true else { return context }
             for (index, line) in lines.enumerated().dropFirst() {
                 let trimmed = line.trimmingCharacters(in: .whitespaces)
@@ -77,7 +78,15 @@ public enum SessionReader {
             let end = bytes[position...].firstIndex(of: UInt8(ascii: "\n"))
             if end == nil && !final { break }
             let lineEnd = end ?? bytes.count
-            let text = String(decoding: bytes[position..<lineEnd], as: UTF8.self)
+            var text = String(decoding: bytes[position..<lineEnd], as: UTF8.self)
+            // A log line still being written (no newline yet, not JSON yet) waits for the next
+            // read even at the end of a batch.
+            if end == nil, format == .claudeCode, !text.trimmingCharacters(in: .whitespaces).isEmpty,
+               (try? JSONSerialization.jsonObject(with: Data(text.utf8))) == nil {
+                break
+            }
+            // Windows line ends.
+            if text.hasSuffix("\r") { text.removeLast() }
             let next = end.map { $0 + 1 } ?? bytes.count
             if lineNumber > context.headerLines {
                 switch format {
@@ -98,6 +107,14 @@ public enum SessionReader {
             nextLine: resume?.line ?? lineNumber,
             unreadable: unreadable
         )
+    }
+
+    /// Eight hex digits from a path (FNV-1a): a file-named session's id tells same-named files apart.
+    static func pathTag(_ path: String) -> String {
+        var hash: UInt32 = 2_166_136_261
+        for byte in path.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 8 - hex.count) + hex
     }
 
     /// An ISO 8601 time (with or without fractional seconds; a date alone) in ms since the epoch.

@@ -6,10 +6,10 @@ import Testing
 
 /// VKB's search by meaning and "similar knowledge", over graph-store, vector-search, the
 /// gateway's indexer and vkb as processes; writes through VKB's API and through `ukb` found by
-/// meaning within a bounded time; the page in headless Chromium.
+/// meaning within a bounded time (and through MCP); the page in headless Chromium.
 @Suite("VKB search by meaning, over real processes", .serialized)
 struct VKBMeaningSearchTests {
-    @Test("hybrid search in the team (and across teams), writes through VKB and ukb found by meaning within 60 s, similar knowledge, the page's search box and details panel, degraded when vector-search is down", .timeLimit(.minutes(6)))
+    @Test("hybrid search in the team (and across teams), writes through VKB, ukb and MCP found by meaning within 60 s, similar knowledge, the page's search box and details panel, degraded when vector-search is down", .timeLimit(.minutes(6)))
     func vkbSearchesByMeaning() async throws {
         let system = try await IndexedSystem()
         let vkb = try ServiceProcess(executable: "vkb", envPrefix: "KB_VKB", environment: [
@@ -49,7 +49,7 @@ struct VKBMeaningSearchTests {
             #expect(similar.status == 200 && names(similar).first == "retry-with-backoff" && !names(similar).contains("circuit-breaker"), "\(similar.body)")
             #expect(try await get("/api/similar?team=eng&name=nothing-here").status == 404)
 
-            // Writes through VKB's API and through ukb, each found by meaning within 60 s.
+            // Writes through VKB's API, ukb and MCP, each found by meaning within 60 s.
             let written = ContinuousClock.now
             let created = await httpRequest("POST", base + "/api/entities", body: try JSONSerialization.data(withJSONObject: [
                 "team": "eng", "name": "bloom-filter", "entityType": "Pattern",
@@ -61,7 +61,14 @@ struct VKBMeaningSearchTests {
                 "--observation", "Who gets woken up at night when production breaks",
             ], environment: ["KB_GRAPH_STORE_ADDR": "127.0.0.1:\(system.graphPort)"])
             #expect(ukb.status == 0, "\(ukb.stderr)")
-            for (text, expected) in [("compact membership test with false positives", "bloom-filter"), ("pager schedule for incidents", "on-call-rotation")] {
+            // …and through MCP, as a coding agent writes (`ukb mcp`, the mcp package as the client).
+            let agent = try UKBMCPTests().session(system, [[
+                "tool": "create_entities",
+                "arguments": ["entities": [["name": "feature-flags", "entityType": "Pattern",
+                                            "observations": ["Ship unfinished code switched off and turn it on for some users at run time"]]]],
+            ]])
+            #expect(agent.calls.count == 1 && (agent.result(0)["isError"] as? Bool ?? false) == false, "\(agent.object)")
+            for (text, expected) in [("compact membership test with false positives", "bloom-filter"), ("pager schedule for incidents", "on-call-rotation"), ("gradual rollout toggles", "feature-flags")] {
                 var found: [String] = []
                 while ContinuousClock.now - written < .seconds(60) {
                     found = names(try await get("/api/search?team=eng&q=\(query(text))&mode=semantic&limit=3"))
@@ -70,7 +77,7 @@ struct VKBMeaningSearchTests {
                 }
                 #expect(found.first == expected, "\(expected), written, found by meaning ('\(text)'): \(found)")
             }
-            print("VKB and ukb writes found by meaning \(ContinuousClock.now - written) after writing")
+            print("VKB, ukb and MCP writes found by meaning \(ContinuousClock.now - written) after the first write")
 
             // The page: the search box searches by meaning; the details list similar knowledge.
             let script = packageRoot.appendingPathComponent("Tests/VKBTests/browser/meaning_test.py")

@@ -134,6 +134,18 @@ def main():
         drawn = sorted(driver.execute_script("return window.vkb.view.nodes.map(n => n.name);"))
         check(focus == "coding:RetryPolicy" and drawn == ["CircuitBreaker", "Hostile", "Payments Timeout", "RetryPolicy"],
               f"clicking a node focuses on its neighbourhood alone: {focus!r} {drawn}")
+        # A deeper neighbourhood is laid out in rings again: no node on top of another.
+        driver.execute_script("const d = document.getElementById('depth'); d.value = '2'; d.dispatchEvent(new Event('input'));")
+        settled(driver, "5")
+        overlapping = driver.execute_script("""
+            const v = window.vkb.view, found = [];
+            for (const a of v.nodes) for (const b of v.nodes) {
+              if (a.id < b.id && Math.hypot(a.x - b.x, a.y - b.y) < v.radius(a) + v.radius(b)) found.push([a.name, b.name]);
+            }
+            return found;""")
+        check(not overlapping, f"depth 2 adds Use Deadlines, and no node overlaps another: {overlapping}")
+        driver.execute_script("const d = document.getElementById('depth'); d.value = '1'; d.dispatchEvent(new Event('input'));")
+        settled(driver, "4")
         wait_for(driver, "return document.getElementById('d-similar').dataset.state === 'unavailable';", what="the similar-knowledge list")
         similar = driver.find_element(By.ID, "d-similar").text
         check("unavailable" in similar, f"similar knowledge says search by meaning is unavailable: {similar!r}")

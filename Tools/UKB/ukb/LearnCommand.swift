@@ -35,7 +35,8 @@ struct Learn: AsyncParsableCommand {
     func validate() throws {
         guard (0...1).contains(minConfidence) else { throw ValidationError("--min-confidence must be 0–1") }
         guard (0...1).contains(mergeThreshold) else { throw ValidationError("--merge-threshold must be 0–1") }
-        guard idle >= 0, interval > 0 else { throw ValidationError("--idle must be 0 or more and --interval above 0") }
+        guard (0...86_400).contains(idle) else { throw ValidationError("--idle must be 0–86400 seconds") }
+        guard interval >= 0.05, interval <= 3600 else { throw ValidationError("--interval must be 0.05–3600 seconds") }
     }
 
     func run() async throws {
@@ -51,6 +52,16 @@ struct Learn: AsyncParsableCommand {
             fail("\(error)")
         }
         if fromStart { saved.files = [:] }
+        // One learner per state file: a second would learn the same exchanges again, and the
+        // last to save would drop the other's queue.
+        let lockPath = stateURL.path + ".lock"
+        try? FileManager.default.createDirectory(at: stateURL.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let lock = open(lockPath, O_RDWR | O_CREAT, 0o644)
+        guard lock >= 0 else { fail("cannot open \(lockPath): \(String(cString: strerror(errno)))") }
+        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+            fail("another `ukb learn` is using \(stateURL.path) (team \(team)); stop it first, or give this one its own --state")
+        }
+        defer { close(lock) }
         func client(_ service: ServiceDescriptor) throws -> RPCClient {
             var configuration = try source.clientConfiguration(for: service)
             configuration.connections = 1
@@ -74,15 +85,22 @@ struct Learn: AsyncParsableCommand {
             bar.update(summary.exchanges, of: nil)
         }
         if watch { Self.stopOnSignals() }
+        let stop: @Sendable () -> Bool = { Self.stopping.value }
         do {
             repeat {
-                let files = try SessionFiles.list(paths)
-                try await run.pass(files, idleMs: watch ? Int64(idle) * 1000 : 0, progress: progress)
-                if watch {
-                    if Self.stopping.value { break }
+                do {
+                    let files = try SessionFiles.list(paths)
+                    try await run.pass(files, idleMs: watch ? Int64(idle) * 1000 : 0, queueRetryMs: watch ? 60_000 : 0, shouldStop: stop, progress: progress)
+                } catch let error as RPCError where watch && [.unavailable, .deadlineExceeded, .cancelled].contains(error.code) {
+                    // Following: a service restarting is waited for, not a reason to stop.
+                    FileHandle.standardError.write(Data("ukb learn: \(error.code.name): \(error.message); trying again in 5 s\n".utf8))
+                    for _ in 0..<50 where !stop() { try? await Task.sleep(for: .milliseconds(100)) }
+                    continue
+                }
+                if watch && !stop() {
                     try? await Task.sleep(for: .milliseconds(Int64(interval * 1000)))
                 }
-            } while watch && !Self.stopping.value
+            } while watch && !stop()
         } catch let error as RPCError {
             bar.finish()
             await closeAll(graph, gateway, vectors)

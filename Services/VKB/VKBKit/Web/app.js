@@ -276,7 +276,9 @@
     // so it is drawn at once however large; a refresh of the same view keeps the
     // positions already on screen and places only what is new.
     let focus = state.focus;
-    const fresh = shownFocus === undefined || shownFocus !== focus;
+    // A focus is a new view when its node, depth or filters change: its rings are laid out again.
+    const view_ = focus ? `${focus}\u0000${state.depth}\u0000${qs(p)}` : null;
+    const fresh = shownFocus === undefined || shownFocus !== view_;
     const query = new URLSearchParams(p);
     // (A focus is laid out in rings by the page itself.)
     if ((fresh || !view.nodes.length) && !focus) query.set('layout', '1');
@@ -298,7 +300,7 @@
     if (mine !== graphRequest) return;
     window.vkb.timings.dataLoaded = performance.now();
     view.setData(graph.nodes, graph.links, { fit: fit || fresh, fresh, focus });
-    shownFocus = focus;
+    shownFocus = view_;
     renderFocus(focus, graph);
     renderLegend(graph.nodes);
     const notices = [];

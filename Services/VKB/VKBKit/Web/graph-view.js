@@ -119,7 +119,6 @@ class GraphView {
     // A neighbourhood is drawn in rings around its centre, one band per hop, nothing on top of
     // anything; it does not move unless dragged.
     this.radial = Boolean(focus);
-    if (this.radial && newView) this.radialLayout(nodes, links, focus);
     this.byId = new Map();
     for (const node of nodes) {
       const previous = old.get(node.id);
@@ -132,6 +131,9 @@ class GraphView {
       }
       this.byId.set(node.id, node);
     }
+    // Rings again when the neighbourhood is new or gained a node (a live refresh): a node placed
+    // by hand elsewhere would sit on top of another.
+    if (this.radial && (newView || nodes.some(n => n.x === undefined))) this.radialLayout(nodes, links, focus);
     const validLinks = links.filter(l => this.byId.has(l.source) && this.byId.has(l.target));
     for (const link of validLinks) {
       const a = this.byId.get(link.source), b = this.byId.get(link.target);
