@@ -51,32 +51,44 @@ public actor LearnRun {
             try await retryQueued(shouldStop: shouldStop, progress: progress)
         }
         for file in files {
-            if shouldStop() { return }
-            let now = Int64(Date().timeIntervalSince1970 * 1000)
-            guard let found = try SessionFiles.readNew(file, from: state.files[file], idleMs: idleMs, nowMs: now) else {
-                // Gone (Claude Code deletes old transcripts): forgotten.
-                if state.files.removeValue(forKey: file) != nil { try state.save(stateURL) }
-                continue
-            }
-            if state.files[file] == nil { summary.files += 1 }
-            summary.unreadableLines += found.unreadable.count
-            var position = found.position
-            for exchange in found.exchanges {
-                try await learn(exchange)
-                position.offset = exchange.provenance.endOffset
-                position.line = exchange.provenance.lastLine + 1
-                // Mid-file: the next look reads on even if the file has not grown.
-                position.size = -1
-                state.files[file] = position
-                try state.save(stateURL)
-                progress(summary)
+            // A file more than one look behind is read look after look until its end.
+            var progressed = true
+            while progressed {
                 if shouldStop() { return }
-            }
-            if state.files[file] != found.position {
-                state.files[file] = found.position
-                try state.save(stateURL)
+                progressed = try await look(at: file, idleMs: idleMs, shouldStop: shouldStop, progress: progress)
             }
         }
+    }
+
+    /// Reads what is new in one file and learns it; true when it read something and the file
+    /// has more after it.
+    func look(at file: String, idleMs: Int64, shouldStop: @Sendable () -> Bool, progress: @Sendable (LearnSummary) -> Void) async throws -> Bool {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let before = state.files[file]?.offset
+        guard let found = try SessionFiles.readNew(file, from: state.files[file], idleMs: idleMs, nowMs: now) else {
+            // Gone (Claude Code deletes old transcripts): forgotten.
+            if state.files.removeValue(forKey: file) != nil { try state.save(stateURL) }
+            return false
+        }
+        if state.files[file] == nil { summary.files += 1 }
+        summary.unreadableLines += found.unreadable.count
+        var position = found.position
+        for exchange in found.exchanges {
+            try await learn(exchange)
+            position.offset = exchange.provenance.endOffset
+            position.line = exchange.provenance.lastLine + 1
+            // Mid-file: the next look reads on even if the file has not grown.
+            position.size = -1
+            state.files[file] = position
+            try state.save(stateURL)
+            progress(summary)
+            if shouldStop() { return false }
+        }
+        if state.files[file] != found.position {
+            state.files[file] = found.position
+            try state.save(stateURL)
+        }
+        return found.position.offset != (before ?? 0) && found.position.offset < found.position.size
     }
 
     func learn(_ exchange: SessionExchange, fromQueue: Bool = false) async throws {

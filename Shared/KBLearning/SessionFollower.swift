@@ -110,6 +110,9 @@ public enum SessionFiles {
         return Array(Set(found)).sorted()
     }
 
+    /// The most read from a transcript in one look.
+    public static let readLimit = 32 << 20
+
     /// What is new in `file` since `position`: the complete exchanges, and the position after
     /// everything read; nil when the file is gone. The last exchange counts as complete when
     /// `idleMs` is 0 (a batch) or the file has not changed for `idleMs`. A file that has not
@@ -147,8 +150,14 @@ public enum SessionFiles {
         let format = SessionFormat.detect(path: file, head: head)
         let context = SessionReader.SessionContext.of(file: file, head: head, format: format)
         try handle.seek(toOffset: UInt64(start.offset))
-        let data = try handle.readToEnd() ?? Data()
-        let result = SessionReader.read(data, file: file, format: format, context: context, offset: start.offset, line: start.line, final: final)
+        // At most `readLimit` bytes a look: memory stays bounded however far behind the follower
+        // is (the rest is read by the next look). One exchange longer than that — a pasted log —
+        // is taken as ending there (its texts are cut to the exchange limits anyway).
+        let data = try handle.read(upToCount: readLimit) ?? Data()
+        var result = SessionReader.read(data, file: file, format: format, context: context, offset: start.offset, line: start.line, final: final && data.count < readLimit)
+        if data.count == readLimit, result.nextOffset == start.offset {
+            result = SessionReader.read(data, file: file, format: format, context: context, offset: start.offset, line: start.line, final: true)
+        }
         var next = start
         next.offset = result.nextOffset
         next.line = result.nextLine

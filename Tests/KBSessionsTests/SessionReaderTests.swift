@@ -1,4 +1,5 @@
 import Foundation
+import KBLearning
 import KBSessions
 import KBTestSupport
 import Testing
@@ -118,5 +119,27 @@ struct SessionReaderTests {
         #expect(cut.unreadable.isEmpty && cut.nextOffset == partial.utf8.count - #"{"type":"assistant","sessionId":"s","mess"#.utf8.count, "\(cut)")
         // Not front matter without its closing line.
         #expect(SessionReader.SessionContext.of(file: "/x/a.md", head: Data("---\nproject: p\n## User\nhi".utf8), format: .markdown).headerLines == 0)
+    }
+
+    @Test("a follower reads at most 32 MB a look: an exchange longer than that is taken as ending there (cut to the limits), and the next look reads on")
+    func boundedLooks() throws {
+        let file = temporaryDirectory("kb-sessions-big").appendingPathComponent("big.txt")
+        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: file.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: file)
+        try handle.write(contentsOf: Data("User: why is the build log so long?\nAssistant: here it is\n".utf8))
+        let line = Data((String(repeating: "x", count: 1023) + "\n").utf8)
+        var chunk = Data()
+        for _ in 0..<1024 { chunk.append(line) }
+        for _ in 0..<33 { try handle.write(contentsOf: chunk) }  // 33 MB
+        try handle.write(contentsOf: Data("User: and now?\nAssistant: done\n".utf8))
+        try handle.close()
+        let first = try #require(try SessionFiles.readNew(file.path, from: nil, idleMs: 0, nowMs: 0))
+        #expect(first.exchanges.count == 1 && first.exchanges[0].prompt == "why is the build log so long?")
+        #expect(first.exchanges[0].answer.count < 16_100 && first.exchanges[0].answer.hasSuffix("more characters left out]"))
+        #expect(first.position.offset > 0 && first.position.offset <= SessionFiles.readLimit)
+        let second = try #require(try SessionFiles.readNew(file.path, from: first.position, idleMs: 0, nowMs: 0))
+        #expect(second.exchanges.last?.prompt == "and now?" && second.exchanges.last?.answer == "done", "\(second.exchanges.map(\.prompt))")
+        #expect(second.position.offset == second.position.size)
     }
 }
