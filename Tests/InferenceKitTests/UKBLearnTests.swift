@@ -250,6 +250,11 @@ struct UKBLearnTests {
             try append(assistant("third answer"), to: log)
             watcher = try startWatcher("second.log")
             #expect(try await learned("Watched item 3"), "after a kill -9 and a restart")
+            let second = try runProgram(builtProductsDirectory.appendingPathComponent("ukb"), ["learn", sessions.path, "--team", "eng", "--state", state.path], environment: [
+                "KB_GRAPH_STORE_ADDR": "127.0.0.1:\(system.graphPort)", "KB_VECTOR_SEARCH_ADDR": "127.0.0.1:\(system.vectorPort)",
+                "KB_INFERENCE_GATEWAY_ADDR": "127.0.0.1:\(system.gateway.port)",
+            ])
+            #expect(second.status == 1 && second.stderr.contains("another `ukb learn` is using"), "one learner per state file: \(second.stderr)")
             try append(user("a new file") + assistant("its answer"), to: sessions.appendingPathComponent("other.jsonl"))
             #expect(try await learned("Watched item 4"), "a new file in the folder")
             try await Task.sleep(for: .seconds(2))

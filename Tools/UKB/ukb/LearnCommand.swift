@@ -45,13 +45,6 @@ struct Learn: AsyncParsableCommand {
         let source = try ConfigSource.fromProcess()
         let dataDirectory = try source.value(of: ServiceConfiguration.Keys.dataDirectory)
         let stateURL = URL(fileURLWithPath: state ?? "\(dataDirectory)/learn/\(team).json")
-        var saved: LearnState
-        do {
-            saved = try LearnState.load(stateURL, team: team)
-        } catch {
-            fail("\(error)")
-        }
-        if fromStart { saved.files = [:] }
         // One learner per state file: a second would learn the same exchanges again, and the
         // last to save would drop the other's queue.
         let lockPath = stateURL.path + ".lock"
@@ -62,6 +55,14 @@ struct Learn: AsyncParsableCommand {
             fail("another `ukb learn` is using \(stateURL.path) (team \(team)); stop it first, or give this one its own --state")
         }
         defer { close(lock) }
+        // Read under the lock: what a learner that just finished saved is seen.
+        var saved: LearnState
+        do {
+            saved = try LearnState.load(stateURL, team: team)
+        } catch {
+            fail("\(error)")
+        }
+        if fromStart { saved.files = [:] }
         func client(_ service: ServiceDescriptor) throws -> RPCClient {
             var configuration = try source.clientConfiguration(for: service)
             configuration.connections = 1
