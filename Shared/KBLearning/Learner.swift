@@ -340,8 +340,5 @@ public actor Learner {
         return metadata
     }
 
-    static func iso(_ ms: Int64) -> String {
-        let formatter = ISO8601DateFormatter()
-        return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
-    }
+    static func iso(_ ms: Int64) -> String { SharedMemoryDocument.iso(ms) }
 }

@@ -17,10 +17,7 @@ public enum CommandLineClient {
     ) async throws {
         let client: RPCClient
         do {
-            var configuration = try ConfigSource.fromProcess().clientConfiguration(for: service)
-            configuration.connections = 1
-            configuration.connectTimeout = .seconds(2)
-            client = RPCClient(configuration: configuration)
+            client = try makeClient(service, source: ConfigSource.fromProcess())
         } catch {
             fail(tool, "\(error)")
         }
@@ -41,6 +38,15 @@ public enum CommandLineClient {
             if passThrough(error) { throw error }
             fail(tool, "\(error)")
         }
+    }
+
+    /// A command-line tool's client of `service`: its address and token from `source`, one
+    /// connection, a 2 s connect timeout (a stopped service fails fast).
+    public static func makeClient(_ service: ServiceDescriptor, source: ConfigSource) throws -> RPCClient {
+        var configuration = try source.clientConfiguration(for: service)
+        configuration.connections = 1
+        configuration.connectTimeout = .seconds(2)
+        return RPCClient(configuration: configuration)
     }
 
     /// Prints `tool: reason` on stderr and exits 1.

@@ -63,13 +63,9 @@ struct Learn: AsyncParsableCommand {
             fail("\(error)")
         }
         if fromStart { saved.files = [:] }
-        func client(_ service: ServiceDescriptor) throws -> RPCClient {
-            var configuration = try source.clientConfiguration(for: service)
-            configuration.connections = 1
-            configuration.connectTimeout = .seconds(2)
-            return RPCClient(configuration: configuration)
-        }
-        let graph = try client(.graphStore), gateway = try client(.inferenceGateway), vectors = try client(.vectorSearch)
+        let graph = try CommandLineClient.makeClient(.graphStore, source: source)
+        let gateway = try CommandLineClient.makeClient(.inferenceGateway, source: source)
+        let vectors = try CommandLineClient.makeClient(.vectorSearch, source: source)
         for (name, peer) in [("graph-store", graph), ("inference-gateway", gateway), ("vector-search", vectors)] {
             do {
                 _ = try await peer.call(HealthMethods.check, .init(), options: CallOptions(timeout: .milliseconds(1500)))
