@@ -74,9 +74,13 @@ public struct ProviderClient: Sendable {
 
     /// Whether a time-limit failure of a clamped request is the caller's deadline: libcurl's
     /// total limit can fire while resolving or connecting (reported as a connect failure).
+    /// How early libcurl's time limit (whole milliseconds, its own timer) may end a call that
+    /// was clamped to the caller's deadline: that close to it, the deadline counts as passed.
+    static let deadlineTolerance: Duration = .milliseconds(5)
+
     static func hitDeadline(_ error: HTTPClientError, _ deadline: ContinuousClock.Instant?) -> Bool {
         guard let deadline, [.timedOut, .connect, .tooSlow].contains(error.kind) else { return false }
-        return error.kind == .timedOut || ContinuousClock.now >= deadline - .milliseconds(5)
+        return error.kind == .timedOut || ContinuousClock.now >= deadline - deadlineTolerance
     }
 
     func redacted(_ failure: ProviderFailure) -> ProviderFailure {

@@ -292,6 +292,10 @@ public final class InferenceRouter: Sendable {
                 candidates.append((failed.route, failed.model))
                 continue
             }
+            // libcurl's time limit, clamped to the deadline, can end a call a hair before it: within
+            // the tolerance `ProviderClient.hitDeadline` allows, the deadline has passed and no
+            // further provider is tried.
+            if deadline - ContinuousClock.now <= ProviderClient.deadlineTolerance { break }
             let (route, model) = next
             let run = await callProvider(route, model: model, chat: chat, deadline: deadline)
             attempts += run.attempts
@@ -313,7 +317,7 @@ public final class InferenceRouter: Sendable {
         }
         // An answer came but broke the schema, and no second one could be had.
         if let mismatch { throw SchemaMismatch(problem: mismatch.problem, attempts: attempts) }
-        if ContinuousClock.now >= deadline {
+        if deadline - ContinuousClock.now <= ProviderClient.deadlineTolerance {
             throw RoutingFailure(kind: .transient, message: "the deadline passed before a provider answered", attempts: attempts)
         }
         throw RoutingFailure(kind: last?.kind ?? .configuration, message: last == nil ? "no provider can serve this request (none configured or all circuits open)" : "every provider failed", attempts: attempts)
