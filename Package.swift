@@ -126,7 +126,10 @@ let package = Package(
         /// to the graph store, the keyword fallback, the follower's durable state.
         .target(
             name: "KBLearning",
-            dependencies: ["KBSessions", "KBKnowledge", "KBProto", "KBRPC"],
+            dependencies: [
+                "KBSessions", "KBKnowledge", "KBProto", "KBRPC",
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
             path: "Shared/KBLearning"
         ),
         /// The transfer client: import and export of shared-memory JSON over the graph store's RPC
@@ -320,6 +323,7 @@ let package = Package(
             dependencies: [
                 "UKBKit", "KBKnowledge", "KBKnowledgeTransfer", "KBLearning", "KBSessions", "KBProto", "KBRPC", "KBRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             path: "Tools/UKB/ukb"

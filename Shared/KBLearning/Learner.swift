@@ -3,6 +3,7 @@ import KBKnowledge
 import KBProto
 import KBRPC
 import KBSessions
+import Metrics
 
 /// Turns exchanges into knowledge in a team's graph: one extraction call per exchange through the
 /// inference gateway (`operation: "extract"`), items below the confidence floor skipped, each
@@ -65,7 +66,30 @@ public actor Learner {
     /// Extracts, deduplicates and writes the knowledge of one exchange. Throws only when the
     /// graph store (or the search for duplicates) fails — then nothing of the exchange is
     /// recorded as done, and writing it again later merges instead of duplicating.
+    ///
+    /// Metrics (on the learner's admin port under `kb up`): `knowledge_extraction_exchanges_total`
+    /// by `outcome` (extracted, failed, queued), `knowledge_extraction_items_total` by `type`
+    /// (items written, new or merged), `knowledge_extraction_merged_total`,
+    /// `knowledge_extraction_skipped_total` (below the confidence floor), and
+    /// `knowledge_extraction_latency_seconds`: an exchange's extraction, deduplication and
+    /// writes, end to end.
     public func learn(_ exchange: SessionExchange) async throws -> Outcome {
+        let started = ContinuousClock.now
+        let outcome = try await extractAndWrite(exchange)
+        switch outcome {
+        case .learned:
+            Counter(label: "knowledge_extraction_exchanges_total", dimensions: [("outcome", "extracted")]).increment()
+            Timer(label: "knowledge_extraction_latency_seconds").record(duration: ContinuousClock.now - started)
+        case .failed:
+            Counter(label: "knowledge_extraction_exchanges_total", dimensions: [("outcome", "failed")]).increment()
+            Timer(label: "knowledge_extraction_latency_seconds").record(duration: ContinuousClock.now - started)
+        case .queued:
+            Counter(label: "knowledge_extraction_exchanges_total", dimensions: [("outcome", "queued")]).increment()
+        }
+        return outcome
+    }
+
+    func extractAndWrite(_ exchange: SessionExchange) async throws -> Outcome {
         var cost = 0.0
         var parsed: ExtractionFormat.Answer?
         var lastProblem = ""
@@ -103,10 +127,16 @@ public actor Learner {
         let intent = parsed.intent ?? keywords.intent
         do {
             for item in items {
-                guard item.confidence >= configuration.minConfidence else { skipped += 1; continue }
+                guard item.confidence >= configuration.minConfidence else {
+                    skipped += 1
+                    Counter(label: "knowledge_extraction_skipped_total", dimensions: [("reason", "low_confidence")]).increment()
+                    continue
+                }
                 let target = try await write(item, from: exchange)
                 written[item.name] = target.name
                 if target.merged { merged.append(target.name) } else { created.append(target.name) }
+                Counter(label: "knowledge_extraction_items_total", dimensions: [("type", item.type.rawValue)]).increment()
+                if target.merged { Counter(label: "knowledge_extraction_merged_total").increment() }
             }
             try await relate(items.filter { written[$0.name] != nil }, written: written)
             if let newGoal = parsed.goal { goals[exchange.provenance.sessionID] = newGoal }

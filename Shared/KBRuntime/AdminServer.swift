@@ -73,3 +73,28 @@ public enum AdminServer {
         )
     }
 }
+
+extension AdminServer {
+    /// Serves `/health`, `/health/live`, `/health/ready` and `/metrics` for a process that is not
+    /// one of the services — the session learner (`ukb learn --watch --admin-port`) — until the
+    /// returned task is cancelled. Signals stay the caller's: no graceful-shutdown handler is
+    /// installed. `health` turns ready once the port listens.
+    public static func serveInBackground(
+        health: HealthRegistry,
+        host: String,
+        port: Int,
+        allowedHosts: [String],
+        logger: Logger,
+        onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> Task<Void, any Error> {
+        let allowList = HTTPHostAllowList(configured: allowedHosts, boundHost: host)
+        let app = application(
+            router: router(health: health, requestGuard: HTTPRequestGuard(allowList: allowList)),
+            host: host, port: port, allowList: allowList, logger: logger
+        ) { bound in
+            health.setReady(true)
+            await onRunning(bound)
+        }
+        return Task { try await app.run() }
+    }
+}

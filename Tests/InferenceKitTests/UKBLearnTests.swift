@@ -271,4 +271,75 @@ struct UKBLearnTests {
         }
         await system.stop()
     }
+
+    @Test("kb up with KB_LEARN_WATCH: the session learner starts after the services, learns a transcript dropped into the folder, is listed by kb status, counts its work on /metrics (knowledge_extraction_*) and stops with kb down", .timeLimit(.minutes(4)))
+    func learnerUnderKbUp() async throws {
+        let provider = try ScriptedHTTPServer()
+        defer { provider.stop() }
+        provider.answer("/v1/chat/completions", with: Self.completion(Self.items(intent: "debugging", [Self.backoff])))
+        let folder = temporaryDirectory("kb-up-learner")
+        let bin = folder.appendingPathComponent("bin", isDirectory: true)
+        let sessions = folder.appendingPathComponent("sessions", isDirectory: true)
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: sessions, withIntermediateDirectories: true)
+        for name in ["graph-store", "vector-search", "inference-gateway", "ukb"] {
+            try FileManager.default.createSymbolicLink(at: bin.appendingPathComponent(name), withDestinationURL: builtProductsDirectory.appendingPathComponent(name))
+        }
+        let providers = folder.appendingPathComponent("providers.yaml")
+        try """
+            activeStrategy: test
+            strategies:
+              test: {priority: [local]}
+            providers:
+              local: {api: openai, base_url: "\(provider.baseURL)/v1", local: true, models: [mock-1]}
+            """.write(to: providers, atomically: true, encoding: .utf8)
+        let learnerPort = freePort(), graphPort = freePort()
+        let environment = [
+            "KB_DATA_DIR": folder.appendingPathComponent("data").path, "KB_TEAM": "eng", "KB_LEARN_WATCH": sessions.path,
+            "KB_GRAPH_STORE_PORT": "\(graphPort)", "KB_GRAPH_STORE_ADMIN_PORT": "\(freePort())",
+            "KB_VECTOR_SEARCH_PORT": "\(freePort())", "KB_VECTOR_SEARCH_ADMIN_PORT": "\(freePort())", "KB_VECTOR_QDRANT_PORT": "0",
+            "KB_INFERENCE_GATEWAY_PORT": "\(freePort())", "KB_INFERENCE_GATEWAY_ADMIN_PORT": "\(freePort())",
+            "KB_BUDGET_SERVICE_ADDR": "127.0.0.1:\(freePort())", "KB_INFERENCE_PROVIDERS_FILE": providers.path,
+            "KB_LEARNER_PORT": "\(learnerPort)", "KB_LOG_FORMAT": "json",
+        ]
+        func kb(_ arguments: String...) throws -> (status: Int32, stdout: String, stderr: String) {
+            try runProgram(builtProductsDirectory.appendingPathComponent("kb"), arguments + ["--bin-dir", bin.path], environment: environment)
+        }
+        let up = try kb("up", "--detach")
+        defer { _ = try? kb("down") }
+        #expect(up.status == 0, "\(up.stdout)\n\(up.stderr)")
+        let started = up.stdout.split(separator: "\n").map(String.init)
+        let learnerLine = try #require(started.firstIndex { $0.hasPrefix("session-learner") && $0.contains("ready") }, "\(up.stdout)")
+        let gatewayLine = try #require(started.firstIndex { $0.hasPrefix("inference-gateway") })
+        #expect(learnerLine > gatewayLine, "the learner starts after the services it needs")
+
+        try (#"{"type":"user","sessionId":"s1","message":{"role":"user","content":"Our retries all fire at once after an outage"}}"# + "\n"
+            + #"{"type":"assistant","sessionId":"s1","message":{"role":"assistant","content":[{"type":"text","text":"Use exponential backoff with jitter."}]}}"# + "\n")
+            .write(to: sessions.appendingPathComponent("s1.jsonl"), atomically: true, encoding: .utf8)
+        let graph = RPCClient(configuration: .init(host: "127.0.0.1", port: graphPort))
+        defer { Task { await graph.close() } }
+        var found = false
+        let deadline = ContinuousClock.now + .seconds(90)
+        while !found, ContinuousClock.now < deadline {
+            found = (try? await graph.call(GraphStoreMethods.getEntity, .with { $0.team = "eng"; $0.name = "Exponential backoff with jitter" })) != nil
+            if !found { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        #expect(found, "the learner under kb up learned the transcript (log: \(try kb("logs", "session-learner", "-n", "20").stdout))")
+
+        let metrics = await httpGet("http://127.0.0.1:\(learnerPort)/metrics")
+        let text = metrics?.body ?? ""
+        #expect(text.contains(#"knowledge_extraction_items_total{type="coding_pattern"} 1"#), "\(text)")
+        #expect(text.contains(#"knowledge_extraction_exchanges_total{outcome="extracted"} 1"#))
+        #expect(text.contains("knowledge_extraction_latency_seconds_count 1"))
+        let health = await httpGet("http://127.0.0.1:\(learnerPort)/health")
+        let report = try #require(health.flatMap { try? JSONSerialization.jsonObject(with: Data($0.body.utf8)) as? [String: Any] })
+        let learner = (report["components"] as? [String: Any])?["learner"] as? [String: Any]
+        #expect(health?.status == 200 && learner?["status"] as? String == "healthy", "\(report)")
+
+        let status = try kb("status")
+        #expect(status.status == 0 && status.stdout.split(separator: "\n").contains { $0.hasPrefix("session-learner") && $0.contains("healthy") }, "\(status.stdout)")
+        let down = try kb("down")
+        #expect(down.status == 0 && down.stdout.contains("session-learner"), "\(down.stdout)")
+        #expect(await httpGet("http://127.0.0.1:\(learnerPort)/health") == nil, "kb down stopped the learner")
+    }
 }

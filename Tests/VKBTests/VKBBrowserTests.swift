@@ -50,6 +50,43 @@ struct VKBBrowserTests {
         await system.stop()
     }
 
+    @Test("a coding session (a Session entity as ukb learn writes it): its goal, intents over time in time order, steps, and links to the knowledge it produced and used")
+    func sessionTrajectory() async throws {
+        let system = try await VKBUnderTest.start()
+        func step(_ date: String, _ intent: String, _ text: String, produced: String? = nil) -> [String: Any] {
+            var metadata = ["intent": intent, "intent_confidence": "0.80", "intent_by": "model", "exchange": date]
+            if let produced { metadata["produced"] = produced }
+            return ["type": "exchange", "date": date, "content": "\(date) \(intent) (0.80): \(text)", "metadata": metadata]
+        }
+        // Stored out of time order: the view orders by time.
+        let session: [String: Any] = [
+            "name": "session live-1", "entityType": "Session", "source": "auto", "significance": 3,
+            "metadata": ["session": "live-1", "kind": "trajectory", "goal": "Make payment retries safe"],
+            "observations": [
+                step("2026-12-01T10:05:00Z", "feature-dev", "add jitter to the retry loop", produced: "Exponential backoff"),
+                step("2026-12-01T10:00:00Z", "debugging", "why do all retries <img src=x onerror=\"window.__pwned=3\"> fire at once"),
+                step("2026-12-01T10:09:00Z", "testing", "a test for the jitter bounds"),
+            ],
+        ]
+        try await system.seed([
+            "metadata": ["team": "eng"],
+            "entities": [session,
+                         ["name": "Exponential backoff", "entityType": "coding_pattern", "observations": ["Retry with growing delays and jitter"]],
+                         ["name": "Circuit breaker", "entityType": "coding_pattern", "observations": ["Stop calling a failing provider"]]],
+            "relations": [["from": "session live-1", "to": "Exponential backoff", "relationType": "produced"],
+                          ["from": "session live-1", "to": "Circuit breaker", "relationType": "used"]],
+        ])
+        let script = packageRoot.appendingPathComponent("Tests/VKBTests/browser/trajectory_test.py")
+        let result = try runProgram(URL(fileURLWithPath: "/usr/bin/env"), [
+            "python3", script.path, "--url", system.base, "--session-id", "eng:session live-1", "--intents", "debugging,feature-dev,testing",
+            "--goal", "Make payment retries safe", "--produced", "Exponential backoff", "--used", "Circuit breaker",
+            "--screenshots", packageRoot.appendingPathComponent(".build/vkb-screenshots").path,
+        ])
+        #expect(result.status == 0, "browser checks failed:\n\(result.stdout)\n\(result.stderr.suffix(3000))")
+        #expect(result.stdout.contains("PASS"))
+        await system.stop()
+    }
+
     @Test("with KB_AUTH_TOKEN set, the page asks for the token once per tab, sends it on reads and draws the graph; a reload asks no more")
     func pageAsksForTheTokenToRead() async throws {
         let system = try await VKBUnderTest.start(environment: ["KB_AUTH_TOKEN": "page-s3cret"])

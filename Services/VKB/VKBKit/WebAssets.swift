@@ -4,7 +4,7 @@ import KBRuntime
 import Logging
 import NIOCore
 
-/// The page and its files: `/` (index.html), `/static/app.js`, `/static/app.css`,
+/// The page and its files: `/` (index.html), `/static/app.js`, `/static/trajectory.js`, `/static/app.css`,
 /// `/api/openapi.json`, and `/vendor/d3.min.js` from Debian's node-d3 (never committed).
 ///
 /// The files come from the copy built into VKB (`Web/`), or from `KB_VKB_WEB_DIR`, read on
@@ -18,6 +18,7 @@ struct WebAssets: Sendable {
         ("/index.html", "index.html", "text/html; charset=utf-8"),
         ("/static/app.js", "app.js", "text/javascript; charset=utf-8"),
         ("/static/graph-view.js", "graph-view.js", "text/javascript; charset=utf-8"),
+        ("/static/trajectory.js", "trajectory.js", "text/javascript; charset=utf-8"),
         ("/static/app.css", "app.css", "text/css; charset=utf-8"),
         ("/api/openapi.json", "openapi.json", "application/json; charset=utf-8"),
     ]

@@ -32,6 +32,10 @@ public struct ServiceConfiguration: DeclaredConfiguration {
         public static let shutdownGraceSeconds = ConfigKey.integer("KB_SHUTDOWN_GRACE_SECONDS", default: 10, range: 0...3600, meaning: "how long SIGTERM waits for in-flight requests")
         /// Read by `ConfigSource` itself, before every other key.
         public static let configFile = ConfigKey.optionalText("KB_CONFIG_FILE", meaning: "a file of `KEY=VALUE` lines (`#` comments) read under the environment")
+        public static let learnWatch = ConfigKey<[String]>("KB_LEARN_WATCH", default: [], documentedDefault: "unset (no learner)", meaning: "folders of coding-session transcripts, `:`-separated (e.g. `~/.claude/projects/my-app:./.specstory/history`): `kb up` then also starts the session learner, `ukb learn --watch` over them for `KB_TEAM`, with `/health` and `/metrics` on `KB_LEARNER_PORT` (9106)") { raw in
+            let folders = raw.split(separator: ":").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            return folders.map { $0 == "~" || $0.hasPrefix("~/") ? (ProcessInfo.processInfo.environment["HOME"] ?? "~") + $0.dropFirst() : $0 }
+        }
 
         /// One service's bind address; unset means `KB_BIND_HOST`.
         public static func host(_ service: ServiceDescriptor) -> ConfigKey<String?> {
@@ -80,6 +84,7 @@ public struct ServiceConfiguration: DeclaredConfiguration {
         Keys.defaultDeadlineMilliseconds.documentation,
         Keys.shutdownGraceSeconds.documentation,
         Keys.configFile.documentation,
+        Keys.learnWatch.documentation,
     ]
 
     /// Which service this is.

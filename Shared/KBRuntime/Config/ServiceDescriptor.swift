@@ -44,6 +44,11 @@ extension ServiceDescriptor {
     /// VKB: the HTTP API and the browser visualization.
     public static let vkb = ServiceDescriptor(name: "vkb", envPrefix: "KB_VKB", defaultPort: nil, defaultAdminPort: 8080, dataSubdirectory: nil)
 
+    /// The session learner: `ukb learn --watch` over `KB_LEARN_WATCH`'s folders, which `kb up`
+    /// starts after the services when that key is set. Not a service executable of its own (it
+    /// is `ukb`), so not in `catalog`; its admin port serves `/health` and `/metrics`.
+    public static let sessionLearner = ServiceDescriptor(name: "session-learner", envPrefix: "KB_LEARNER", defaultPort: nil, defaultAdminPort: 9106, dataSubdirectory: nil)
+
     /// Every service of the system, in start order (stores before the fronts that call them).
     public static let catalog: [ServiceDescriptor] = [.graphStore, .vectorSearch, .budgetService, .inferenceGateway, .vkb]
 

@@ -16,6 +16,8 @@ public struct Launcher: Sendable {
         public let descriptor: ServiceDescriptor
         public let configuration: ServiceConfiguration
         public let executable: URL
+        /// The command line after the executable (the session learner's `learn --watch …`).
+        public var arguments: [String] = []
 
         /// The host to probe: the bind host, or loopback when it binds every interface.
         public var probeHost: String {
@@ -51,15 +53,38 @@ public struct Launcher: Sendable {
 
     /// The catalog's services whose executables exist, in start order; `only` narrows the set.
     public func installedServices(only: [String] = []) throws -> [Managed] {
-        for name in only where ServiceDescriptor.named(name) == nil {
-            throw LauncherError("unknown service '\(name)'; known: \(ServiceDescriptor.catalog.map(\.name).joined(separator: ", "))")
+        for name in only where !knows(name) {
+            throw LauncherError("unknown service '\(name)'; known: \(Self.managedDescriptors.map(\.name).joined(separator: ", "))")
         }
-        return try ServiceDescriptor.catalog.compactMap { descriptor in
+        var services = try ServiceDescriptor.catalog.compactMap { descriptor -> Managed? in
             guard only.isEmpty || only.contains(descriptor.name) else { return nil }
             let executable = binDirectory.appendingPathComponent(descriptor.name)
             guard FileManager.default.isExecutableFile(atPath: executable.path) else { return nil }
             return Managed(descriptor: descriptor, configuration: try ServiceConfiguration(descriptor: descriptor, source: source), executable: executable)
         }
+        if only.isEmpty || only.contains(ServiceDescriptor.sessionLearner.name), let learner = try sessionLearner() {
+            services.append(learner)
+        }
+        return services
+    }
+
+    /// What `kb up` manages: the catalog's services, then the session learner.
+    public static let managedDescriptors = ServiceDescriptor.catalog + [.sessionLearner]
+
+    /// The session learner (`ukb learn --watch` over `KB_LEARN_WATCH`'s folders, serving
+    /// `/health` and `/metrics` on `KB_LEARNER_PORT`), when that key names folders and `ukb` is
+    /// installed beside the services. It learns for `KB_TEAM`, keeps its state in
+    /// `KB_DATA_DIR/learn/`, and needs the graph store, vector search and the gateway, which
+    /// start before it.
+    public func sessionLearner() throws -> Managed? {
+        let folders = try source.value(of: ServiceConfiguration.Keys.learnWatch)
+        guard !folders.isEmpty else { return nil }
+        let executable = binDirectory.appendingPathComponent("ukb")
+        guard FileManager.default.isExecutableFile(atPath: executable.path) else { return nil }
+        let configuration = try ServiceConfiguration(descriptor: .sessionLearner, source: source)
+        var learner = Managed(descriptor: .sessionLearner, configuration: configuration, executable: executable)
+        learner.arguments = ["learn", "--watch", "--admin-port", "\(configuration.adminPort)"] + folders
+        return learner
     }
 
     /// The pid recorded for `name`, when that process is still alive.
@@ -89,7 +114,7 @@ public struct Launcher: Sendable {
             }
             let pid: pid_t
             do {
-                pid = try ProcessControl.spawn(executable: service.executable, environment: environment, logFile: logFile(name))
+                pid = try ProcessControl.spawn(executable: service.executable, arguments: service.arguments, environment: environment, logFile: logFile(name))
             } catch {
                 await stop(started)
                 throw error
@@ -177,7 +202,7 @@ public struct Launcher: Sendable {
     @discardableResult
     public func stopAll(only: [String] = []) async throws -> Int {
         var stopped = 0
-        for descriptor in ServiceDescriptor.catalog.reversed() where only.isEmpty || only.contains(descriptor.name) {
+        for descriptor in Self.managedDescriptors.reversed() where only.isEmpty || only.contains(descriptor.name) {
             let name = descriptor.name
             guard FileManager.default.fileExists(atPath: pidFile(name).path) else { continue }
             defer { try? FileManager.default.removeItem(at: pidFile(name)) }
@@ -209,9 +234,11 @@ public struct Launcher: Sendable {
     public func status(only: [String] = []) async throws -> [StatusLine] {
         var lines: [StatusLine] = []
         let installed = Set(try installedServices().map(\.descriptor.name))
-        for descriptor in ServiceDescriptor.catalog where only.isEmpty || only.contains(descriptor.name) {
+        for descriptor in Self.managedDescriptors where only.isEmpty || only.contains(descriptor.name) {
             let name = descriptor.name
             let pid = runningPid(name)
+            // The learner is optional: listed only when configured or running.
+            if descriptor == .sessionLearner, !installed.contains(name), pid == nil { continue }
             guard installed.contains(name) || pid != nil else {
                 lines.append(StatusLine(name: name, state: "not installed", detail: "", isProblem: false))
                 continue
@@ -276,11 +303,11 @@ public final class SignalWaiter: @unchecked Sendable {
 
 extension Launcher {
     /// Whether `name` is a service of the catalog.
-    public func knows(_ name: String) -> Bool { ServiceDescriptor.named(name) != nil }
+    public func knows(_ name: String) -> Bool { Self.managedDescriptors.contains { $0.name == name } }
 
     /// The catalog services that have a log file.
     public func servicesWithLogs() -> [String] {
-        ServiceDescriptor.catalog.map(\.name).filter { FileManager.default.fileExists(atPath: logFile($0).path) }
+        Self.managedDescriptors.map(\.name).filter { FileManager.default.fileExists(atPath: logFile($0).path) }
     }
 
     /// Prints lines appended to the services' logs until interrupted.

@@ -93,10 +93,31 @@ struct InferenceComplete: AsyncParsableCommand {
     var strategy = ""
     @Flag(help: "Stream the answer as it is generated (through the OpenAI-compatible front).")
     var stream = false
+    @Option(help: "A JSON Schema file (or - for standard input): the answer must be JSON that fits it. The gateway asks the provider to follow it where the provider can, checks the answer, asks once more when it does not fit, and fails with SCHEMA_MISMATCH after a second miss.")
+    var schema: String?
+    @Option(help: "The schema's name, as providers that want one are told (with --schema).")
+    var schemaName = "answer"
     @OptionGroup var output: JSONFlag
+
+    func validate() throws {
+        if schema != nil && stream { throw ValidationError("--schema applies to whole answers: leave out --stream") }
+    }
 
     func run() async throws {
         if stream { return try await streamed() }
+        var schemaText = ""
+        if let schema {
+            let data: Data
+            do {
+                data = schema == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: schema))
+            } catch {
+                CommandLineClient.fail("kb inference", "cannot read the schema \(schema): \(error.localizedDescription)")
+            }
+            guard (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
+                CommandLineClient.fail("kb inference", "the schema \(schema) is not a JSON object")
+            }
+            schemaText = String(decoding: data, as: UTF8.self)
+        }
         try await withInferenceGateway { client in
             let response = try await client.call(InferenceGatewayMethods.complete, .with {
                 $0.messages = [.with { $0.role = "user"; $0.content = prompt }]
@@ -106,11 +127,15 @@ struct InferenceComplete: AsyncParsableCommand {
                 $0.operation = "cli"
                 $0.strategy = strategy
                 if let temperature { $0.temperature = .with { $0.value = temperature } }
+                if !schemaText.isEmpty {
+                    $0.jsonSchema = schemaText
+                    $0.jsonSchemaName = schemaName
+                }
             }, options: CallOptions(timeout: .seconds(300)))
             if output.json { return try printProtoJSON(response) }
             print(response.content)
             let cached = response.cached ? ", from the \(response.cacheType) cache" + (response.cacheType == "semantic" ? String(format: " (similarity %.3f)", response.similarity) : "") : ""
-            FileHandle.standardError.write(Data("[\(response.provider) \(response.model): \(response.inputTokens) in, \(response.outputTokens) out, \(response.latencyMs) ms, \(response.finishReason), $\(String(format: "%.6f", response.costUsd)), usage \(response.usageEstimated ? "estimated" : "counted")\(cached)]\n".utf8))
+            FileHandle.standardError.write(Data("[\(response.provider) \(response.model): \(response.inputTokens) in, \(response.outputTokens) out, \(response.latencyMs) ms, \(response.finishReason), $\(String(format: "%.6f", response.costUsd)), usage \(response.usageEstimated ? "estimated" : "counted")\(cached)\(schemaText.isEmpty ? "" : response.schemaValid ? ", fits the schema" : ", NOT checked against the schema")]\n".utf8))
         }
     }
 

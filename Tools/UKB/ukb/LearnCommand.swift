@@ -6,6 +6,7 @@ import KBProto
 import KBRPC
 import KBRuntime
 import KBSessions
+import Logging
 
 /// `ukb learn PATH… [--watch]`: knowledge extracted from coding-session transcripts into the
 /// team's graph, through the inference gateway.
@@ -31,12 +32,17 @@ struct Learn: AsyncParsableCommand {
     @Flag(help: "Never call a paid provider.") var localOnly = false
     @Option(help: "The state file (default: KB_DATA_DIR/learn/<team>.json).") var state: String?
     @Flag(help: "Forget the state's positions and read every file from its start (queued exchanges are kept).") var fromStart = false
+    @Option(help: "With --watch: serve /health and /metrics (extraction counts, latency) on this port, on KB_LEARNER_HOST or KB_BIND_HOST (0: any free port). `kb up` passes KB_LEARNER_PORT (9106).") var adminPort: Int?
 
     func validate() throws {
         guard (0...1).contains(minConfidence) else { throw ValidationError("--min-confidence must be 0–1") }
         guard (0...1).contains(mergeThreshold) else { throw ValidationError("--merge-threshold must be 0–1") }
         guard (0...86_400).contains(idle) else { throw ValidationError("--idle must be 0–86400 seconds") }
         guard interval >= 0.05, interval <= 3600 else { throw ValidationError("--interval must be 0.05–3600 seconds") }
+        if let adminPort {
+            guard watch else { throw ValidationError("--admin-port serves a learner that keeps running: it needs --watch") }
+            guard (0...65_535).contains(adminPort) else { throw ValidationError("--admin-port must be 0–65535") }
+        }
     }
 
     func run() async throws {
@@ -83,13 +89,18 @@ struct Learn: AsyncParsableCommand {
         }
         if watch { Self.stopOnSignals() }
         let stop: @Sendable () -> Bool = { Self.stopping.value }
+        let status = LearnerStatus()
+        let admin = try adminPort.map { port in try Self.serveAdmin(port: port, source: source, run: run, status: status) }
+        defer { admin?.cancel() }
         do {
             repeat {
                 do {
                     let files = try SessionFiles.list(paths)
                     try await run.pass(files, idleMs: watch ? Int64(idle) * 1000 : 0, queueRetryMs: watch ? 60_000 : 0, shouldStop: stop, progress: progress)
+                    status.passed(files: files.count)
                 } catch let error as RPCError where watch && [.unavailable, .deadlineExceeded, .cancelled].contains(error.code) {
                     // Following: a service restarting is waited for, not a reason to stop.
+                    status.failed("\(error.code.name): \(error.message)")
                     FileHandle.standardError.write(Data("ukb learn: \(error.code.name): \(error.message); trying again in 5 s\n".utf8))
                     for _ in 0..<50 where !stop() { try? await Task.sleep(for: .milliseconds(100)) }
                     continue
@@ -122,6 +133,31 @@ struct Learn: AsyncParsableCommand {
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
         } else {
             print(Self.describe(summary, queuedTotal: queuedTotal, team: team))
+        }
+    }
+
+    /// The learner's admin port: `/health` (component `learner`: files followed, exchanges
+    /// queued, the last problem reaching a service) and `/metrics`.
+    static func serveAdmin(port: Int, source: ConfigSource, run: LearnRun, status: LearnerStatus) throws -> Task<Void, any Error> {
+        let configuration = try ServiceConfiguration(descriptor: .sessionLearner, source: source)
+        MetricsRegistry.bootstrap()
+        let health = HealthRegistry(service: ServiceDescriptor.sessionLearner.name, version: configuration.version)
+        health.register("learner") {
+            let queued = await run.state.queued.count
+            let reading = status.reading
+            var details: [String: HealthDetail] = ["files": .integer(Int64(reading.files)), "queued_exchanges": .integer(Int64(queued)), "passes": .integer(Int64(reading.passes))]
+            if let problem = reading.problem {
+                details["reason"] = .string("cannot reach a service: \(problem)")
+                return ComponentHealth(.degraded, details)
+            }
+            return ComponentHealth(.healthy, details)
+        }
+        var logger = Logger(label: ServiceDescriptor.sessionLearner.name)
+        logger.logLevel = .warning
+        return AdminServer.serveInBackground(
+            health: health, host: configuration.host, port: port, allowedHosts: configuration.allowedHosts, logger: logger
+        ) { bound in
+            FileHandle.standardError.write(Data("ukb learn: /health and /metrics on http://\(configuration.host):\(bound)\n".utf8))
         }
     }
 
@@ -162,6 +198,16 @@ struct Learn: AsyncParsableCommand {
         }
     }
     nonisolated(unsafe) static var signalSources: [any DispatchSourceSignal] = []
+}
+
+/// How the following learner is doing, for its health component.
+final class LearnerStatus: @unchecked Sendable {
+    struct Reading { var files = 0, passes = 0; var problem: String? }
+    private let lock = NSLock()
+    private var current = Reading()
+    var reading: Reading { lock.withLock { current } }
+    func passed(files: Int) { lock.withLock { current.files = files; current.passes += 1; current.problem = nil } }
+    func failed(_ problem: String) { lock.withLock { current.problem = problem } }
 }
 
 /// A flag set from a signal handler's queue and read by the loop.

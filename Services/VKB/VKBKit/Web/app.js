@@ -395,6 +395,8 @@
       observations.append(item);
     }
     if (!e.observations.length) observations.append(el('li', 'none', 'hint'));
+    // A coding session (ukb learn): its intents over time and the knowledge it used and produced.
+    window.KBTrajectory.render($('d-trajectory'), e, found.outbound, target => selectEntity(target, { focus: true }));
     renderRelations($('d-outbound'), found.outbound, r => `${r.team}:${r.to}`, r => `${r.relationType} → ${r.to}`);
     renderRelations($('d-inbound'), found.inbound, r => `${r.team}:${r.from}`, r => `${r.from} → ${r.relationType}`);
     showSimilar(id);
