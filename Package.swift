@@ -328,7 +328,7 @@ let package = Package(
         /// The launcher's logic: the service catalog, process supervision, health polling.
         .target(
             name: "LauncherKit",
-            dependencies: ["KBRuntime", "KBRPC", "KBProto", "KBSQLite", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["KBRuntime", "KBRPC", "KBProto", "KBSQLite", "KBTime", .product(name: "GRDB", package: "GRDB.swift")],
             path: "Tools/Launcher/LauncherKit"
         ),
         /// `kb`: start, watch and stop the whole system on one machine.

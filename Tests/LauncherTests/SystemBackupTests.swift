@@ -183,7 +183,7 @@ struct SystemBackupTests {
         // The backup: one folder named as the guide names backups, with its manifest.
         let folders = try FileManager.default.contentsOfDirectory(atPath: system.backups.path).filter { $0.hasPrefix("knowledge-system_") }
         try #require(folders.count == 1)
-        #expect(folders[0].range(of: #"^knowledge-system_\d{8}_\d{6}$"#, options: .regularExpression) != nil, folders[0])
+        #expect(folders[0].range(of: #"^knowledge-system_\d{8}_\d{6}$"#, options: .regularExpression) != nil, "\(folders[0])")
         let manifest = try BackupManifest.read(from: system.backups.appendingPathComponent(folders[0]))
         #expect(manifest.entry(.graph)?.counts == ["entities": 12, "relations": 11])
         #expect(manifest.entry(.budget)?.counts["events"] == 5)

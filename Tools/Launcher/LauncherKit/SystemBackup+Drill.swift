@@ -2,6 +2,7 @@ import Foundation
 import KBProto
 import KBRPC
 import KBRuntime
+import KBTime
 
 extension SystemBackup {
     /// One timed step of a drill.
@@ -40,14 +41,14 @@ extension SystemBackup {
             print("== \(name)")
             let started = ContinuousClock.now
             let value = try await body()
-            let seconds = (ContinuousClock.now - started).seconds
+            let seconds = (ContinuousClock.now - started).inSeconds
             steps.append(DrillStep(name: name, seconds: seconds))
             print(String(format: "   %@ took %.2f s", name, seconds))
             return value
         }
 
         let (folder, manifest) = try await step("backup") { try await backup(into: parent) }
-        try await step("stop") { try await launcher.stopAll() }
+        _ = try await step("stop") { try await launcher.stopAll() }
         let data = launcher.dataDirectory
         let wiped = data.appendingPathComponent(".drill-wiped-\(Self.stamp())", isDirectory: true)
         let files = FileManager.default

@@ -3,6 +3,7 @@ import KBProto
 import KBRPC
 import KBRuntime
 import KBSQLite
+import KBTime
 
 #if canImport(Glibc)
 import Glibc
@@ -77,7 +78,7 @@ extension SystemBackup {
             guard problems.isEmpty else {
                 throw LauncherError("FAIL: \(entry.store.rawValue) (\(entry.path)) does not match its manifest: \(problems.joined(separator: "; "))")
             }
-            print("  \(entry.store.rawValue.padding(toLength: 16, withPad: " ", startingAt: 0)) opens with \(entry.service), integrity ok, \(Self.describe(counts))  \(String(format: "%.2f s", (ContinuousClock.now - started).seconds))")
+            print("  \(entry.store.rawValue.padding(toLength: 16, withPad: " ", startingAt: 0)) opens with \(entry.service), integrity ok, \(Self.describe(counts))  \(String(format: "%.2f s", (ContinuousClock.now - started).inSeconds))")
         }
     }
 

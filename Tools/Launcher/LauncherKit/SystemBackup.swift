@@ -4,6 +4,7 @@ import KBProto
 import KBRPC
 import KBRuntime
 import KBSQLite
+import KBTime
 
 /// Whole-system backup, verification, restore and the disaster-recovery drill: the logic of
 /// `kb backup`, `kb verify-backup`, `kb restore` and `kb drill` (README "Backup, restore and
@@ -87,7 +88,7 @@ public struct SystemBackup: Sendable {
                 let storeStarted = ContinuousClock.now
                 var entry = try await backup(store, into: folder, part: store.partName(stamp: stamp))
                 entry.files = try FileDigests.files(of: folder.appendingPathComponent(entry.path), relativeTo: folder)
-                entry.seconds = (ContinuousClock.now - storeStarted).seconds
+                entry.seconds = (ContinuousClock.now - storeStarted).inSeconds
                 print("  \(store.rawValue.padding(toLength: 16, withPad: " ", startingAt: 0)) \(Self.describe(entry.counts))  \(entry.files.count) files, \(Self.bytes(entry.files.reduce(0) { $0 + $1.bytes }))  \(String(format: "%.2f s", entry.seconds))")
                 entries.append(entry)
             }
@@ -98,7 +99,7 @@ public struct SystemBackup: Sendable {
         let manifest = BackupManifest(
             format: BackupManifest.currentFormat, name: name, systemVersion: KnowledgeBaseVersion.current,
             createdAt: ISO8601DateFormatter().string(from: date), dataDirectory: launcher.dataDirectory.path,
-            stores: entries, seconds: (ContinuousClock.now - started).seconds
+            stores: entries, seconds: (ContinuousClock.now - started).inSeconds
         )
         try manifest.write(to: folder)
         print("Backup complete: \(folder.path) (\(String(format: "%.2f s", manifest.seconds)))")
@@ -233,7 +234,3 @@ public struct SystemBackup: Sendable {
     }
 }
 
-extension Duration {
-    /// The duration in seconds.
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
