@@ -145,20 +145,23 @@ struct SystemBackupTests {
 
         /// Every file under the data directory (but the launcher's logs and pid files) with its bytes.
         func dataFiles() throws -> [String: Data] {
-            var files: [String: Data] = [:]
-            let walk = FileManager.default.enumerator(at: data, includingPropertiesForKeys: [.isRegularFileKey])!
-            for case let url as URL in walk where (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true {
-                let path = String(url.standardizedFileURL.path.dropFirst(data.standardizedFileURL.path.count))
-                if path.hasPrefix("/logs/") || path.hasPrefix("/run/") { continue }
-                files[path] = try Data(contentsOf: url)
-            }
-            return files
+            try SystemBackupTests.files(in: data).filter { !$0.key.hasPrefix("logs/") && !$0.key.hasPrefix("run/") }
         }
 
         func down() {
             _ = try? kb("down")
             provider.stop()
         }
+    }
+
+    /// Every file below `folder` (relative paths) with its bytes.
+    static func files(in folder: URL) throws -> [String: Data] {
+        var files: [String: Data] = [:]
+        let walk = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: [.isRegularFileKey])!
+        for case let url as URL in walk where (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true {
+            files[String(url.standardizedFileURL.path.dropFirst(folder.standardizedFileURL.path.count + 1))] = try Data(contentsOf: url)
+        }
+        return files
     }
 
     @Test("kb drill on a system holding a graph, vectors, costs and a cached answer: backup, stop, wipe, restore, start, verify — counts and sampled records identical, each step timed")
@@ -215,9 +218,13 @@ struct SystemBackupTests {
         let name = try #require(try FileManager.default.contentsOfDirectory(atPath: system.backups.path).first { $0.hasPrefix("knowledge-system_") })
         let sound = system.backups.appendingPathComponent(name)
         let manifest = try BackupManifest.read(from: sound)
+        let written = try Self.files(in: sound)
+        #expect(Set(written.keys) == Set(manifest.stores.flatMap(\.files).map(\.path) + [BackupManifest.fileName]), "the manifest lists every file of the backup: \(written.keys.sorted())")
 
         let verified = try system.kb("verify-backup", sound.path)
         #expect(verified.status == 0 && verified.stdout.contains("PASS"), "\(verified.stdout)\n\(verified.stderr)")
+        #expect(try Self.files(in: sound) == written, "verifying never changes the backup")
+        #expect(try system.kb("verify-backup", sound.path).status == 0, "a backup verifies again")
 
         // One flipped byte in the middle of the largest file.
         let flipped = system.folder.appendingPathComponent("flipped", isDirectory: true)
@@ -258,6 +265,7 @@ struct SystemBackupTests {
 
         let restored = try system.kb("restore", sound.path)
         #expect(restored.status == 0, "\(restored.stdout)\n\(restored.stderr)")
+        #expect(try Self.files(in: sound) == written, "restoring never changes the backup")
         let names = try FileManager.default.contentsOfDirectory(atPath: system.data.path)
         for store in SystemStore.allCases {
             #expect(names.contains { $0.hasPrefix("\(store.dataSubdirectory).pre-restore.") }, "the previous \(store.dataSubdirectory) is kept aside: \(names)")

@@ -97,7 +97,7 @@ extension SystemBackup {
                 return ["entities": stats.totalEntities, "relations": stats.totalRelations]
             }
         case .budget:
-            try offlineRestore(.budgetService, from: part, environment: environment)
+            try offlineRestore(.budgetService, from: try privateCopy(part, in: staging), environment: environment)
             return try await withScratch(.budgetService, data: staging) { client in
                 let verify = try await client.call(BudgetMethods.verify, .init())
                 guard verify.ok else { throw LauncherError("budget-service's verify of the restored copy failed: \(verify.problems.joined(separator: "; "))") }
@@ -137,13 +137,24 @@ extension SystemBackup {
             let cache = part.appendingPathComponent(Self.cacheFileName)
             if FileManager.default.fileExists(atPath: cache.path) {
                 let restored = target.appendingPathComponent(Self.cacheFileName)
-                do { _ = try SQLiteDatabase.restore(from: cache, to: restored) } catch {
+                do { _ = try SQLiteDatabase.restore(from: try privateCopy(cache, in: staging), to: restored) } catch {
                     throw LauncherError("the gateway's caches \(cache.path) do not restore: \(error)")
                 }
                 for (table, rows) in try Self.tableRows(restored) { counts["rows.\(table)"] = rows }
             }
             return counts
         }
+    }
+
+    /// A copy of the backup's SQLite file `file` in `staging`, to be opened instead of it: SQLite
+    /// may leave `-wal` / `-shm` files beside a file it opens, and the backup folder is never changed.
+    private func privateCopy(_ file: URL, in staging: URL) throws -> URL {
+        let incoming = staging.appendingPathComponent(".incoming", isDirectory: true)
+        try FileManager.default.createDirectory(at: incoming, withIntermediateDirectories: true)
+        let copy = incoming.appendingPathComponent(file.lastPathComponent)
+        try? FileManager.default.removeItem(at: copy)
+        try FileManager.default.copyItem(at: file, to: copy)
+        return copy
     }
 
     /// `<service> restore PART` with `environment` (its `KB_DATA_DIR`): the service's own offline

@@ -127,14 +127,17 @@ public struct SystemBackup: Sendable {
                 var configuration = Configuration()
                 configuration.readonly = true
                 configuration.busyMode = .timeout(30)
+                let copy = target.appendingPathComponent(Self.cacheFileName)
                 do {
                     let reader = try DatabaseQueue(path: source.path, configuration: configuration)
                     defer { try? reader.close() }
-                    try SQLiteDatabase.backup(reader, to: target.appendingPathComponent(Self.cacheFileName))
+                    try SQLiteDatabase.backup(reader, to: copy)
+                    // One self-contained file (no -wal / -shm beside it), so its checksum holds
+                    // however often it is read.
+                    for (table, rows) in try Self.selfContained(copy) { entry.counts["rows.\(table)"] = rows }
                 } catch {
                     throw LauncherError("cannot copy the gateway's caches \(source.path): \(error)")
                 }
-                for (table, rows) in try Self.tableRows(target.appendingPathComponent(Self.cacheFileName)) { entry.counts["rows.\(table)"] = rows }
             }
         case .vectors:
             entry.method = "vector-search SnapshotCollection RPC, one snapshot per collection"
@@ -207,7 +210,21 @@ public struct SystemBackup: Sendable {
         configuration.readonly = true
         let queue = try DatabaseQueue(path: file.path, configuration: configuration)
         defer { try? queue.close() }
-        return try queue.read { db in
+        return try tableRows(queue)
+    }
+
+    /// Turns the SQLite copy at `file` into one file (rollback journal instead of a write-ahead
+    /// log) and returns its rows per table.
+    static func selfContained(_ file: URL) throws -> [String: Int64] {
+        let queue = try DatabaseQueue(path: file.path)
+        defer { try? queue.close() }
+        try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = DELETE") }
+        return try tableRows(queue)
+    }
+
+    /// Rows per table, read in one transaction.
+    static func tableRows(_ reader: any DatabaseReader) throws -> [String: Int64] {
+        try reader.read { db in
             var rows: [String: Int64] = [:]
             for table in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name") {
                 rows[table] = try Int64.fetchOne(db, sql: "SELECT count(*) FROM \"\(table.replacingOccurrences(of: "\"", with: "\"\""))\"") ?? 0
