@@ -162,6 +162,8 @@ public struct SystemBackup: Sendable {
                 let response = try await client.call(BudgetMethods.backup, .with { $0.path = target.path }, options: CallOptions(timeout: .seconds(3600)))
                 entry.counts = ["events": response.events, "archived_events": response.archivedEvents]
             }
+            // The service's check of its copy leaves -wal / -shm files beside it: fold them in.
+            _ = try Self.selfContained(target)
         case .graph:
             entry.method = "graph-store Backup RPC (consistent LevelDB snapshot)"
             try await withLiveClient(.graphStore) { client in
