@@ -274,4 +274,33 @@ struct SystemBackupTests {
         try #require(up.status == 0, "\(up.stderr)")
         #expect(try system.ukb("query", "--stats").stdout.contains("Total Entities: 12"))
     }
+
+    @Test("the guide's scripts on kb: backup-knowledge-system.sh backs up, verify-backups.sh passes the newest backup, disaster-recovery.sh BACKUP_DATE brings the system back to it")
+    func guideScripts() async throws {
+        let system = try System()
+        defer { system.down() }
+        try await system.upWithData()
+        // The scripts find kb and ukb in KB_BIN_DIR, and kb finds the services beside itself:
+        // hard links (not symbolic ones, which kb resolves) put them in the test's folder.
+        for tool in ["kb", "ukb"] {
+            try FileManager.default.linkItem(at: builtProductsDirectory.appendingPathComponent(tool), to: system.bin.appendingPathComponent(tool))
+        }
+        let environment = system.environment.merging(["KB_BIN_DIR": system.bin.path]) { $1 }
+        func script(_ name: String, _ arguments: String...) throws -> (status: Int32, stdout: String, stderr: String) {
+            try runProgram(URL(fileURLWithPath: "/bin/bash"), [packageRoot.appendingPathComponent("deploy/scripts/\(name)").path] + arguments, environment: environment)
+        }
+
+        let backup = try script("backup-knowledge-system.sh")
+        try #require(backup.status == 0, "\(backup.stdout)\n\(backup.stderr)")
+        let name = try #require(try FileManager.default.contentsOfDirectory(atPath: system.backups.path).first { $0.hasPrefix("knowledge-system_") })
+        #expect(try system.ukb("add-entity", "--name", "Written after the backup", "--type", "Note", "--team", "drill").status == 0)
+
+        let verify = try script("verify-backups.sh")
+        #expect(verify.status == 0 && verify.stdout.contains("PASS: Backup verification successful for \(name)"), "\(verify.stdout)\n\(verify.stderr)")
+
+        let recovery = try script("disaster-recovery.sh", String(name.dropFirst("knowledge-system_".count)))
+        #expect(recovery.status == 0 && recovery.stdout.contains("Disaster recovery completed successfully"), "\(recovery.stdout)\n\(recovery.stderr)")
+        #expect(recovery.stdout.contains("Total Entities: 12"), "\(recovery.stdout)")
+        #expect(try system.ukb("show", "Written after the backup", "--team", "drill").status == 1, "the system is back at the backup's state")
+    }
 }
