@@ -198,10 +198,11 @@ extension SystemBackup {
 
     // MARK: restore
 
-    /// The services that run on this system: a live pid file, or an admin port that answers.
+    /// The services owning a store that run on this system: a live pid file, or an admin port
+    /// that answers. (VKB owns no store: it may keep running.)
     public func runningServices() async throws -> [String] {
         var running: [String] = []
-        for descriptor in ServiceDescriptor.catalog {
+        for descriptor in ServiceDescriptor.catalog where descriptor.dataSubdirectory != nil {
             if let pid = launcher.runningPid(descriptor.name) {
                 running.append("\(descriptor.name) (pid \(pid))")
                 continue
