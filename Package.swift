@@ -332,7 +332,7 @@ let package = Package(
         /// The launcher's logic: the service catalog, process supervision, health polling.
         .target(
             name: "LauncherKit",
-            dependencies: ["KBRuntime", "KBRPC", "KBProto"],
+            dependencies: ["KBRuntime", "KBRPC", "KBProto", "KBSQLite", "KBTime", .product(name: "GRDB", package: "GRDB.swift")],
             path: "Tools/Launcher/LauncherKit"
         ),
         /// `kb`: start, watch and stop the whole system on one machine.
@@ -536,7 +536,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LauncherTests",
-            dependencies: ["LauncherKit", "KBTestSupport"],
+            dependencies: ["LauncherKit", "KBProto", "KBRPC", "KBTestSupport"],
             path: "Tests/LauncherTests"
         ),
     ]

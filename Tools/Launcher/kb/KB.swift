@@ -9,7 +9,7 @@ struct KB: AsyncParsableCommand {
         commandName: "kb",
         abstract: "Start, watch and stop the knowledge system's services on this machine.",
         discussion: "Configuration comes from KB_* environment variables (see the README). Pid files and logs live under $KB_DATA_DIR (default .data).",
-        subcommands: [Up.self, Down.self, Status.self, Logs.self, Budget.self, Vectors.self, Inference.self, Embed.self]
+        subcommands: [Up.self, Down.self, Status.self, Logs.self, Budget.self, Vectors.self, Inference.self, Embed.self, Backup.self, VerifyBackup.self, Restore.self, Drill.self]
     )
 }
 
