@@ -222,23 +222,13 @@ final class PrometheusServer: @unchecked Sendable {
         port = freePort()
         // The project's scrape configuration, its targets moved to the test's ports; the learner's
         // job (ukb learn --watch) is left out: it is not running here.
-        var configuration = try PrometheusScrapeConfiguration.load().document
-        configuration["global"] = ["scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"]
-        configuration["rule_files"] = ["alerts.yml"]
         let moved = system.adminPortsByDefault
-        configuration["scrape_configs"] = (configuration["scrape_configs"] as? [[String: Any]] ?? []).filter { $0["job_name"] as? String != "knowledge-learner" }.map { job in
-            var job = job
-            job["static_configs"] = (job["static_configs"] as? [[String: Any]] ?? []).map { config in
-                var config = config
-                config["targets"] = (config["targets"] as? [String] ?? []).map { target in
-                    let port = target.split(separator: ":").last.flatMap { Int($0) } ?? 0
-                    return "127.0.0.1:\(moved[port] ?? 0)"
-                }
-                return config
-            }
-            return job
+        var configuration = "global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}\nrule_files: [alerts.yml]\nscrape_configs:\n"
+        for (job, targets) in try PrometheusScrapeConfiguration.load().targets.sorted(by: { $0.key < $1.key }) where job != "knowledge-learner" {
+            let local = targets.map { target in "127.0.0.1:\(target.split(separator: ":").last.flatMap { Int($0) }.flatMap { moved[$0] } ?? 0)" }
+            configuration += "  - job_name: \(job)\n    metrics_path: /metrics\n    static_configs: [{targets: [\(local.joined(separator: ", "))]}]\n"
         }
-        try Yams.dump(object: configuration).write(to: folder.appendingPathComponent("prometheus.yml"), atomically: true, encoding: .utf8)
+        try configuration.write(to: folder.appendingPathComponent("prometheus.yml"), atomically: true, encoding: .utf8)
         // The rules, evaluated every second, BudgetNearLimit without its 5 minutes' wait.
         let rules = try String(contentsOf: MonitoringFiles.alerts, encoding: .utf8)
         let fast = rules.replacingOccurrences(of: "    interval: 30s\n", with: "    interval: 1s\n")

@@ -85,9 +85,9 @@ enum MonitoringFiles {
         let data = try Data(contentsOf: dashboard)
         let document = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let panels = document["panels"] as? [[String: Any]] ?? []
-        return panels.flatMap { panel -> [(String, String)] in
+        return panels.flatMap { panel -> [(panel: String, expression: String)] in
             let title = panel["title"] as? String ?? "?"
-            return ((panel["targets"] as? [[String: Any]]) ?? []).compactMap { ($0["expr"] as? String).map { (title, $0) } }
+            return ((panel["targets"] as? [[String: Any]]) ?? []).compactMap { target in (target["expr"] as? String).map { (panel: title, expression: $0) } }
         }
     }
 
