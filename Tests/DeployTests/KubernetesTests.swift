@@ -149,6 +149,23 @@ struct KubernetesTests {
                 let peerWorkload = try #require(manifests.workloads.first { $0.name == peer.name })
                 #expect(port.flatMap { peerWorkload.containerPortNumber($0["targetPort"] ?? $0["port"]!) } == peer.defaultPort, "\(workload.name): \(peer.addressKey)=\(address) is not \(peer.name)'s RPC port behind a Service")
             }
+            // Every value parses as the service reads it (a bad one would exit 78 at start).
+            do {
+                let source = try ConfigSource(environment: environment)
+                let shared = try ServiceConfiguration(descriptor: descriptor, source: source)
+                switch descriptor {
+                case .graphStore: _ = try GraphStoreConfiguration(source: source, shared: shared)
+                case .vectorSearch: _ = try VectorSearchConfiguration(source: source, shared: shared)
+                case .budgetService: _ = try BudgetConfiguration(source: source, shared: shared)
+                case .inferenceGateway:
+                    let gateway = try InferenceConfiguration(source: source, shared: shared)
+                    #expect(gateway.indexer != nil, "the gateway's indexer is off: it needs KB_GRAPH_STORE_ADDR and KB_VECTOR_SEARCH_ADDR")
+                default: _ = try VKBConfiguration(source: source, shared: shared)
+                }
+                #expect(shared.host == "0.0.0.0" && shared.dataDirectory.path == dataDirectory, "\(workload.name)")
+            } catch {
+                Issue.record("\(workload.name): its pod's configuration is refused: \(error)")
+            }
             // Every other key it reads is either set or has a declared default.
             for key in reads where environment[key] == nil {
                 #expect(ServiceKeys.hasDefault(key), "\(workload.name) reads \(key), which is neither set nor defaulted")
