@@ -539,5 +539,15 @@ let package = Package(
             dependencies: ["LauncherKit", "KBProto", "KBRPC", "KBTestSupport"],
             path: "Tests/LauncherTests"
         ),
+        .testTarget(
+            name: "DeployTests",
+            dependencies: [
+                "KBRuntime", "KBTestSupport", "KBProto", "KBRPC",
+                // The configuration keys each service reads, checked against the Kubernetes manifests.
+                "BudgetKit", "GraphStoreKit", "InferenceKit", "KBEmbeddings", "VKBKit", "VectorSearchKit",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            path: "Tests/DeployTests"
+        ),
     ]
 )

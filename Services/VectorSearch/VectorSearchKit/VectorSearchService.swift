@@ -58,9 +58,36 @@ public final class VectorSearchService: Service, @unchecked Sendable {
         }
     }
 
+    /// Publishes the collections' sizes every ten seconds until shutdown, then closes the store.
     public func run() async throws {
-        try? await gracefulShutdown()
+        try? await cancelWhenGracefulShutdown {
+            var published: Set<String> = []
+            while !Task.isCancelled {
+                published = self.publishSizes(previously: published)
+                try await Task.sleep(for: .seconds(10))
+            }
+        }
         store.close()
+    }
+
+    /// The store-size gauges of the dashboard (README, "Monitoring"): `knowledge_vector_points` and
+    /// `knowledge_vector_memory_bytes` (the HNSW index, the guide's Qdrant memory) per collection;
+    /// a collection deleted since the last call reads 0. Returns the collections published.
+    @discardableResult
+    func publishSizes(previously: Set<String> = []) -> Set<String> {
+        var names: Set<String> = []
+        for collection in store.all {
+            let info = collection.info
+            let name = info.config.name
+            names.insert(name)
+            Gauge(label: "knowledge_vector_points", dimensions: [("collection", name)]).record(info.pointCount)
+            Gauge(label: "knowledge_vector_memory_bytes", dimensions: [("collection", name)]).record(info.memoryBytes)
+        }
+        for gone in previously.subtracting(names) {
+            Gauge(label: "knowledge_vector_points", dimensions: [("collection", gone)]).record(0)
+            Gauge(label: "knowledge_vector_memory_bytes", dimensions: [("collection", gone)]).record(0)
+        }
+        return names
     }
 
     /// Registers every method of `kb.vector.v1.VectorSearch`. Writes, snapshots, restores and
