@@ -535,5 +535,6 @@ let package = Package(
             dependencies: ["LauncherKit", "KBTestSupport"],
             path: "Tests/LauncherTests"
         ),
+        .testTarget(name: "DeployTests", dependencies: ["KBRuntime", "KBTestSupport"], path: "Tests/DeployTests"),
     ]
 )
