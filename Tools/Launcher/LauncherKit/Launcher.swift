@@ -229,7 +229,7 @@ public struct Launcher: Sendable {
             if let uptime = reading.uptimeSeconds { detail += "  up \(Int(uptime))s" }
             let unwell = reading.components.filter { $0.value != "healthy" }.map { "\($0.key)=\($0.value)" }.sorted()
             if !unwell.isEmpty { detail += "  (\(unwell.joined(separator: ", ")))" }
-            if requireReady && reading.isServing && !(await HealthProbe.isReady(host: managed.probeHost, port: configuration.adminPort)) {
+            if requireReady, reading.isServing, await !HealthProbe.isReady(host: managed.probeHost, port: configuration.adminPort) {
                 lines.append(StatusLine(name: name, state: "not ready", detail: detail, isProblem: true))
                 continue
             }
