@@ -85,7 +85,7 @@ build_base() {
   rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin
   printf '%s\n' "$inputs" > "$rootfs/etc/kb-base-inputs"
   step "podman import → $base_image"
-  tar -C "$rootfs" --numeric-owner -cf - . | podman import \
+  tar -C "$rootfs" --numeric-owner -cf - . | podman import --quiet \
     --change "LABEL kb.base.inputs=$inputs" \
     --change 'CMD ["/bin/bash"]' \
     --message "debootstrap --variant=minbase $suite + $packages" - "$base_image" >/dev/null
