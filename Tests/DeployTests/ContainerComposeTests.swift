@@ -97,8 +97,15 @@ struct ContainerComposeTests {
             try runProgram(builtProductsDirectory.appendingPathComponent("kb"), arguments, environment: clientEnvironment.merging(extra) { $1 })
         }
         func logs() -> String {
-            Self.systemServices.flatMap { (try? project.containers($0)) ?? [] }
-                .map { "--- \($0)\n" + String(((try? ContainerEngine.podman(["logs", $0])).map { $0.stdout + $0.stderr } ?? "").suffix(2000)) }.joined(separator: "\n")
+            var text = ""
+            for service in Self.systemServices {
+                for container in (try? project.containers(service)) ?? [] {
+                    let output = try? ContainerEngine.podman(["logs", container])
+                    let log = (output?.stdout ?? "") + (output?.stderr ?? "")
+                    text += "--- \(container)\n\(log.suffix(2000))\n"
+                }
+            }
+            return text
         }
         var gatewayAdminPorts: [Int] = []
         for gateway in gateways {
