@@ -12,7 +12,7 @@ struct ComposeProject {
     @discardableResult
     func compose(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         guard let tool = ContainerEngine.executable("podman-compose") else { throw ProcessFailure("podman-compose is not installed") }
-        return try runProgram(tool, ["-p", name, "-f", file.path] + arguments, environment: environment)
+        return try ContainerEngine.runAndReap(tool, ["-p", name, "-f", file.path] + arguments, environment: environment)
     }
 
     /// The containers of `service`, by name.

@@ -42,7 +42,40 @@ enum ContainerEngine {
     @discardableResult
     static func podman(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         guard let podman = executable("podman") else { throw ProcessFailure("podman is not installed") }
-        return try runProgram(podman, ["--runtime", "runc"] + arguments, environment: ["CONTAINERS_CONF": containersConf.path])
+        return try runAndReap(podman, ["--runtime", "runc"] + arguments, environment: ["CONTAINERS_CONF": containersConf.path])
+    }
+
+    /// Runs a program and waits for it alone (`waitpid`), its output through files.
+    ///
+    /// Not Foundation's `Process`: `podman run -d` leaves conmon running with the descriptors
+    /// podman inherited, and `Process.waitUntilExit` waits for the end of one of them — for
+    /// ever, as long as the container runs.
+    static func runAndReap(_ executable: URL, _ arguments: [String], environment: [String: String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let folder = temporaryDirectory("kb-podman")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let out = folder.appendingPathComponent("stdout").path, err = folder.appendingPathComponent("stderr").path
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([executable.path] + arguments).map { strdup($0) } + [nil]
+        let merged = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let envp: [UnsafeMutablePointer<CChar>?] = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid = pid_t()
+        let spawned = posix_spawn(&pid, executable.path, &actions, nil, argv, envp)
+        guard spawned == 0 else { throw ProcessFailure("could not start \(executable.path): \(String(cString: strerror(spawned)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        let stdout = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        let stderr = (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
+        return (code, stdout, stderr)
     }
 
     /// What building the test image gave: build.sh's exit status, its output, and how long it took.
