@@ -94,7 +94,7 @@ struct ContainerComposeTests {
             "KB_VKB_PORT": "\(hostPorts["KB_VKB_HOST_PORT"]!)",
         ]
         func kb(_ arguments: [String], _ extra: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
-            try runProgram(builtProductsDirectory.appendingPathComponent("kb"), arguments, environment: clientEnvironment.merging(extra) { $1 })
+            try ContainerEngine.runAndReap(builtProductsDirectory.appendingPathComponent("kb"), arguments, environment: clientEnvironment.merging(extra) { $1 })
         }
         func logs() -> String {
             var text = ""
@@ -142,9 +142,9 @@ struct ContainerComposeTests {
         let file = work.appendingPathComponent("smoke.json")
         try Data(smokeGraph.utf8).write(to: file)
         let ukb = builtProductsDirectory.appendingPathComponent("ukb")
-        let imported = try runProgram(ukb, ["import", file.path], environment: clientEnvironment)
+        let imported = try ContainerEngine.runAndReap(ukb, ["import", file.path], environment: clientEnvironment)
         #expect(imported.status == 0, "ukb import: \(imported.stdout)\(imported.stderr)")
-        let stats = try runProgram(ukb, ["query", "--stats"], environment: clientEnvironment)
+        let stats = try ContainerEngine.runAndReap(ukb, ["query", "--stats"], environment: clientEnvironment)
         #expect(statNumber(stats.stdout, "Total Entities:") == 3 && statNumber(stats.stdout, "Total Relations:") == 2, "ukb query --stats: \(stats.stdout)\(stats.stderr)")
         let points = try await waitForIndexedPoints(3) { try kb(["vectors", "describe", "knowledge_384", "--json"]) }
         #expect(points == 3, "knowledge_384 holds the 3 entities: \(points)\n\(logs())")

@@ -49,7 +49,8 @@ enum ContainerEngine {
     ///
     /// Not Foundation's `Process`: `podman run -d` leaves conmon running with the descriptors
     /// podman inherited, and `Process.waitUntilExit` waits for the end of one of them — for
-    /// ever, as long as the container runs.
+    /// ever, as long as the container runs. Every program of these tests runs this way (a
+    /// `Process` beside these children hung once too).
     static func runAndReap(_ executable: URL, _ arguments: [String], environment: [String: String]) throws -> (status: Int32, stdout: String, stderr: String) {
         let folder = temporaryDirectory("kb-podman")
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -91,9 +92,9 @@ enum ContainerEngine {
     static let imageBuild: Build = {
         let started = Date()
         do {
-            let result = try runProgram(
+            let result = try runAndReap(
                 packageRoot.appendingPathComponent("deploy/containers/build.sh"),
-                ["--debug", "--bin-dir", builtProductsDirectory.path, "--tag", "kb-system:test"]
+                ["--debug", "--bin-dir", builtProductsDirectory.path, "--tag", "kb-system:test"], environment: [:]
             )
             let seconds = Date().timeIntervalSince(started)
             print("deploy/containers/build.sh --debug: \(Int(seconds)) s\n\(result.stdout)")

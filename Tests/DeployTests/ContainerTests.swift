@@ -70,7 +70,7 @@ struct ContainerTests {
 
     /// `kb` or `ukb` of this test run, on the host, as a client of the containers.
     func client(_ tool: String, _ arguments: [String], ports: SystemPorts, data: URL) throws -> (status: Int32, stdout: String, stderr: String) {
-        try runProgram(builtProductsDirectory.appendingPathComponent(tool), arguments, environment: ports.environment.merging([
+        try ContainerEngine.runAndReap(builtProductsDirectory.appendingPathComponent(tool), arguments, environment: ports.environment.merging([
             "KB_AUTH_TOKEN": token, "KB_DATA_DIR": data.path, "KB_TEAM": "", "KB_BIND_HOST": "127.0.0.1",
         ]) { $1 })
     }
@@ -148,7 +148,7 @@ struct ContainerTests {
                 + [image, "ukb", "query", "--stats"]
         )
         #expect(inside.status == 0 && statNumber(inside.stdout, "Total Entities:") == 3, "ukb in the image: \(inside.stdout)\(inside.stderr)")
-        let wrongToken = try runProgram(builtProductsDirectory.appendingPathComponent("ukb"), ["query", "--stats"], environment: ports.environment.merging(["KB_AUTH_TOKEN": "wrong", "KB_DATA_DIR": data.path, "KB_TEAM": ""]) { $1 })
+        let wrongToken = try ContainerEngine.runAndReap(builtProductsDirectory.appendingPathComponent("ukb"), ["query", "--stats"], environment: ports.environment.merging(["KB_AUTH_TOKEN": "wrong", "KB_DATA_DIR": data.path, "KB_TEAM": ""]) { $1 })
         #expect(wrongToken.status != 0, "a wrong token is refused by the containers' graph-store")
 
         // The graph lives in the volume: a new container on it still holds it.

@@ -136,6 +136,11 @@ stage_files() {
       esac
     done < <(ldd "$from/$product")
   done
+  # Resource bundles (VKB's page, GRDB's privacy manifest): Foundation looks for them beside the executable.
+  local bundle
+  for bundle in "$from"/*.resources; do
+    [ -d "$bundle" ] && cp -r "$bundle" "$stage/bin/"
+  done
   cp "$here/kb-healthcheck" "$stage/bin/"
   local model=${KB_EMBEDDING_MODEL_DIR:-}
   if [ -z "$model" ]; then
