@@ -27,6 +27,17 @@ struct ComposeProject {
         return result.stdout.split(separator: "\n").first.flatMap { $0.split(separator: ":").last }.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
     }
 
+    /// Removes by force whatever of the project is still there (after a failed `down`).
+    func removeLeftovers() {
+        let label = "label=io.podman.compose.project=\(name)"
+        let containers = ((try? ContainerEngine.podman(["ps", "-a", "-q", "--filter", label]))?.stdout ?? "").split(separator: "\n").map(String.init)
+        if !containers.isEmpty { _ = try? ContainerEngine.podman(["rm", "-f", "-v", "-t", "0"] + containers) }
+        let volumes = ((try? ContainerEngine.podman(["volume", "ls", "-q", "--filter", label]))?.stdout ?? "").split(separator: "\n").map(String.init)
+        if !volumes.isEmpty { _ = try? ContainerEngine.podman(["volume", "rm", "-f"] + volumes) }
+        let networks = ((try? ContainerEngine.podman(["network", "ls", "-q", "--filter", label]))?.stdout ?? "").split(separator: "\n").map(String.init)
+        if !networks.isEmpty { _ = try? ContainerEngine.podman(["network", "rm", "-f"] + networks) }
+    }
+
     /// What podman still lists of the project (containers, volumes, networks).
     func leftovers() -> String {
         let label = "label=io.podman.compose.project=\(name)"
@@ -67,6 +78,7 @@ struct ContainerComposeTests {
             let down = try? project.compose(["down", "-v", "-t", "10"])
             let left = project.leftovers()
             #expect(left.isEmpty, "podman-compose down -v left: \(left)\n\(down?.stderr ?? "")")
+            if !left.isEmpty { project.removeLeftovers() }
         }
 
         // The file is valid compose for podman-compose: the whole stack, the token only from the env file.

@@ -36,7 +36,7 @@ final class ContainerRun: @unchecked Sendable {
     /// Stops and removes one container (its volume stays).
     func remove(_ name: String) throws {
         let container = "\(label)-\(name)"
-        let result = try ContainerEngine.podman(["rm", "-f", "-t", "10", container])
+        let result = try ContainerEngine.podman(["rm", "-f", "-v", "-t", "10", container])
         guard result.status == 0 else { throw ProcessFailure("podman rm \(container): \(result.stderr)") }
         containers.removeAll { $0 == container }
     }
@@ -54,7 +54,7 @@ final class ContainerRun: @unchecked Sendable {
     /// Removes every container and volume of this run; what podman still lists under the label after.
     @discardableResult
     func removeAll() -> String {
-        if !containers.isEmpty { _ = try? ContainerEngine.podman(["rm", "-f", "-t", "10"] + containers) }
+        if !containers.isEmpty { _ = try? ContainerEngine.podman(["rm", "-f", "-v", "-t", "10"] + containers) }
         if !volumes.isEmpty { _ = try? ContainerEngine.podman(["volume", "rm", "-f"] + volumes) }
         containers = []
         volumes = []
