@@ -73,6 +73,8 @@ struct ContainerComposeTests {
         for key in published { hostPorts[key] = freePort() }
         let project = ComposeProject(environment: hostPorts.mapValues(String.init).merging([
             "KB_IMAGE": image, "KB_ENV_FILE": envFile.path, "CONTAINERS_CONF": ContainerEngine.containersConf.path,
+            // What `down` needs to see both replicas (podman-compose's down reads no --scale).
+            "KB_INFERENCE_GATEWAY_REPLICAS": "2",
         ]) { $1 })
         defer {
             let down = try? project.compose(["down", "-v", "-t", "10"])
