@@ -170,9 +170,13 @@ stage_files "$stage"
 revision=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 step "podman build $tag (FROM $base, $mode executables)"
 # --format docker: OCI images have no HEALTHCHECK; --network host: the sandbox has no bridge.
+previous=$(podman image inspect "$tag" --format '{{.Id}}' 2>/dev/null || true)
 pull=()
 case "$base" in localhost/*) pull=(--pull=never) ;; esac   # ours: never looked for in a registry
 podman build --quiet --format docker --network host "${pull[@]}" \
   --build-arg "BASE=$base" --label "kb.revision=$revision" --label "kb.build=$mode" \
   -f "$here/Containerfile" -t "$tag" "$stage" >/dev/null
+# The image this one replaces, unless something still uses it (no dangling images pile up).
+current=$(podman image inspect "$tag" --format '{{.Id}}')
+if [ -n "$previous" ] && [ "$previous" != "$current" ]; then podman rmi "$previous" >/dev/null 2>&1 || true; fi
 step "$tag built in $((SECONDS - started)) s"
