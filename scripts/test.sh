@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 scripts/setup-system.sh --test
 # Installed above, so the real-model test must run: it fails rather than skips when they are missing.
 export KB_REQUIRE_REAL_MODEL="${KB_REQUIRE_REAL_MODEL:-1}"
-# Prometheus, promtool and kubernetes-validate are installed above, so
-# the deployment tests (Tests/DeployTests) must run: they fail rather than skip when one is missing.
+# Prometheus, promtool, kubernetes-validate and the container tools (podman, runc, debootstrap,
+# podman-compose) are installed above, so the deployment tests (Tests/DeployTests) must run: they
+# fail rather than skip when one is missing.
 export KB_REQUIRE_DEPLOY_TOOLS="${KB_REQUIRE_DEPLOY_TOOLS:-1}"
 # (kubectl excepted: without it the kustomize tests skip, saying why.)
 swift build --build-tests

@@ -50,7 +50,7 @@ struct KubernetesTests {
         #expect(Dictionary(uniqueKeysWithValues: manifests.workloads.map { ($0.name, $0.kind) }) == expected)
         for workload in manifests.workloads {
             let container = workload.container
-            #expect(container["image"] as? String == "kb:latest", "\(workload.name)")
+            #expect(container["image"] as? String == "kb-system:latest", "\(workload.name)")
             #expect(container["command"] as? [String] == ["/usr/local/bin/\(workload.name)"], "\(workload.name)")
             let pod = workload.podSpec["securityContext"] as? [String: Any] ?? [:]
             #expect(pod["runAsNonRoot"] as? Bool == true, "\(workload.name): runAsNonRoot")

@@ -60,6 +60,11 @@ struct LauncherTests {
         let lines = status.stdout.split(separator: "\n")
         #expect(lines.contains { $0.hasPrefix("graph-store") && $0.contains("healthy") })
         #expect(lines.contains { $0.hasPrefix("vector-search") && $0.contains("not installed") })
+        // The containers' health check: one service, and its /health/ready.
+        let ready = try setup.kb("status", "--only", "graph-store", "--ready")
+        #expect(ready.status == 0, "\(ready.stdout)\(ready.stderr)")
+        #expect(ready.stdout.split(separator: "\n").count == 1 && ready.stdout.hasPrefix("graph-store"))
+        #expect(try setup.kb("status", "--only", "graph-stor").stderr.contains("unknown service 'graph-stor'"))
 
         let logs = try setup.kb("logs", "graph-store", "-n", "100")
         #expect(logs.stdout.contains("graph-store ready"))
@@ -75,6 +80,7 @@ struct LauncherTests {
         let after = try setup.kb("status")
         #expect(after.status != 0, "status must fail when installed services are down")
         #expect(after.stdout.contains("down"))
+        #expect(try setup.kb("status", "--only", "graph-store", "--ready").status != 0, "the health check fails once the service is down")
     }
 
     @Test("status exits non-zero when a running service is unhealthy")

@@ -230,8 +230,13 @@ public struct Launcher: Sendable {
         public let isProblem: Bool
     }
 
-    /// The health of every catalog service that is installed or has a pid file.
-    public func status(only: [String] = []) async throws -> [StatusLine] {
+    /// The health of every catalog service that is installed or has a pid file. With
+    /// `requireReady`, a serving service whose `/health/ready` does not answer 200 is a problem
+    /// too (state `not ready`): the probe a container's health check runs.
+    public func status(only: [String] = [], requireReady: Bool = false) async throws -> [StatusLine] {
+        for name in only where ServiceDescriptor.named(name) == nil {
+            throw LauncherError("unknown service '\(name)'; known: \(ServiceDescriptor.catalog.map(\.name).joined(separator: ", "))")
+        }
         var lines: [StatusLine] = []
         let installed = Set(try installedServices().map(\.descriptor.name))
         for descriptor in Self.managedDescriptors where only.isEmpty || only.contains(descriptor.name) {
@@ -251,6 +256,10 @@ public struct Launcher: Sendable {
             if let uptime = reading.uptimeSeconds { detail += "  up \(Int(uptime))s" }
             let unwell = reading.components.filter { $0.value != "healthy" }.map { "\($0.key)=\($0.value)" }.sorted()
             if !unwell.isEmpty { detail += "  (\(unwell.joined(separator: ", ")))" }
+            if requireReady, reading.isServing, await !HealthProbe.isReady(host: managed.probeHost, port: configuration.adminPort) {
+                lines.append(StatusLine(name: name, state: "not ready", detail: detail, isProblem: true))
+                continue
+            }
             lines.append(StatusLine(name: name, state: reading.status, detail: detail, isProblem: !reading.isServing))
         }
         return lines

@@ -77,15 +77,20 @@ struct Down: AsyncParsableCommand {
 }
 
 struct Status: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show each service's health, one line per service; exit 1 if any installed service is not serving.")
+    static let configuration = CommandConfiguration(abstract: "Show each service's health, one line per service; exit 1 if any installed service is not serving (with --ready: not ready).")
 
     @OptionGroup var common: Common
     @Flag(help: "Print JSON instead of lines.")
     var json = false
+    @Option(help: "Only these services (comma-separated names).")
+    var only: String?
+    @Flag(help: "Also require each service's /health/ready to answer 200 (what a container's health check asks).")
+    var ready = false
 
     func run() async throws {
         try await runReportingFailure {
-            let lines = try await common.launcher().status()
+            let names = only?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? []
+            let lines = try await common.launcher().status(only: names, requireReady: ready)
             if json {
                 let objects = lines.map { ["service": $0.name, "status": $0.state, "detail": $0.detail] }
                 let data = try JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys])
