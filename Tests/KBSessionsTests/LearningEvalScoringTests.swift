@@ -51,7 +51,7 @@ struct LearningEvalScoringTests {
         let script = packageRoot.appendingPathComponent("Benchmarks/LearningEval/evaluate.py")
         let run = try runProgram(URL(fileURLWithPath: "/usr/bin/env"), ["python3", script.path, "--score", exportFile.path, "--expected", expectedFile.path, "--no-embeddings"])
         try #require(run.status == 0, "stdout: \(run.stdout)\nstderr: \(run.stderr)")
-        let result = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], run.stdout)
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], "\(run.stdout)")
         #expect(result["extracted"] as? Int == 5, "one item per (entity, session file); the Session entity is none")
         #expect(result["expected"] as? Int == 3)
         let typed = try #require(result["typed"] as? [String: Any]), untyped = try #require(result["untyped"] as? [String: Any])
