@@ -220,9 +220,10 @@ class System:
 
 
 def model_calls(log_path):
-    """Chat completions that reached llama.cpp's server (its access log)."""
+    """Completions llama.cpp's server ran: one timing line each (`eval time`, printed also for a
+    call whose client gave up at its deadline, which the access log leaves out)."""
     try:
-        return len(re.findall(r'"POST /v1/chat/completions HTTP/1\.[01]" \d{3}', open(log_path, errors="replace").read()))
+        return len(re.findall(r"^llama_perf_context_print:\s+eval time", open(log_path, errors="replace").read(), re.M))
     except OSError:
         return None
 
