@@ -15,7 +15,7 @@ with `ukb export` and scores what was learned against Tests/Fixtures/learning/ev
 
 Prints per run and as the median over runs: exchanges per minute (wall clock of `ukb learn`),
 items written per session, the share of valid JSON (answers the learner could use / calls that
-reached the model, counted in the llama.cpp server's access log: the gateway asks a second time
+the model ran, counted from the llama.cpp server's timing lines: the gateway asks a second time
 when an answer is off the schema), duplicates merged (the learner's summary), and precision /
 recall against the expectations (and the same ignoring the type).
 
