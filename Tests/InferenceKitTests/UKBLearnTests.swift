@@ -324,7 +324,8 @@ struct UKBLearnTests {
             found = (try? await graph.call(GraphStoreMethods.getEntity, .with { $0.team = "eng"; $0.name = "Exponential backoff with jitter" })) != nil
             if !found { try await Task.sleep(for: .milliseconds(200)) }
         }
-        #expect(found, "the learner under kb up learned the transcript (log: \(try kb("logs", "session-learner", "-n", "20").stdout))")
+        let learnerLog = (try? kb("logs", "session-learner", "-n", "20").stdout) ?? ""
+        #expect(found, "the learner under kb up learned the transcript (log: \(learnerLog))")
 
         let metrics = await httpGet("http://127.0.0.1:\(learnerPort)/metrics")
         let text = metrics?.body ?? ""

@@ -10,6 +10,7 @@ Run by VKBBrowserTests against real graph-store and vkb processes seeded with a 
 import argparse
 import os
 import sys
+from urllib.parse import parse_qs, urlparse
 
 from selenium.webdriver.common.by import By
 
@@ -57,7 +58,8 @@ def main():
         driver.find_element(By.CSS_SELECTOR, "#d-produced a").click()
         wait_for(driver, f"return document.getElementById('d-name').textContent === {args.produced!r};", what="the produced entity's details")
         check(driver.execute_script("return document.getElementById('d-trajectory').classList.contains('hidden');"), "no trajectory for a non-session entity")
-        check(team + ":" + args.produced in driver.current_url.replace("%3A", ":").replace("%20", " "), f"the URL names the selection: {driver.current_url}")
+        selected = parse_qs(urlparse(driver.current_url).query).get("selected", [])
+        check(selected == [team + ":" + args.produced], f"the URL names the selection: {driver.current_url}")
         print("PASS trajectory view")
     finally:
         driver.quit()
