@@ -335,17 +335,18 @@ struct InferenceGatewayProcessTests {
         #expect(complete.status == 0, "\(complete.stderr)")
         #expect(complete.stdout == "pong\n")
         #expect(complete.stderr.contains("[whole mock-1: 4 in, 1 out") && complete.stderr.contains("usage counted]"))
-        // --schema: the schema goes to the provider (OpenAI's response_format); "pong" is not JSON,
+        // --schema: the schema goes to the provider (response_format); "pong" is not JSON,
         // so the gateway asks once more and then fails with SCHEMA_MISMATCH.
         let schemaFile = temporaryDirectory("kb-schema").appendingPathComponent("schema.json")
         try #"{"type":"object","properties":{"answer":{"type":"string"}},"required":["answer"],"additionalProperties":false}"#.write(to: schemaFile, atomically: true, encoding: .utf8)
         let before = whole.received.count
-        let schemaRun = try runProgram(kb, ["inference", "complete", "ping", "--model", "whole/mock-1", "--schema", schemaFile.path, "--schema-name", "reply"], environment: environment)
+        let schemaRun = try runProgram(kb, ["inference", "complete", "ping", "--model", "whole/mock-1", "--schema", schemaFile.path], environment: environment)
         #expect(schemaRun.status != 0 && schemaRun.stderr.contains("ABORTED"), "\(schemaRun.stdout) \(schemaRun.stderr)")
         let schemaCalls = whole.received.dropFirst(before)
         #expect(schemaCalls.count == 2, "asked once more after an answer off the schema (\(schemaCalls.count) calls)")
         let sentFormat = (try? JSONSerialization.jsonObject(with: Data(try #require(schemaCalls.first).body)) as? [String: Any])?["response_format"] as? [String: Any]
-        #expect(sentFormat?["type"] as? String == "json_schema" && (sentFormat?["json_schema"] as? [String: Any])?["name"] as? String == "reply", "\(String(describing: sentFormat))")
+        // "whole" is a local OpenAI-API server: asked as llama.cpp's servers take a schema.
+        #expect(sentFormat?["type"] as? String == "json_object" && (sentFormat?["schema"] as? [String: Any])?["required"] as? [String] == ["answer"], "\(String(describing: sentFormat))")
         let notJSON = try runProgram(kb, ["inference", "complete", "ping", "--schema", "/nonexistent/schema.json"], environment: environment)
         #expect(notJSON.status != 0 && notJSON.stderr.contains("cannot read the schema"))
         let streamedCLI = try runProgram(kb, ["inference", "complete", "hello there", "--model", "streamer/mock-1", "--stream"], environment: environment)
