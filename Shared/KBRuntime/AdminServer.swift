@@ -78,14 +78,16 @@ extension AdminServer {
     /// Serves `/health`, `/health/live`, `/health/ready` and `/metrics` for a process that is not
     /// one of the services — the session learner (`ukb learn --watch --admin-port`) — until the
     /// returned task is cancelled. Signals stay the caller's: no graceful-shutdown handler is
-    /// installed. `health` turns ready once the port listens.
+    /// installed. `health` turns ready once the port listens; `onFailure` hears why the server
+    /// stopped when it was not cancelled (the port taken, …).
     public static func serveInBackground(
         health: HealthRegistry,
         host: String,
         port: Int,
         allowedHosts: [String],
         logger: Logger,
-        onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+        onRunning: @escaping @Sendable (Int) async -> Void = { _ in },
+        onFailure: @escaping @Sendable (any Error) -> Void = { _ in }
     ) -> Task<Void, any Error> {
         let allowList = HTTPHostAllowList(configured: allowedHosts, boundHost: host)
         let app = application(
@@ -95,6 +97,13 @@ extension AdminServer {
             health.setReady(true)
             await onRunning(bound)
         }
-        return Task { try await app.run() }
+        return Task {
+            do {
+                try await app.run()
+            } catch {
+                if !Task.isCancelled { onFailure(error) }
+                throw error
+            }
+        }
     }
 }

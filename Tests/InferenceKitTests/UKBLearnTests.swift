@@ -25,7 +25,13 @@ struct UKBLearnTests {
 
     /// The three services, the gateway's only provider the mock (as `local`: no budget).
     static func system(extractingWith provider: ScriptedHTTPServer) async throws -> IndexedSystem {
-        let providers = temporaryDirectory("kb-learn").appendingPathComponent("providers.yaml")
+        let providers = try providersFile(provider, in: temporaryDirectory("kb-learn"))
+        return try await IndexedSystem(gatewayEnvironment: ["KB_INFERENCE_PROVIDERS_FILE": providers.path])
+    }
+
+    /// A providers file whose only provider is the mock, as `local` (no budget).
+    static func providersFile(_ provider: ScriptedHTTPServer, in folder: URL) throws -> URL {
+        let providers = folder.appendingPathComponent("providers.yaml")
         try """
             activeStrategy: test
             strategies:
@@ -33,7 +39,7 @@ struct UKBLearnTests {
             providers:
               local: {api: openai, base_url: "\(provider.baseURL)/v1", local: true, models: [mock-1]}
             """.write(to: providers, atomically: true, encoding: .utf8)
-        return try await IndexedSystem(gatewayEnvironment: ["KB_INFERENCE_PROVIDERS_FILE": providers.path])
+        return providers
     }
 
     nonisolated(unsafe) static let backoff: [String: Any] = [
@@ -272,7 +278,7 @@ struct UKBLearnTests {
         await system.stop()
     }
 
-    @Test("kb up with KB_LEARN_WATCH: the session learner starts after the services, learns a transcript dropped into the folder, is listed by kb status, counts its work on /metrics (knowledge_extraction_*) and stops with kb down", .timeLimit(.minutes(4)))
+    @Test("kb up with KB_LEARN_WATCH: the session learner starts after the services (its folder not there yet: waited for, degraded on /health), learns a transcript dropped into the folder, is listed by kb status, counts its work on /metrics (knowledge_extraction_*) and stops with kb down", .timeLimit(.minutes(4)))
     func learnerUnderKbUp() async throws {
         let provider = try ScriptedHTTPServer()
         defer { provider.stop() }
@@ -281,18 +287,10 @@ struct UKBLearnTests {
         let bin = folder.appendingPathComponent("bin", isDirectory: true)
         let sessions = folder.appendingPathComponent("sessions", isDirectory: true)
         try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(at: sessions, withIntermediateDirectories: true)
         for name in ["graph-store", "vector-search", "inference-gateway", "ukb"] {
             try FileManager.default.createSymbolicLink(at: bin.appendingPathComponent(name), withDestinationURL: builtProductsDirectory.appendingPathComponent(name))
         }
-        let providers = folder.appendingPathComponent("providers.yaml")
-        try """
-            activeStrategy: test
-            strategies:
-              test: {priority: [local]}
-            providers:
-              local: {api: openai, base_url: "\(provider.baseURL)/v1", local: true, models: [mock-1]}
-            """.write(to: providers, atomically: true, encoding: .utf8)
+        let providers = try Self.providersFile(provider, in: folder)
         let learnerPort = freePort(), graphPort = freePort()
         let environment = [
             "KB_DATA_DIR": folder.appendingPathComponent("data").path, "KB_TEAM": "eng", "KB_LEARN_WATCH": sessions.path,
@@ -312,6 +310,14 @@ struct UKBLearnTests {
         let learnerLine = try #require(started.firstIndex { $0.hasPrefix("session-learner") && $0.contains("ready") }, "\(up.stdout)")
         let gatewayLine = try #require(started.firstIndex { $0.hasPrefix("inference-gateway") })
         #expect(learnerLine > gatewayLine, "the learner starts after the services it needs")
+        // The folder does not exist yet (no session recorded there so far): waited for, said on /health.
+        var waiting = ""
+        for _ in 0..<50 where !waiting.contains("waiting for folders") {
+            waiting = await httpGet("http://127.0.0.1:\(learnerPort)/health")?.body ?? ""
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(waiting.contains("degraded") && waiting.contains(sessions.lastPathComponent), "\(waiting)")
+        try FileManager.default.createDirectory(at: sessions, withIntermediateDirectories: true)
 
         try (#"{"type":"user","sessionId":"s1","message":{"role":"user","content":"Our retries all fire at once after an outage"}}"# + "\n"
             + #"{"type":"assistant","sessionId":"s1","message":{"role":"assistant","content":[{"type":"text","text":"Use exponential backoff with jitter."}]}}"# + "\n")

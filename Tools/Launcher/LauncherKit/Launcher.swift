@@ -234,8 +234,8 @@ public struct Launcher: Sendable {
     /// `requireReady`, a serving service whose `/health/ready` does not answer 200 is a problem
     /// too (state `not ready`): the probe a container's health check runs.
     public func status(only: [String] = [], requireReady: Bool = false) async throws -> [StatusLine] {
-        for name in only where ServiceDescriptor.named(name) == nil {
-            throw LauncherError("unknown service '\(name)'; known: \(ServiceDescriptor.catalog.map(\.name).joined(separator: ", "))")
+        for name in only where !knows(name) {
+            throw LauncherError("unknown service '\(name)'; known: \(Self.managedDescriptors.map(\.name).joined(separator: ", "))")
         }
         var lines: [StatusLine] = []
         let installed = Set(try installedServices().map(\.descriptor.name))
@@ -311,7 +311,7 @@ public final class SignalWaiter: @unchecked Sendable {
 }
 
 extension Launcher {
-    /// Whether `name` is a service of the catalog.
+    /// Whether `name` is a service `kb up` manages (the catalog's, or the session learner).
     public func knows(_ name: String) -> Bool { Self.managedDescriptors.contains { $0.name == name } }
 
     /// The catalog services that have a log file.

@@ -32,7 +32,8 @@ extension SystemBackup {
     /// "verify" asks the restarted services for their counts (and graph-store's and
     /// budget-service's integrity checks) and compares them with the backup's manifest.
     public func drill(into parent: String? = nil, readyTimeout: Duration = .seconds(120)) async throws -> DrillReport {
-        let running = ServiceDescriptor.catalog.filter { launcher.runningPid($0.name) != nil }.map(\.name)
+        // The session learner too: it is stopped with the rest and started again after.
+        let running = Launcher.managedDescriptors.filter { launcher.runningPid($0.name) != nil }.map(\.name)
         guard running.contains(ServiceDescriptor.graphStore.name) else {
             throw LauncherError("the drill runs on the system `kb up --detach` manages, and graph-store is not running under it (no live pid file in \(launcher.runDirectory.path)); start the system with `kb up --detach` first")
         }
@@ -47,6 +48,11 @@ extension SystemBackup {
             return value
         }
 
+        // The learner writes on its own: stopped first, so nothing is written between the backup
+        // and the stop (the wiped stores, deleted after a verified drill, would hold it alone).
+        if running.contains(ServiceDescriptor.sessionLearner.name) {
+            try await launcher.stopAll(only: [ServiceDescriptor.sessionLearner.name])
+        }
         let (folder, manifest) = try await step("backup") { try await backup(into: parent) }
         _ = try await step("stop") { try await launcher.stopAll() }
         let data = launcher.dataDirectory

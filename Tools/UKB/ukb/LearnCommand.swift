@@ -30,6 +30,7 @@ struct Learn: AsyncParsableCommand {
     @Option(help: "Items less sure than this (0–1) are skipped.") var minConfidence = 0.6
     @Option(help: "Cosine similarity (0–1) at or above which an item merges into the entity it matches.") var mergeThreshold: Float = 0.95
     @Flag(help: "Never call a paid provider.") var localOnly = false
+    @Option(help: "Seconds one extraction call may take (a slow local model needs more); past it the exchange is queued for a later try.") var timeout = 120
     @Option(help: "The state file (default: KB_DATA_DIR/learn/<team>.json).") var state: String?
     @Flag(help: "Forget the state's positions and read every file from its start (queued exchanges are kept).") var fromStart = false
     @Option(help: "With --watch: serve /health and /metrics (extraction counts, latency) on this port, on KB_LEARNER_HOST or KB_BIND_HOST (0: any free port). `kb up` passes KB_LEARNER_PORT (9106).") var adminPort: Int?
@@ -38,6 +39,7 @@ struct Learn: AsyncParsableCommand {
         guard (0...1).contains(minConfidence) else { throw ValidationError("--min-confidence must be 0–1") }
         guard (0...1).contains(mergeThreshold) else { throw ValidationError("--merge-threshold must be 0–1") }
         guard (0...86_400).contains(idle) else { throw ValidationError("--idle must be 0–86400 seconds") }
+        guard (5...3600).contains(timeout) else { throw ValidationError("--timeout must be 5–3600 seconds") }
         guard interval >= 0.05, interval <= 3600 else { throw ValidationError("--interval must be 0.05–3600 seconds") }
         if let adminPort {
             guard watch else { throw ValidationError("--admin-port serves a learner that keeps running: it needs --watch") }
@@ -80,7 +82,7 @@ struct Learn: AsyncParsableCommand {
             }
         }
         let learner = Learner(graph: graph, gateway: gateway, vectors: vectors, configuration: .init(
-            team: team, minConfidence: minConfidence, mergeThreshold: mergeThreshold, localOnly: localOnly
+            team: team, minConfidence: minConfidence, mergeThreshold: mergeThreshold, localOnly: localOnly, timeout: .seconds(timeout)
         ))
         let run = LearnRun(learner: learner, stateURL: stateURL, state: saved)
         let bar = ProgressBar(label: "learning")
@@ -95,7 +97,11 @@ struct Learn: AsyncParsableCommand {
         do {
             repeat {
                 do {
-                    let files = try SessionFiles.list(paths)
+                    // Following: a folder that does not exist yet (no session recorded there so
+                    // far) is waited for, not a reason to stop; the health component says so.
+                    let present = watch ? paths.filter { FileManager.default.fileExists(atPath: $0) } : paths
+                    status.waiting(for: paths.filter { !present.contains($0) })
+                    let files = try SessionFiles.list(present)
                     try await run.pass(files, idleMs: watch ? Int64(idle) * 1000 : 0, queueRetryMs: watch ? 60_000 : 0, shouldStop: stop, progress: progress)
                     status.passed(files: files.count)
                 } catch let error as RPCError where watch && [.unavailable, .deadlineExceeded, .cancelled].contains(error.code) {
@@ -150,6 +156,10 @@ struct Learn: AsyncParsableCommand {
                 details["reason"] = .string("cannot reach a service: \(problem)")
                 return ComponentHealth(.degraded, details)
             }
+            if !reading.missing.isEmpty {
+                details["reason"] = .string("waiting for folders that do not exist yet: \(reading.missing.joined(separator: ", "))")
+                return ComponentHealth(.degraded, details)
+            }
             return ComponentHealth(.healthy, details)
         }
         var logger = Logger(label: ServiceDescriptor.sessionLearner.name)
@@ -158,6 +168,10 @@ struct Learn: AsyncParsableCommand {
             health: health, host: configuration.host, port: port, allowedHosts: configuration.allowedHosts, logger: logger
         ) { bound in
             FileHandle.standardError.write(Data("ukb learn: /health and /metrics on http://\(configuration.host):\(bound)\n".utf8))
+        } onFailure: { error in
+            // A learner asked to serve its admin port and unable to is not healthy: `kb up` sees it exit.
+            FileHandle.standardError.write(Data("ukb learn: cannot serve /health and /metrics on \(configuration.host):\(port): \(error)\n".utf8))
+            Glibc.exit(1)
         }
     }
 
@@ -202,12 +216,13 @@ struct Learn: AsyncParsableCommand {
 
 /// How the following learner is doing, for its health component.
 final class LearnerStatus: @unchecked Sendable {
-    struct Reading { var files = 0, passes = 0; var problem: String? }
+    struct Reading { var files = 0, passes = 0; var problem: String?; var missing: [String] = [] }
     private let lock = NSLock()
     private var current = Reading()
     var reading: Reading { lock.withLock { current } }
     func passed(files: Int) { lock.withLock { current.files = files; current.passes += 1; current.problem = nil } }
     func failed(_ problem: String) { lock.withLock { current.problem = problem } }
+    func waiting(for missing: [String]) { lock.withLock { current.missing = missing } }
 }
 
 /// A flag set from a signal handler's queue and read by the loop.
