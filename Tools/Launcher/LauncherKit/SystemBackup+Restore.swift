@@ -209,7 +209,10 @@ extension SystemBackup {
             }
             let configuration = try ServiceConfiguration(descriptor: descriptor, source: launcher.source)
             let host = ["0.0.0.0", "::", ""].contains(configuration.host) ? "127.0.0.1" : configuration.host
-            if await HealthProbe.get(host: host, port: configuration.adminPort, path: "/health/live", timeout: 1) != nil {
+            // Our services answer 200 `{"status":"alive"}` there; anything else on the port (another
+            // program's exporter, a 404) is not one of them.
+            if let live = await HealthProbe.get(host: host, port: configuration.adminPort, path: "/health/live", timeout: 1),
+               live.status == 200, live.body.contains(#""alive""#) {
                 running.append("\(descriptor.name) (answers on \(host):\(configuration.adminPort))")
             }
         }
