@@ -160,6 +160,13 @@ struct ContainerComposeTests {
         #expect(imported.status == 0, "ukb import: \(imported.stdout)\(imported.stderr)")
         let stats = try ContainerEngine.runAndReap(ukb, ["query", "--stats"], environment: clientEnvironment)
         #expect(statNumber(stats.stdout, "Total Entities:") == 3 && statNumber(stats.stdout, "Total Relations:") == 2, "ukb query --stats: \(stats.stdout)\(stats.stderr)")
+        // An online backup lands in the shared `backups` volume (KB_BACKUP_DIR=/backups), not in a
+        // container's own layer: budget-service's container sees what graph-store wrote.
+        let backup = try ContainerEngine.runAndReap(ukb, ["backup", "compose-check"], environment: clientEnvironment)
+        #expect(backup.status == 0, "ukb backup: \(backup.stdout)\(backup.stderr)")
+        let budgetContainer = try #require(try project.containers("budget-service").first)
+        let listed = try ContainerEngine.podman(["exec", budgetContainer, "ls", "/backups/compose-check"])
+        #expect(listed.status == 0 && !listed.stdout.isEmpty, "the graph's backup in the backups volume: \(listed.stdout)\(listed.stderr)")
         let points = try await waitForIndexedPoints(3) { try kb(["vectors", "describe", "knowledge_384", "--json"]) }
         #expect(points == 3, "knowledge_384 holds the 3 entities: \(points)\n\(logs())")
     }
