@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -14,15 +15,40 @@ public let packageRoot: URL = {
     return url
 }()
 
-/// A loopback TCP port that was free a moment ago.
+/// A loopback TCP port that was free a moment ago, and that this test process has not handed out
+/// before.
+///
+/// Drawn from 20000–32767, below Linux's ephemeral range (32768–60999): a port the kernel picks
+/// for `bind(0)` is one it also gives to outgoing connections, so between this check and the
+/// service's own bind another process's client socket could take it (a test run saw
+/// vector-search fail with "Address already in use" that way). Falls back to `bind(0)` when no
+/// port below the range is free.
 public func freePort() -> Int {
+    for _ in 0..<200 {
+        let candidate = Int.random(in: 20_000..<32_768)
+        guard handedOutPorts.withLock({ $0.insert(candidate).inserted }) else { continue }
+        if bindsLoopback(candidate) { return candidate }
+    }
+    let port = bindLoopback(0)
+    handedOutPorts.withLock { _ = $0.insert(port) }
+    return port
+}
+
+private let handedOutPorts = Mutex<Set<Int>>([])
+
+private func bindsLoopback(_ port: Int) -> Bool { bindLoopback(port) == port }
+
+/// Binds a loopback TCP socket to `port` (0: the kernel's choice) and closes it; the port bound,
+/// or 0 when the bind failed.
+private func bindLoopback(_ port: Int) -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    address.sin_port = UInt16(port).bigEndian
+    let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    guard bound == 0 else { return 0 }
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
     return Int(UInt16(bigEndian: address.sin_port))
