@@ -4,8 +4,15 @@ import Synchronization
 
 // MARK: - The loop
 
-/// The thread that drives libcurl's multi handle: it adds, resumes and removes transfers on
-/// request, and waits in `curl_multi_poll` (woken by `curl_multi_wakeup`).
+/// Drives libcurl's multi handle with its socket interface (`curl_multi_socket_action`) over an
+/// epoll set of libcurl's sockets.
+///
+/// Whoever holds the driver lock may call libcurl: the caller of `submit` starts its transfer
+/// itself when the lock is free (on a reused connection the request is written before `submit`
+/// returns, without waking another thread), and the loop's own thread waits in `epoll_wait` for
+/// answers and time limits, taking the lock only while it hands libcurl what became ready. When
+/// the lock is busy, the work is queued for the thread and the thread woken (an eventfd in the
+/// epoll set).
 final class CurlLoop: @unchecked Sendable {
     enum Command {
         case add(Transfer)
@@ -13,19 +20,33 @@ final class CurlLoop: @unchecked Sendable {
         case resume(Transfer)
     }
 
+    /// What only the holder of the driver lock touches.
+    private struct Driver {
+        /// Transfers being driven, by easy handle.
+        var active: [UnsafeMutableRawPointer: Transfer] = [:]
+        /// When the loop's thread wakes by itself, in CLOCK_MONOTONIC nanoseconds (set as it
+        /// leaves the lock to wait): whoever moves libcurl's next time limit before that wakes it.
+        var sleepingUntil: Int64 = 0
+    }
+
     let configuration: HTTPClient.Configuration
     private let multi: UnsafeMutableRawPointer
+    private let sockets: OpaquePointer
+    private let driver = Mutex(Driver())
     private let commands = Mutex<(queue: [Command], stopping: Bool)>(([], false))
-    private let stopped = Mutex<Bool>(false)
-    /// Transfers being driven, by easy handle (loop thread only).
-    private var active: [UnsafeMutableRawPointer: Transfer] = [:]
 
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+    /// The longest the thread sleeps without a reason (it re-reads libcurl's time limit).
+    private static let longestWait: Int64 = 10_000
 
     init(configuration: HTTPClient.Configuration) {
         _ = Self.globalInit
         self.configuration = configuration
         multi = curl_multi_init()
+        guard let sockets = kb_curl_sockets_create(multi) else {
+            fatalError("kb-http-client: could not make an epoll set or eventfd (\(String(cString: strerror(errno))))")
+        }
+        self.sockets = sockets
         kb_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, configuration.maximumIdleConnections)
         kb_curl_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, configuration.maximumConnectionsPerHost)
         kb_curl_multi_setopt_long(multi, CURLMOPT_PIPELINING, 2 /* CURLPIPE_MULTIPLEX */)
@@ -35,24 +56,44 @@ final class CurlLoop: @unchecked Sendable {
         thread.start()
     }
 
-    func submit(_ transfer: Transfer) { enqueue(.add(transfer), otherwise: HTTPClientError(.shutDown, "the HTTP client was shut down")) }
-    func resume(_ transfer: Transfer) { enqueue(.resume(transfer), otherwise: nil) }
+    func submit(_ transfer: Transfer) { perform(.add(transfer)) }
+    func resume(_ transfer: Transfer) { perform(.resume(transfer)) }
 
     func cancel(_ transfer: Transfer, _ error: HTTPClientError) {
         guard transfer.markAborted(error) else { return }
-        enqueue(.cancel(transfer), otherwise: nil)
+        perform(.cancel(transfer))
     }
 
-    private func enqueue(_ command: Command, otherwise error: HTTPClientError?) {
+    /// Runs `command` here when the driver lock is free, else queues it for the loop's thread.
+    private func perform(_ command: Command) {
+        let stopping = commands.withLock { $0.stopping }
+        if stopping {
+            if case .add(let transfer) = command { transfer.finish(.failure(HTTPClientError(.shutDown, "the HTTP client was shut down"))) }
+            return
+        }
+        let ran: Bool? = driver.withLockIfAvailable { driver in
+            handle(command, &driver)
+            pump(&driver)
+            // The thread sleeps until its own deadline: wake it if libcurl now wants it sooner.
+            return nextDeadline() < driver.sleepingUntil
+        }
+        switch ran {
+        case .some(true): kb_curl_sockets_wake(sockets)
+        case .some(false): break
+        case .none: enqueue(command)
+        }
+    }
+
+    private func enqueue(_ command: Command) {
         let accepted = commands.withLock { commands in
             guard !commands.stopping else { return false }
             commands.queue.append(command)
             return true
         }
         if accepted {
-            curl_multi_wakeup(multi)
-        } else if let error, case .add(let transfer) = command {
-            transfer.finish(.failure(error))
+            kb_curl_sockets_wake(sockets)
+        } else if case .add(let transfer) = command {
+            transfer.finish(.failure(HTTPClientError(.shutDown, "the HTTP client was shut down")))
         }
     }
 
@@ -63,33 +104,82 @@ final class CurlLoop: @unchecked Sendable {
             return !commands.stopping
         }
         guard first else { return }
-        curl_multi_wakeup(multi)
+        kb_curl_sockets_wake(sockets)
     }
 
     private func run() {
-        var running: Int32 = 0
+        var fds = [Int32](repeating: 0, count: 64)
+        var flags = [Int32](repeating: 0, count: 64)
+        var timeout: Int32 = 0
         while true {
-            let (queue, stopping) = commands.withLock { commands in
-                defer { commands.queue = [] }
-                return (commands.queue, commands.stopping)
-            }
-            for command in queue { handle(command) }
+            let ready = kb_curl_sockets_wait(sockets, timeout, &fds, &flags, 64)
+            let stopping = commands.withLock { $0.stopping }
             if stopping { break }
-            curl_multi_perform(multi, &running)
-            collectFinished()
-            curl_multi_poll(multi, nil, 0, 1000, nil)
+            timeout = driver.withLock { driver in
+                var running: Int32 = 0
+                for index in 0..<max(0, Int(ready)) {
+                    kb_curl_multi_socket_action(multi, fds[index], flags[index], &running)
+                }
+                pump(&driver)
+                let now = Self.now()
+                let deadline = min(nextDeadline(), now + Self.longestWait * 1_000_000)
+                driver.sleepingUntil = deadline
+                // Rounded up: waking a hair early would only spin.
+                return Int32(max(0, (deadline - now + 999_999) / 1_000_000))
+            }
         }
-        // Shut down: fail what runs, then free the multi handle.
-        for command in commands.withLock({ $0.queue }) {
+        // Shut down: fail what was queued and what runs. The multi handle is freed in deinit: a
+        // caller may still be about to wake the thread.
+        let queued = commands.withLock { commands in
+            defer { commands.queue = [] }
+            return commands.queue
+        }
+        for command in queued {
             if case .add(let transfer) = command { transfer.finish(.failure(HTTPClientError(.shutDown, "the HTTP client was shut down"))) }
         }
-        for (_, transfer) in active { remove(transfer, .failure(HTTPClientError(.shutDown, "the HTTP client was shut down"))) }
-        // The multi handle is freed in deinit: a caller may still be about to wake it.
+        driver.withLock { driver in
+            for (_, transfer) in driver.active { remove(transfer, .failure(HTTPClientError(.shutDown, "the HTTP client was shut down")), &driver) }
+        }
     }
 
-    deinit { curl_multi_cleanup(multi) }
+    deinit {
+        curl_multi_cleanup(multi)
+        kb_curl_sockets_destroy(sockets)
+    }
 
-    private func handle(_ command: Command) {
+    /// Under the driver lock: the queued commands, libcurl's due time limits (new transfers are
+    /// due at once), and the transfers that ended.
+    private func pump(_ driver: inout Driver) {
+        let queued = commands.withLock { commands in
+            defer { commands.queue = [] }
+            return commands.queue
+        }
+        for command in queued { handle(command, &driver) }
+        var running: Int32 = 0
+        // A few rounds at most: each can make more work due at once (a connection reused …).
+        for _ in 0..<4 {
+            var milliseconds = -1
+            curl_multi_timeout(multi, &milliseconds)
+            guard milliseconds == 0 else { break }
+            kb_curl_multi_timeout_action(multi, &running)
+        }
+        collectFinished(&driver)
+    }
+
+    /// libcurl's next time limit, in CLOCK_MONOTONIC nanoseconds (`.max`: none).
+    private func nextDeadline() -> Int64 {
+        var milliseconds = -1
+        curl_multi_timeout(multi, &milliseconds)
+        return milliseconds < 0 ? .max : Self.now() + Int64(milliseconds) * 1_000_000
+    }
+
+    private static func now() -> Int64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+    }
+
+    private func handle(_ command: Command, _ driver: inout Driver) {
         switch command {
         case .add(let transfer):
             if let abort = transfer.abortReason {
@@ -97,33 +187,33 @@ final class CurlLoop: @unchecked Sendable {
                 return
             }
             transfer.attach()
-            active[transfer.easy] = transfer
+            driver.active[transfer.easy] = transfer
             let added = curl_multi_add_handle(multi, transfer.easy)
             if added != CURLM_OK {
-                active.removeValue(forKey: transfer.easy)
+                driver.active.removeValue(forKey: transfer.easy)
                 transfer.finish(.failure(HTTPClientError(.other, "libcurl refused the transfer: \(String(cString: curl_multi_strerror(added)))")))
                 transfer.detach()
             }
         case .cancel(let transfer):
-            if active[transfer.easy] != nil {
-                remove(transfer, .failure(transfer.abortReason ?? HTTPClientError(.cancelled, "the request was cancelled")))
+            if driver.active[transfer.easy] != nil {
+                remove(transfer, .failure(transfer.abortReason ?? HTTPClientError(.cancelled, "the request was cancelled")), &driver)
             }
         case .resume(let transfer):
-            if active[transfer.easy] != nil { curl_easy_pause(transfer.easy, 0 /* CURLPAUSE_CONT */) }
+            if driver.active[transfer.easy] != nil { curl_easy_pause(transfer.easy, 0 /* CURLPAUSE_CONT */) }
         }
     }
 
-    private func collectFinished() {
+    private func collectFinished(_ driver: inout Driver) {
         var left: Int32 = 0
         while let message = curl_multi_info_read(multi, &left) {
-            guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle, let transfer = active[easy] else { continue }
+            guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle, let transfer = driver.active[easy] else { continue }
             let code = message.pointee.data.result
-            remove(transfer, code == CURLE_OK ? .success(()) : .failure(Self.error(code, transfer)))
+            remove(transfer, code == CURLE_OK ? .success(()) : .failure(Self.error(code, transfer)), &driver)
         }
     }
 
-    private func remove(_ transfer: Transfer, _ result: Result<Void, HTTPClientError>) {
-        active.removeValue(forKey: transfer.easy)
+    private func remove(_ transfer: Transfer, _ result: Result<Void, HTTPClientError>, _ driver: inout Driver) {
+        driver.active.removeValue(forKey: transfer.easy)
         curl_multi_remove_handle(multi, transfer.easy)
         transfer.finish(result)
         transfer.detach()

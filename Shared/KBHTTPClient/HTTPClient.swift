@@ -4,7 +4,8 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
-/// The system's one HTTP client: libcurl's multi interface driven by one thread of its own.
+/// The system's one HTTP client: libcurl's multi interface, its sockets waited on by one thread of
+/// its own; a request is started on the caller's thread when libcurl is free (`CurlLoop`).
 ///
 /// - Connections are kept alive and reused across requests to the same host (libcurl's
 ///   connection cache in the multi handle); HTTP/2 is used where a TLS server offers it, with
@@ -127,7 +128,7 @@ public final class HTTPBody: AsyncSequence, Sendable {
 
 // MARK: - One transfer
 
-/// An easy handle and everything it needs, shared by the loop thread (which drives it) and the
+/// An easy handle and everything it needs, shared by the loop (whichever thread drives libcurl) and the
 /// reader of its response.
 final class Transfer: @unchecked Sendable {
     let easy: UnsafeMutableRawPointer
@@ -136,7 +137,7 @@ final class Transfer: @unchecked Sendable {
     private let requestBody: UnsafeMutableRawBufferPointer?
     let errorBuffer: UnsafeMutablePointer<CChar>
 
-    // Touched by the loop thread only.
+    // Touched only by the holder of the loop's driver lock (in libcurl's callbacks).
     var receivingStatus = 0
     var receivingVersion = ""
     var receivingHeaders: [(name: String, value: String)] = []
@@ -206,7 +207,11 @@ final class Transfer: @unchecked Sendable {
         kb_curl_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1)
         kb_curl_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1)
         kb_curl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS)
-        kb_curl_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1)
+        // Over TLS, wait for a connection being set up to say whether it multiplexes (HTTP/2)
+        // rather than open another. Never over plain HTTP (HTTP/1.1 only): there libcurl would
+        // park the request until the busy connection's first answer — behind a slow generation,
+        // past the request's own time limit, which libcurl does not check while it waits.
+        if request.url.hasPrefix("https://") { kb_curl_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1) }
         // Behind an https_proxy, the proxy's "200 Connection established" is not the answer.
         kb_curl_easy_setopt_long(easy, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1)
         kb_curl_easy_setopt_string(easy, CURLOPT_ACCEPT_ENCODING, "")
@@ -296,7 +301,7 @@ final class Transfer: @unchecked Sendable {
         if let continuation { deliver { continuation.resume(returning: head) } }
     }
 
-    /// The head received (loop thread).
+    /// The head received (under the driver lock).
     private func receivedHead() -> HTTPResponseHead {
         if receivingStatus == 0 {
             var code = 0
@@ -343,7 +348,7 @@ final class Transfer: @unchecked Sendable {
         return true
     }
 
-    /// The transfer ended (loop thread): with success, or a failure.
+    /// The transfer ended (under the driver lock): with success, or a failure.
     func finish(_ result: Result<Void, HTTPClientError>) {
         if case .success = result, !headSent { sendHead() }
         let whole: (CheckedContinuation<(head: HTTPResponseHead, body: [UInt8]), Error>, Result<[UInt8], HTTPClientError>)? = state.withLock { state in

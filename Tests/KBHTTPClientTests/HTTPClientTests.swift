@@ -85,6 +85,84 @@ struct HTTPClientTests {
         }
     }
 
+    @Test("a short time limit set while the client's thread sleeps toward a far one still fires on time (the starting thread wakes it)")
+    func shortLimitWakesTheThread() async throws {
+        try await withServer { server, client in
+            // Two kept-alive connections, idle: the requests below go out on them from the calling
+            // task, so no new socket stirs the client's thread.
+            async let warm1 = client.fetch(HTTPRequest(url: server.url("/ok")))
+            async let warm2 = client.fetch(HTTPRequest(url: server.url("/ok")))
+            _ = try await (warm1, warm2)
+            #expect(server.stats.withLockedValue { $0.accepted } == 2)
+            // Only a far limit is pending (no low-speed checks): the client's thread sleeps toward
+            // it, at most 10 s. A later request's 200 ms limit must wake it, not wait for that.
+            let far = Task {
+                try await client.fetch(HTTPRequest(url: server.url("/hang"), timeouts: HTTPTimeouts(total: .seconds(30), lowSpeedBytesPerSecond: 0)))
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            let clock = ContinuousClock()
+            let start = clock.now
+            do {
+                _ = try await client.fetch(HTTPRequest(url: server.url("/hang"), timeouts: HTTPTimeouts(total: .milliseconds(200), lowSpeedBytesPerSecond: 0)))
+                Issue.record("a hanging server answered")
+            } catch let error as HTTPClientError {
+                #expect(error.kind == .timedOut, "\(error)")
+            }
+            let waited = clock.now - start
+            #expect(waited < .seconds(5), "the 200 ms limit fired after \(waited)")
+            #expect(server.stats.withLockedValue { $0.accepted } == 2, "both went out on the kept-alive connections")
+            far.cancel()
+            await #expect(throws: HTTPClientError.self) { _ = try await far.value }
+        }
+    }
+
+    @Test("while a first request to a plain-HTTP host waits for its answer, a second one to that host gets a connection of its own at once")
+    func secondRequestDoesNotWaitForTheFirst() async throws {
+        try await withServer { server, client in
+            let first = Task { try await client.fetch(HTTPRequest(url: server.url("/hang"), timeouts: HTTPTimeouts(total: .seconds(30)))) }
+            try await Task.sleep(for: .milliseconds(300))
+            // The first connection has not answered yet: libcurl must not park this request
+            // until it does (HTTP/2 multiplexing is for TLS only).
+            let (head, body) = try await client.fetch(HTTPRequest(url: server.url("/ok"), timeouts: HTTPTimeouts(total: .seconds(10))))
+            #expect(head.status == 200 && body == Array("hello".utf8))
+            #expect(server.stats.withLockedValue { $0.accepted } == 2)
+            first.cancel()
+            await #expect(throws: HTTPClientError.self) { _ = try await first.value }
+        }
+    }
+
+    @Test("requests started from many tasks at once while others are cancelled mid-flight: every answer reaches its own caller, every cancelled one fails as cancelled")
+    func startsFromManyThreads() async throws {
+        try await withServer { server, client in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<8 {
+                    group.addTask {
+                        for index in 0..<40 {
+                            if index % 5 == 4 {
+                                let hanging = Task { try await client.fetch(HTTPRequest(url: server.url("/hang"))) }
+                                try await Task.sleep(for: .milliseconds(Int.random(in: 0...5)))
+                                hanging.cancel()
+                                do {
+                                    _ = try await hanging.value
+                                    Issue.record("a cancelled request to a hanging server answered")
+                                } catch let error as HTTPClientError {
+                                    #expect(error.kind == .cancelled, "\(error)")
+                                }
+                            } else {
+                                let body = Array("worker-\(worker)-request-\(index)".utf8)
+                                let answer = try await client.fetch(.postJSON(server.url("/echo"), body: body))
+                                #expect(answer.body == body)
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let (head, body) = try await client.fetch(HTTPRequest(url: server.url("/ok")))
+            #expect(head.status == 200 && body == Array("hello".utf8))
+        }
+    }
+
     @Test("a server that drips a byte a second hits the low-speed limit, whatever the total limit")
     func drip() async throws {
         try await withServer { server, client in

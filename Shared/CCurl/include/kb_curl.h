@@ -4,6 +4,7 @@
 #define KB_CURL_H
 
 #include <curl/curl.h>
+#include <stdlib.h>
 
 typedef size_t (*kb_curl_data_callback)(char *data, size_t size, size_t count, void *context);
 
@@ -19,5 +20,24 @@ CURLMcode kb_curl_multi_setopt_long(CURLM *multi, CURLMoption option, long value
 
 /// The value a write callback returns to pause the transfer (CURL_WRITEFUNC_PAUSE).
 size_t kb_curl_writefunc_pause(void);
+
+/// The sockets of a multi handle, watched with epoll: libcurl's socket callback (installed on
+/// `multi`) keeps the epoll set current, from whichever thread drives libcurl; an eventfd in the
+/// set wakes the waiting thread.
+struct kb_curl_sockets;
+
+/// Makes the epoll set and the wake-up eventfd and installs the socket callback; NULL on failure.
+struct kb_curl_sockets *kb_curl_sockets_create(CURLM *multi);
+void kb_curl_sockets_destroy(struct kb_curl_sockets *sockets);
+/// Waits up to `timeout_ms` (-1: no limit) for sockets to be ready or a wake-up; writes up to
+/// `capacity` (at most 64) ready sockets and their CURL_CSELECT_* masks; returns how many (the
+/// wake-up itself is consumed, not returned), -1 on an epoll error.
+int kb_curl_sockets_wait(struct kb_curl_sockets *sockets, int timeout_ms, int *fds, int *flags, int capacity);
+/// Makes the thread in (or next entering) `kb_curl_sockets_wait` return at once.
+void kb_curl_sockets_wake(struct kb_curl_sockets *sockets);
+
+/// curl_multi_socket_action on a ready socket, and on the timeout (CURL_SOCKET_TIMEOUT).
+CURLMcode kb_curl_multi_socket_action(CURLM *multi, int socket, int flags, int *running);
+CURLMcode kb_curl_multi_timeout_action(CURLM *multi, int *running);
 
 #endif
