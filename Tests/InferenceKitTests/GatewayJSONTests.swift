@@ -69,6 +69,60 @@ struct GatewayJSONTests {
         #expect(try OpenAICompatibleFront.parse(Data(#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"text"}}"#.utf8)).chat.schema == nil)
     }
 
+    @Test("the JSON parser reads what JSONSerialization reads, value for value, and refuses what is not JSON")
+    func parser() throws {
+        func same(_ value: JSONValue, _ other: Any) -> Bool {
+            switch (value, other) {
+            case (.null, is NSNull): return true
+            case (.bool(let a), let b as Bool): return a == b
+            case (.number(let a), let b as NSNumber): return a == b.doubleValue
+            case (.string(let a), let b as String): return a == b
+            case (.array(let a), let b as [Any]): return a.count == b.count && zip(a, b).allSatisfy { same($0, $1) }
+            case (.object(let a), let b as [String: Any]): return a.count == b.count && a.allSatisfy { key, item in b[key].map { same(item, $0) } ?? false }
+            default: return false
+            }
+        }
+        let documents = [
+            #"{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi \"there\"\n\u00e9\ud83d\ude00 \/ \\ \b\f\r\t"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":3}}"#,
+            " [ 0, -0, 1.5, -2.25e-3, 1E+2, 123456789012345678, 9007199254740993, true, false, null, \"\", {}, [] ] ",
+            #"{"nested":{"a":[{"b":[[[]]]}]},"emoji":"😀","cjk":"漢字"}"#,
+            "\"top-level string\"", "42", "null",
+        ]
+        for document in documents {
+            let ours = try #require(JSONValue.parse(document), "\(document)")
+            let theirs = try JSONSerialization.jsonObject(with: Data(document.utf8), options: [.fragmentsAllowed])
+            #expect(same(ours, theirs), "\(document)")
+        }
+        let malformed = [
+            "", " ", "{", "}", "[1,]", "[,1]", #"{"a":1,}"#, #"{"a" 1}"#, #"{a:1}"#, "[1 2]", "01", "-", "1.", ".5", "1e", "+1", "NaN", "Infinity",
+            "tru", "nul", "[true false]", #""abc"#, "\"tab\there\"", #""\x""#, #""\u12""#, #""\ud800""#, #""\udc00x""#, "1 2", "{} x", "1e400",
+            String(repeating: "[", count: 600) + String(repeating: "]", count: 600),
+        ]
+        for text in malformed { #expect(JSONValue.parse(text) == nil, "accepted: \(text.prefix(40).debugDescription)") }
+        #expect(JSONValue.parse(bytes: [0x22, 0xFF, 0xFE, 0x22]) == nil, "a string that is not UTF-8")
+        #expect(JSONValue.parse(#"{"dup":1,"dup":2}"#) == .object(["dup": .number(2)]), "the last of duplicate keys")
+        #expect(JSONValue.parse(String(repeating: "[", count: 500) + String(repeating: "]", count: 500)) != nil, "500 levels are within the bound")
+    }
+
+    @Test("the front hands a json_schema on as written: key order, spacing and escapes kept (the order properties are asked in), whatever surrounds it")
+    func frontSchemaKeepsItsText() throws {
+        let schema = #"{"type": "object", "properties": {"zeta": {"type": "string", "description": "a \"quoted\" {brace} [x]"}, "alpha": {"type": "integer", "minimum": 1.50e1}}, "required": ["zeta", "alpha"]}"#
+        let body = #"{"response_format": {"json_schema": {"schema": \#(schema), "name": "ordered"}, "type": "json_schema"}, "messages": [{"role": "user", "content": "{\"schema\": 1}"}]}"#
+        let asked = try #require(try OpenAICompatibleFront.parse(Data(body.utf8)).chat.schema)
+        #expect(asked.text == schema)
+        #expect(asked.name == "ordered")
+        let zeta = try #require(asked.text.range(of: "zeta")), alpha = try #require(asked.text.range(of: "alpha"))
+        #expect(zeta.lowerBound < alpha.lowerBound)
+
+        // The scanner alone: nested paths, escaped keys, the last of duplicate keys, nothing when absent or malformed.
+        let document = Data(#"{"a": {"b\u0022": [1, {"c": 2}], "b": true}, "a": {"b": {"x": [1, 2]} }}"#.utf8)
+        #expect(JSONRawText.value(in: document, at: ["a", "b"]) == #"{"x": [1, 2]}"#)
+        #expect(JSONRawText.value(in: Data(#"{"a": {"b\u0022": 7}}"#.utf8), at: ["a", "b\""]) == "7")
+        #expect(JSONRawText.value(in: document, at: ["a", "missing"]) == nil)
+        #expect(JSONRawText.value(in: Data(#"{"a": {"b": "unterminated}}"#.utf8), at: ["a", "b"]) == nil)
+        #expect(JSONRawText.value(in: Data("[1, 2]".utf8), at: ["a"]) == nil)
+    }
+
     @Test("the schema checker: types (integer within number, booleans apart), required, additionalProperties, items, enum, bounds, lengths — each violation named by its path; unknown keywords refused")
     func schemaChecker() throws {
         let schema = try OutputSchema(text: #"""

@@ -290,7 +290,7 @@ public struct ProviderCodec: Sendable {
                     ended = true
                     return [.finished(reason: finishReason ?? "stop")]
                 }
-                if let chunk = OpenAIChatAnswer.decode(Array(event.data.utf8)), chunk.error == nil {
+                if let chunk = OpenAIChatAnswer.decode(event.data.utf8), !chunk.error {
                     var events: [ChatStreamEvent] = []
                     if let choice = chunk.choices?.first {
                         if let text = choice.delta?.content, !text.isEmpty { events.append(.text(text)) }
@@ -446,37 +446,87 @@ public struct ProviderCodec: Sendable {
 
 /// An OpenAI chat answer or stream chunk, as far as the gateway reads it. Decoded typed (the hot
 /// path); anything it cannot read this way (an unexpected type somewhere) goes the dictionary way.
-struct OpenAIChatAnswer: Decodable {
-    struct Choice: Decodable {
+struct OpenAIChatAnswer {
+    struct Choice {
         var message: Message?
         var delta: Message?
         var finish_reason: String?
     }
 
-    struct Message: Decodable {
+    struct Message {
         var content: String?
     }
 
-    struct Usage: Decodable {
+    struct Usage {
         var prompt_tokens: Int?
         var completion_tokens: Int?
 
         var tokens: TokenUsage { TokenUsage(inputTokens: prompt_tokens ?? 0, outputTokens: completion_tokens ?? 0) }
     }
 
-    /// Any value: only whether the key is there (and not null) matters.
-    struct Present: Decodable {
-        init(from decoder: Decoder) throws {}
-    }
-
     var choices: [Choice]?
     var usage: Usage?
     var model: String?
-    var error: Present?
+    /// Whether an `error` member is there (and not null).
+    var error: Bool = false
 
-    private static let decoder = JSONDecoder()
+    /// The answer or chunk, read from `JSONValue.parse(bytes:)`'s tree; nil when it is not JSON
+    /// or a member has another type than OpenAI gives it (content as parts, a fractional count):
+    /// the caller then reads it the lenient dictionary way.
+    static func decode<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> OpenAIChatAnswer? {
+        guard case .object(let top)? = JSONValue.parse(bytes: bytes) else { return nil }
+        var answer = OpenAIChatAnswer()
+        switch top["choices"] {
+        case nil, .null?: break
+        case .array(let items)?:
+            var choices: [Choice] = []
+            choices.reserveCapacity(items.count)
+            for item in items {
+                guard case .object(let fields) = item,
+                      let message = readMessage(fields["message"]), let delta = readMessage(fields["delta"]),
+                      let reason = optionalString(fields["finish_reason"]) else { return nil }
+                choices.append(Choice(message: message, delta: delta, finish_reason: reason))
+            }
+            answer.choices = choices
+        default: return nil
+        }
+        switch top["usage"] {
+        case nil, .null?: break
+        case .object(let fields)?:
+            guard let prompt = optionalInt(fields["prompt_tokens"]), let completion = optionalInt(fields["completion_tokens"]) else { return nil }
+            answer.usage = Usage(prompt_tokens: prompt, completion_tokens: completion)
+        default: return nil
+        }
+        guard let model = optionalString(top["model"]) else { return nil }
+        answer.model = model
+        if let error = top["error"], error != .null { answer.error = true }
+        return answer
+    }
 
-    static func decode(_ bytes: [UInt8]) -> OpenAIChatAnswer? {
-        bytes.withUnsafeBufferPointer { try? decoder.decode(OpenAIChatAnswer.self, from: Data(buffer: $0)) }
+    /// An optional member: `.some(nil)` when absent or null, nil when of another type.
+    private static func optionalString(_ value: JSONValue?) -> String?? {
+        switch value {
+        case nil, .null?: .some(nil)
+        case .string(let text)?: .some(text)
+        default: nil
+        }
+    }
+
+    private static func optionalInt(_ value: JSONValue?) -> Int?? {
+        switch value {
+        case nil, .null?: return .some(nil)
+        case .number(let number)? where number == number.rounded() && abs(number) < 1e15: return .some(Int(number))
+        default: return nil
+        }
+    }
+
+    private static func readMessage(_ value: JSONValue?) -> Message?? {
+        switch value {
+        case nil, .null?: return .some(nil)
+        case .object(let fields)?:
+            guard let content = optionalString(fields["content"]) else { return nil }
+            return .some(Message(content: content))
+        default: return nil
+        }
     }
 }

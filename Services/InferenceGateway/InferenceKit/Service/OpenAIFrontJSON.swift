@@ -1,58 +1,31 @@
 import Foundation
 
-/// The OpenAI front's request body and answers as typed JSON: decoded with `JSONDecoder` into
-/// structs and written with `JSONWriter`, no `[String: Any]` tree (the gateway's hot path).
+/// The OpenAI front's request body and answers as typed JSON: read with `JSONValue.parse(bytes:)`
+/// into structs and written with `JSONWriter`, no `[String: Any]` tree (the gateway's hot path).
 extension OpenAICompatibleFront {
-    /// `POST /v1/chat/completions`' body, as far as the gateway reads it (other fields are ignored).
-    struct ChatBody: Decodable {
-        struct Message: Decodable {
+    /// `POST /v1/chat/completions`' body, as far as the gateway reads it (other fields are
+    /// ignored), read from `JSONValue.parse(bytes:)`'s tree. A member of the wrong type throws
+    /// the error naming it as OpenAI names parameters (`messages[0].content`); null is absent.
+    struct ChatBody {
+        struct Message {
             var role: String?
             var content: Content?
         }
 
         /// A message's content: a string, or an array of parts (only text parts are accepted).
-        enum Content: Decodable {
+        enum Content {
             case text(String)
             case parts([Part])
 
-            struct Part: Decodable {
+            struct Part {
                 var type: String?
                 var text: String?
-            }
-
-            init(from decoder: Decoder) throws {
-                let container = try decoder.singleValueContainer()
-                if let text = try? container.decode(String.self) {
-                    self = .text(text)
-                } else if let parts = try? container.decode([Part].self) {
-                    self = .parts(parts)
-                } else {
-                    throw DecodingError.typeMismatch(String.self, .init(codingPath: decoder.codingPath, debugDescription: "content must be a string or an array of text parts"))
-                }
-            }
-        }
-
-        struct StreamOptions: Decodable {
-            var include_usage: Bool?
-        }
-
-        /// `metadata`: the gateway reads `operation` and `project`; values of other types are ignored.
-        struct Metadata: Decodable {
-            var operation: String?
-            var project: String?
-
-            enum CodingKeys: String, CodingKey { case operation, project }
-
-            init(from decoder: Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                operation = try? container.decodeIfPresent(String.self, forKey: .operation)
-                project = try? container.decodeIfPresent(String.self, forKey: .project)
             }
         }
 
         /// `{"type": "json_schema", "json_schema": {name, schema, strict}}`, `{"type": "json_object"}` or `{"type": "text"}`.
-        struct ResponseFormat: Decodable {
-            struct Schema: Decodable {
+        struct ResponseFormat {
+            struct Schema {
                 var name: String?
                 var schema: JSONValue?
                 var strict: Bool?
@@ -70,26 +43,87 @@ extension OpenAICompatibleFront {
         var max_completion_tokens: Double?
         var temperature: Double?
         var stream: Bool?
-        var stream_options: StreamOptions?
-        var metadata: Metadata?
-    }
+        var include_usage: Bool?
+        /// `metadata.operation` and `.project`; values of other types are ignored.
+        var operation: String?
+        var project: String?
 
-    private static let decoder = JSONDecoder()
+        /// A step of a member's path: an object key or an array index.
+        enum Step { case key(String), index(Int) }
+
+        init(_ top: [String: JSONValue]) throws {
+            if let items = try Self.member(top["messages"], [.key("messages")], \.arrayValue) {
+                var messages: [Message] = []
+                messages.reserveCapacity(items.count)
+                for (index, item) in items.enumerated() {
+                    let path: [Step] = [.key("messages"), .index(index)]
+                    guard case .object(let fields) = item else { throw requestError(at: path) }
+                    var message = Message(role: try Self.member(fields["role"], path + [.key("role")], \.stringValue))
+                    switch fields["content"] {
+                    case nil, .null?: break
+                    case .string(let text)?: message.content = .text(text)
+                    case .array(let items)?:
+                        var parts: [Content.Part] = []
+                        for item in items {
+                            guard case .object(let part) = item, let type = Self.optional(part["type"], \.stringValue), let text = Self.optional(part["text"], \.stringValue) else {
+                                throw requestError(at: path + [.key("content")])
+                            }
+                            parts.append(Content.Part(type: type, text: text))
+                        }
+                        message.content = .parts(parts)
+                    default: throw requestError(at: path + [.key("content")])
+                    }
+                    messages.append(message)
+                }
+                self.messages = messages
+            }
+            model = try Self.member(top["model"], [.key("model")], \.stringValue)
+            if let format = try Self.member(top["response_format"], [.key("response_format")], \.objectValue) {
+                let path: [Step] = [.key("response_format")]
+                var responseFormat = ResponseFormat(type: try Self.member(format["type"], path + [.key("type")], \.stringValue))
+                if let schema = try Self.member(format["json_schema"], path + [.key("json_schema")], \.objectValue) {
+                    let path = path + [.key("json_schema")]
+                    responseFormat.json_schema = ResponseFormat.Schema(
+                        name: try Self.member(schema["name"], path + [.key("name")], \.stringValue),
+                        schema: schema["schema"] == .null ? nil : schema["schema"],
+                        strict: try Self.member(schema["strict"], path + [.key("strict")], \.boolValue)
+                    )
+                }
+                response_format = responseFormat
+            }
+            max_tokens = try Self.member(top["max_tokens"], [.key("max_tokens")], \.numberValue)
+            max_completion_tokens = try Self.member(top["max_completion_tokens"], [.key("max_completion_tokens")], \.numberValue)
+            temperature = try Self.member(top["temperature"], [.key("temperature")], \.numberValue)
+            stream = try Self.member(top["stream"], [.key("stream")], \.boolValue)
+            if let options = try Self.member(top["stream_options"], [.key("stream_options")], \.objectValue) {
+                include_usage = try Self.member(options["include_usage"], [.key("stream_options"), .key("include_usage")], \.boolValue)
+            }
+            if let metadata = try Self.member(top["metadata"], [.key("metadata")], \.objectValue) {
+                operation = Self.optional(metadata["operation"], \.stringValue) ?? nil
+                project = Self.optional(metadata["project"], \.stringValue) ?? nil
+            }
+        }
+
+        /// An optional member of one type: nil when absent or null, the type error at `path` otherwise.
+        static func member<T>(_ value: JSONValue?, _ path: [Step], _ kind: KeyPath<JSONValue, T?>) throws -> T? {
+            guard let value, value != .null else { return nil }
+            guard let typed = value[keyPath: kind] else { throw requestError(at: path) }
+            return typed
+        }
+
+        /// `.some(nil)` when absent or null, `.some(value)` when of the type, nil otherwise.
+        static func optional<T>(_ value: JSONValue?, _ kind: KeyPath<JSONValue, T?>) -> T?? {
+            guard let value, value != .null else { return .some(nil) }
+            return value[keyPath: kind].map { .some($0) } ?? nil
+        }
+    }
 
     /// The request body as a gateway request; the error names the parameter.
     static func parse(_ data: Data) throws -> (chat: GatewayChat, stream: Bool, includeUsage: Bool) {
-        let body: ChatBody
-        do {
-            body = try decoder.decode(ChatBody.self, from: data)
-        } catch DecodingError.typeMismatch(_, let context) where !context.codingPath.isEmpty {
-            throw requestError(at: context.codingPath)
-        } catch DecodingError.valueNotFound(_, let context) where !context.codingPath.isEmpty {
-            throw requestError(at: context.codingPath)
-        } catch DecodingError.dataCorrupted(let context) where !context.codingPath.isEmpty {
-            throw requestError(at: context.codingPath)
-        } catch {
+        guard case .object(let top)? = JSONValue.parse(bytes: data) else {
             throw RequestError(param: nil, message: "the body must be a JSON object")
         }
+        let body = try ChatBody(top)
         guard let messages = body.messages, !messages.isEmpty else {
             throw RequestError(param: "messages", message: "'messages' must be a non-empty array of {role, content}")
         }
@@ -135,8 +169,12 @@ extension OpenAICompatibleFront {
                 guard let value = format.json_schema?.schema else {
                     throw RequestError(param: "response_format.json_schema.schema", message: "response_format of type json_schema needs json_schema.schema (a JSON Schema object)")
                 }
+                // The schema as the caller wrote it (its property order is the order the model
+                // is asked to write); re-serialised only if the text found is not the value parsed.
+                let written = JSONRawText.value(in: data, at: ["response_format", "json_schema", "schema"])
+                let text = written.flatMap { JSONValue.parse($0) == value ? $0 : nil } ?? value.text
                 do {
-                    schema = try OutputSchema(text: value.text, name: format.json_schema?.name ?? "")
+                    schema = try OutputSchema(text: text, name: format.json_schema?.name ?? "")
                 } catch let invalid as OutputSchema.Invalid {
                     let param = invalid.field == "json_schema_name" ? "response_format.json_schema.name" : "response_format.json_schema.schema"
                     throw RequestError(param: param, message: "\(param): \(invalid.message)")
@@ -150,30 +188,32 @@ extension OpenAICompatibleFront {
         }
         var chat = GatewayChat(
             messages: chatMessages, model: model == "auto" ? "" : model, maxTokens: maxTokens, temperature: body.temperature,
-            operation: body.metadata?.operation ?? "chat", project: body.metadata?.project ?? ""
+            operation: body.operation ?? "chat", project: body.project ?? ""
         )
         chat.schema = schema
-        return (chat, body.stream ?? false, body.stream_options?.include_usage ?? false)
+        return (chat, body.stream ?? false, body.include_usage ?? false)
     }
 
     /// A type error at `path`, named as OpenAI names parameters (`messages[0].content`).
-    static func requestError(at path: [CodingKey]) -> RequestError {
+    static func requestError(at path: [ChatBody.Step]) -> RequestError {
         var param = ""
-        for key in path {
-            if let index = key.intValue {
-                param += "[\(index)]"
-            } else {
-                param += (param.isEmpty ? "" : ".") + key.stringValue
+        var names: [String] = []
+        for step in path {
+            switch step {
+            case .index(let index): param += "[\(index)]"
+            case .key(let name):
+                param += (param.isEmpty ? "" : ".") + name
+                names.append(name)
             }
         }
-        switch path.first?.stringValue {
+        switch names.first {
         case "max_tokens", "max_completion_tokens":
             return RequestError(param: "max_tokens", message: "max_tokens must be a positive integer")
         case "temperature":
             return RequestError(param: "temperature", message: "temperature must be a number between 0 and 2")
         case "messages" where path.count == 1:
             return RequestError(param: "messages", message: "'messages' must be a non-empty array of {role, content}")
-        case "messages" where path.last?.stringValue == "content":
+        case "messages" where names.last == "content" && names.count == 2:
             return RequestError(param: param, message: "content must be a string or an array of text parts")
         default:
             return RequestError(param: param, message: "\(param) has the wrong type")

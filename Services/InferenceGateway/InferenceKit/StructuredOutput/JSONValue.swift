@@ -2,7 +2,7 @@ import Foundation
 
 /// A parsed JSON value, typed: booleans are never numbers, numbers never booleans (which
 /// `JSONSerialization`'s `NSNumber` cannot promise), so a schema's `type` is checked exactly.
-public indirect enum JSONValue: Sendable, Equatable, Decodable {
+public indirect enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
     case number(Double)
@@ -10,28 +10,9 @@ public indirect enum JSONValue: Sendable, Equatable, Decodable {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    public init(from decoder: Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let value = try? container.decode(Bool.self) {
-            self = .bool(value)
-        } else if let value = try? container.decode(Double.self) {
-            self = .number(value)
-        } else if let value = try? container.decode(String.self) {
-            self = .string(value)
-        } else if let value = try? container.decode([JSONValue].self) {
-            self = .array(value)
-        } else {
-            self = .object(try container.decode([String: JSONValue].self))
-        }
-    }
-
-    private static let decoder = JSONDecoder()
-
     /// Parses JSON text (any value at the top, as RFC 8259 allows); nil when it is not JSON.
     public static func parse(_ text: String) -> JSONValue? {
-        try? decoder.decode(JSONValue.self, from: Data(text.utf8))
+        parse(bytes: text.utf8)
     }
 
     /// The value as compact JSON text, object keys sorted.
