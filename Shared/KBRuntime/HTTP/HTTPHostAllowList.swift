@@ -22,6 +22,8 @@ public final class HTTPHostAllowList: Sendable {
     /// The allowed authorities.
     public let entries: [Entry]
     private let listeningPort = Atomic<Int>(0)
+    /// `host:port` of each entry once the port is known (`listening(on:)`).
+    private let exactAuthorities = Mutex<Set<String>>([])
 
     /// The allow-list of `configured` entries (`host[:port]`), or of the defaults around
     /// `boundHost` when `configured` is empty.
@@ -46,12 +48,22 @@ public final class HTTPHostAllowList: Sendable {
     /// then (an in-process router test), only host names are compared.
     public func listening(on port: Int) {
         listeningPort.store(port, ordering: .relaxed)
+        // The `Host` values a client sends for the allowed entries, exactly as written: matched
+        // first, without parsing (every request of a busy surface carries one of them).
+        var exact = Set<String>()
+        for entry in entries {
+            let entryPort = entry.port ?? port
+            exact.insert("\(entry.host):\(entryPort)")
+            if entryPort == 80 { exact.insert(entry.host) }
+        }
+        exactAuthorities.withLock { $0 = exact }
     }
 
     /// Whether a request's `Host` (its authority, `host[:port]`) is allowed. A request without
     /// one (HTTP/1.0 tools) is allowed: a browser always sends it.
     public func allowsHost(_ authority: String?) -> Bool {
         guard let authority else { return true }
+        if exactAuthorities.withLock({ $0.contains(authority) }) { return true }
         guard let given = Self.authority(authority) else { return false }
         return allows(host: given.host, port: given.port ?? 80)
     }
