@@ -104,6 +104,19 @@ struct GatewayJSONTests {
         #expect(JSONValue.parse(String(repeating: "[", count: 500) + String(repeating: "]", count: 500)) != nil, "500 levels are within the bound")
     }
 
+    @Test("request ids are random version-4 UUIDs in lower case, different every time")
+    func requestIds() {
+        var seen = Set<String>()
+        for _ in 0..<2000 {
+            let id = GatewayChat.newRequestId()
+            #expect(id.count == 36 && id == id.lowercased() && UUID(uuidString: id) != nil, "\(id)")
+            let characters = Array(id)
+            #expect(characters[14] == "4" && "89ab".contains(characters[19]), "\(id): version 4, RFC 4122 variant")
+            seen.insert(id)
+        }
+        #expect(seen.count == 2000)
+    }
+
     @Test("the front hands a json_schema on as written: key order, spacing and escapes kept (the order properties are asked in), whatever surrounds it")
     func frontSchemaKeepsItsText() throws {
         let schema = #"{"type": "object", "properties": {"zeta": {"type": "string", "description": "a \"quoted\" {brace} [x]"}, "alpha": {"type": "integer", "minimum": 1.50e1}}, "required": ["zeta", "alpha"]}"#

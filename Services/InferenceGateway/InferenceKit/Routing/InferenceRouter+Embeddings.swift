@@ -33,7 +33,7 @@ extension InferenceRouter {
     /// Embeddings of `texts` from the first provider serving `model` that gives them: breakers,
     /// budget admission (paid providers: the texts' estimated tokens) and the real cost after.
     /// One try per provider; a transient failure moves on to the next.
-    public func embed(_ texts: [String], model: String, dimensions: Int?, localOnly: Bool = false, requestId: String = UUID().uuidString.lowercased(), project: String = "", deadline: ContinuousClock.Instant) async throws -> GatewayEmbeddings {
+    public func embed(_ texts: [String], model: String, dimensions: Int?, localOnly: Bool = false, requestId: String = GatewayChat.newRequestId(), project: String = "", deadline: ContinuousClock.Instant) async throws -> GatewayEmbeddings {
         var attempts: [Attempt] = []
         var last: ProviderFailure?
         let messages = texts.map { ChatMessage(role: "user", content: $0) }

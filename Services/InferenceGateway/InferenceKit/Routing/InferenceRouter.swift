@@ -31,8 +31,28 @@ public struct GatewayChat: Sendable {
     /// completions only; the answer is checked against it (one retry, then `SchemaMismatch`).
     public var schema: OutputSchema?
 
+    /// A random (version 4) UUID, lower case, from `SystemRandomNumberGenerator` (getrandom):
+    /// Foundation's `UUID()` opens, reads and closes /dev/urandom on Linux, on every request.
+    public static func newRequestId() -> String {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = (generator.next() as UInt64, generator.next() as UInt64)
+        return withUnsafeMutableBytes(of: &bytes) { raw in
+            raw[6] = raw[6] & 0x0F | 0x40
+            raw[8] = raw[8] & 0x3F | 0x80
+            let digits = Array("0123456789abcdef".utf8)
+            var text: [UInt8] = []
+            text.reserveCapacity(36)
+            for index in 0..<16 {
+                if index == 4 || index == 6 || index == 8 || index == 10 { text.append(UInt8(ascii: "-")) }
+                text.append(digits[Int(raw[index] >> 4)])
+                text.append(digits[Int(raw[index] & 0x0F)])
+            }
+            return String(decoding: text, as: UTF8.self)
+        }
+    }
+
     public init(messages: [ChatMessage], model: String = "", provider: String = "", strategy: String = "", maxTokens: Int? = nil, temperature: Double? = nil, localOnly: Bool = false, preferLocal: Bool = false, requestId: String = "", operation: String = "", project: String = "") {
-        self.requestId = requestId.isEmpty ? UUID().uuidString.lowercased() : requestId
+        self.requestId = requestId.isEmpty ? Self.newRequestId() : requestId
         self.operation = operation
         self.project = project
         self.messages = messages
