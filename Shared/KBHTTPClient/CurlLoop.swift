@@ -27,6 +27,9 @@ final class CurlLoop: @unchecked Sendable {
         /// When the loop's thread wakes by itself, in CLOCK_MONOTONIC nanoseconds (set as it
         /// leaves the lock to wait): whoever moves libcurl's next time limit before that wakes it.
         var sleepingUntil: Int64 = 0
+        /// Set by the thread's last act: from then on nothing may be added (no thread would
+        /// drive it).
+        var stopped = false
     }
 
     let configuration: HTTPClient.Configuration
@@ -65,6 +68,8 @@ final class CurlLoop: @unchecked Sendable {
     }
 
     /// Runs `command` here when the driver lock is free, else queues it for the loop's thread.
+    /// Never from inside libcurl's callbacks: the driver lock is held there, and trying a lock
+    /// the thread holds is a fatal error on Linux, not a failed try.
     private func perform(_ command: Command) {
         let stopping = commands.withLock { $0.stopping }
         if stopping {
@@ -72,6 +77,11 @@ final class CurlLoop: @unchecked Sendable {
             return
         }
         let ran: Bool? = driver.withLockIfAvailable { driver in
+            // Checked again here: `shutdown` may have let the thread finish since the check above.
+            if driver.stopped {
+                if case .add(let transfer) = command { transfer.finish(.failure(HTTPClientError(.shutDown, "the HTTP client was shut down"))) }
+                return false
+            }
             handle(command, &driver)
             pump(&driver)
             // The thread sleeps until its own deadline: wake it if libcurl now wants it sooner.
@@ -128,16 +138,18 @@ final class CurlLoop: @unchecked Sendable {
                 return Int32(max(0, (deadline - now + 999_999) / 1_000_000))
             }
         }
-        // Shut down: fail what was queued and what runs. The multi handle is freed in deinit: a
-        // caller may still be about to wake the thread.
-        let queued = commands.withLock { commands in
-            defer { commands.queue = [] }
-            return commands.queue
-        }
-        for command in queued {
-            if case .add(let transfer) = command { transfer.finish(.failure(HTTPClientError(.shutDown, "the HTTP client was shut down"))) }
-        }
+        // Shut down, under the driver lock so that no caller adds a transfer after it: fail what
+        // was queued and what runs. The multi handle is freed in deinit: a caller may still be
+        // about to wake the thread.
         driver.withLock { driver in
+            driver.stopped = true
+            let queued = commands.withLock { commands in
+                defer { commands.queue = [] }
+                return commands.queue
+            }
+            for command in queued {
+                if case .add(let transfer) = command { transfer.finish(.failure(HTTPClientError(.shutDown, "the HTTP client was shut down"))) }
+            }
             for (_, transfer) in driver.active { remove(transfer, .failure(HTTPClientError(.shutDown, "the HTTP client was shut down")), &driver) }
         }
     }
@@ -170,7 +182,8 @@ final class CurlLoop: @unchecked Sendable {
     private func nextDeadline() -> Int64 {
         var milliseconds = -1
         curl_multi_timeout(multi, &milliseconds)
-        return milliseconds < 0 ? .max : Self.now() + Int64(milliseconds) * 1_000_000
+        // Bounded: a deadline centuries away (a huge configured time limit) must not overflow.
+        return milliseconds < 0 ? .max : Self.now() + Int64(min(milliseconds, 86_400_000)) * 1_000_000
     }
 
     private static func now() -> Int64 {
