@@ -74,8 +74,9 @@ struct GatewayJSONTests {
         func same(_ value: JSONValue, _ other: Any) -> Bool {
             switch (value, other) {
             case (.null, is NSNull): return true
-            case (.bool(let a), let b as Bool): return a == b
-            case (.number(let a), let b as NSNumber): return a == b.doubleValue
+            // Booleans come back as NSNumbers of type char ("c"), numbers as long long / double.
+            case (.bool(let a), let b as NSNumber) where String(cString: b.objCType) == "c": return a == b.boolValue
+            case (.number(let a), let b as NSNumber) where String(cString: b.objCType) != "c": return a == b.doubleValue
             case (.string(let a), let b as String): return a == b
             case (.array(let a), let b as [Any]): return a.count == b.count && zip(a, b).allSatisfy { same($0, $1) }
             case (.object(let a), let b as [String: Any]): return a.count == b.count && a.allSatisfy { key, item in b[key].map { same(item, $0) } ?? false }
@@ -124,6 +125,10 @@ struct GatewayJSONTests {
         let asked = try #require(try OpenAICompatibleFront.parse(Data(body.utf8)).chat.schema)
         #expect(asked.text == schema)
         #expect(asked.name == "ordered")
+        // A schema repeating a key goes out re-serialised, holding the value the gateway checks with.
+        let repeated = #"{"type": "object", "properties": {"b": {"type": "string"}}, "type": "object"}"#
+        let reserialised = try #require(try OpenAICompatibleFront.parse(Data(#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"r","schema":\#(repeated)}}}"#.utf8)).chat.schema)
+        #expect(reserialised.text == #"{"properties":{"b":{"type":"string"}},"type":"object"}"#)
         let zeta = try #require(asked.text.range(of: "zeta")), alpha = try #require(asked.text.range(of: "alpha"))
         #expect(zeta.lowerBound < alpha.lowerBound)
 

@@ -143,18 +143,25 @@ public final class BudgetServiceGate: BudgetGate, Sendable {
         state.withLock { $0.prices["\(admission.provider)\u{0}\(admission.model)"] ?? $0.prices["\(admission.provider)\u{0}*"] }
     }
 
-    /// At shutdown: waits (at most `timeout`) for recordings in flight, then tries the pending
-    /// ones once more; returns how many cost events could not be recorded (they are logged).
+    /// At shutdown: waits (at most `timeout`) for recordings in flight, then records the pending
+    /// ones, trying again every 100 ms until `timeout` (the client may still be backing off from
+    /// budget-service's absence when it is back); returns how many cost events could not be
+    /// recorded (they are logged).
     public func drain(timeout: Duration = .seconds(5)) async -> Int {
         let end = ContinuousClock.now + timeout
         while state.withLock({ $0.inFlight }) > 0, ContinuousClock.now < end {
             try? await Task.sleep(for: .milliseconds(10))
         }
-        let pending: [Kb_Budget_V1_CostEvent] = state.withLock { state in
-            defer { state.pending = [] }
-            return state.pending
+        while true {
+            let pending: [Kb_Budget_V1_CostEvent] = state.withLock { state in
+                defer { state.pending = [] }
+                return state.pending
+            }
+            if pending.isEmpty { break }
+            await record(pending, logFailure: false)
+            guard ContinuousClock.now < end, state.withLock({ !$0.pending.isEmpty }) else { break }
+            try? await Task.sleep(for: .milliseconds(100))
         }
-        if !pending.isEmpty { await record(pending) }
         let lost = state.withLock { $0.pending }
         if !lost.isEmpty {
             logger.error("cost events not recorded at shutdown: record them by hand with kb budget", metadata: ["events": "\(lost.map { "\($0.requestID) \($0.provider)/\($0.model) in=\($0.inputTokens) out=\($0.outputTokens)" }.joined(separator: "; "))"])
@@ -162,8 +169,8 @@ public final class BudgetServiceGate: BudgetGate, Sendable {
         return lost.count
     }
 
-    /// Records events; what fails waits for `retryPending`.
-    func record(_ events: [Kb_Budget_V1_CostEvent]) async {
+    /// Records events; what fails waits for `retryPending` (logged unless `logFailure` is false).
+    func record(_ events: [Kb_Budget_V1_CostEvent], logFailure: Bool = true) async {
         do {
             _ = try await client.call(BudgetMethods.recordCosts, .with { $0.events = events }, options: CallOptions(timeout: .seconds(5)))
         } catch {
@@ -173,7 +180,9 @@ public final class BudgetServiceGate: BudgetGate, Sendable {
                 state.pending.removeFirst(over)
                 return over
             }
-            logger.error("could not record LLM costs with budget-service; retrying every second", metadata: ["events": "\(events.count)", "error": "\(error)", "dropped": "\(dropped)"])
+            if logFailure || dropped > 0 {
+                logger.error("could not record LLM costs with budget-service; retrying every second", metadata: ["events": "\(events.count)", "error": "\(error)", "dropped": "\(dropped)"])
+            }
         }
     }
 

@@ -170,9 +170,12 @@ extension OpenAICompatibleFront {
                     throw RequestError(param: "response_format.json_schema.schema", message: "response_format of type json_schema needs json_schema.schema (a JSON Schema object)")
                 }
                 // The schema as the caller wrote it (its property order is the order the model
-                // is asked to write); re-serialised only if the text found is not the value parsed.
+                // is asked to write); re-serialised if the text found is not the value parsed, or
+                // repeats a key (a provider keeping the first would enforce another schema).
                 let written = JSONRawText.value(in: data, at: ["response_format", "json_schema", "schema"])
-                let text = written.flatMap { JSONValue.parse($0) == value ? $0 : nil } ?? value.text
+                let text = written.flatMap { raw in
+                    JSONValue.parseNotingDuplicates(bytes: raw.utf8).flatMap { $0.value == value && !$0.duplicateKeys ? raw : nil }
+                } ?? value.text
                 do {
                     schema = try OutputSchema(text: text, name: format.json_schema?.name ?? "")
                 } catch let invalid as OutputSchema.Invalid {

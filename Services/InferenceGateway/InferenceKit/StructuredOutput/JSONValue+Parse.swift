@@ -8,16 +8,18 @@ extension JSONValue {
     /// reads every provider answer and stream chunk with it, where Foundation's `JSONDecoder`
     /// (its generic `Codable` path) was a tenth of the request's CPU.
     public static func parse<Bytes: Collection<UInt8>>(bytes: Bytes) -> JSONValue? {
-        let parsed: JSONValue?? = bytes.withContiguousStorageIfAvailable { buffer in
+        parseNotingDuplicates(bytes: bytes)?.value
+    }
+
+    /// `parse(bytes:)`, and whether some object in the text repeats a key (a reader that keeps
+    /// the first of them would see another value).
+    static func parseNotingDuplicates<Bytes: Collection<UInt8>>(bytes: Bytes) -> (value: JSONValue, duplicateKeys: Bool)? {
+        func run(_ buffer: UnsafeBufferPointer<UInt8>) -> (value: JSONValue, duplicateKeys: Bool)? {
             var parser = JSONBytesParser(buffer)
-            return parser.document()
+            return parser.document().map { ($0, parser.duplicateKeys) }
         }
-        if let parsed { return parsed }
-        let copy = [UInt8](bytes)
-        return copy.withUnsafeBufferPointer { buffer in
-            var parser = JSONBytesParser(buffer)
-            return parser.document()
-        }
+        if let parsed = bytes.withContiguousStorageIfAvailable(run) { return parsed }
+        return [UInt8](bytes).withUnsafeBufferPointer(run)
     }
 }
 
@@ -35,6 +37,8 @@ private struct JSONBytesParser {
     let bytes: UnsafeBufferPointer<UInt8>
     var index = 0
     var depth = 0
+    /// Whether an object repeated a key (the last one is kept).
+    var duplicateKeys = false
     static let maximumDepth = 512
 
     init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
@@ -95,7 +99,7 @@ private struct JSONBytesParser {
             index += 1
             skipSpace()
             guard let item = value() else { return nil }
-            fields[key] = item
+            if fields.updateValue(item, forKey: key) != nil { duplicateKeys = true }
             skipSpace()
             guard index < bytes.count else { return nil }
             if bytes[index] == UInt8(ascii: ",") {
