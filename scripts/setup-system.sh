@@ -40,6 +40,7 @@ if [ "${1:-}" = "--test" ]; then
     podman                # the container tests (deploy/containers, deploy/docker-compose.yml)
     runc                  # podman's runtime here (crun refuses the sandbox's rlimits)
     debootstrap           # the images' Debian base (deploy/containers/build.sh)
+    golang-github-containernetworking-plugin-dnsname  # service names on compose networks (podman 4.3's CNI backend)
   )
   # Python packages the tests drive, for the python3 on PATH (the tests run `python3`), as
   # module:package — selenium (VKB's browser tests), openai (the gateway's OpenAI-compatible
