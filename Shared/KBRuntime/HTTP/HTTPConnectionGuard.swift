@@ -195,7 +195,10 @@ private final class ByteArrivalWatcher: ChannelInboundHandler, RemovableChannelH
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        connectionGuard.bytesArrived(context: guardContext)
+        // The bytes go through the HTTP decoder first: when they hold a whole head (every
+        // request of a client that is not dripping), the guard has seen it by the time it hears
+        // of them, and no header timer is armed and cancelled for it.
         context.fireChannelRead(data)
+        connectionGuard.bytesArrived(context: guardContext)
     }
 }
