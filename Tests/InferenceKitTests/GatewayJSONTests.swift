@@ -132,13 +132,14 @@ struct GatewayJSONTests {
         let zeta = try #require(asked.text.range(of: "zeta")), alpha = try #require(asked.text.range(of: "alpha"))
         #expect(zeta.lowerBound < alpha.lowerBound)
 
-        // The scanner alone: nested paths, escaped keys, the last of duplicate keys, nothing when absent or malformed.
+        // The kept text alone: nested paths, escaped keys, the last of duplicate keys, nothing when absent or malformed.
         let document = Data(#"{"a": {"b\u0022": [1, {"c": 2}], "b": true}, "a": {"b": {"x": [1, 2]} }}"#.utf8)
-        #expect(JSONRawText.value(in: document, at: ["a", "b"]) == #"{"x": [1, 2]}"#)
-        #expect(JSONRawText.value(in: Data(#"{"a": {"b\u0022": 7}}"#.utf8), at: ["a", "b\""]) == "7")
-        #expect(JSONRawText.value(in: document, at: ["a", "missing"]) == nil)
-        #expect(JSONRawText.value(in: Data(#"{"a": {"b": "unterminated}}"#.utf8), at: ["a", "b"]) == nil)
-        #expect(JSONRawText.value(in: Data("[1, 2]".utf8), at: ["a"]) == nil)
+        #expect(JSONValue.parse(bytes: document, keepingTextAt: ["a", "b"])?.text == #"{"x": [1, 2]}"#)
+        #expect(JSONValue.parse(bytes: Data(#"{"a": {"b\u0022": 7}}"#.utf8), keepingTextAt: ["a", "b\""])?.text == "7")
+        #expect(JSONValue.parse(bytes: document, keepingTextAt: ["a", "missing"])?.text == nil)
+        #expect(JSONValue.parse(bytes: Data(#"{"a": {"b": "unterminated}}"#.utf8), keepingTextAt: ["a", "b"])?.text == nil)
+        #expect(JSONValue.parse(bytes: Data("[1, 2]".utf8), keepingTextAt: ["a"])?.text == nil)
+        #expect(JSONValue.parse(bytes: Data(#"{"a": [{"b": 1}]}"#.utf8), keepingTextAt: ["a", "b"])?.text == nil, "a path does not run through arrays")
     }
 
     @Test("the schema checker: types (integer within number, booleans apart), required, additionalProperties, items, enum, bounds, lengths — each violation named by its path; unknown keywords refused")

@@ -120,7 +120,10 @@ extension OpenAICompatibleFront {
 
     /// The request body as a gateway request; the error names the parameter.
     static func parse(_ data: Data) throws -> (chat: GatewayChat, stream: Bool, includeUsage: Bool) {
-        guard case .object(let top)? = JSONValue.parse(bytes: data) else {
+        // The schema's text is kept as the caller wrote it: its property order is the order the
+        // model is asked to write them in.
+        guard let (document, schemaText) = JSONValue.parse(bytes: data, keepingTextAt: ["response_format", "json_schema", "schema"]),
+              case .object(let top) = document else {
             throw RequestError(param: nil, message: "the body must be a JSON object")
         }
         let body = try ChatBody(top)
@@ -169,13 +172,9 @@ extension OpenAICompatibleFront {
                 guard let value = format.json_schema?.schema else {
                     throw RequestError(param: "response_format.json_schema.schema", message: "response_format of type json_schema needs json_schema.schema (a JSON Schema object)")
                 }
-                // The schema as the caller wrote it (its property order is the order the model
-                // is asked to write); re-serialised if the text found is not the value parsed, or
-                // repeats a key (a provider keeping the first would enforce another schema).
-                let written = JSONRawText.value(in: data, at: ["response_format", "json_schema", "schema"])
-                let text = written.flatMap { raw in
-                    JSONValue.parseNotingDuplicates(bytes: raw.utf8).flatMap { $0.value == value && !$0.duplicateKeys ? raw : nil }
-                } ?? value.text
+                // Re-serialised only when it repeats a key (a provider keeping the first of them
+                // would enforce another schema than the gateway checks with).
+                let text = schemaText ?? value.text
                 do {
                     schema = try OutputSchema(text: text, name: format.json_schema?.name ?? "")
                 } catch let invalid as OutputSchema.Invalid {

@@ -8,15 +8,25 @@ extension JSONValue {
     /// reads every provider answer and stream chunk with it, where Foundation's `JSONDecoder`
     /// (its generic `Codable` path) was a tenth of the request's CPU.
     public static func parse<Bytes: Collection<UInt8>>(bytes: Bytes) -> JSONValue? {
-        parseNotingDuplicates(bytes: bytes)?.value
+        func run(_ buffer: UnsafeBufferPointer<UInt8>) -> JSONValue? {
+            var parser = JSONBytesParser(buffer)
+            return parser.document()
+        }
+        if let parsed = bytes.withContiguousStorageIfAvailable(run) { return parsed }
+        return [UInt8](bytes).withUnsafeBufferPointer(run)
     }
 
-    /// `parse(bytes:)`, and whether some object in the text repeats a key (a reader that keeps
-    /// the first of them would see another value).
-    static func parseNotingDuplicates<Bytes: Collection<UInt8>>(bytes: Bytes) -> (value: JSONValue, duplicateKeys: Bool)? {
-        func run(_ buffer: UnsafeBufferPointer<UInt8>) -> (value: JSONValue, duplicateKeys: Bool)? {
-            var parser = JSONBytesParser(buffer)
-            return parser.document().map { ($0, parser.duplicateKeys) }
+    /// `parse(bytes:)`, and the text of the value at `path` (object keys from the top; the last
+    /// of duplicate keys, as in the tree) exactly as it was written — key order, spacing, numbers
+    /// and escapes untouched. The text is nil when there is no such value, or when it repeats a
+    /// key inside (a reader keeping the first of them would see another value than the tree).
+    /// `JSONValue`'s objects forget key order; the OpenAI front hands a JSON Schema on with it.
+    static func parse<Bytes: Collection<UInt8>>(bytes: Bytes, keepingTextAt path: [String]) -> (value: JSONValue, text: String?)? {
+        func run(_ buffer: UnsafeBufferPointer<UInt8>) -> (value: JSONValue, text: String?)? {
+            var parser = JSONBytesParser(buffer, capturing: path)
+            guard let value = parser.document() else { return nil }
+            guard let captured = parser.captured, !captured.duplicateKeys else { return (value, nil) }
+            return (value, String(decoding: UnsafeBufferPointer(rebasing: buffer[captured.range]), as: UTF8.self))
         }
         if let parsed = bytes.withContiguousStorageIfAvailable(run) { return parsed }
         return [UInt8](bytes).withUnsafeBufferPointer(run)
@@ -37,11 +47,19 @@ private struct JSONBytesParser {
     let bytes: UnsafeBufferPointer<UInt8>
     var index = 0
     var depth = 0
-    /// Whether an object repeated a key (the last one is kept).
-    var duplicateKeys = false
+    /// How many times an object repeated a key (the last one is kept).
+    var duplicateKeys = 0
     static let maximumDepth = 512
+    /// The object keys to the value whose text is wanted (nil: none); the keys from the top to
+    /// the value being read (nil for an array's level); where the wanted value was found.
+    let target: [String]?
+    var keys: [String?] = []
+    var captured: (range: Range<Int>, duplicateKeys: Bool)?
 
-    init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+    init(_ bytes: UnsafeBufferPointer<UInt8>, capturing target: [String]? = nil) {
+        self.bytes = bytes
+        self.target = target
+    }
 
     mutating func document() -> JSONValue? {
         skipSpace()
@@ -98,8 +116,16 @@ private struct JSONBytesParser {
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { return nil }
             index += 1
             skipSpace()
+            let start = index, repeatsBefore = duplicateKeys
+            if target != nil { keys.append(key) }
             guard let item = value() else { return nil }
-            if fields.updateValue(item, forKey: key) != nil { duplicateKeys = true }
+            if let target {
+                if keys.count == target.count, zip(keys, target).allSatisfy({ $0 == $1 }) {
+                    captured = (start..<index, duplicateKeys > repeatsBefore)
+                }
+                keys.removeLast()
+            }
+            if fields.updateValue(item, forKey: key) != nil { duplicateKeys += 1 }
             skipSpace()
             guard index < bytes.count else { return nil }
             if bytes[index] == UInt8(ascii: ",") {
@@ -124,6 +150,8 @@ private struct JSONBytesParser {
             index += 1
             return .array(items)
         }
+        if target != nil { keys.append(nil) }
+        defer { if target != nil { keys.removeLast() } }
         while true {
             skipSpace()
             guard let item = value() else { return nil }
