@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@ size_t kb_curl_writefunc_pause(void) { return CURL_WRITEFUNC_PAUSE; }
 struct kb_curl_sockets {
     int epoll;
     int wake;
+    int timer;
 };
 
 /// CURLMOPT_SOCKETFUNCTION: libcurl says which sockets to watch, and for what. epoll_ctl may be
@@ -50,9 +52,11 @@ struct kb_curl_sockets *kb_curl_sockets_create(CURLM *multi) {
     if (!sockets) return NULL;
     sockets->epoll = epoll_create1(EPOLL_CLOEXEC);
     sockets->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (sockets->epoll < 0 || sockets->wake < 0) {
+    sockets->timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (sockets->epoll < 0 || sockets->wake < 0 || sockets->timer < 0) {
         if (sockets->epoll >= 0) close(sockets->epoll);
         if (sockets->wake >= 0) close(sockets->wake);
+        if (sockets->timer >= 0) close(sockets->timer);
         free(sockets);
         return NULL;
     }
@@ -60,6 +64,8 @@ struct kb_curl_sockets *kb_curl_sockets_create(CURLM *multi) {
     event.events = EPOLLIN;
     event.data.fd = -1;  // the wake-up eventfd
     epoll_ctl(sockets->epoll, EPOLL_CTL_ADD, sockets->wake, &event);
+    event.data.fd = -2;  // libcurl's next time limit
+    epoll_ctl(sockets->epoll, EPOLL_CTL_ADD, sockets->timer, &event);
     curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, kb_curl_socket_changed);
     curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, sockets);
     return sockets;
@@ -68,6 +74,7 @@ struct kb_curl_sockets *kb_curl_sockets_create(CURLM *multi) {
 void kb_curl_sockets_destroy(struct kb_curl_sockets *sockets) {
     close(sockets->epoll);
     close(sockets->wake);
+    close(sockets->timer);
     free(sockets);
 }
 
@@ -78,9 +85,10 @@ int kb_curl_sockets_wait(struct kb_curl_sockets *sockets, int timeout_ms, int *f
     if (count < 0) return errno == EINTR ? 0 : -1;
     int ready = 0;
     for (int index = 0; index < count; index++) {
-        if (events[index].data.fd == -1) {
+        if (events[index].data.fd == -1 || events[index].data.fd == -2) {
             uint64_t value;
-            while (read(sockets->wake, &value, sizeof value) == sizeof value) {}
+            int fd = events[index].data.fd == -1 ? sockets->wake : sockets->timer;
+            while (read(fd, &value, sizeof value) == sizeof value) {}
             continue;
         }
         int mask = 0;
@@ -92,6 +100,17 @@ int kb_curl_sockets_wait(struct kb_curl_sockets *sockets, int timeout_ms, int *f
         ready++;
     }
     return ready;
+}
+
+void kb_curl_sockets_arm(struct kb_curl_sockets *sockets, int64_t deadline_ns) {
+    struct itimerspec when = {0};
+    if (deadline_ns > 0) {  // 0 would disarm: a deadline already passed fires at once
+        when.it_value.tv_sec = deadline_ns / 1000000000;
+        when.it_value.tv_nsec = deadline_ns % 1000000000;
+    } else {
+        when.it_value.tv_nsec = 1;
+    }
+    timerfd_settime(sockets->timer, TFD_TIMER_ABSTIME, &when, NULL);
 }
 
 void kb_curl_sockets_wake(struct kb_curl_sockets *sockets) {

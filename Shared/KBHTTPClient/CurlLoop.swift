@@ -10,9 +10,10 @@ import Synchronization
 /// Whoever holds the driver lock may call libcurl: the caller of `submit` starts its transfer
 /// itself when the lock is free (on a reused connection the request is written before `submit`
 /// returns, without waking another thread), and the loop's own thread waits in `epoll_wait` for
-/// answers and time limits, taking the lock only while it hands libcurl what became ready. When
-/// the lock is busy, the work is queued for the thread and the thread woken (an eventfd in the
-/// epoll set).
+/// answers and time limits, taking the lock only while it hands libcurl what became ready.
+/// libcurl's next time limit is a timerfd in the same epoll set, so a starter whose transfer
+/// brings that limit forward re-arms the timer instead of waking the thread. When the lock is
+/// busy, the work is queued for the thread and the thread woken (an eventfd in the set).
 final class CurlLoop: @unchecked Sendable {
     enum Command {
         case add(Transfer)
@@ -24,9 +25,10 @@ final class CurlLoop: @unchecked Sendable {
     private struct Driver {
         /// Transfers being driven, by easy handle.
         var active: [UnsafeMutableRawPointer: Transfer] = [:]
-        /// When the loop's thread wakes by itself, in CLOCK_MONOTONIC nanoseconds (set as it
-        /// leaves the lock to wait): whoever moves libcurl's next time limit before that wakes it.
-        var sleepingUntil: Int64 = 0
+        /// When the timer wakes the loop's thread, in CLOCK_MONOTONIC nanoseconds (`.max`:
+        /// unarmed): whoever moves libcurl's next time limit before that re-arms it. A later
+        /// limit leaves it: the thread wakes early once, finds nothing due and arms it again.
+        var timerAt: Int64 = .max
         /// Set by the thread's last act: from then on nothing may be added (no thread would
         /// drive it).
         var stopped = false
@@ -39,8 +41,6 @@ final class CurlLoop: @unchecked Sendable {
     private let commands = Mutex<(queue: [Command], stopping: Bool)>(([], false))
 
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
-    /// The longest the thread sleeps without a reason (it re-reads libcurl's time limit).
-    private static let longestWait: Int64 = 10_000
 
     init(configuration: HTTPClient.Configuration) {
         _ = Self.globalInit
@@ -84,14 +84,10 @@ final class CurlLoop: @unchecked Sendable {
             }
             handle(command, &driver)
             pump(&driver)
-            // The thread sleeps until its own deadline: wake it if libcurl now wants it sooner.
-            return nextDeadline() < driver.sleepingUntil
+            armTimer(&driver)
+            return true
         }
-        switch ran {
-        case .some(true): kb_curl_sockets_wake(sockets)
-        case .some(false): break
-        case .none: enqueue(command)
-        }
+        if ran == nil { enqueue(command) }
     }
 
     private func enqueue(_ command: Command) {
@@ -120,22 +116,18 @@ final class CurlLoop: @unchecked Sendable {
     private func run() {
         var fds = [Int32](repeating: 0, count: 64)
         var flags = [Int32](repeating: 0, count: 64)
-        var timeout: Int32 = 0
         while true {
-            let ready = kb_curl_sockets_wait(sockets, timeout, &fds, &flags, 64)
+            // No time limit of its own: the timer, a socket or a wake-up ends the wait.
+            let ready = kb_curl_sockets_wait(sockets, -1, &fds, &flags, 64)
             let stopping = commands.withLock { $0.stopping }
             if stopping { break }
-            timeout = driver.withLock { driver in
+            driver.withLock { driver in
                 var running: Int32 = 0
                 for index in 0..<max(0, Int(ready)) {
                     kb_curl_multi_socket_action(multi, fds[index], flags[index], &running)
                 }
                 pump(&driver)
-                let now = Self.now()
-                let deadline = min(nextDeadline(), now + Self.longestWait * 1_000_000)
-                driver.sleepingUntil = deadline
-                // Rounded up: waking a hair early would only spin.
-                return Int32(max(0, (deadline - now + 999_999) / 1_000_000))
+                armTimer(&driver)
             }
         }
         // Shut down, under the driver lock so that no caller adds a transfer after it: fail what
@@ -178,12 +170,19 @@ final class CurlLoop: @unchecked Sendable {
         collectFinished(&driver)
     }
 
-    /// libcurl's next time limit, in CLOCK_MONOTONIC nanoseconds (`.max`: none).
-    private func nextDeadline() -> Int64 {
+    /// Under the driver lock: arms the timer for libcurl's next time limit when that comes
+    /// before the timer's setting (a syscall, where waking the thread was a context switch).
+    private func armTimer(_ driver: inout Driver) {
         var milliseconds = -1
         curl_multi_timeout(multi, &milliseconds)
-        // Bounded: a deadline centuries away (a huge configured time limit) must not overflow.
-        return milliseconds < 0 ? .max : Self.now() + Int64(min(milliseconds, 86_400_000)) * 1_000_000
+        guard milliseconds >= 0 else { return }
+        // Bounded: a limit centuries away (a huge configured time limit) must not overflow.
+        let now = Self.now()
+        let deadline = now + Int64(min(milliseconds, 86_400_000)) * 1_000_000
+        // A setting already passed has fired (or is about to wake the thread): replace it.
+        guard deadline < driver.timerAt || driver.timerAt <= now else { return }
+        driver.timerAt = deadline
+        kb_curl_sockets_arm(sockets, deadline)
     }
 
     private static func now() -> Int64 {

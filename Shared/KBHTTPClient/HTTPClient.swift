@@ -186,7 +186,7 @@ final class Transfer: @unchecked Sendable {
                 errorBuffer.deallocate()
                 throw HTTPClientError(.invalidRequest, "header \(name.debugDescription) has a line break or colon in its name or value")
             }
-            if name.caseInsensitiveCompare("User-Agent") == .orderedSame { hasUserAgent = true }
+            if name.isHeaderName("User-Agent") { hasUserAgent = true }
             list = curl_slist_append(list, value.isEmpty ? "\(name);" : "\(name): \(value)")
         }
         // No `Expect: 100-continue` round trip for larger bodies.

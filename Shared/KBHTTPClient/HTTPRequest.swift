@@ -67,7 +67,19 @@ public struct HTTPResponseHead: Sendable {
 
     /// The first value of a header, by case-insensitive name.
     public func header(_ name: String) -> String? {
-        headers.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
+        headers.first { $0.name.isHeaderName(name) }?.value
+    }
+}
+
+extension String {
+    /// Whether this header name is `name` up to ASCII case (header names are ASCII tokens;
+    /// Foundation's `caseInsensitiveCompare` went through CFString on every call).
+    func isHeaderName(_ name: String) -> Bool {
+        let a = utf8, b = name.utf8
+        guard a.count == b.count else { return false }
+        return zip(a, b).allSatisfy { x, y in
+            x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= UInt8(ascii: "a") && (x | 0x20) <= UInt8(ascii: "z"))
+        }
     }
 }
 

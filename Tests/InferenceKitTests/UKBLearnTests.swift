@@ -333,8 +333,15 @@ struct UKBLearnTests {
         let learnerLog = (try? kb("logs", "session-learner", "-n", "20").stdout) ?? ""
         #expect(found, "the learner under kb up learned the transcript (log: \(learnerLog))")
 
-        let metrics = await httpGet("http://127.0.0.1:\(learnerPort)/metrics")
-        let text = metrics?.body ?? ""
+        // The entity is written inside the exchange; the exchange's outcome and latency are
+        // counted once it returns, so they may trail the graph by a moment.
+        var text = ""
+        let countedBy = ContinuousClock.now + .seconds(10)
+        repeat {
+            text = await httpGet("http://127.0.0.1:\(learnerPort)/metrics")?.body ?? ""
+            if text.contains("knowledge_extraction_latency_seconds_count 1") { break }
+            try await Task.sleep(for: .milliseconds(100))
+        } while ContinuousClock.now < countedBy
         #expect(text.contains(#"knowledge_extraction_items_total{type="coding_pattern"} 1"#), "\(text)")
         #expect(text.contains(#"knowledge_extraction_exchanges_total{outcome="extracted"} 1"#))
         #expect(text.contains("knowledge_extraction_latency_seconds_count 1"))

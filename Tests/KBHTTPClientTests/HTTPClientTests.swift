@@ -85,11 +85,11 @@ struct HTTPClientTests {
         }
     }
 
-    @Test("a short time limit set while the client's thread sleeps toward a far one still fires on time (the starting thread wakes it)")
+    @Test("a short time limit set while the client's thread sleeps toward a far one still fires on time (the starting thread re-arms its timer)")
     func shortLimitWakesTheThread() async throws {
         try await withServer { server, client in
             // Only a far limit is pending (no low-speed checks): the client's thread sleeps toward
-            // it, at most 10 s. A later request's 200 ms limit must wake it, not wait for that.
+            // it. A later request's 200 ms limit must move its timer, not wait for the far one.
             let far = Task {
                 try await client.fetch(HTTPRequest(url: server.url("/hang"), timeouts: HTTPTimeouts(total: .seconds(30), lowSpeedBytesPerSecond: 0)))
             }
@@ -401,6 +401,19 @@ struct StreamingFormatTests {
         await #expect(throws: StreamLineTooLong.self) {
             for try await _ in Self.split(String(repeating: "b", count: 5000), every: 100).lines(lineLimit: 1000) {}
         }
+    }
+
+    @Test("header names match up to ASCII letter case only")
+    func headerNames() {
+        let head = HTTPResponseHead(status: 200, headers: [("Retry-After", "3"), ("x-a-b", "1"), ("X-Z@", "2")])
+        #expect(head.header("retry-after") == "3")
+        #expect(head.header("RETRY-AFTER") == "3")
+        #expect(head.header("Retry-Afte") == nil)
+        #expect(head.header("X-A-B") == "1")
+        // Folding 0x20 would make these equal; they are not letters.
+        #expect(head.header("x\ra\rb") == nil)
+        #expect(head.header("x-z`") == nil)
+        #expect(head.header("x-z@") == "2")
     }
 }
 

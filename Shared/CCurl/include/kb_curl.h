@@ -4,6 +4,7 @@
 #define KB_CURL_H
 
 #include <curl/curl.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 typedef size_t (*kb_curl_data_callback)(char *data, size_t size, size_t count, void *context);
@@ -33,6 +34,10 @@ void kb_curl_sockets_destroy(struct kb_curl_sockets *sockets);
 /// `capacity` (at most 64) ready sockets and their CURL_CSELECT_* masks; returns how many (the
 /// wake-up itself is consumed, not returned), -1 on an epoll error.
 int kb_curl_sockets_wait(struct kb_curl_sockets *sockets, int timeout_ms, int *fds, int *flags, int capacity);
+/// Makes `kb_curl_sockets_wait` return at `deadline_ns` (CLOCK_MONOTONIC nanoseconds; a time
+/// already passed: at once), in place of any earlier setting. Callable from any thread while
+/// another waits: the change applies to the wait under way.
+void kb_curl_sockets_arm(struct kb_curl_sockets *sockets, int64_t deadline_ns);
 /// Makes the thread in (or next entering) `kb_curl_sockets_wait` return at once.
 void kb_curl_sockets_wake(struct kb_curl_sockets *sockets);
 

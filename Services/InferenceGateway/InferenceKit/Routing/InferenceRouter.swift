@@ -31,12 +31,13 @@ public struct GatewayChat: Sendable {
     /// completions only; the answer is checked against it (one retry, then `SchemaMismatch`).
     public var schema: OutputSchema?
 
-    /// A random (version 4) UUID, lower case, from `SystemRandomNumberGenerator` (getrandom):
+    /// A random (version 4) UUID, lower case, from `arc4random_buf` (getrandom):
     /// Foundation's `UUID()` opens, reads and closes /dev/urandom on Linux, on every request.
     public static func newRequestId() -> String {
-        var generator = SystemRandomNumberGenerator()
-        var bytes = (generator.next() as UInt64, generator.next() as UInt64)
+        var bytes: (UInt64, UInt64) = (0, 0)
         return withUnsafeMutableBytes(of: &bytes) { raw in
+            // One getrandom(2) for the 16 bytes (SystemRandomNumberGenerator makes one per word).
+            arc4random_buf(raw.baseAddress!, 16)
             raw[6] = raw[6] & 0x0F | 0x40
             raw[8] = raw[8] & 0x3F | 0x80
             let digits = Array("0123456789abcdef".utf8)
