@@ -371,7 +371,7 @@ struct InferenceRouterTests {
         }
     }
 
-    @Test("cache keys carry the schema: the same prompt with another schema or none is another entry; a valid structured answer is cached, a broken one never")
+    @Test("cache keys carry the schema: the same prompt with another schema (or its properties reordered) or none is another entry, re-indented the same; a valid structured answer is cached, a broken one never")
     func schemaCacheKeys() async throws {
         let cache = ResponseCache(path: nil, capacity: 100, ttl: .seconds(600), logger: Logger(label: "test"))
         try await withRouter(cache: cache) { router, mocks in
@@ -396,6 +396,17 @@ struct InferenceRouterTests {
             #expect(mocks.requests("a") == 5)
             #expect(ResponseCache.key(messages: local.messages, model: "", maxTokens: nil, temperature: 0, schema: Self.itemSchema)
                 != ResponseCache.key(messages: local.messages, model: "", maxTokens: nil, temperature: 0, schema: try OutputSchema(text: Self.itemSchema.text, name: "other")))
+            // The same schema re-indented shares the key; its properties in another order, or a
+            // space inside one of its strings, do not.
+            let key = { (text: String) in
+                ResponseCache.key(messages: local.messages, model: "", maxTokens: nil, temperature: 0, schema: try OutputSchema(text: text, name: "item"))
+            }
+            let indented = "{\n  \"type\" : \"object\",\n\t\"properties\": {\"name\": {\"type\": \"string\", \"minLength\": 1},\r\n \"confidence\": {\"type\":\"number\",\"minimum\":0,\"maximum\":1}},\n  \"required\": [ \"name\", \"confidence\" ], \"additionalProperties\": false\n}\n"
+            #expect(try key(indented) == key(Self.itemSchema.text))
+            #expect(try key(#"{"properties":{"name":{"type":"string","minLength":1},"confidence":{"type":"number","minimum":0,"maximum":1}},"type":"object","required":["name","confidence"],"additionalProperties":false}"#) != key(Self.itemSchema.text))
+            #expect(try key(#"{"type":"object","description":"a b"}"#) != key(#"{"type":"object","description":"ab"}"#))
+            #expect(try key(#"{"type":"object","description":"a \" b"}"#) == key(#"{ "type" : "object" , "description" : "a \" b" }"#))
+            #expect(try OutputSchema(text: #"{ "type" : "object" , "description" : "x \" y\\ " , "required" : [ "a" , "b" ] }"#).compactText == #"{"type":"object","description":"x \" y\\ ","required":["a","b"]}"#)
         }
     }
 

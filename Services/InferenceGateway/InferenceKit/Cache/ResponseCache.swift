@@ -98,7 +98,8 @@ public final class ResponseCache: Sendable {
     /// length-prefixed, so no two different requests share a key whatever their text holds, and
     /// the key has no NUL (SQLite's text functions stop at one).
     /// `route`: what else picks the answering provider (a pinned provider, a strategy).
-    /// `schema`: a structured request's schema (its name and text): two schemas never share answers.
+    /// `schema`: a structured request's schema (its name and compact text): two schemas share
+    /// answers only when they differ in whitespace between tokens.
     public static func key(messages: [ChatMessage], model: String, maxTokens: Int?, temperature: Double?, route: String = "", schema: OutputSchema? = nil) -> String {
         var key = "v2"
         func add(_ part: String) { key += "|\(part.utf8.count):" + part }
@@ -110,7 +111,7 @@ public final class ResponseCache: Sendable {
             // Keys of free-text requests stay as they were (entries on disk keep serving).
             add("schema")
             add(schema.name)
-            add(schema.text.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}"))
+            add(schema.compactText.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}"))
         }
         for message in messages {
             add(message.role)

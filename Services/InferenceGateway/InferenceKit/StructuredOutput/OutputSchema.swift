@@ -12,6 +12,11 @@ public struct OutputSchema: Sendable, Equatable {
     public let text: String
     /// The schema, compiled for checking answers.
     public let schema: JSONSchema
+    /// `text` without the whitespace between its tokens (key order and string contents kept):
+    /// what the completion cache keys on, so a schema re-indented by another client shares
+    /// answers, while one with its properties in another order (which providers generate in)
+    /// does not.
+    public let compactText: String
 
     /// Why a schema or its name cannot be used; `field` is `json_schema` or `json_schema_name`.
     public struct Invalid: Error, Sendable, Equatable, CustomStringConvertible {
@@ -45,6 +50,25 @@ public struct OutputSchema: Sendable, Equatable {
         }
         self.name = name
         self.text = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        compactText = Self.compact(text)
+    }
+
+    /// JSON text (already parsed, so well formed) without insignificant whitespace.
+    static func compact(_ text: String) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count)
+        var inString = false, escaped = false
+        for byte in text.utf8 {
+            if inString {
+                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+            } else if byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D {
+                continue
+            } else if byte == UInt8(ascii: "\"") {
+                inString = true
+            }
+            out.append(byte)
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// An answer checked against the schema: the JSON text (without the markdown code fence a
