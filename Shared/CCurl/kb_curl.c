@@ -63,9 +63,16 @@ struct kb_curl_sockets *kb_curl_sockets_create(CURLM *multi) {
     struct epoll_event event = {0};
     event.events = EPOLLIN;
     event.data.fd = -1;  // the wake-up eventfd
-    epoll_ctl(sockets->epoll, EPOLL_CTL_ADD, sockets->wake, &event);
+    int added = epoll_ctl(sockets->epoll, EPOLL_CTL_ADD, sockets->wake, &event);
     event.data.fd = -2;  // libcurl's next time limit
-    epoll_ctl(sockets->epoll, EPOLL_CTL_ADD, sockets->timer, &event);
+    if (added == 0) added = epoll_ctl(sockets->epoll, EPOLL_CTL_ADD, sockets->timer, &event);
+    if (added != 0) {  // without them no wake-up or time limit would ever end a wait
+        close(sockets->epoll);
+        close(sockets->wake);
+        close(sockets->timer);
+        free(sockets);
+        return NULL;
+    }
     curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, kb_curl_socket_changed);
     curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, sockets);
     return sockets;

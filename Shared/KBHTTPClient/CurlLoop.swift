@@ -26,8 +26,9 @@ final class CurlLoop: @unchecked Sendable {
         /// Transfers being driven, by easy handle.
         var active: [UnsafeMutableRawPointer: Transfer] = [:]
         /// When the timer wakes the loop's thread, in CLOCK_MONOTONIC nanoseconds (`.max`:
-        /// unarmed): whoever moves libcurl's next time limit before that re-arms it. A later
-        /// limit leaves it: the thread wakes early once, finds nothing due and arms it again.
+        /// never armed; a time passed: it fired): whoever moves libcurl's next time limit before
+        /// that re-arms it. A later limit leaves it: the thread wakes early once, finds nothing
+        /// due and arms it again.
         var timerAt: Int64 = .max
         /// Set by the thread's last act: from then on nothing may be added (no thread would
         /// drive it).
@@ -47,7 +48,7 @@ final class CurlLoop: @unchecked Sendable {
         self.configuration = configuration
         multi = curl_multi_init()
         guard let sockets = kb_curl_sockets_create(multi) else {
-            fatalError("kb-http-client: could not make an epoll set or eventfd (\(String(cString: strerror(errno))))")
+            fatalError("kb-http-client: could not make an epoll set, eventfd or timerfd (\(String(cString: strerror(errno))))")
         }
         self.sockets = sockets
         kb_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, configuration.maximumIdleConnections)
@@ -117,8 +118,9 @@ final class CurlLoop: @unchecked Sendable {
         var fds = [Int32](repeating: 0, count: 64)
         var flags = [Int32](repeating: 0, count: 64)
         while true {
-            // No time limit of its own: the timer, a socket or a wake-up ends the wait.
-            let ready = kb_curl_sockets_wait(sockets, -1, &fds, &flags, 64)
+            // The timer, a socket or a wake-up ends the wait; a minute at most, should the timer
+            // ever fail to arm (a syscall whose failure nothing else would notice).
+            let ready = kb_curl_sockets_wait(sockets, 60_000, &fds, &flags, 64)
             let stopping = commands.withLock { $0.stopping }
             if stopping { break }
             driver.withLock { driver in
@@ -171,14 +173,17 @@ final class CurlLoop: @unchecked Sendable {
     }
 
     /// Under the driver lock: arms the timer for libcurl's next time limit when that comes
-    /// before the timer's setting (a syscall, where waking the thread was a context switch).
+    /// before the timer's setting or the setting has passed (a syscall, where waking the thread
+    /// was a context switch).
     private func armTimer(_ driver: inout Driver) {
         var milliseconds = -1
         curl_multi_timeout(multi, &milliseconds)
         guard milliseconds >= 0 else { return }
         // Bounded: a limit centuries away (a huge configured time limit) must not overflow.
         let now = Self.now()
-        let deadline = now + Int64(min(milliseconds, 86_400_000)) * 1_000_000
+        // libcurl rounds the time left down to whole milliseconds: a limit "1 ms" away may be
+        // 1.9 ms away, and a timer set at 1 ms would wake the thread to find nothing due.
+        let deadline = now + Int64(min(milliseconds, 86_400_000) + (milliseconds > 0 ? 1 : 0)) * 1_000_000
         // A setting already passed has fired (or is about to wake the thread): replace it.
         guard deadline < driver.timerAt || driver.timerAt <= now else { return }
         driver.timerAt = deadline

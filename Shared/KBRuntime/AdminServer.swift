@@ -48,14 +48,19 @@ public enum AdminServer {
         port: Int,
         allowList: HTTPHostAllowList,
         limits: HTTPConnectionLimits = .init(),
+        direct: [HTTPDirectRoute] = [],
         logger: Logger,
         onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol where Context.Source == ApplicationRequestContextSource {
         let count = HTTPConnectionCount()
+        let serverName = "kb-admin"
+        // `direct` routes are answered from the pipeline by the same router (HTTPDirectRoutes).
+        let responder = direct.isEmpty ? nil : router.buildResponder()
         return Application(
             router: router,
-            server: .http1(configuration: .init(additionalChannelHandlers: HTTPConnectionGuard.handlers(limits: limits, count: count))),
-            configuration: .init(address: .hostname(host, port: port), serverName: "kb-admin"),
+            server: .http1(configuration: .init(additionalChannelHandlers: HTTPConnectionGuard.handlers(limits: limits, count: count)
+                + (responder.map { [HTTPDirectRouteHandler(routes: direct, responder: $0, serverName: serverName, logger: logger)] } ?? []))),
+            configuration: .init(address: .hostname(host, port: port), serverName: serverName),
             onServerRunning: { channel in
                 let bound = channel.localAddress?.port ?? port
                 allowList.listening(on: bound)

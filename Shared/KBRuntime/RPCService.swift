@@ -21,11 +21,18 @@ public protocol RPCService: Sendable {
 
     /// What runs beside the RPC server and is shut down after it, in order (stores, timers).
     var lifecycleServices: [any Service] { get }
+
+    /// Admin routes answered straight from the connection's pipeline (`HTTPDirectRoute`): hot
+    /// routes whose body is collected anyway.
+    var directAdminRoutes: [HTTPDirectRoute] { get }
 }
 
 extension RPCService {
     /// No admin routes beyond the runtime's.
     public func addAdminRoutes(to router: Router<BasicRequestContext>, configuration: ServiceConfiguration) {}
+
+    /// None.
+    public var directAdminRoutes: [HTTPDirectRoute] { [] }
 }
 
 /// The offline `restore` subcommand of a service that owns a store: `<service> restore BACKUP`.

@@ -57,7 +57,7 @@ public final class ServiceRuntime: Sendable {
     /// port, together with `services` (stores that need an orderly close), until SIGTERM or
     /// SIGINT; then stops accepting, finishes in-flight requests and shuts the services down in
     /// reverse order.
-    public func run(router: RPCRouter, services: [any Service] = [], adminRouter: Router<BasicRequestContext>? = nil) async throws {
+    public func run(router: RPCRouter, services: [any Service] = [], adminRouter: Router<BasicRequestContext>? = nil, directAdminRoutes: [HTTPDirectRoute] = []) async throws {
         var router = router
         let health = health
         let name = configuration.descriptor.name
@@ -90,6 +90,7 @@ public final class ServiceRuntime: Sendable {
             host: configuration.host,
             port: configuration.adminPort,
             allowList: httpAllowList,
+            direct: directAdminRoutes,
             logger: logger
         ) { [logger] port in
             logger.info("admin http listening", metadata: ["port": "\(port)"])
@@ -198,7 +199,7 @@ public final class ServiceRuntime: Sendable {
         let admin = AdminServer.router(health: runtime.health, requestGuard: runtime.requestGuard)
         face.addAdminRoutes(to: admin, configuration: runtime.configuration)
         do {
-            try await runtime.run(router: router, services: face.lifecycleServices, adminRouter: admin)
+            try await runtime.run(router: router, services: face.lifecycleServices, adminRouter: admin, directAdminRoutes: face.directAdminRoutes)
         } catch {
             runtime.logger.critical("\(name) stopped on an error", metadata: ["error": "\(error)"])
             fail("\(name): \(error)", code: ServiceExitCode.failure)

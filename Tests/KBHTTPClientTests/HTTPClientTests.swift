@@ -86,7 +86,7 @@ struct HTTPClientTests {
     }
 
     @Test("a short time limit set while the client's thread sleeps toward a far one still fires on time (the starting thread re-arms its timer)")
-    func shortLimitWakesTheThread() async throws {
+    func shortLimitMovesTheTimer() async throws {
         try await withServer { server, client in
             // Only a far limit is pending (no low-speed checks): the client's thread sleeps toward
             // it. A later request's 200 ms limit must move its timer, not wait for the far one.

@@ -16,6 +16,8 @@ public struct RawResponse: Sendable {
 /// header, a header sent slowly, a connection that says nothing.
 public final class RawConnection: @unchecked Sendable {
     private let socketDescriptor: Int32
+    /// Bytes read past the last response returned (a pipelined answer's start).
+    private var pending: [UInt8] = []
 
     /// Connects to `127.0.0.1:port`.
     public init(port: Int) throws {
@@ -59,29 +61,48 @@ public final class RawConnection: @unchecked Sendable {
     /// and body, or nil when the connection closed or nothing whole came.
     public func readResponse(within seconds: Double = 10) -> RawResponse? {
         let deadline = Date().addingTimeInterval(seconds)
-        var data = [UInt8]()
         var buffer = [UInt8](repeating: 0, count: 65536)
         while Date() < deadline {
-            if let response = Self.parse(data) { return response }
+            if let response = takeResponse() { return response }
             var descriptor = pollfd(fd: socketDescriptor, events: Int16(POLLIN), revents: 0)
             guard poll(&descriptor, 1, Int32(max(1, deadline.timeIntervalSinceNow * 1000))) > 0 else { continue }
             let count = recv(socketDescriptor, &buffer, buffer.count, 0)
-            if count <= 0 { return Self.parse(data) }
-            data.append(contentsOf: buffer[0..<count])
+            if count <= 0 { return takeResponse() }
+            pending.append(contentsOf: buffer[0..<count])
         }
-        return Self.parse(data)
+        return takeResponse()
     }
 
-    private static func parse(_ data: [UInt8]) -> RawResponse? {
-        let text = String(decoding: data, as: UTF8.self)
-        guard let end = text.range(of: "\r\n\r\n") else { return nil }
-        let head = text[..<end.lowerBound]
+    /// Every byte that arrives until `marker` has (or `seconds` pass, or the peer closes): the
+    /// text so far, or nil when the marker never came.
+    public func read(until marker: String, within seconds: Double = 10) -> String? {
+        let deadline = Date().addingTimeInterval(seconds)
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while Date() < deadline {
+            let text = String(decoding: pending, as: UTF8.self)
+            if text.contains(marker) { return text }
+            var descriptor = pollfd(fd: socketDescriptor, events: Int16(POLLIN), revents: 0)
+            guard poll(&descriptor, 1, Int32(max(1, deadline.timeIntervalSinceNow * 1000))) > 0 else { continue }
+            let count = recv(socketDescriptor, &buffer, buffer.count, 0)
+            if count <= 0 { break }
+            pending.append(contentsOf: buffer[0..<count])
+        }
+        let text = String(decoding: pending, as: UTF8.self)
+        return text.contains(marker) ? text : nil
+    }
+
+    /// The first whole response in `pending` (a `Content-Length` body), removed from it.
+    private func takeResponse() -> RawResponse? {
+        guard let end = pending.indices.dropLast(3).first(where: { pending[$0] == 13 && pending[$0 + 1] == 10 && pending[$0 + 2] == 13 && pending[$0 + 3] == 10 }) else { return nil }
+        let head = String(decoding: pending[..<end], as: UTF8.self)
         let lines = head.split(separator: "\r\n")
         guard let first = lines.first, first.hasPrefix("HTTP/1."), let status = Int(first.split(separator: " ").dropFirst().first ?? "") else { return nil }
         let length = lines.dropFirst().first { $0.lowercased().hasPrefix("content-length:") }.flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
-        let body = Array(text[end.upperBound...].utf8)
-        guard body.count >= length else { return nil }
-        return RawResponse(status: status, body: String(decoding: body.prefix(length), as: UTF8.self))
+        let bodyStart = end + 4
+        guard pending.count - bodyStart >= length else { return nil }
+        let body = String(decoding: pending[bodyStart..<(bodyStart + length)], as: UTF8.self)
+        pending.removeFirst(bodyStart + length)
+        return RawResponse(status: status, body: body)
     }
 
     /// One whole request on a new connection: `method path` with `headers` (a `Host` among them

@@ -24,15 +24,16 @@ size_t kb_curl_writefunc_pause(void);
 
 /// The sockets of a multi handle, watched with epoll: libcurl's socket callback (installed on
 /// `multi`) keeps the epoll set current, from whichever thread drives libcurl; an eventfd in the
-/// set wakes the waiting thread.
+/// set wakes the waiting thread, and a timerfd in it ends the wait at libcurl's next time limit.
 struct kb_curl_sockets;
 
-/// Makes the epoll set and the wake-up eventfd and installs the socket callback; NULL on failure.
+/// Makes the epoll set, the wake-up eventfd and the timerfd and installs the socket callback;
+/// NULL on failure.
 struct kb_curl_sockets *kb_curl_sockets_create(CURLM *multi);
 void kb_curl_sockets_destroy(struct kb_curl_sockets *sockets);
-/// Waits up to `timeout_ms` (-1: no limit) for sockets to be ready or a wake-up; writes up to
-/// `capacity` (at most 64) ready sockets and their CURL_CSELECT_* masks; returns how many (the
-/// wake-up itself is consumed, not returned), -1 on an epoll error.
+/// Waits up to `timeout_ms` (-1: no limit) for sockets to be ready, a wake-up or the timer;
+/// writes up to `capacity` (at most 64) ready sockets and their CURL_CSELECT_* masks; returns how
+/// many (a wake-up or timer expiry is consumed, not returned), -1 on an epoll error.
 int kb_curl_sockets_wait(struct kb_curl_sockets *sockets, int timeout_ms, int *fds, int *flags, int capacity);
 /// Makes `kb_curl_sockets_wait` return at `deadline_ns` (CLOCK_MONOTONIC nanoseconds; a time
 /// already passed: at once), in place of any earlier setting. Callable from any thread while

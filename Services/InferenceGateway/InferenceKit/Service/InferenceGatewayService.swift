@@ -539,6 +539,14 @@ public final class InferenceGatewayService: Service, Sendable {
     /// `GET /internal/circuit-breakers` (also the guide's `/internal/circuit-breaker/status`):
     /// `{provider: {state, failures, lastFailure, nextAttempt}}`; `POST
     /// /internal/circuit-breakers/{provider}/reset` (also `/internal/circuit-breaker/reset/{provider}`).
+    /// The OpenAI front's two POST routes, answered from the pipeline (`HTTPDirectRoute`).
+    public var directAdminRoutes: [HTTPDirectRoute] {
+        [
+            HTTPDirectRoute(.post, "/v1/chat/completions", maximumBody: OpenAICompatibleFront.maximumBody),
+            HTTPDirectRoute(.post, "/v1/embeddings", maximumBody: OpenAICompatibleFront.maximumBody),
+        ]
+    }
+
     public func addAdminRoutes(to router: Router<BasicRequestContext>, configuration: ServiceConfiguration) {
         let status: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, _ in self.breakersJSON() }
         router.get("/internal/circuit-breakers", use: status)

@@ -1,0 +1,143 @@
+import Foundation
+import Hummingbird
+import KBRuntime
+import KBTestSupport
+import Logging
+import NIOCore
+import Synchronization
+import Testing
+
+/// Routes answered straight from the channel pipeline (`HTTPDirectRoute`), beside routes the
+/// same router answers through Hummingbird, on a real loopback port.
+@Suite("Direct HTTP routes on a real port", .serialized)
+struct HTTPDirectRouteTests {
+    /// What the routes let the test see and steer.
+    final class Probe: Sendable {
+        let slowGate = AsyncStream<Void>.makeStream()
+        let streamGate = AsyncStream<Void>.makeStream()
+        let waiting = Mutex(false)
+        let cancelled = Mutex(false)
+    }
+
+    func withServer(_ body: (Int, Probe) async throws -> Void) async throws {
+        let probe = Probe()
+        let router = Router()
+        router.add(middleware: HTTPRequestGuard.Middleware(HTTPRequestGuard(allowList: HTTPHostAllowList(configured: [], boundHost: "127.0.0.1"))))
+        router.post("/echo") { request, _ -> Response in
+            guard let body = try? await request.body.collect(upTo: 64) else {
+                return Response(status: .contentTooLarge, body: .init(byteBuffer: ByteBuffer(string: "too large")))
+            }
+            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "echo:" + String(buffer: body))))
+        }
+        router.post("/slow") { _, _ -> Response in
+            for await _ in probe.slowGate.stream { break }
+            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "slow")))
+        }
+        router.get("/plain") { _, _ -> Response in
+            Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "plain")))
+        }
+        router.post("/stream") { _, _ -> Response in
+            Response(status: .ok, body: ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: "one|"))
+                for await _ in probe.streamGate.stream { break }
+                try await writer.write(ByteBuffer(string: "two|"))
+                try await writer.finish(nil)
+            })
+        }
+        router.post("/wait") { _, _ -> Response in
+            probe.waiting.withLock { $0 = true }
+            do { try await Task.sleep(for: .seconds(60)) } catch { probe.cancelled.withLock { $0 = true } }
+            return Response(status: .ok)
+        }
+        let listening = AsyncStream<Int>.makeStream()
+        let app = AdminServer.application(
+            router: router, host: "127.0.0.1", port: 0,
+            allowList: HTTPHostAllowList(configured: [], boundHost: "127.0.0.1"),
+            direct: ["/echo", "/slow", "/stream", "/wait"].map { HTTPDirectRoute(.post, $0, maximumBody: 64) },
+            logger: Logger(label: "direct-test")
+        ) { port in listening.continuation.yield(port) }
+        let server = Task { try await app.run() }
+        defer { server.cancel() }
+        var port = 0
+        for await bound in listening.stream {
+            port = bound
+            break
+        }
+        try await body(port, probe)
+    }
+
+    static func request(_ method: String, _ path: String, port: Int, body: String = "", close: Bool = false) -> String {
+        "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n"
+            + (method == "POST" ? "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n" : "")
+            + (close ? "Connection: close\r\n" : "") + "\r\n" + body
+    }
+
+    @Test("pipelined requests are answered in order across both paths, a direct one held behind the router's and the router's behind a direct one")
+    func pipelinedInOrder() async throws {
+        try await withServer { port, probe in
+            let connection = try RawConnection(port: port)
+            connection.send(
+                Self.request("POST", "/slow", port: port) + Self.request("GET", "/plain", port: port)
+                    + Self.request("POST", "/echo", port: port, body: "abc") + Self.request("GET", "/plain", port: port)
+                    + Self.request("POST", "/echo", port: port, body: "d")
+            )
+            // Time for a wrong implementation to answer the later requests first.
+            try await Task.sleep(for: .milliseconds(300))
+            probe.slowGate.continuation.yield()
+            let bodies = (0..<5).map { _ in connection.readResponse()?.body }
+            #expect(bodies == ["slow", "plain", "echo:abc", "plain", "echo:d"])
+        }
+    }
+
+    @Test("a body over the route's bound is answered by the handler (it sees one byte more) at once; the rest is dropped and the connection serves the next request")
+    func bodyOverBound() async throws {
+        try await withServer { port, _ in
+            let connection = try RawConnection(port: port)
+            connection.send(Self.request("POST", "/echo", port: port, body: String(repeating: "x", count: 5000)) + Self.request("POST", "/echo", port: port, body: "next"))
+            let first = connection.readResponse()
+            #expect(first?.status == 413 && first?.body == "too large")
+            #expect(connection.readResponse()?.body == "echo:next")
+        }
+    }
+
+    @Test("a streamed answer reaches the client part by part: the first part before the second exists")
+    func streamedParts() async throws {
+        try await withServer { port, probe in
+            let connection = try RawConnection(port: port)
+            connection.send(Self.request("POST", "/stream", port: port))
+            let early = connection.read(until: "one|")
+            #expect(early != nil)
+            #expect(early?.contains("two|") == false)
+            #expect(early?.lowercased().contains("transfer-encoding: chunked") == true)
+            probe.streamGate.continuation.yield()
+            #expect(connection.read(until: "two|") != nil)
+        }
+    }
+
+    @Test("a client that leaves mid-answer cancels the route's task")
+    func leavingCancels() async throws {
+        try await withServer { port, probe in
+            var connection: RawConnection? = try RawConnection(port: port)
+            connection?.send(Self.request("POST", "/wait", port: port))
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !probe.waiting.withLock({ $0 }), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(probe.waiting.withLock { $0 })
+            connection = nil
+            while !probe.cancelled.withLock({ $0 }), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(probe.cancelled.withLock { $0 }, "the route's sleep was cancelled")
+        }
+    }
+
+    @Test("Connection: close on a direct request closes after its answer; the guard still refuses a foreign Host")
+    func closeAndGuard() async throws {
+        try await withServer { port, _ in
+            let connection = try RawConnection(port: port)
+            connection.send(Self.request("POST", "/echo", port: port, body: "z", close: true))
+            #expect(connection.readResponse()?.body == "echo:z")
+            #expect(connection.closedByPeer(within: 5))
+            let foreign = try RawConnection(port: port)
+            foreign.send("POST /echo HTTP/1.1\r\nHost: evil.example:\(port)\r\nContent-Type: application/json\r\nContent-Length: 1\r\n\r\nq")
+            #expect(foreign.readResponse()?.status == 421)
+        }
+    }
+}
