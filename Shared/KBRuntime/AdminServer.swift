@@ -59,7 +59,7 @@ public enum AdminServer {
         return Application(
             router: router,
             server: .http1(configuration: .init(additionalChannelHandlers: HTTPConnectionGuard.handlers(limits: limits, count: count)
-                + (responder.map { [HTTPDirectRouteHandler(routes: direct, responder: $0, serverName: serverName, logger: logger)] } ?? []))),
+                + (responder.map { [HTTPDirectRouteHandler(routes: direct, responder: $0, requestGuard: HTTPRequestGuard(allowList: allowList), serverName: serverName, logger: logger)] } ?? []))),
             configuration: .init(address: .hostname(host, port: port), serverName: serverName),
             onServerRunning: { channel in
                 let bound = channel.localAddress?.port ?? port

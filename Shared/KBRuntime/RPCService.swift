@@ -24,7 +24,7 @@ public protocol RPCService: Sendable {
 
     /// Admin routes answered straight from the connection's pipeline (`HTTPDirectRoute`): hot
     /// routes whose body is collected anyway.
-    var directAdminRoutes: [HTTPDirectRoute] { get }
+    func directAdminRoutes(configuration: ServiceConfiguration) -> [HTTPDirectRoute]
 }
 
 extension RPCService {
@@ -32,7 +32,7 @@ extension RPCService {
     public func addAdminRoutes(to router: Router<BasicRequestContext>, configuration: ServiceConfiguration) {}
 
     /// None.
-    public var directAdminRoutes: [HTTPDirectRoute] { [] }
+    public func directAdminRoutes(configuration: ServiceConfiguration) -> [HTTPDirectRoute] { [] }
 }
 
 /// The offline `restore` subcommand of a service that owns a store: `<service> restore BACKUP`.

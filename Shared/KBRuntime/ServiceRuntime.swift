@@ -199,7 +199,7 @@ public final class ServiceRuntime: Sendable {
         let admin = AdminServer.router(health: runtime.health, requestGuard: runtime.requestGuard)
         face.addAdminRoutes(to: admin, configuration: runtime.configuration)
         do {
-            try await runtime.run(router: router, services: face.lifecycleServices, adminRouter: admin, directAdminRoutes: face.directAdminRoutes)
+            try await runtime.run(router: router, services: face.lifecycleServices, adminRouter: admin, directAdminRoutes: face.directAdminRoutes(configuration: runtime.configuration))
         } catch {
             runtime.logger.critical("\(name) stopped on an error", metadata: ["error": "\(error)"])
             fail("\(name): \(error)", code: ServiceExitCode.failure)

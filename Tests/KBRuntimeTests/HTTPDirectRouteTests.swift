@@ -4,6 +4,7 @@ import KBRuntime
 import KBTestSupport
 import Logging
 import NIOCore
+import ServiceLifecycle
 import Synchronization
 import Testing
 
@@ -14,6 +15,8 @@ struct HTTPDirectRouteTests {
     /// What the routes let the test see and steer.
     final class Probe: Sendable {
         let slowGate = AsyncStream<Void>.makeStream()
+        let routerGate = AsyncStream<Void>.makeStream()
+        let shutdown: Mutex<(@Sendable () async -> Void)?> = Mutex(nil)
         let streamGate = AsyncStream<Void>.makeStream()
         let waiting = Mutex(false)
         let cancelled = Mutex(false)
@@ -32,6 +35,18 @@ struct HTTPDirectRouteTests {
         router.post("/slow") { _, _ -> Response in
             for await _ in probe.slowGate.stream { break }
             return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "slow")))
+        }
+        router.get("/slow-plain") { _, _ -> Response in
+            for await _ in probe.routerGate.stream { break }
+            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "slow-plain")))
+        }
+        router.post("/throws") { _, _ -> Response in
+            throw CancellationError()
+        }
+        router.post("/secret") { request, _ -> Response in
+            guard request.headers[.authorization] == "Bearer tok" else { return Response(status: .unauthorized) }
+            let body = try await request.body.collect(upTo: 64)
+            return Response(status: .ok, body: .init(byteBuffer: body))
         }
         router.get("/plain") { _, _ -> Response in
             Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "plain")))
@@ -53,10 +68,13 @@ struct HTTPDirectRouteTests {
         let app = AdminServer.application(
             router: router, host: "127.0.0.1", port: 0,
             allowList: HTTPHostAllowList(configured: [], boundHost: "127.0.0.1"),
-            direct: ["/echo", "/slow", "/stream", "/wait"].map { HTTPDirectRoute(.post, $0, maximumBody: 64) },
+            direct: ["/echo", "/slow", "/stream", "/wait", "/throws"].map { HTTPDirectRoute(.post, $0, maximumBody: 64) }
+                + [HTTPDirectRoute(.post, "/secret", maximumBody: 64, bearerToken: "tok")],
             logger: Logger(label: "direct-test")
         ) { port in listening.continuation.yield(port) }
-        let server = Task { try await app.run() }
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: Logger(label: "direct-test")))
+        probe.shutdown.withLock { $0 = { await group.triggerGracefulShutdown() } }
+        let server = Task { try await group.run() }
         defer { server.cancel() }
         var port = 0
         for await bound in listening.stream {
@@ -89,14 +107,74 @@ struct HTTPDirectRouteTests {
         }
     }
 
-    @Test("a body over the route's bound is answered by the handler (it sees one byte more) at once; the rest is dropped and the connection serves the next request")
+    @Test("a body over the route's bound is answered by the handler (it sees one byte more) before the rest is sent; the rest is dropped and the connection serves the next request")
     func bodyOverBound() async throws {
         try await withServer { port, _ in
             let connection = try RawConnection(port: port)
-            connection.send(Self.request("POST", "/echo", port: port, body: String(repeating: "x", count: 5000)) + Self.request("POST", "/echo", port: port, body: "next"))
+            let whole = Self.request("POST", "/echo", port: port, body: String(repeating: "x", count: 5000))
+            connection.send(String(whole.dropLast(4000)))
             let first = connection.readResponse()
             #expect(first?.status == 413 && first?.body == "too large")
+            connection.send(String(repeating: "x", count: 4000) + Self.request("POST", "/echo", port: port, body: "next"))
             #expect(connection.readResponse()?.body == "echo:next")
+        }
+    }
+
+    @Test("a request the route's token or the guard refuses is answered on its head alone: the server waits for no body")
+    func refusedOnTheHead() async throws {
+        try await withServer { port, _ in
+            let connection = try RawConnection(port: port)
+            connection.send("POST /secret HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n")
+            #expect(connection.readResponse()?.status == 401)
+            let foreign = try RawConnection(port: port)
+            foreign.send("POST /secret HTTP/1.1\r\nHost: evil.example\r\nAuthorization: Bearer tok\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n")
+            #expect(foreign.readResponse()?.status == 421)
+            let allowed = try RawConnection(port: port)
+            allowed.send("POST /secret HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nAuthorization: Bearer tok\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\nok")
+            #expect(allowed.readResponse()?.body == "ok")
+        }
+    }
+
+    @Test("graceful shutdown waits for the answer under way, direct or the router's, then closes the connection")
+    func gracefulShutdown() async throws {
+        for (path, method) in [("/slow", "POST"), ("/slow-plain", "GET")] {
+            try await withServer { port, probe in
+                let connection = try RawConnection(port: port)
+                connection.send(Self.request(method, path, port: port))
+                try await Task.sleep(for: .milliseconds(200))
+                await probe.shutdown.withLock { $0 }?()
+                try await Task.sleep(for: .milliseconds(300))
+                probe.slowGate.continuation.yield()
+                probe.routerGate.continuation.yield()
+                let answer = connection.readResponse()
+                #expect(answer?.status == 200 && answer?.body == String(path.dropFirst()), "\(path)")
+                #expect(connection.closedByPeer(within: 5), "\(path)")
+            }
+        }
+    }
+
+    @Test("a client that half-closes after its request still gets the answer")
+    func halfClose() async throws {
+        try await withServer { port, _ in
+            let connection = try RawConnection(port: port)
+            connection.send(Self.request("POST", "/echo", port: port, body: "half"))
+            connection.shutdownWrite()
+            #expect(connection.readResponse()?.body == "echo:half")
+        }
+    }
+
+    @Test("a direct answer carries Date, Server and Content-Length; a handler that throws is a 500")
+    func headersAndErrors() async throws {
+        try await withServer { port, _ in
+            let connection = try RawConnection(port: port)
+            connection.send(Self.request("POST", "/echo", port: port, body: "h"))
+            let head = connection.read(until: "\r\n\r\n") ?? ""
+            #expect(head.contains("Server: kb-admin") && head.contains("Date: ") && head.contains("Content-Length: 6"), "\(head)")
+            #expect(connection.readResponse()?.body == "echo:h")
+            connection.send(Self.request("POST", "/throws", port: port))
+            #expect(connection.readResponse()?.status == 500)
+            connection.send(Self.request("POST", "/echo", port: port, body: "after"))
+            #expect(connection.readResponse()?.body == "echo:after")
         }
     }
 
@@ -114,15 +192,15 @@ struct HTTPDirectRouteTests {
         }
     }
 
-    @Test("a client that leaves mid-answer cancels the route's task")
+    @Test("a client whose connection drops (reset) mid-answer cancels the route's task")
     func leavingCancels() async throws {
         try await withServer { port, probe in
-            var connection: RawConnection? = try RawConnection(port: port)
-            connection?.send(Self.request("POST", "/wait", port: port))
+            let connection = try RawConnection(port: port)
+            connection.send(Self.request("POST", "/wait", port: port))
             let deadline = ContinuousClock.now + .seconds(10)
             while !probe.waiting.withLock({ $0 }), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
             #expect(probe.waiting.withLock { $0 })
-            connection = nil
+            connection.reset()
             while !probe.cancelled.withLock({ $0 }), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
             #expect(probe.cancelled.withLock { $0 }, "the route's sleep was cancelled")
         }

@@ -33,7 +33,23 @@ public final class RawConnection: @unchecked Sendable {
         }
     }
 
-    deinit { close(socketDescriptor) }
+    private var isClosed = false
+
+    deinit { if !isClosed { close(socketDescriptor) } }
+
+    /// Closes the sending side only (the peer reads end-of-stream; answers still arrive).
+    public func shutdownWrite() {
+        shutdown(socketDescriptor, Int32(SHUT_WR))
+    }
+
+    /// Drops the connection with a reset (SO_LINGER 0), as a client that vanished; further use
+    /// fails.
+    public func reset() {
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(socketDescriptor, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        isClosed = true
+        close(socketDescriptor)
+    }
 
     /// Sends `text`; false when the peer has closed the connection.
     @discardableResult

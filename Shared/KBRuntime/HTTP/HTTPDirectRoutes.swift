@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdCore
+import KBRPC
 import Logging
 import NIOCore
 import NIOHTTPTypes
@@ -17,26 +18,33 @@ import Synchronization
 /// A direct route's request body is collected in the pipeline (up to `maximumBody`; one byte more
 /// and the handler sees a body over its limit, answered at once while the rest is discarded),
 /// then the router answers it in a task on the connection's event loop and the answer is written
-/// from there. For routes that collect their body anyway (the gateway's `POST
+/// from there. A request the guard (`HTTPRequestGuard`) or the route's bearer token would refuse
+/// goes to the router at once with no body (the router refuses it), so nobody unauthorised makes
+/// the server hold a body. For routes that collect their body anyway (the gateway's `POST
 /// /v1/chat/completions`, `POST /v1/embeddings`).
-public struct HTTPDirectRoute: Sendable, Hashable {
+public struct HTTPDirectRoute: Sendable {
     public var method: HTTPRequest.Method
     public var path: String
     /// Body bytes collected before the handler runs (it should refuse more: the handler sees
     /// `maximumBody + 1` bytes when the client sent more).
     public var maximumBody: Int
+    /// The token the route's handler asks for (`Authorization: Bearer`), if any.
+    public var bearerToken: String?
 
-    public init(_ method: HTTPRequest.Method, _ path: String, maximumBody: Int) {
+    public init(_ method: HTTPRequest.Method, _ path: String, maximumBody: Int, bearerToken: String? = nil) {
         self.method = method
         self.path = path
         self.maximumBody = maximumBody
+        self.bearerToken = bearerToken
     }
 }
 
 /// The channel handler serving `HTTPDirectRoute`s of one connection (after the HTTP codec and
 /// the connection guard, before Hummingbird's handlers). Requests are answered in order: a
 /// request pipelined behind one still being answered (by either path) waits, its parts held and
-/// the socket not read meanwhile.
+/// the socket not read meanwhile. Direct answers are written from this handler's place in the
+/// pipeline, so Hummingbird's connection state (which counts the requests it saw) never sees
+/// them; graceful shutdown and a client's half-close reach it only once no answer is pending.
 final class HTTPDirectRouteHandler<Context: RequestContext>: ChannelDuplexHandler, RemovableChannelHandler
 where Context.Source == ApplicationRequestContextSource {
     typealias InboundIn = HTTPRequestPart
@@ -46,6 +54,7 @@ where Context.Source == ApplicationRequestContextSource {
 
     private let routes: [HTTPDirectRoute]
     private let responder: RouterResponder<Context>
+    private let requestGuard: HTTPRequestGuard
     private let serverName: String
     private let logger: Logger
 
@@ -54,21 +63,29 @@ where Context.Source == ApplicationRequestContextSource {
         case betweenRequests
         case toRouter
         case collecting(HTTPRequest, ByteBuffer, limit: Int)
-        /// A direct request dispatched early (body over its limit): the rest is dropped.
+        /// A direct request dispatched early (refused, or its body over the limit): the rest of
+        /// its body is dropped.
         case discarding
     }
     private var inbound = Inbound.betweenRequests
     /// An answer not yet ended: from the router, or from this handler's task.
     private var answering = false
-    private var task: Task<Void, Never>?
+    /// The direct answer's task, and its number (a later request's task replaces it).
+    private var task: (number: Int, task: Task<Void, Never>)?
+    private var tasksStarted = 0
     /// Parts of pipelined requests held until the current answer ends, and a held `read`.
     private var held: [HTTPRequestPart] = []
     private var readHeld = false
-    private var quiesceHeld = false
+    /// Events for Hummingbird held while an answer is pending: it would close the connection
+    /// (graceful shutdown, or the client's half-close ending its request stream) under it.
+    private var eventsHeld: [Any] = []
+    /// A direct request said `Connection: close`: nothing after it is served.
+    private var closing = false
 
-    init(routes: [HTTPDirectRoute], responder: RouterResponder<Context>, serverName: String, logger: Logger) {
+    init(routes: [HTTPDirectRoute], responder: RouterResponder<Context>, requestGuard: HTTPRequestGuard, serverName: String, logger: Logger) {
         self.routes = routes
         self.responder = responder
+        self.requestGuard = requestGuard
         self.serverName = serverName
         self.logger = logger
     }
@@ -77,6 +94,7 @@ where Context.Source == ApplicationRequestContextSource {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
+        if closing { return }
         if !held.isEmpty {
             held.append(part)
             return
@@ -96,7 +114,12 @@ where Context.Source == ApplicationRequestContextSource {
         case (.betweenRequests, .head(let head)):
             answering = true
             if let route = routes.first(where: { $0.method == head.method && $0.path == Self.path(of: head) }) {
-                inbound = .collecting(head, context.channel.allocator.buffer(capacity: 0), limit: route.maximumBody)
+                if refused(head, route) {
+                    inbound = .discarding
+                    dispatch(head, body: ByteBuffer(), context: context)
+                } else {
+                    inbound = .collecting(head, context.channel.allocator.buffer(capacity: 0), limit: route.maximumBody)
+                }
                 return false
             }
             inbound = .toRouter
@@ -133,40 +156,56 @@ where Context.Source == ApplicationRequestContextSource {
         return false
     }
 
+    /// Whether the router would refuse the request on its head alone (its guard, the route's
+    /// token): then it gets no body.
+    private func refused(_ head: HTTPRequest, _ route: HTTPDirectRoute) -> Bool {
+        if let token = route.bearerToken, !BearerToken.matches(head.headerFields[.authorization], token: token) { return true }
+        return requestGuard.refusal(for: Request(head: head, body: RequestBody(buffer: ByteBuffer()))) != nil
+    }
+
     func read(context: ChannelHandlerContext) {
         // Nothing more is read while pipelined parts wait: the socket's buffer holds them.
         if held.isEmpty { context.read() } else { readHeld = true }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // Graceful shutdown closes a connection that looks idle to Hummingbird's state handler
-        // after this one: it never sees a direct request, so it waits for the answer here.
-        if event is ChannelShouldQuiesceEvent, answering || !held.isEmpty {
-            quiesceHeld = true
+        let closes = event is ChannelShouldQuiesceEvent || (event as? ChannelEvent) == .inputClosed
+        if closes, answering || !held.isEmpty || !eventsHeld.isEmpty {
+            eventsHeld.append(event)
             return
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        task?.cancel()
+        task?.task.cancel()
         task = nil
         held = []
+        eventsHeld = []
         context.fireChannelInactive()
     }
 
-    // MARK: Outbound (the router's answers pass here too)
+    // MARK: Outbound (the router's answers pass here)
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let isEnd: Bool = if case .end = unwrapOutboundIn(data) { true } else { false }
-        context.write(data, promise: promise)
-        if isEnd { answered(context: context) }
+        guard case .end = unwrapOutboundIn(data) else {
+            context.write(data, promise: promise)
+            return
+        }
+        let written = promise ?? context.eventLoop.makePromise()
+        context.write(data, promise: written)
+        answered(context: context, written: written.futureResult)
     }
 
-    /// The current answer ended: the next held request may go, up to the head of one more
-    /// (which waits for that one's answer).
-    private func answered(context: ChannelHandlerContext) {
+    /// The current answer's end went out (`written` completes once it is on the socket): the
+    /// next held request may go, up to the head of one more (which waits for that one's answer).
+    private func answered(context: ChannelHandlerContext, written: EventLoopFuture<Void>) {
         answering = false
+        if closing {
+            // After the answer: close our side; the client's close ends the connection.
+            written.whenComplete { _ in context.close(mode: .output, promise: nil) }
+            return
+        }
         var toRouter = false
         while let part = held.first {
             if case .head = part, answering { break }
@@ -175,14 +214,18 @@ where Context.Source == ApplicationRequestContextSource {
         }
         // Outside a read batch: the router's async channel delivers what it got on this.
         if toRouter { context.fireChannelReadComplete() }
-        if held.isEmpty {
-            if readHeld {
-                readHeld = false
-                context.read()
-            }
-            if quiesceHeld, !answering {
-                quiesceHeld = false
-                context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        if held.isEmpty, readHeld {
+            readHeld = false
+            context.read()
+        }
+        // Held events go on once the answer is written (a close before would drop it) and
+        // nothing else is pending.
+        if !eventsHeld.isEmpty {
+            written.whenComplete { _ in
+                guard !self.answering, self.held.isEmpty else { return }
+                let events = self.eventsHeld
+                self.eventsHeld = []
+                for event in events { context.fireUserInboundEventTriggered(event) }
             }
         }
     }
@@ -191,12 +234,16 @@ where Context.Source == ApplicationRequestContextSource {
 
     private func dispatch(_ head: HTTPRequest, body: ByteBuffer, context: ChannelHandlerContext) {
         let channel = context.channel
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let responder = responder, logger = logger, serverName = serverName
-        let closeAfter = head.headerFields[.connection]?.lowercased() == "close"
+        let writer = DirectWriter(loopBound: NIOLoopBound((self, context), eventLoop: context.eventLoop))
+        let responder = responder, serverName = serverName
+        var logger = logger
+        logger[metadataKey: "hb.request.id"] = .stringConvertible(RequestID())
+        if head.headerFields[.connection]?.lowercased() == "close" { closing = true }
+        tasksStarted += 1
+        let number = tasksStarted
         // Created on the loop's thread: Swift concurrency runs on the event loops here
         // (`ServiceRuntime.useEventLoopsForConcurrency`), so the task starts on this loop.
-        task = Task {
+        let task = Task { [logger] in
             let request = Request(head: head, body: RequestBody(buffer: body))
             var response: Response
             do {
@@ -210,22 +257,26 @@ where Context.Source == ApplicationRequestContextSource {
             if let length = response.body.contentLength, response.headers[.contentLength] == nil {
                 response.headers[.contentLength] = String(length)
             }
-            let writer = ChannelBodyWriter(channel: channel, head: response.head, flushEach: response.body.contentLength == nil, closeAfter: closeAfter)
+            let bodyWriter = ChannelBodyWriter(writer: writer, head: response.head, lengthKnown: response.body.contentLength != nil)
             do {
-                try await response.body.write(writer)
+                try await response.body.write(bodyWriter)
             } catch {
                 // The client left, or the body failed mid-way: the connection cannot carry on.
                 channel.close(promise: nil)
             }
-            loopBound.execute { handler, _ in handler.task = nil }
+            writer.onLoop { handler, _ in
+                if handler.task?.number == number { handler.task = nil }
+            }
         }
+        self.task = (number, task)
     }
-}
 
-extension NIOLoopBound {
-    /// Runs `body` with the value on its loop.
-    fileprivate func execute<A, B>(_ body: @escaping (A, B) -> Void) where Value == (A, B) {
-        eventLoop.execute { body(self.value.0, self.value.1) }
+    /// Writes a direct answer's part from this handler's place in the pipeline.
+    fileprivate func writeDirect(_ part: HTTPResponsePart, flush: Bool, promise: EventLoopPromise<Void>, context: ChannelHandlerContext) {
+        let isEnd: Bool = if case .end = part { true } else { false }
+        context.write(wrapOutboundOut(part), promise: promise)
+        if flush { context.flush() }
+        if isEnd { answered(context: context, written: promise.futureResult) }
     }
 }
 
@@ -235,40 +286,58 @@ extension HTTPDirectRouteHandler {
         if let query = path.firstIndex(of: "?") { return String(path[..<query]) }
         return path
     }
-}
 
-/// Writes an answer's parts to the channel: the head with the first body bytes, each later part
-/// flushed as it comes when the length is unknown (a stream), everything in one flush otherwise.
-/// Each flushed write is awaited, so a client that does not read holds the writer back.
-private struct ChannelBodyWriter: ResponseBodyWriter {
-    let channel: any Channel
-    let flushEach: Bool
-    let closeAfter: Bool
-    private var head: HTTPResponse?
+    /// The direct answer's way into the pipeline, from its task (which may run off the loop).
+    fileprivate struct DirectWriter: Sendable {
+        let loopBound: NIOLoopBound<(HTTPDirectRouteHandler, ChannelHandlerContext)>
 
-    init(channel: any Channel, head: HTTPResponse, flushEach: Bool, closeAfter: Bool) {
-        self.channel = channel
-        self.head = head
-        self.flushEach = flushEach
-        self.closeAfter = closeAfter
-    }
-
-    mutating func write(_ buffer: ByteBuffer) async throws {
-        if let head {
-            self.head = nil
-            channel.write(HTTPResponsePart.head(head), promise: nil)
+        /// Writes `part` (in order with the task's other parts: off the loop they queue on it);
+        /// when flushed, returns once it is on the socket (a client that does not read holds
+        /// the writer back).
+        func write(_ part: HTTPResponsePart, flush: Bool) async throws {
+            let promise = loopBound.eventLoop.makePromise(of: Void.self)
+            onLoop { handler, context in handler.writeDirect(part, flush: flush, promise: promise, context: context) }
+            if flush { try await promise.futureResult.get() }
         }
-        if flushEach {
-            try await channel.writeAndFlush(HTTPResponsePart.body(buffer))
-        } else {
-            channel.write(HTTPResponsePart.body(buffer), promise: nil)
+
+        func onLoop(_ body: @escaping (HTTPDirectRouteHandler, ChannelHandlerContext) -> Void) {
+            if loopBound.eventLoop.inEventLoop {
+                body(loopBound.value.0, loopBound.value.1)
+            } else {
+                loopBound.eventLoop.execute { body(loopBound.value.0, loopBound.value.1) }
+            }
         }
     }
 
-    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
-        if let head { channel.write(HTTPResponsePart.head(head), promise: nil) }
-        try await channel.writeAndFlush(HTTPResponsePart.end(trailingHeaders))
-        if closeAfter { try await channel.close() }
+    /// An answer's body parts: the head goes with the first bytes; a stream (no length) is
+    /// flushed part by part, a known length in one flush at the end (or every 64 KiB).
+    fileprivate struct ChannelBodyWriter: ResponseBodyWriter {
+        let writer: DirectWriter
+        let lengthKnown: Bool
+        private var head: HTTPResponse?
+        private var unflushed = 0
+
+        init(writer: DirectWriter, head: HTTPResponse, lengthKnown: Bool) {
+            self.writer = writer
+            self.head = head
+            self.lengthKnown = lengthKnown
+        }
+
+        mutating func write(_ buffer: ByteBuffer) async throws {
+            if let head {
+                self.head = nil
+                try await writer.write(.head(head), flush: false)
+            }
+            unflushed += buffer.readableBytes
+            let flush = !lengthKnown || unflushed >= 64 << 10
+            if flush { unflushed = 0 }
+            try await writer.write(.body(buffer), flush: flush)
+        }
+
+        consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
+            if let head { try await writer.write(.head(head), flush: false) }
+            try await writer.write(.end(trailingHeaders), flush: true)
+        }
     }
 }
 

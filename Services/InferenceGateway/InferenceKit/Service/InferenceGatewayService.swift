@@ -539,14 +539,6 @@ public final class InferenceGatewayService: Service, Sendable {
     /// `GET /internal/circuit-breakers` (also the guide's `/internal/circuit-breaker/status`):
     /// `{provider: {state, failures, lastFailure, nextAttempt}}`; `POST
     /// /internal/circuit-breakers/{provider}/reset` (also `/internal/circuit-breaker/reset/{provider}`).
-    /// The OpenAI front's two POST routes, answered from the pipeline (`HTTPDirectRoute`).
-    public var directAdminRoutes: [HTTPDirectRoute] {
-        [
-            HTTPDirectRoute(.post, "/v1/chat/completions", maximumBody: OpenAICompatibleFront.maximumBody),
-            HTTPDirectRoute(.post, "/v1/embeddings", maximumBody: OpenAICompatibleFront.maximumBody),
-        ]
-    }
-
     public func addAdminRoutes(to router: Router<BasicRequestContext>, configuration: ServiceConfiguration) {
         let status: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, _ in self.breakersJSON() }
         router.get("/internal/circuit-breakers", use: status)
@@ -569,6 +561,13 @@ public final class InferenceGatewayService: Service, Sendable {
         router.post("/internal/circuit-breaker/reset/:provider", use: reset)
         OpenAICompatibleFront.add(to: router, gateway: self, authToken: token)
         KnowledgeIndexer.addAdminRoutes(indexer, to: router, authToken: token)
+    }
+
+    /// The OpenAI front's two POST routes, answered from the pipeline (`HTTPDirectRoute`).
+    public func directAdminRoutes(configuration: ServiceConfiguration) -> [HTTPDirectRoute] {
+        ["/v1/chat/completions", "/v1/embeddings"].map {
+            HTTPDirectRoute(.post, $0, maximumBody: OpenAICompatibleFront.maximumBody, bearerToken: configuration.authToken)
+        }
     }
 
     func breakersJSON() -> Response {
