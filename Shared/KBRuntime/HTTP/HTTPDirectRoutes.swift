@@ -272,11 +272,16 @@ where Context.Source == ApplicationRequestContextSource {
     }
 
     /// Writes a direct answer's part from this handler's place in the pipeline.
-    fileprivate func writeDirect(_ part: HTTPResponsePart, flush: Bool, promise: EventLoopPromise<Void>, context: ChannelHandlerContext) {
-        let isEnd: Bool = if case .end = part { true } else { false }
-        context.write(wrapOutboundOut(part), promise: promise)
+    fileprivate func writeDirect(_ part: HTTPResponsePart, flush: Bool, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
+        guard case .end = part else {
+            context.write(wrapOutboundOut(part), promise: promise)
+            if flush { context.flush() }
+            return
+        }
+        let written = promise ?? context.eventLoop.makePromise()
+        context.write(wrapOutboundOut(part), promise: written)
         if flush { context.flush() }
-        if isEnd { answered(context: context, written: promise.futureResult) }
+        answered(context: context, written: written.futureResult)
     }
 }
 
@@ -295,9 +300,9 @@ extension HTTPDirectRouteHandler {
         /// when flushed, returns once it is on the socket (a client that does not read holds
         /// the writer back).
         func write(_ part: HTTPResponsePart, flush: Bool) async throws {
-            let promise = loopBound.eventLoop.makePromise(of: Void.self)
+            let promise = flush ? loopBound.eventLoop.makePromise(of: Void.self) : nil
             onLoop { handler, context in handler.writeDirect(part, flush: flush, promise: promise, context: context) }
-            if flush { try await promise.futureResult.get() }
+            if let promise { try await promise.futureResult.get() }
         }
 
         func onLoop(_ body: @escaping (HTTPDirectRouteHandler, ChannelHandlerContext) -> Void) {
