@@ -359,6 +359,45 @@ struct InferenceGatewayProcessTests {
         #expect(reset.status != 0 && reset.stderr.contains("unknown provider"))
     }
 
+    @Test("the front's direct routes in the real process: requests pipelined on one connection are answered in order across the direct path and the router; a head without the token is refused before its body is sent")
+    func frontPipelined() async throws {
+        let whole = try ScriptedHTTPServer()
+        defer { whole.stop() }
+        whole.answer("/v1/chat/completions", with: Self.ok)
+        let directory = temporaryDirectory("kb-inference")
+        let file = directory.appendingPathComponent("providers.yaml")
+        try """
+            providers:
+              whole: {api: openai, base_url: "\(whole.baseURL)/v1", local: true, models: [mock-1]}
+            """.write(to: file, atomically: true, encoding: .utf8)
+        let token = "front-token-0123456789"
+        let gateway = try ServiceProcess(
+            executable: "inference-gateway", envPrefix: "KB_INFERENCE_GATEWAY",
+            environment: ["KB_INFERENCE_PROVIDERS_FILE": file.path, "KB_AUTH_TOKEN": token, "KB_BUDGET_SERVICE_ADDR": "127.0.0.1:\(freePort())"]
+        )
+        try await gateway.waitUntilReady()
+        defer { Task { await gateway.stop() } }
+        let port = gateway.adminPort
+        func chat(_ content: String) -> String {
+            let body = #"{"model":"whole/mock-1","messages":[{"role":"user","content":"\#(content)"}],"temperature":0.5}"#
+            return "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nAuthorization: Bearer \(token)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+        }
+        let models = "GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nAuthorization: Bearer \(token)\r\n\r\n"
+        // The gateway runs its tasks on its event loops, so a held direct request is started
+        // from inside the previous answer's last write: the path the in-process tests cannot take.
+        let connection = try RawConnection(port: port)
+        connection.send(chat("one") + models + chat("two") + chat("three") + models)
+        let answers = (0..<5).map { _ in connection.readResponse() }
+        #expect(answers.map { $0?.status } == [200, 200, 200, 200, 200])
+        #expect(answers.map { $0?.body.contains(#""object":"chat.completion""#) ?? false } == [true, false, true, true, false], "\(answers.map { $0?.body.prefix(60) ?? "" })")
+        #expect(answers.map { $0?.body.contains(#""object":"list""#) ?? false } == [false, true, false, false, true])
+        #expect(whole.received.map { String(decoding: $0.body, as: UTF8.self) }.map { body in ["one", "two", "three"].first { body.contains("\"\($0)\"") } ?? "?" } == ["one", "two", "three"])
+
+        let refused = try RawConnection(port: port)
+        refused.send("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n")
+        #expect(refused.readResponse()?.status == 401)
+    }
+
     @Test("the completion cache: a deterministic repeat is answered without a provider call, across a restart; no_cache and temperature > 0 bypass it; stats count it")
     func completionCache() async throws {
         let provider = try ScriptedHTTPServer()
