@@ -206,6 +206,26 @@ struct HTTPDirectRouteTests {
         }
     }
 
+    @Test("a malformed request pipelined behind a direct answer under way gets its 400 after that answer, not inside it; one in the middle of a direct request's body gets it at once")
+    func malformedAfterAnswer() async throws {
+        try await withServer { port, probe in
+            let connection = try RawConnection(port: port)
+            connection.send(Self.request("POST", "/slow", port: port) + "NOT HTTP AT ALL\r\n\r\n")
+            // Time for a wrong implementation to write the 400 into the pending answer.
+            try await Task.sleep(for: .milliseconds(300))
+            probe.slowGate.continuation.yield()
+            let answer = connection.readResponse()
+            #expect(answer?.status == 200 && answer?.body == "slow")
+            #expect(connection.readResponse()?.status == 400)
+            #expect(connection.closedByPeer(within: 5))
+
+            let chunked = try RawConnection(port: port)
+            chunked.send("POST /echo HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\nZZ\r\n")
+            #expect(chunked.readResponse()?.status == 400)
+            #expect(chunked.closedByPeer(within: 5))
+        }
+    }
+
     @Test("Connection: close on a direct request closes after its answer; the guard still refuses a foreign Host")
     func closeAndGuard() async throws {
         try await withServer { port, _ in

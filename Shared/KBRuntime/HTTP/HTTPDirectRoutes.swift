@@ -81,6 +81,10 @@ where Context.Source == ApplicationRequestContextSource {
     private var eventsHeld: [Any] = []
     /// A direct request said `Connection: close`: nothing after it is served.
     private var closing = false
+    /// A decoding error (a malformed request) that came while an answer was pending or requests
+    /// were held: Hummingbird answers it with a 400 and closes, which must come after the pending
+    /// answer, not inside it. Only the first counts: later ones follow from it.
+    private var errorHeld: (any Error)?
 
     init(routes: [HTTPDirectRoute], responder: RouterResponder<Context>, requestGuard: HTTPRequestGuard, serverName: String, logger: Logger) {
         self.routes = routes
@@ -164,13 +168,35 @@ where Context.Source == ApplicationRequestContextSource {
     }
 
     func read(context: ChannelHandlerContext) {
-        // Nothing more is read while pipelined parts wait: the socket's buffer holds them.
-        if held.isEmpty { context.read() } else { readHeld = true }
+        // Nothing more is read while pipelined parts (or an error after them) wait: the socket's
+        // buffer holds them.
+        if held.isEmpty, errorHeld == nil { context.read() } else { readHeld = true }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch inbound {
+        case .toRouter:
+            // In the middle of a request the router reads: its own to answer, as without this handler.
+            context.fireErrorCaught(error)
+            return
+        case .collecting:
+            // A direct request not dispatched yet (its head came with nothing pending): it is
+            // dropped unanswered and the error answered in its place.
+            inbound = .betweenRequests
+            answering = false
+        case .betweenRequests, .discarding:
+            break
+        }
+        if answering || !held.isEmpty || errorHeld != nil {
+            if errorHeld == nil { errorHeld = error }
+            return
+        }
+        context.fireErrorCaught(error)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         let closes = event is ChannelShouldQuiesceEvent || (event as? ChannelEvent) == .inputClosed
-        if closes, answering || !held.isEmpty || !eventsHeld.isEmpty {
+        if closes, answering || !held.isEmpty || !eventsHeld.isEmpty || errorHeld != nil {
             eventsHeld.append(event)
             return
         }
@@ -182,6 +208,7 @@ where Context.Source == ApplicationRequestContextSource {
         task = nil
         held = []
         eventsHeld = []
+        errorHeld = nil
         context.fireChannelInactive()
     }
 
@@ -203,7 +230,7 @@ where Context.Source == ApplicationRequestContextSource {
         answering = false
         if closing {
             // After the answer: close our side; the client's close ends the connection.
-            written.whenComplete { _ in context.close(mode: .output, promise: nil) }
+            written.assumeIsolated().whenComplete { _ in context.close(mode: .output, promise: nil) }
             return
         }
         var toRouter = false
@@ -214,15 +241,23 @@ where Context.Source == ApplicationRequestContextSource {
         }
         // Outside a read batch: the router's async channel delivers what it got on this.
         if toRouter { context.fireChannelReadComplete() }
-        if held.isEmpty, readHeld {
+        if held.isEmpty, errorHeld == nil, readHeld {
             readHeld = false
             context.read()
         }
-        // Held events go on once the answer is written (a close before would drop it) and
-        // nothing else is pending.
-        if !eventsHeld.isEmpty {
-            written.whenComplete { _ in
+        // A held error and held events go on once the answer is written (the close that
+        // follows either would drop it otherwise) and nothing else is pending.
+        if !eventsHeld.isEmpty || errorHeld != nil {
+            written.assumeIsolated().whenComplete { _ in
                 guard !self.answering, self.held.isEmpty else { return }
+                if let error = self.errorHeld {
+                    self.errorHeld = nil
+                    context.fireErrorCaught(error)
+                    if self.readHeld {
+                        self.readHeld = false
+                        context.read()
+                    }
+                }
                 let events = self.eventsHeld
                 self.eventsHeld = []
                 for event in events { context.fireUserInboundEventTriggered(event) }
