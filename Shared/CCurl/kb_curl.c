@@ -22,6 +22,7 @@ size_t kb_curl_writefunc_pause(void) { return CURL_WRITEFUNC_PAUSE; }
 // MARK: - Readiness of libcurl's sockets (epoll)
 
 struct kb_curl_sockets {
+    CURLM *multi;
     int epoll;
     int wake;
     int timer;
@@ -29,10 +30,11 @@ struct kb_curl_sockets {
 
 /// CURLMOPT_SOCKETFUNCTION: libcurl says which sockets to watch, and for what. epoll_ctl may be
 /// called while another thread waits in epoll_wait on the same set (the change applies at once),
-/// which is what lets any thread start a transfer without waking the loop thread.
+/// which is what lets any thread start a transfer without waking the loop thread. A socket in the
+/// set carries a mark (`curl_multi_assign`, which libcurl forgets with the socket on REMOVE), so
+/// a socket is added or changed with one call, not a failed change and then an add.
 static int kb_curl_socket_changed(CURL *easy, curl_socket_t socket, int what, void *context, void *socket_context) {
     (void)easy;
-    (void)socket_context;
     struct kb_curl_sockets *sockets = context;
     if (what == CURL_POLL_REMOVE) {
         epoll_ctl(sockets->epoll, EPOLL_CTL_DEL, socket, NULL);  // ENOENT / EBADF: already gone
@@ -41,15 +43,21 @@ static int kb_curl_socket_changed(CURL *easy, curl_socket_t socket, int what, vo
     struct epoll_event event = {0};
     event.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
     event.data.fd = socket;
-    if (epoll_ctl(sockets->epoll, EPOLL_CTL_MOD, socket, &event) != 0 && errno == ENOENT) {
-        if (epoll_ctl(sockets->epoll, EPOLL_CTL_ADD, socket, &event) != 0) return -1;
+    int operation = socket_context ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(sockets->epoll, operation, socket, &event) != 0) {
+        // The set and the mark disagree (a socket number reused before libcurl said REMOVE):
+        // the other operation fixes it.
+        if (errno != (operation == EPOLL_CTL_ADD ? EEXIST : ENOENT)) return -1;
+        if (epoll_ctl(sockets->epoll, operation == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, socket, &event) != 0) return -1;
     }
+    if (!socket_context) curl_multi_assign(sockets->multi, socket, sockets);
     return 0;
 }
 
 struct kb_curl_sockets *kb_curl_sockets_create(CURLM *multi) {
     struct kb_curl_sockets *sockets = calloc(1, sizeof *sockets);
     if (!sockets) return NULL;
+    sockets->multi = multi;
     sockets->epoll = epoll_create1(EPOLL_CLOEXEC);
     sockets->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     sockets->timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
