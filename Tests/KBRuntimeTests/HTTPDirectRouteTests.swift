@@ -48,6 +48,10 @@ struct HTTPDirectRouteTests {
             let body = try await request.body.collect(upTo: 64)
             return Response(status: .ok, body: .init(byteBuffer: body))
         }
+        router.post("/collect") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 64)
+            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "collected:" + String(buffer: body))))
+        }
         router.get("/plain") { _, _ -> Response in
             Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "plain")))
         }
@@ -220,9 +224,30 @@ struct HTTPDirectRouteTests {
             #expect(connection.closedByPeer(within: 5))
 
             let chunked = try RawConnection(port: port)
-            chunked.send("POST /echo HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\nZZ\r\n")
+            chunked.send(Self.badlyChunked("/echo", port: port))
             #expect(chunked.readResponse()?.status == 400)
             #expect(chunked.closedByPeer(within: 5))
+        }
+    }
+
+    /// A chunked POST whose second chunk size is not hex: the decoder fails in its body.
+    static func badlyChunked(_ path: String, port: Int) -> String {
+        "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\nZZ\r\n"
+    }
+
+    @Test("a request cut by a decoding error while held behind a direct answer (a direct route's or the router's) gets its 400 after that answer and the connection closes, instead of waiting for a body that never comes")
+    func malformedWhileHeld() async throws {
+        for path in ["/echo", "/collect"] {
+            try await withServer { port, probe in
+                let connection = try RawConnection(port: port)
+                connection.send(Self.request("POST", "/slow", port: port) + Self.badlyChunked(path, port: port))
+                try await Task.sleep(for: .milliseconds(300))
+                probe.slowGate.continuation.yield()
+                let answer = connection.readResponse()
+                #expect(answer?.status == 200 && answer?.body == "slow", "\(path)")
+                #expect(connection.readResponse(within: 5)?.status == 400, "\(path)")
+                #expect(connection.closedByPeer(within: 5), "\(path)")
+            }
         }
     }
 

@@ -73,17 +73,24 @@ where Context.Source == ApplicationRequestContextSource {
     /// The direct answer's task, and its number (a later request's task replaces it).
     private var task: (number: Int, task: Task<Void, Never>)?
     private var tasksStarted = 0
-    /// Parts of pipelined requests held until the current answer ends, and a held `read`.
-    private var held: [HTTPRequestPart] = []
+    /// What came behind a request still being answered: its parts, and a decoding error in its
+    /// place among them.
+    private enum Held {
+        case part(HTTPRequestPart)
+        case error(any Error)
+    }
+    /// Parts of pipelined requests (and an error after them) held until the current answer ends,
+    /// and a held `read`.
+    private var held: [Held] = []
     private var readHeld = false
     /// Events for Hummingbird held while an answer is pending: it would close the connection
     /// (graceful shutdown, or the client's half-close ending its request stream) under it.
     private var eventsHeld: [Any] = []
     /// A direct request said `Connection: close`: nothing after it is served.
     private var closing = false
-    /// A decoding error (a malformed request) that came while an answer was pending or requests
-    /// were held: Hummingbird answers it with a 400 and closes, which must come after the pending
-    /// answer, not inside it. Only the first counts: later ones follow from it.
+    /// A decoding error (a malformed request) that came while an answer was pending: Hummingbird
+    /// answers it with a 400 and closes, which must come after the pending answer, not inside
+    /// it. Only the first counts: later ones follow from it.
     private var errorHeld: (any Error)?
 
     init(routes: [HTTPDirectRoute], responder: RouterResponder<Context>, requestGuard: HTTPRequestGuard, serverName: String, logger: Logger) {
@@ -100,11 +107,11 @@ where Context.Source == ApplicationRequestContextSource {
         let part = unwrapInboundIn(data)
         if closing { return }
         if !held.isEmpty {
-            held.append(part)
+            held.append(.part(part))
             return
         }
         if case .head = part, answering {
-            held.append(part)
+            held.append(.part(part))
             return
         }
         route(part, context: context)
@@ -174,24 +181,32 @@ where Context.Source == ApplicationRequestContextSource {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        switch inbound {
-        case .toRouter:
-            // In the middle of a request the router reads: its own to answer, as without this handler.
-            context.fireErrorCaught(error)
+        // After the first error the decoder only repeats that it failed.
+        if errorHeld != nil || held.contains(where: { if case .error = $0 { true } else { false } }) { return }
+        if !held.isEmpty {
+            // It cut a request held behind the pending answer: it takes its place after it.
+            held.append(.error(error))
             return
-        case .collecting:
-            // A direct request not dispatched yet (its head came with nothing pending): it is
-            // dropped unanswered and the error answered in its place.
+        }
+        cut()
+        if errorMayGo { context.fireErrorCaught(error) } else { errorHeld = error }
+    }
+
+    /// Ends the request a decoding error cut short: a direct one not dispatched yet is dropped
+    /// unanswered (the error is answered in its place).
+    private func cut() {
+        if case .collecting = inbound {
             inbound = .betweenRequests
             answering = false
-        case .betweenRequests, .discarding:
-            break
         }
-        if answering || !held.isEmpty || errorHeld != nil {
-            if errorHeld == nil { errorHeld = error }
-            return
-        }
-        context.fireErrorCaught(error)
+    }
+
+    /// Whether a decoding error may go to Hummingbird (which answers 400 and closes): when no
+    /// answer is pending, or in the middle of a request the router reads (its own to answer, as
+    /// without this handler; that request started after any earlier answer).
+    private var errorMayGo: Bool {
+        if case .toRouter = inbound { return true }
+        return !answering
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -234,10 +249,19 @@ where Context.Source == ApplicationRequestContextSource {
             return
         }
         var toRouter = false
-        while let part = held.first {
-            if case .head = part, answering { break }
+        while let first = held.first {
+            if case .part(.head) = first, answering { break }
             held.removeFirst()
-            if route(part, context: context) { toRouter = true }
+            switch first {
+            case .part(let part):
+                if route(part, context: context) { toRouter = true }
+            case .error(let error):
+                // Nothing comes after a decoding error; it goes once this answer is written, and
+                // the one after it if it cut a direct request dispatched meanwhile.
+                held = []
+                cut()
+                errorHeld = error
+            }
         }
         // Outside a read batch: the router's async channel delivers what it got on this.
         if toRouter { context.fireChannelReadComplete() }
@@ -249,7 +273,7 @@ where Context.Source == ApplicationRequestContextSource {
         // follows either would drop it otherwise) and nothing else is pending.
         if !eventsHeld.isEmpty || errorHeld != nil {
             written.assumeIsolated().whenComplete { _ in
-                guard !self.answering, self.held.isEmpty else { return }
+                guard self.held.isEmpty, !self.answering || (self.errorHeld != nil && self.errorMayGo) else { return }
                 if let error = self.errorHeld {
                     self.errorHeld = nil
                     context.fireErrorCaught(error)
