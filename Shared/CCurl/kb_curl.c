@@ -45,10 +45,14 @@ static int kb_curl_socket_changed(CURL *easy, curl_socket_t socket, int what, vo
     event.data.fd = socket;
     int operation = socket_context ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     if (epoll_ctl(sockets->epoll, operation, socket, &event) != 0) {
-        // The set and the mark disagree (a socket number reused before libcurl said REMOVE):
-        // the other operation fixes it.
-        if (errno != (operation == EPOLL_CTL_ADD ? EEXIST : ENOENT)) return -1;
-        if (epoll_ctl(sockets->epoll, operation == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, socket, &event) != 0) return -1;
+        // The set and the mark disagree (a socket closed and its number reused before libcurl
+        // said REMOVE): the other operation fixes it. A change that fails otherwise (EBADF: a
+        // socket already closed, whose REMOVE follows) is ignored; only a failed add, which would
+        // leave a transfer unwatched, is an error.
+        int expected = operation == EPOLL_CTL_ADD ? EEXIST : ENOENT;
+        if (errno != expected) return operation == EPOLL_CTL_ADD ? -1 : 0;
+        int other = operation == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+        if (epoll_ctl(sockets->epoll, other, socket, &event) != 0 && other == EPOLL_CTL_ADD) return -1;
     }
     if (!socket_context) curl_multi_assign(sockets->multi, socket, sockets);
     return 0;
