@@ -114,7 +114,9 @@ processes.append(try startProcess(gatewayExecutable, environment: [
     "KB_INFERENCE_GATEWAY_PORT": "\(freePort())", "KB_INFERENCE_GATEWAY_ADMIN_PORT": "\(gatewayAdminPort)",
     "KB_INFERENCE_PROVIDERS_FILE": providersFile.path, "KB_INFERENCE_CACHE_MAX_ENTRIES": "0",
     "KB_BUDGET_SERVICE_ADDR": "127.0.0.1:\(freePort())", "KB_AUTH_TOKEN": gatewayToken,
-    "KB_LOG_LEVEL": "warning", "KB_LOG_FORMAT": "text",
+    // JSON lines, as deployed (stdout to a collector, not a terminal): swift-log's text handler
+    // re-renders its metadata on every change, which the request id does on every request.
+    "KB_LOG_LEVEL": "warning", "KB_LOG_FORMAT": "json",
 ], log: work.appendingPathComponent("inference-gateway.log")))
 let gatewayURL = "http://127.0.0.1:\(gatewayAdminPort)/v1/chat/completions"
 let gatewaySystem = SystemUnderTest(
