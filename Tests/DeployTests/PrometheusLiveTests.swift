@@ -114,14 +114,13 @@ final class RunningSystem: @unchecked Sendable {
             "KB_GRAPH_STORE_ADDR": "127.0.0.1:\(graph.port)", "KB_VECTOR_SEARCH_ADDR": "127.0.0.1:\(vectors.port)",
             "KB_BUDGET_SERVICE_ADDR": "127.0.0.1:\(budget.port)",
         ]
-        let providers = temporaryDirectory("kb-prometheus").appendingPathComponent("providers.yaml")
-        try """
+        let providers = try writeProvidersFile("""
             activeStrategy: test
             strategies:
               test: {priority: [local]}
             providers:
-              local: {api: openai, base_url: "\(provider.baseURL)/v1", local: true, models: [mock-1]}
-            """.write(to: providers, atomically: true, encoding: .utf8)
+              \(provider.localProvider("local"))
+            """, in: temporaryDirectory("kb-prometheus"))
         let gateway = try ServiceProcess(
             executable: "inference-gateway", envPrefix: "KB_INFERENCE_GATEWAY",
             environment: peers.merging(["KB_INFERENCE_PROVIDERS_FILE": providers.path]) { $1 }

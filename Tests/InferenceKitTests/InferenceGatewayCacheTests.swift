@@ -40,11 +40,10 @@ struct InferenceGatewayCacheTests {
         defer { provider.stop() }
         provider.answer("/v1/chat/completions", with: Self.ok)
         let directory = temporaryDirectory("kb-inference")
-        let file = directory.appendingPathComponent("providers.yaml")
-        try """
+        let file = try writeProvidersFile("""
             providers:
-              only: {api: openai, base_url: "\(provider.baseURL)/v1", local: true, models: [mock-1]}
-            """.write(to: file, atomically: true, encoding: .utf8)
+              \(provider.localProvider("only"))
+            """, in: directory)
         let data = directory.appendingPathComponent("data")
         try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
         let environment = [
@@ -129,8 +128,7 @@ struct InferenceGatewayCacheTests {
         let provider = try ScriptedHTTPServer()
         defer { provider.stop() }
         provider.answer("/v1/chat/completions", with: Self.ok)
-        let file = temporaryDirectory("kb-inference").appendingPathComponent("providers.yaml")
-        try "providers:\n  only: {api: openai, base_url: \"\(provider.baseURL)/v1\", local: true, models: [mock-1]}\n".write(to: file, atomically: true, encoding: .utf8)
+        let file = try writeProvidersFile("providers:\n  \(provider.localProvider("only"))\n", in: temporaryDirectory("kb-inference"))
         let gateway = try ServiceProcess(executable: "inference-gateway", envPrefix: "KB_INFERENCE_GATEWAY", environment: ["KB_INFERENCE_PROVIDERS_FILE": file.path, "KB_BUDGET_SERVICE_ADDR": "127.0.0.1:\(freePort())"])
         try await gateway.waitUntilReady()
         defer { Task { await gateway.stop() } }
@@ -150,11 +148,10 @@ struct InferenceGatewayCacheTests {
         func vector(_ seed: Int) -> String { (0..<1536).map { String(format: "%.4f", sin(Double($0 * (seed + 1)) * 0.01)) }.joined(separator: ",") }
         openai.answer("/v1/embeddings", with: .init(body: #"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[\#(vector(0))]},{"object":"embedding","index":1,"embedding":[\#(vector(1))]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":8,"total_tokens":8}}"#),
                        .init(body: #"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[\#(vector(2))]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":4,"total_tokens":4}}"#))
-        let file = temporaryDirectory("kb-inference").appendingPathComponent("providers.yaml")
-        try """
+        let file = try writeProvidersFile("""
             providers:
               openai: {api: openai, base_url: "\(openai.baseURL)/v1", api_key_env: OPENAI_API_KEY, models: [gpt-4o-mini], embedding_models: [text-embedding-3-small]}
-            """.write(to: file, atomically: true, encoding: .utf8)
+            """, in: temporaryDirectory("kb-inference"))
         let base = ["KB_INFERENCE_PROVIDERS_FILE": file.path, "KB_BUDGET_SERVICE_ADDR": "127.0.0.1:\(freePort())", "KB_INFERENCE_BUDGET_UNREACHABLE": "allow-paid"]
         let gateway = try ServiceProcess(executable: "inference-gateway", envPrefix: "KB_INFERENCE_GATEWAY", environment: base.merging(["OPENAI_API_KEY": "sk-embed-test-0123456789"]) { $1 })
         try await gateway.waitUntilReady()

@@ -22,8 +22,7 @@ struct InferenceGatewayProcessTests {
         flaky.answer("/v1/chat/completions", with: Self.unavailable)
         steady.answer("/v1/chat/completions", with: Self.ok)
         let directory = temporaryDirectory("kb-inference")
-        let file = directory.appendingPathComponent("providers.yaml")
-        try """
+        let file = try writeProvidersFile("""
             activeStrategy: test
             strategies:
               test: {priority: [flaky, steady]}
@@ -39,7 +38,7 @@ struct InferenceGatewayProcessTests {
                 base_url: \(steady.baseURL)/v1
                 local: true
                 models: [mock-1]
-            """.write(to: file, atomically: true, encoding: .utf8)
+            """, in: directory)
         let secret = "flaky-secret-key-0123456789"
         let gateway = try ServiceProcess(
             executable: "inference-gateway", envPrefix: "KB_INFERENCE_GATEWAY",
@@ -103,8 +102,7 @@ struct InferenceGatewayProcessTests {
     @Test("a providers file with a mistake stops the start with a message naming the key and the mistake")
     func badProvidersFile() async throws {
         let directory = temporaryDirectory("kb-inference")
-        let file = directory.appendingPathComponent("providers.yaml")
-        try "activeStrategy: fastest\n".write(to: file, atomically: true, encoding: .utf8)
+        let file = try writeProvidersFile("activeStrategy: fastest\n", in: directory)
         let gateway = try ServiceProcess(executable: "inference-gateway", envPrefix: "KB_INFERENCE_GATEWAY", environment: ["KB_INFERENCE_PROVIDERS_FILE": file.path])
         let status = await gateway.stop(signal: 0, timeout: .seconds(20))
         #expect(status != 0)
@@ -131,15 +129,14 @@ struct InferenceGatewayProcessTests {
             $0.event = .with { $0.requestID = "earlier"; $0.provider = "openai"; $0.model = "gpt-4o"; $0.costUsd = .with { $0.value = 0.5 } }
         })
 
-        let file = temporaryDirectory("kb-inference").appendingPathComponent("providers.yaml")
-        try """
+        let file = try writeProvidersFile("""
             activeStrategy: test
             strategies:
               test: {priority: [openai, local]}
             providers:
               openai: {api: openai, base_url: "\(paid.baseURL)/v1", api_key_env: OPENAI_API_KEY, models: [gpt-4o]}
-              local: {api: openai, base_url: "\(local.baseURL)/v1", local: true, models: [mock-1]}
-            """.write(to: file, atomically: true, encoding: .utf8)
+              \(local.localProvider("local"))
+            """, in: temporaryDirectory("kb-inference"))
         let gateway = try ServiceProcess(
             executable: "inference-gateway", envPrefix: "KB_INFERENCE_GATEWAY",
             environment: ["KB_INFERENCE_PROVIDERS_FILE": file.path, "OPENAI_API_KEY": "sk-budget-test-0123456789", "KB_BUDGET_SERVICE_ADDR": "127.0.0.1:\(budget.port)"]
@@ -209,12 +206,11 @@ struct InferenceGatewayProcessTests {
         }
         paid.answer("/v1/chat/completions", with: Self.ok)
         local.answer("/v1/chat/completions", with: Self.ok)
-        let file = temporaryDirectory("kb-inference").appendingPathComponent("providers.yaml")
-        try """
+        let file = try writeProvidersFile("""
             providers:
               openai: {api: openai, base_url: "\(paid.baseURL)/v1", api_key_env: OPENAI_API_KEY, models: [gpt-4o]}
-              local: {api: openai, base_url: "\(local.baseURL)/v1", local: true, models: [mock-1]}
-            """.write(to: file, atomically: true, encoding: .utf8)
+              \(local.localProvider("local"))
+            """, in: temporaryDirectory("kb-inference"))
         let gateway = try ServiceProcess(
             executable: "inference-gateway", envPrefix: "KB_INFERENCE_GATEWAY",
             environment: ["KB_INFERENCE_PROVIDERS_FILE": file.path, "OPENAI_API_KEY": "sk-budget-test-0123456789", "KB_BUDGET_SERVICE_ADDR": "127.0.0.1:\(freePort())"]
@@ -248,12 +244,11 @@ struct InferenceGatewayProcessTests {
         // llama.cpp-like: no usage in the stream, so the gateway estimates it.
         streamer.answer("/v1/chat/completions", with: .stream([chunk("Hel"), chunk("lo wor"), chunk("ld"), #"data: {"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"# + "\n\n", "data: [DONE]\n\n"]))
         let directory = temporaryDirectory("kb-inference")
-        let file = directory.appendingPathComponent("providers.yaml")
-        try """
+        let file = try writeProvidersFile("""
             providers:
-              whole: {api: openai, base_url: "\(whole.baseURL)/v1", local: true, models: [mock-1]}
-              streamer: {api: openai, base_url: "\(streamer.baseURL)/v1", local: true, models: [mock-1]}
-            """.write(to: file, atomically: true, encoding: .utf8)
+              \(whole.localProvider("whole"))
+              \(streamer.localProvider("streamer"))
+            """, in: directory)
         let token = "front-token-0123456789"
         let gateway = try ServiceProcess(
             executable: "inference-gateway", envPrefix: "KB_INFERENCE_GATEWAY",
@@ -365,11 +360,10 @@ struct InferenceGatewayProcessTests {
         defer { whole.stop() }
         whole.answer("/v1/chat/completions", with: Self.ok)
         let directory = temporaryDirectory("kb-inference")
-        let file = directory.appendingPathComponent("providers.yaml")
-        try """
+        let file = try writeProvidersFile("""
             providers:
-              whole: {api: openai, base_url: "\(whole.baseURL)/v1", local: true, models: [mock-1]}
-            """.write(to: file, atomically: true, encoding: .utf8)
+              \(whole.localProvider("whole"))
+            """, in: directory)
         let token = "front-token-0123456789"
         let gateway = try ServiceProcess(
             executable: "inference-gateway", envPrefix: "KB_INFERENCE_GATEWAY",
@@ -404,11 +398,10 @@ struct InferenceGatewayProcessTests {
         defer { provider.stop() }
         provider.answer("/v1/chat/completions", with: Self.ok)
         let directory = temporaryDirectory("kb-inference")
-        let file = directory.appendingPathComponent("providers.yaml")
-        try """
+        let file = try writeProvidersFile("""
             providers:
-              only: {api: openai, base_url: "\(provider.baseURL)/v1", local: true, models: [mock-1]}
-            """.write(to: file, atomically: true, encoding: .utf8)
+              \(provider.localProvider("only"))
+            """, in: directory)
         let data = directory.appendingPathComponent("data")
         try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
         let environment = ["KB_INFERENCE_PROVIDERS_FILE": file.path, "KB_BUDGET_SERVICE_ADDR": "127.0.0.1:\(freePort())"]
@@ -456,11 +449,10 @@ struct InferenceGatewayProcessTests {
         }
         let provider = try ScriptedHTTPServer()
         defer { provider.stop() }
-        let file = temporaryDirectory("kb-inference").appendingPathComponent("providers.yaml")
-        try """
+        let file = try writeProvidersFile("""
             providers:
-              only: {api: openai, base_url: "\(provider.baseURL)/v1", local: true, models: [mock-1]}
-            """.write(to: file, atomically: true, encoding: .utf8)
+              \(provider.localProvider("only"))
+            """, in: temporaryDirectory("kb-inference"))
         let gateway = try ServiceProcess(executable: "inference-gateway", envPrefix: "KB_INFERENCE_GATEWAY", environment: ["KB_INFERENCE_PROVIDERS_FILE": file.path, "KB_BUDGET_SERVICE_ADDR": "127.0.0.1:\(freePort())"])
         try await gateway.waitUntilReady()
         defer { Task { await gateway.stop() } }

@@ -376,8 +376,7 @@ struct KnowledgeIndexerProcessTests {
         let vector = (0..<1536).map { index in String(format: "%.4f", sin(Double(index))) }.joined(separator: ",")
         openAI.answer("/v1/embeddings", with: .init(body: #"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[\#(vector)]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":7,"total_tokens":7}}"#))
         let directory = temporaryDirectory("kb-indexer-providers")
-        let file = directory.appendingPathComponent("providers.yaml")
-        try """
+        let file = try writeProvidersFile("""
             providers:
               openai:
                 api: openai
@@ -385,7 +384,7 @@ struct KnowledgeIndexerProcessTests {
                 api_key_env: OPENAI_API_KEY
                 models: [gpt-4o-mini]
                 embedding_models: [text-embedding-3-small]
-            """.write(to: file, atomically: true, encoding: .utf8)
+            """, in: directory)
         let system = try await IndexedSystem(gatewayEnvironment: [
             "KB_INFERENCE_PROVIDERS_FILE": file.path, "OPENAI_API_KEY": "sk-test-indexer", "KB_INFERENCE_BUDGET_UNREACHABLE": "allow-paid",
             "KB_INFERENCE_INDEXER_BATCH": "1",  // one text per provider call: the mock answers one vector

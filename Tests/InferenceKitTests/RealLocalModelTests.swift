@@ -204,11 +204,10 @@ struct RealLocalModelTests {
         ])
         let llamaStreamsUsage = directStream.usage != nil
 
-        let providers = temporaryDirectory("kb-inference").appendingPathComponent("providers.yaml")
-        try """
+        let providers = try writeProvidersFile("""
             providers:
               local: {api: openai, base_url: "\(llama.baseURL)", local: true, models: [\(LlamaServer.alias)]}
-            """.write(to: providers, atomically: true, encoding: .utf8)
+            """, in: temporaryDirectory("kb-inference"))
         // budget-service is not running: local calls still go.
         let gateway = try ServiceProcess(
             executable: "inference-gateway", envPrefix: "KB_INFERENCE_GATEWAY",

@@ -31,15 +31,13 @@ struct UKBLearnTests {
 
     /// A providers file whose only provider is the mock, as `local` (no budget).
     static func providersFile(_ provider: ScriptedHTTPServer, in folder: URL) throws -> URL {
-        let providers = folder.appendingPathComponent("providers.yaml")
-        try """
+        try writeProvidersFile("""
             activeStrategy: test
             strategies:
               test: {priority: [local]}
             providers:
-              local: {api: openai, base_url: "\(provider.baseURL)/v1", local: true, models: [mock-1]}
-            """.write(to: providers, atomically: true, encoding: .utf8)
-        return providers
+              \(provider.localProvider("local"))
+            """, in: folder)
     }
 
     nonisolated(unsafe) static let backoff: [String: Any] = [

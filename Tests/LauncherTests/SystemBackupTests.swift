@@ -34,11 +34,10 @@ struct SystemBackupTests {
             }
             provider = try ScriptedHTTPServer()
             provider.answer("/v1/chat/completions", with: SystemBackupTests.answer)
-            let providers = folder.appendingPathComponent("providers.yaml")
-            try """
+            let providers = try writeProvidersFile("""
                 providers:
-                  only: {api: openai, base_url: "\(provider.baseURL)/v1", local: true, models: [mock-1]}
-                """.write(to: providers, atomically: true, encoding: .utf8)
+                  \(provider.localProvider("only"))
+                """, in: folder)
             var ports: [String: Int] = [:]
             var environment = [
                 "KB_DATA_DIR": data.path, "KB_BACKUP_DIR": backups.path, "KB_LOG_FORMAT": "json",

@@ -285,3 +285,18 @@ private final class ScriptedHandler: ChannelInboundHandler, @unchecked Sendable 
         }
     }
 }
+
+/// Writes `yaml` as `providers.yaml` (the inference gateway's `KB_INFERENCE_PROVIDERS_FILE`) in
+/// `directory`; returns the file.
+public func writeProvidersFile(_ yaml: String, in directory: URL = temporaryDirectory("kb-inference")) throws -> URL {
+    let file = directory.appendingPathComponent("providers.yaml")
+    try yaml.write(to: file, atomically: true, encoding: .utf8)
+    return file
+}
+
+extension ScriptedHTTPServer {
+    /// This server as a providers-file entry `name`: an OpenAI-format local provider serving `mock-1`.
+    public func localProvider(_ name: String) -> String {
+        "\(name): {api: openai, base_url: \"\(baseURL)/v1\", local: true, models: [mock-1]}"
+    }
+}
